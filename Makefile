@@ -1,0 +1,41 @@
+# taskhost — the two commands a new user needs:
+#   make run    installs missing Debian packages, builds, starts config/dev.yaml in the foreground
+#   make test   installs missing Debian packages, builds, runs every test
+# Others: make build | make asan | make tsan | make clean | make deps
+BUILD     ?= build
+JOBS      ?= $(shell nproc)
+CONFIG    ?= config/dev.yaml
+CMAKE_ARGS ?=
+
+export CCACHE_DIR ?= $(HOME)/.cache/ccache
+
+.PHONY: all deps configure build run test asan tsan clean
+
+all: build
+
+deps:
+	@bash cmake/install-deps.sh
+
+$(BUILD)/build.ninja:
+	cmake -S . -B $(BUILD) -G Ninja $(CMAKE_ARGS)
+
+configure: deps $(BUILD)/build.ninja
+
+build: configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	$(BUILD)/bin/taskhost run --config $(CONFIG)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
+
+# Sanitizer builds, each in its own folder; every test runs under them.
+asan:
+	$(MAKE) test BUILD=build-asan CMAKE_ARGS="-DTASKHOST_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=Debug"
+
+tsan:
+	$(MAKE) test BUILD=build-tsan CMAKE_ARGS="-DTASKHOST_SANITIZE=thread -DCMAKE_BUILD_TYPE=Debug"
+
+clean:
+	rm -rf $(BUILD) build-asan build-tsan .taskhost

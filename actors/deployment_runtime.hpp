@@ -1,0 +1,52 @@
+// A running deployment: plugins loaded, one supervisor actor per task, the executor, the run store
+// and (optionally) the HTTP API. This is also the embedding API: a C++ program can start a
+// deployment from a config object and trigger runs directly. No CAF type appears here.
+//
+// Example:
+//
+//   auto cfg = taskhost::config::load_file("config/dev.yaml");
+//   taskhost::deployment_runtime rt(cfg);   // loads plugins, spawns actors
+//   rt.start_http();                        // optional
+//   rt.trigger({.task_id = "hello-world", .payload = {{"message", "hi"}}},
+//              [](taskhost::trigger_outcome o) { /* o.run_id */ });
+//   rt.shutdown();                          // graceful, per shutdown.grace_period_ms
+#pragma once
+
+#include <memory>
+
+#include "runtime/plugin_loader.hpp"
+#include "runtime/run_service.hpp"
+#include "taskhost/config/deployment.hpp"
+
+namespace taskhost {
+
+class deployment_runtime final : public run_service {
+public:
+  /// Loads the plugins (refusals are logged and listed in plugins()) and spawns the actors.
+  /// Throws std::runtime_error when the deployment cannot start at all (e.g. no plugins_dir).
+  explicit deployment_runtime(config::deployment cfg);
+  ~deployment_runtime() override;
+
+  /// Starts the HTTP API on http.listen. Throws std::runtime_error if it cannot bind.
+  void start_http();
+  /// The bound HTTP port (after start_http).
+  uint16_t http_port() const;
+
+  const plugin_load_report& plugins() const;
+  const config::deployment& config() const;
+
+  /// Stops accepting triggers, lets attempts in flight finish within shutdown.grace_period_ms, and
+  /// stops the actors and the HTTP server. Returns true if every attempt finished in time.
+  /// Idempotent; the destructor calls it.
+  bool shutdown();
+
+  // run_service
+  void trigger(trigger_input in, std::function<void(trigger_outcome)> done) override;
+  std::optional<run_record> get_run(const std::string& id) const override;
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace taskhost

@@ -1,0 +1,32 @@
+// Spawn functions of taskhost's actors. Only caf/fwd.hpp here.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include <caf/fwd.hpp>
+
+#include "runtime/executor.hpp"
+#include "runtime/plugin_loader.hpp"
+#include "runtime/retry_policy.hpp"
+#include "runtime/run_store.hpp"
+
+namespace taskhost::actors {
+
+/// What a task's supervisor works with. OWNERSHIP: store and executor outlive every actor.
+struct supervisor_env {
+  loaded_task task;
+  retry_policy retry;
+  run_store* store;
+  executor* exec;
+  uint64_t max_output_bytes = 10u << 20;
+};
+
+/// One per task: drives each run of the task attempt by attempt, retrying per its policy.
+caf::actor spawn_task_supervisor(caf::actor_system& sys, std::shared_ptr<supervisor_env> env);
+
+/// Maps task ids to supervisors and forwards each new run to its task's supervisor.
+caf::actor spawn_router(caf::actor_system& sys, std::unordered_map<std::string, caf::actor> supervisors);
+
+}  // namespace taskhost::actors

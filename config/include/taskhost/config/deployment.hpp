@@ -1,0 +1,87 @@
+// Deployment configuration: the YAML file a deployment is started from, as plain validated structs.
+//
+// Example:
+//
+//   auto d = taskhost::config::load_file("config/dev.yaml");   // throws config_error
+//   std::cout << d.http.host << ":" << d.http.port;
+//
+// Every key is documented in config/README.md. Unknown keys, wrong types and out-of-range values
+// are errors whose message starts with `file:line:col: `. Relative paths are resolved against the
+// folder of the YAML file.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace taskhost::config {
+
+/// A configuration error; what() is "file:line:col: message" (or "file: message" without a place).
+class config_error : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Trigger.dev's retry options with Trigger.dev's defaults.
+struct retry_config {
+  int max_attempts = 3;         ///< counts the first attempt; 1..250
+  double factor = 2.0;          ///< >= 1
+  int64_t min_timeout_ms = 1000;
+  int64_t max_timeout_ms = 60000;
+  bool randomize = true;
+  bool operator==(const retry_config&) const = default;
+};
+
+/// Where a key was written, for messages that point back into the file.
+struct source_position {
+  std::string file;
+  int line = 0;    ///< 1-based
+  int column = 0;  ///< 1-based
+  std::string str() const;  ///< "file:line:col"
+};
+
+/// Per-task overrides from the `tasks:` section.
+struct task_config {
+  std::string id;
+  retry_config retry;           ///< defaults.retry overlaid with the task's own retry keys
+  source_position position;     ///< where the task's key stands, for "no such task" warnings
+};
+
+struct http_config {
+  std::string host = "127.0.0.1";
+  uint16_t port = 8080;         ///< 0 picks a free port (tests)
+  uint64_t max_body_bytes = 4u << 20;  ///< request bodies beyond this are answered 413
+};
+
+struct log_config {
+  std::string level = "info";   ///< trace | debug | info | warn | error
+  std::string format = "text";  ///< text | json
+};
+
+struct deployment {
+  std::filesystem::path file;        ///< the YAML file (absolute)
+  std::string name;
+  std::filesystem::path plugins_dir; ///< absolute
+  std::filesystem::path state_dir;   ///< absolute; default <yaml folder>/.taskhost
+  http_config http;
+  log_config log;
+  unsigned executor_threads = 0;     ///< 0 = automatic (see config/README.md)
+  int64_t shutdown_grace_ms = 30000;
+  uint64_t max_payload_bytes = 3u << 20;
+  retry_config default_retry;
+  std::map<std::string, task_config> tasks;
+
+  /// The retry policy of a task: its override if the deployment has one, else defaults.retry.
+  const retry_config& retry_for(const std::string& task_id) const;
+};
+
+/// Parses and validates a deployment file. Throws config_error.
+deployment load_file(const std::filesystem::path& file);
+
+/// Parses YAML text; `file` names it in messages and its folder anchors relative paths.
+deployment load_string(const std::string& yaml, const std::filesystem::path& file);
+
+}  // namespace taskhost::config

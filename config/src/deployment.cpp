@@ -1,0 +1,253 @@
+#include "taskhost/config/deployment.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <set>
+#include <sstream>
+
+namespace taskhost::config {
+
+std::string source_position::str() const {
+  std::ostringstream os;
+  os << file;
+  if (line > 0) os << ':' << line << ':' << column;
+  return os.str();
+}
+
+const retry_config& deployment::retry_for(const std::string& task_id) const {
+  auto it = tasks.find(task_id);
+  return it == tasks.end() ? default_retry : it->second.retry;
+}
+
+namespace {
+
+using handler = std::function<void(const YAML::Node& key, const YAML::Node& value)>;
+
+/// Walks the YAML tree and turns every problem into "file:line:col: message".
+class reader {
+public:
+  explicit reader(std::string file) : file_(std::move(file)) {}
+
+  source_position pos(const YAML::Mark& m) const {
+    if (m.is_null()) return {file_, 0, 0};
+    return {file_, m.line + 1, m.column + 1};
+  }
+
+  [[noreturn]] void fail(const YAML::Node& at, const std::string& msg) const { fail(at.Mark(), msg); }
+  [[noreturn]] void fail(const YAML::Mark& m, const std::string& msg) const {
+    throw config_error(pos(m).str() + ": " + msg);
+  }
+
+  /// Calls the handler of each key of a mapping; unknown and repeated keys are errors.
+  void mapping(const YAML::Node& node, const std::string& where,
+               const std::map<std::string, handler>& handlers) const {
+    if (node.IsNull()) return;  // `http:` with nothing under it: all defaults
+    if (!node.IsMap()) fail(node, where + " must be a mapping");
+    std::set<std::string> seen;
+    for (const auto& kv : node) {
+      const YAML::Node& key = kv.first;
+      if (!key.IsScalar()) fail(key, "keys in " + where + " must be plain names");
+      auto name = key.Scalar();
+      if (!seen.insert(name).second) fail(key, "duplicate key '" + name + "' in " + where);
+      auto h = handlers.find(name);
+      if (h == handlers.end()) {
+        std::string known;
+        for (const auto& [k, _] : handlers) known += (known.empty() ? "" : ", ") + k;
+        fail(key, "unknown key '" + name + "' in " + where + " (known keys: " + known + ")");
+      }
+      h->second(key, kv.second);
+    }
+  }
+
+  std::string string(const YAML::Node& v, const std::string& what) const {
+    if (!v.IsScalar()) fail(v, what + " must be a string");
+    return v.Scalar();
+  }
+
+  int64_t integer(const YAML::Node& v, const std::string& what, int64_t lo, int64_t hi) const {
+    if (!v.IsScalar()) fail(v, what + " must be an integer");
+    int64_t x = 0;
+    try {
+      x = v.as<int64_t>();
+    } catch (const YAML::Exception&) {
+      fail(v, what + " must be an integer, got '" + v.Scalar() + "'");
+    }
+    if (x < lo || x > hi)
+      fail(v, what + " must be between " + std::to_string(lo) + " and " + std::to_string(hi) +
+                  ", got " + std::to_string(x));
+    return x;
+  }
+
+  double number(const YAML::Node& v, const std::string& what) const {
+    if (!v.IsScalar()) fail(v, what + " must be a number");
+    try {
+      return v.as<double>();
+    } catch (const YAML::Exception&) {
+      fail(v, what + " must be a number, got '" + v.Scalar() + "'");
+    }
+  }
+
+  bool boolean(const YAML::Node& v, const std::string& what) const {
+    if (!v.IsScalar()) fail(v, what + " must be true or false");
+    try {
+      return v.as<bool>();
+    } catch (const YAML::Exception&) {
+      fail(v, what + " must be true or false, got '" + v.Scalar() + "'");
+    }
+  }
+
+  std::string one_of(const YAML::Node& v, const std::string& what, const std::set<std::string>& allowed) const {
+    auto s = string(v, what);
+    if (!allowed.count(s)) {
+      std::string list;
+      for (const auto& a : allowed) list += (list.empty() ? "" : " | ") + a;
+      fail(v, what + " must be one of " + list + ", got '" + s + "'");
+    }
+    return s;
+  }
+
+  /// Reads the keys of a `retry:` mapping on top of `r`.
+  void retry(const YAML::Node& node, const std::string& where, retry_config& r) const {
+    mapping(node, where,
+            {{"max_attempts", [&](auto&, auto& v) { r.max_attempts = int(integer(v, where + ".max_attempts", 1, 250)); }},
+             {"factor", [&](auto&, auto& v) {
+                r.factor = number(v, where + ".factor");
+                if (!(r.factor >= 1.0 && r.factor <= 1000.0)) fail(v, where + ".factor must be between 1 and 1000");
+              }},
+             {"min_timeout_ms", [&](auto&, auto& v) { r.min_timeout_ms = integer(v, where + ".min_timeout_ms", 0, 365LL * 86400000); }},
+             {"max_timeout_ms", [&](auto&, auto& v) { r.max_timeout_ms = integer(v, where + ".max_timeout_ms", 0, 365LL * 86400000); }},
+             {"randomize", [&](auto&, auto& v) { r.randomize = boolean(v, where + ".randomize"); }}});
+    if (r.max_timeout_ms < r.min_timeout_ms)
+      fail(node, where + ".max_timeout_ms (" + std::to_string(r.max_timeout_ms) + ") is below min_timeout_ms (" +
+                     std::to_string(r.min_timeout_ms) + ")");
+  }
+
+private:
+  std::string file_;
+};
+
+/// Splits "host:port" (IPv6 as "[::1]:8080").
+void parse_listen(const reader& rd, const YAML::Node& v, http_config& http) {
+  auto s = rd.string(v, "http.listen");
+  std::string host, port;
+  if (!s.empty() && s[0] == '[') {
+    auto close = s.find(']');
+    if (close == std::string::npos || close + 1 >= s.size() || s[close + 1] != ':')
+      rd.fail(v, "http.listen must be host:port, got '" + s + "'");
+    host = s.substr(1, close - 1);
+    port = s.substr(close + 2);
+  } else {
+    auto colon = s.rfind(':');
+    if (colon == std::string::npos) rd.fail(v, "http.listen must be host:port, got '" + s + "'");
+    host = s.substr(0, colon);
+    port = s.substr(colon + 1);
+  }
+  if (host.empty()) rd.fail(v, "http.listen has no host in '" + s + "'");
+  if (port.empty() || port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5 ||
+      std::stoi(port) > 65535)
+    rd.fail(v, "http.listen has an invalid port in '" + s + "' (0..65535)");
+  http.host = host;
+  http.port = static_cast<uint16_t>(std::stoi(port));
+}
+
+std::filesystem::path resolve(const std::filesystem::path& base, const std::string& p) {
+  std::filesystem::path path(p);
+  return (path.is_absolute() ? path : base / path).lexically_normal();
+}
+
+}  // namespace
+
+deployment load_string(const std::string& yaml, const std::filesystem::path& file) {
+  const std::string fname = file.string();
+  reader rd(fname);
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml);
+  } catch (const YAML::ParserException& e) {
+    rd.fail(e.mark, e.msg);
+  }
+  if (!root.IsDefined() || root.IsNull()) throw config_error(fname + ": the file is empty; expected a deployment mapping");
+  if (!root.IsMap()) rd.fail(root, "a deployment file must be a mapping of keys (name, plugins_dir, ...)");
+
+  deployment d;
+  d.file = std::filesystem::absolute(file).lexically_normal();
+  const auto base = d.file.parent_path();
+  d.state_dir = base / ".taskhost";
+  bool has_plugins_dir = false;
+  YAML::Node tasks_node;  // read after `defaults`, whatever the order in the file
+
+  rd.mapping(root, "the deployment",
+    {{"name", [&](auto&, auto& v) {
+        d.name = rd.string(v, "name");
+        if (d.name.empty()) rd.fail(v, "name must not be empty");
+      }},
+     {"plugins_dir", [&](auto&, auto& v) {
+        d.plugins_dir = resolve(base, rd.string(v, "plugins_dir"));
+        has_plugins_dir = true;
+      }},
+     {"state_dir", [&](auto&, auto& v) { d.state_dir = resolve(base, rd.string(v, "state_dir")); }},
+     {"http", [&](auto&, auto& v) {
+        rd.mapping(v, "http",
+          {{"listen", [&](auto&, auto& x) { parse_listen(rd, x, d.http); }},
+           {"max_body_bytes", [&](auto&, auto& x) {
+              d.http.max_body_bytes = uint64_t(rd.integer(x, "http.max_body_bytes", 1024, int64_t(1) << 34)); }}});
+      }},
+     {"log", [&](auto&, auto& v) {
+        rd.mapping(v, "log",
+          {{"level", [&](auto&, auto& x) { d.log.level = rd.one_of(x, "log.level", {"trace", "debug", "info", "warn", "error"}); }},
+           {"format", [&](auto&, auto& x) { d.log.format = rd.one_of(x, "log.format", {"text", "json"}); }}});
+      }},
+     {"executor", [&](auto&, auto& v) {
+        rd.mapping(v, "executor",
+          {{"threads", [&](auto&, auto& x) { d.executor_threads = unsigned(rd.integer(x, "executor.threads", 0, 1024)); }}});
+      }},
+     {"shutdown", [&](auto&, auto& v) {
+        rd.mapping(v, "shutdown",
+          {{"grace_period_ms", [&](auto&, auto& x) {
+              d.shutdown_grace_ms = rd.integer(x, "shutdown.grace_period_ms", 0, 24LL * 3600 * 1000); }}});
+      }},
+     {"limits", [&](auto&, auto& v) {
+        rd.mapping(v, "limits",
+          {{"max_payload_bytes", [&](auto&, auto& x) {
+              d.max_payload_bytes = uint64_t(rd.integer(x, "limits.max_payload_bytes", 1, int64_t(1) << 32)); }}});
+      }},
+     {"defaults", [&](auto&, auto& v) {
+        rd.mapping(v, "defaults", {{"retry", [&](auto&, auto& x) { rd.retry(x, "defaults.retry", d.default_retry); }}});
+      }},
+     {"tasks", [&](auto&, auto& v) { tasks_node = v; }}});
+
+  if (!has_plugins_dir) rd.fail(root, "missing required key 'plugins_dir' (the folder with the task plugins)");
+  if (d.name.empty()) rd.fail(root, "missing required key 'name' (the deployment's name)");
+  if (d.http.max_body_bytes < d.max_payload_bytes)
+    d.http.max_body_bytes = d.max_payload_bytes + (64u << 10);  // room for the envelope around a payload
+
+  if (tasks_node && !tasks_node.IsNull()) {
+    if (!tasks_node.IsMap()) rd.fail(tasks_node, "tasks must be a mapping of task id to overrides");
+    std::set<std::string> seen;
+    for (const auto& kv : tasks_node) {
+      if (!kv.first.IsScalar()) rd.fail(kv.first, "task ids under tasks must be plain names");
+      std::string id = kv.first.Scalar();
+      if (!seen.insert(id).second) rd.fail(kv.first, "duplicate task '" + id + "' under tasks");
+      task_config tc{id, d.default_retry, rd.pos(kv.first.Mark())};
+      const std::string where = "tasks." + id;
+      rd.mapping(kv.second, where, {{"retry", [&](auto&, auto& x) { rd.retry(x, where + ".retry", tc.retry); }}});
+      d.tasks.emplace(id, std::move(tc));
+    }
+  }
+  return d;
+}
+
+deployment load_file(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw config_error(file.string() + ": cannot read the file (" + std::strerror(errno) + ")");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return load_string(ss.str(), file);
+}
+
+}  // namespace taskhost::config

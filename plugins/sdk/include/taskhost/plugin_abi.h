@@ -1,0 +1,133 @@
+/* taskhost plugin ABI — the only contract between the host and a task plugin.
+ *
+ * Example (what TASKHOST_PLUGIN in sdk.hpp expands to, in essence):
+ *
+ *   extern "C" TASKHOST_EXPORT const th_plugin_descriptor* taskhost_plugin_v1(void) {
+ *     static th_plugin_descriptor d = { sizeof d, 1, 0, "hello", "1.0.0", "g++ 12", tasks, 1,
+ *                                       sizeof(th_task_descriptor) };
+ *     return &d;
+ *   }
+ *
+ * Rules (the host enforces them before it calls any plugin code other than the entry function):
+ *  - The plugin exports exactly one entry symbol whose name carries the ABI major:
+ *    `taskhost_plugin_v<MAJOR>`. It takes no arguments and returns a pointer to a descriptor with
+ *    static storage duration.
+ *  - ABI major must equal the host's. ABI minor may be older than the host's, never newer.
+ *  - Structs only grow at the end, and every struct carries its own size (`struct_size`); a reader
+ *    never touches a field that lies beyond `struct_size`. Adding a field is a minor bump.
+ *  - Only C types cross the boundary: no C++ type, no exception. Payloads, outputs and errors are
+ *    UTF-8 JSON bytes.
+ *
+ * OWNERSHIP: descriptors and all strings they point to are owned by the plugin and live as long as
+ * the library stays loaded. `th_run_info` and everything it points to is owned by the host and lives
+ * until the host calls `destroy` on the execution created from it. Bytes returned through `th_bytes`
+ * by `step` are owned by the execution and stay valid until the next `step` or `destroy` call.
+ *
+ * THREADS: `start`, `step` and `destroy` for one execution are called by the host one at a time,
+ * never concurrently, but possibly on different threads. Different executions may run concurrently.
+ */
+#ifndef TASKHOST_PLUGIN_ABI_H
+#define TASKHOST_PLUGIN_ABI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The version this header describes. Tests override them to build deliberately incompatible
+ * fixture plugins; nobody else should. */
+#ifndef TASKHOST_ABI_MAJOR
+#define TASKHOST_ABI_MAJOR 1
+#endif
+#ifndef TASKHOST_ABI_MINOR
+#define TASKHOST_ABI_MINOR 0
+#endif
+
+#define TASKHOST_EXPORT __attribute__((visibility("default")))
+#define TASKHOST_ABI_CAT2_(a, b) a##b
+#define TASKHOST_ABI_CAT_(a, b) TASKHOST_ABI_CAT2_(a, b)
+/* The entry symbol's name for this header's ABI major, e.g. taskhost_plugin_v1. */
+#define TASKHOST_ENTRY_SYMBOL TASKHOST_ABI_CAT_(taskhost_plugin_v, TASKHOST_ABI_MAJOR)
+#define TASKHOST_ENTRY_SYMBOL_PREFIX "taskhost_plugin_v"
+
+/* A view of bytes owned by whoever handed it out (see OWNERSHIP above). */
+typedef struct th_bytes {
+  const char* data;
+  size_t len;
+} th_bytes;
+
+/* Log levels, as numbers so the host can map them onto its own logger. */
+enum {
+  TH_LOG_DEBUG = 0,
+  TH_LOG_INFO = 1,
+  TH_LOG_WARN = 2,
+  TH_LOG_ERROR = 3
+};
+
+/* Services the host offers to plugin code while a run executes. Grows at the end. */
+typedef struct th_host_api {
+  uint32_t struct_size;
+  /* Writes one log line for the run `host_run` (from th_run_info). `attrs_json` is a JSON object
+   * (may be empty bytes). Safe to call from the thread that runs `step`. */
+  void (*log)(void* host_run, int level, const char* msg, size_t msg_len, const char* attrs_json,
+              size_t attrs_len);
+} th_host_api;
+
+/* What the host tells the plugin about one attempt of one run. Host-owned, read-only. */
+typedef struct th_run_info {
+  uint32_t struct_size;
+  const char* run_id;       /* "run_..." */
+  const char* task_id;
+  uint32_t attempt;         /* 1-based attempt number */
+  th_bytes payload;         /* UTF-8 JSON */
+  const th_host_api* host;
+  void* host_run;           /* opaque; pass back to host callbacks */
+} th_run_info;
+
+/* The state of one attempt inside the plugin (for coroutine tasks: the coroutine frame). */
+typedef struct th_execution th_execution;
+
+typedef enum th_step_status {
+  TH_STEP_COMPLETED = 0, /* out = output JSON */
+  TH_STEP_FAILED = 1,    /* out = error JSON: {"message": str, "name"?: str, "stackTrace"?: str,
+                            "retry"?: false} */
+  TH_STEP_SUSPENDED = 2  /* reserved for waits: out = a wait request JSON; the host calls step
+                            again once the wait completes. Not produced by ABI 1.0 plugins. */
+} th_step_status;
+
+typedef struct th_task_descriptor {
+  uint32_t struct_size;
+  const char* id;          /* unique task id, kebab-case by convention */
+  const char* description; /* may be NULL */
+  void* user_data;         /* passed back to start */
+  /* Creates the execution of one attempt. Returns 0 on success and sets *out; on failure returns
+   * non-zero and sets *error to error JSON that stays valid while the library is loaded or until
+   * the next call to start on this task from the same thread. Must not throw. */
+  int (*start)(void* user_data, const th_run_info* run, th_execution** out, th_bytes* error);
+  /* Runs the execution until it completes, fails, or (later ABI) suspends. Must not throw. */
+  th_step_status (*step)(th_execution* execution, th_bytes* out);
+  /* Frees the execution. Called exactly once per successful start. Must not throw. */
+  void (*destroy)(th_execution* execution);
+} th_task_descriptor;
+
+typedef struct th_plugin_descriptor {
+  uint32_t struct_size;
+  uint32_t abi_major;
+  uint32_t abi_minor;
+  const char* name;        /* plugin name */
+  const char* version;     /* plugin version, free text (semver recommended) */
+  const char* build_info;  /* compiler and SDK version, for diagnostics */
+  const th_task_descriptor* tasks;
+  uint32_t task_count;
+  uint32_t task_descriptor_size; /* sizeof(th_task_descriptor) as the plugin was built */
+} th_plugin_descriptor;
+
+typedef const th_plugin_descriptor* (*th_plugin_entry_fn)(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TASKHOST_PLUGIN_ABI_H */

@@ -1,0 +1,46 @@
+// The HTTP API: Trigger.dev's REST paths and JSON shapes, mapped onto a run_service.
+//
+// Routes served (shared/reference/trigger-rest-api.md):
+//   POST /api/v1/tasks/{taskId}/trigger   → 200 {"id": "run_..."}   (§5.1)
+//   GET  /api/v3/runs/{runId}             → the run                 (§5.3)
+//   GET  /healthz                         → {"ok": true}
+// Errors are {"error": "..."}; 404s and permanent failures carry `x-should-retry: false` so the
+// official SDK does not spend 9 s retrying them.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <set>
+#include <string>
+
+#include "runtime/http_server.hpp"
+#include "runtime/run_service.hpp"
+
+namespace taskhost {
+
+class api_gateway {
+public:
+  /// `has_task` answers whether a task id is served (the set is fixed once the deployment runs).
+  api_gateway(run_service& runs, std::function<bool(const std::string&)> has_task, uint64_t max_payload_bytes);
+
+  void handle(http_request req, http_responder respond);
+
+  /// From now on triggers are answered 503 (the runtime is shutting down); reads keep working.
+  void refuse_triggers() { refusing_ = true; }
+
+  /// Decodes %XX escapes (task ids arrive encodeURIComponent-ed). Returns false on a bad escape.
+  static bool percent_decode(std::string_view in, std::string& out);
+
+private:
+  void trigger(const std::string& task_id, const http_request& req, http_responder respond);
+  run_service& runs_;
+  std::function<bool(const std::string&)> has_task_;
+  uint64_t max_payload_bytes_;
+  std::atomic<bool> refusing_{false};
+};
+
+/// {"error": msg} with the given status and x-should-retry: false.
+http_response error_response(int status, std::string_view msg);
+
+}  // namespace taskhost

@@ -1,0 +1,106 @@
+#include "runtime/attempt_runner.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/log.hpp"
+
+namespace taskhost {
+namespace {
+
+using json = nlohmann::json;
+
+/// What host callbacks receive as `host_run`.
+struct host_run_state {
+  const attempt_input* in;
+};
+
+void host_log(void* host_run, int level, const char* msg, size_t msg_len, const char* attrs, size_t attrs_len) noexcept {
+  try {
+    auto* st = static_cast<host_run_state*>(host_run);
+    json a = attrs_len ? json::parse(std::string_view(attrs, attrs_len), nullptr, false) : json::object();
+    if (!a.is_object()) a = json::object();
+    a["run"] = st->in->run_id;
+    a["task"] = st->in->task_id;
+    a["attempt"] = st->in->attempt;
+    log::level l = level <= TH_LOG_DEBUG ? log::level::debug
+                   : level == TH_LOG_INFO ? log::level::info
+                   : level == TH_LOG_WARN ? log::level::warn
+                                          : log::level::error;
+    log::write(l, std::string_view(msg, msg_len), a);
+  } catch (...) {
+    // logging must never fail a run
+  }
+}
+
+const th_host_api host_api_v1 = {sizeof(th_host_api), &host_log};
+
+std::string internal_error(const std::string& message) {
+  return json{{"name", "InternalError"}, {"message", message}}.dump();
+}
+
+/// Makes sure an error from a plugin is an object with a string message.
+std::string normalize_error(std::string_view bytes, bool& retryable) {
+  json e = json::parse(bytes, nullptr, false);
+  if (e.is_discarded() || !e.is_object()) {
+    return json{{"name", "Error"}, {"message", std::string(bytes.substr(0, 4096))}}.dump(-1, ' ', false, json::error_handler_t::replace);
+  }
+  if (!e.contains("message") || !e["message"].is_string()) e["message"] = e.value("message", json("unknown error")).dump();
+  if (e.contains("retry") && e["retry"] == false) retryable = false;
+  e.erase("retry");
+  return e.dump();
+}
+
+}  // namespace
+
+attempt_outcome run_attempt(const loaded_task& task, const attempt_input& in) {
+  attempt_outcome out;
+  const th_task_descriptor* d = task.descriptor;
+  host_run_state state{&in};
+  th_run_info info{};
+  info.struct_size = sizeof(th_run_info);
+  info.run_id = in.run_id.c_str();
+  info.task_id = in.task_id.c_str();
+  info.attempt = static_cast<uint32_t>(in.attempt);
+  info.payload = th_bytes{in.payload.data(), in.payload.size()};
+  info.host = &host_api_v1;
+  info.host_run = &state;
+
+  th_execution* ex = nullptr;
+  th_bytes err{};
+  if (d->start(d->user_data, &info, &ex, &err) != 0 || ex == nullptr) {
+    out.json = err.data ? normalize_error(std::string_view(err.data, err.len), out.retryable)
+                        : internal_error("the plugin could not start the run");
+    return out;
+  }
+  th_bytes result{};
+  th_step_status st = d->step(ex, &result);
+  std::string_view bytes = result.data ? std::string_view(result.data, result.len) : std::string_view();
+  switch (st) {
+    case TH_STEP_COMPLETED:
+      if (bytes.size() > in.max_output_bytes) {
+        out.json = internal_error("output of " + std::to_string(bytes.size()) + " bytes is over the limit of " +
+                                  std::to_string(in.max_output_bytes) + " bytes");
+        out.retryable = false;
+      } else if (!json::accept(bytes)) {
+        out.json = internal_error("the plugin returned an output that is not JSON");
+      } else {
+        out.ok = true;
+        out.json = bytes.empty() ? "null" : std::string(bytes);
+      }
+      break;
+    case TH_STEP_FAILED:
+      out.json = normalize_error(bytes, out.retryable);
+      break;
+    case TH_STEP_SUSPENDED:
+      out.json = internal_error("the task suspended on a wait, which this taskhost does not support yet");
+      out.retryable = false;
+      break;
+    default:
+      out.json = internal_error("the plugin returned unknown step status " + std::to_string(int(st)));
+      break;
+  }
+  d->destroy(ex);
+  return out;
+}
+
+}  // namespace taskhost

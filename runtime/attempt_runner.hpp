@@ -1,0 +1,32 @@
+// Runs one attempt of one run through the plugin C ABI, on the calling thread. The executor calls
+// it; nothing here touches actors.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "runtime/plugin_loader.hpp"
+
+namespace taskhost {
+
+struct attempt_outcome {
+  bool ok = false;
+  /// ok: the output (JSON). Not ok: the error, {"message", "name"?, "stackTrace"?}.
+  std::string json;
+  /// false when the error must not be retried (abort, payload parse error, ...).
+  bool retryable = true;
+};
+
+struct attempt_input {
+  std::string run_id;
+  std::string task_id;
+  int attempt = 1;
+  std::string payload;  ///< JSON bytes
+  uint64_t max_output_bytes = 10u << 20;
+};
+
+/// Calls start/step/destroy of the task's descriptor and turns every outcome, including broken
+/// plugin answers and oversize or non-JSON outputs, into an attempt_outcome. Never throws.
+attempt_outcome run_attempt(const loaded_task& task, const attempt_input& in);
+
+}  // namespace taskhost

@@ -1,0 +1,253 @@
+// The taskhost command line: run a deployment, check one, and talk to a running one over HTTP.
+// `taskhost --help` lists the commands; README.md shows them in use.
+#include <CLI/CLI.hpp>
+
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "actors/deployment_runtime.hpp"
+#include "runtime/http_client.hpp"
+#include "runtime/log.hpp"
+#include "runtime/plugin_loader.hpp"
+#include "runtime/run.hpp"
+#include "taskhost/config/deployment.hpp"
+
+#ifndef TASKHOST_VERSION
+#define TASKHOST_VERSION "0.0.0"
+#endif
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+constexpr int exit_ok = 0, exit_failed = 1, exit_usage = 2;
+
+/// A client-side failure: one line on stderr, exit 2.
+struct cli_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+std::string default_url() {
+  const char* u = std::getenv("TASKHOST_URL");
+  return u && *u ? u : "http://127.0.0.1:8080";
+}
+
+json api_json(const taskhost::http_result& r, const std::string& what) {
+  json j = json::parse(r.body, nullptr, false);
+  if (r.status / 100 != 2) {
+    std::string msg = j.is_object() && j.contains("error") ? (j["error"].is_string() ? j["error"].get<std::string>() : j["error"].dump())
+                                                           : r.body.substr(0, 200);
+    throw cli_error(what + ": " + std::to_string(r.status) + " " + msg);
+  }
+  if (j.is_discarded()) throw cli_error(what + ": the server answered something that is not JSON");
+  return j;
+}
+
+std::string str(const json& j, const char* k) { return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : ""; }
+
+void print_run(const json& run) {
+  std::cout << "run      " << str(run, "id") << "\n"
+            << "task     " << str(run, "taskIdentifier") << "\n"
+            << "status   " << str(run, "status") << "\n"
+            << "created  " << str(run, "createdAt") << "\n";
+  if (run.contains("startedAt")) std::cout << "started  " << str(run, "startedAt") << "\n";
+  if (run.contains("finishedAt")) std::cout << "finished " << str(run, "finishedAt") << "\n";
+  if (run.contains("tags") && !run["tags"].empty()) std::cout << "tags     " << run["tags"].dump() << "\n";
+  std::cout << "payload  " << run.value("payload", json()).dump() << "\n";
+  if (run.contains("output")) std::cout << "output   " << run["output"].dump() << "\n";
+  if (run.contains("error")) std::cout << "error    " << str(run["error"], "name") << ": " << str(run["error"], "message") << "\n";
+  if (run.contains("attempts"))
+    for (const auto& a : run["attempts"]) {
+      std::cout << "attempt " << a.value("number", 0) << "  " << str(a, "status") << "  " << str(a, "startedAt");
+      if (a.contains("durationMs")) std::cout << "  " << a["durationMs"].get<int64_t>() << " ms";
+      if (a.contains("error")) std::cout << "  " << str(a["error"], "message");
+      std::cout << "\n";
+    }
+}
+
+int cmd_run(const std::string& config_file) {
+  // Block the stop signals in every thread (threads inherit the mask), then wait for them here.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+
+  auto cfg = taskhost::config::load_file(config_file);
+  taskhost::log::setup(cfg.log.level, cfg.log.format);
+  taskhost::deployment_runtime rt(std::move(cfg));
+  try {
+    rt.start_http();
+  } catch (const std::exception& e) {
+    std::cerr << "taskhost: " << e.what() << "\n";
+    return exit_usage;
+  }
+  std::cout << "taskhost: deployment '" << rt.config().name << "' serving " << rt.plugins().tasks.size()
+            << " task(s) on http://" << rt.config().http.host << ":" << rt.http_port() << std::endl;
+  int sig = 0;
+  sigwait(&sigs, &sig);
+  taskhost::log::info("signal received", {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
+  bool clean = rt.shutdown();
+  if (!clean) {
+    std::cout.flush();
+    std::cerr.flush();
+    std::_Exit(exit_ok);  // attempts still blocked in user code are abandoned (documented)
+  }
+  return exit_ok;
+}
+
+/// Loads config and plugins without starting anything (plugins copied into a temporary cache).
+int cmd_check(const std::string& config_file, bool list) {
+  auto cfg = taskhost::config::load_file(config_file);
+  taskhost::log::setup("error", "text");
+  fs::path cache = fs::temp_directory_path() / ("taskhost-validate-" + std::to_string(::getpid()));
+  taskhost::plugin_load_report report;
+  try {
+    report = taskhost::load_plugins(cfg.plugins_dir, cache);
+  } catch (const std::exception& e) {
+    fs::remove_all(cache);
+    std::cerr << cfg.file.string() << ": " << e.what() << "\n";
+    return exit_failed;
+  }
+  fs::remove_all(cache);
+  if (list) {
+    for (const auto& p : report.plugins) {
+      std::cout << p.name << " " << p.version << "  (ABI " << p.abi_major << "." << p.abi_minor << ", "
+                << p.file.string() << ")\n";
+      for (const auto& t : p.tasks)
+        std::cout << "  " << t.id << (t.description.empty() ? "" : "  — " + t.description) << "\n";
+    }
+  }
+  for (const auto& r : report.refused) std::cerr << r.file.string() << ": refused: " << r.reason << "\n";
+  for (const auto& [id, t] : cfg.tasks)
+    if (!report.tasks.count(id))
+      std::cerr << t.position.str() << ": warning: tasks." << id << " configures a task that no plugin provides\n";
+  if (!list)
+    std::cout << cfg.file.string() << ": ok — " << report.plugins.size() << " plugin(s), " << report.tasks.size()
+              << " task(s)" << (report.refused.empty() ? "" : ", " + std::to_string(report.refused.size()) + " refused")
+              << "\n";
+  return report.refused.empty() ? exit_ok : exit_failed;
+}
+
+int cmd_trigger(const std::string& url, const std::string& task, const std::string& payload_text, bool wait,
+                int max_attempts, const std::vector<std::string>& tags, double timeout_s) {
+  json payload;
+  if (!payload_text.empty()) {
+    payload = json::parse(payload_text, nullptr, false);
+    if (payload.is_discarded()) throw cli_error("the payload is not valid JSON: " + payload_text);
+  }
+  json body = {{"payload", payload}, {"options", json::object()}};
+  if (max_attempts > 0) body["options"]["maxAttempts"] = max_attempts;
+  if (!tags.empty()) body["options"]["tags"] = tags;
+  taskhost::http_client c(url);
+  std::string encoded;
+  for (char ch : task) {
+    if (std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.' || ch == '~') encoded += ch;
+    else { char b[4]; std::snprintf(b, sizeof b, "%%%02X", static_cast<unsigned char>(ch)); encoded += b; }
+  }
+  auto handle = api_json(c.request("POST", "/api/v1/tasks/" + encoded + "/trigger", body.dump()), "trigger " + task);
+  std::string id = str(handle, "id");
+  std::cout << id << std::endl;
+  if (!wait) return exit_ok;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  for (auto delay = std::chrono::milliseconds(10);; delay = std::min(delay * 2, std::chrono::milliseconds(250))) {
+    json run = api_json(c.request("GET", "/api/v3/runs/" + id), "runs get " + id);
+    if (run.value("isCompleted", false)) {
+      std::cout << str(run, "status") << "\n";
+      if (run.contains("output")) std::cout << run["output"].dump() << "\n";
+      if (run.contains("error")) std::cout << str(run["error"], "message") << "\n";
+      return str(run, "status") == "COMPLETED" ? exit_ok : exit_failed;
+    }
+    if (std::chrono::steady_clock::now() > deadline)
+      throw cli_error("run " + id + " did not finish within " + std::to_string(int(timeout_s)) + " s (status " + str(run, "status") + ")");
+    std::this_thread::sleep_for(delay);
+  }
+}
+
+int cmd_runs_get(const std::string& url, const std::string& id, bool as_json) {
+  taskhost::http_client c(url);
+  json run = api_json(c.request("GET", "/api/v3/runs/" + id), "runs get " + id);
+  if (as_json) std::cout << run.dump(2) << "\n";
+  else print_run(run);
+  return exit_ok;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"taskhost — a native runtime for background tasks"};
+  app.set_version_flag("--version", "taskhost " TASKHOST_VERSION " (plugin ABI " +
+                                        std::to_string(TASKHOST_ABI_MAJOR) + "." + std::to_string(TASKHOST_ABI_MINOR) + ")");
+  app.require_subcommand(1);
+  std::string url = default_url();
+  auto add_url = [&](CLI::App* c) {
+    c->add_option("--url", url, "taskhost server URL (default: $TASKHOST_URL, else http://127.0.0.1:8080)");
+  };
+
+  std::string config_file;
+  auto* run = app.add_subcommand("run", "Start a deployment in the foreground (SIGINT/SIGTERM stop it gracefully)");
+  run->add_option("--config,-c", config_file, "deployment YAML file")->required();
+  auto* validate = app.add_subcommand("validate", "Check a deployment's config and plugins; start nothing");
+  validate->add_option("--config,-c", config_file, "deployment YAML file")->required();
+  auto* plugins = app.add_subcommand("plugins", "Inspect plugins");
+  plugins->require_subcommand(1);
+  auto* plugins_list = plugins->add_subcommand("list", "List the plugins and tasks a deployment would load");
+  plugins_list->add_option("--config,-c", config_file, "deployment YAML file")->required();
+
+  std::string task, payload;
+  bool wait = false;
+  int max_attempts = 0;
+  double timeout_s = 3600;
+  std::vector<std::string> tags;
+  auto* trigger = app.add_subcommand("trigger", "Trigger a run of a task; prints the run id");
+  trigger->add_option("task", task, "task id")->required();
+  trigger->add_option("payload", payload, "payload as JSON (default: null)");
+  trigger->add_flag("--wait,-w", wait, "wait for the run to finish; print status and output; exit 0 only on COMPLETED");
+  trigger->add_option("--max-attempts", max_attempts, "attempts for this run (1-250), overriding the task's retry policy");
+  trigger->add_option("--tag", tags, "a tag for the run (repeatable, at most 10)");
+  trigger->add_option("--timeout", timeout_s, "with --wait: give up after this many seconds (default 3600)");
+  add_url(trigger);
+
+  auto* runs = app.add_subcommand("runs", "Inspect runs");
+  runs->require_subcommand(1);
+  std::string run_id;
+  bool as_json = false;
+  auto* runs_get = runs->add_subcommand("get", "Show a run: status, payload, output, attempts");
+  runs_get->add_option("id", run_id, "run id (run_...)")->required();
+  runs_get->add_flag("--json", as_json, "print the run as the API returns it");
+  add_url(runs_get);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? exit_ok : exit_usage;
+  }
+
+  try {
+    if (*run) return cmd_run(config_file);
+    if (*validate) return cmd_check(config_file, false);
+    if (*plugins_list) return cmd_check(config_file, true);
+    if (*trigger) return cmd_trigger(url, task, payload, wait, max_attempts, tags, timeout_s);
+    if (*runs_get) return cmd_runs_get(url, run_id, as_json);
+  } catch (const taskhost::config::config_error& e) {
+    std::cerr << e.what() << "\n";
+    return exit_usage;
+  } catch (const taskhost::http_client_error& e) {
+    std::cerr << "taskhost: " << e.what() << "\n";
+    return exit_usage;
+  } catch (const cli_error& e) {
+    std::cerr << "taskhost: " << e.what() << "\n";
+    return exit_usage;
+  } catch (const std::exception& e) {
+    std::cerr << "taskhost: " << e.what() << "\n";
+    return exit_usage;
+  }
+  return exit_usage;
+}

@@ -1,0 +1,86 @@
+#include "runtime/log.hpp"
+
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+
+namespace taskhost::log {
+namespace {
+
+std::atomic<bool> json_format{false};
+
+spdlog::level::level_enum to_spd(level l) {
+  switch (l) {
+    case level::trace: return spdlog::level::trace;
+    case level::debug: return spdlog::level::debug;
+    case level::info: return spdlog::level::info;
+    case level::warn: return spdlog::level::warn;
+    case level::error: return spdlog::level::err;
+  }
+  return spdlog::level::info;
+}
+
+std::shared_ptr<spdlog::logger> make_logger() {
+  auto l = std::make_shared<spdlog::logger>("taskhost", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  l->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %-5l %v", spdlog::pattern_time_type::utc);
+  l->set_level(spdlog::level::info);
+  l->flush_on(spdlog::level::trace);
+  return l;
+}
+
+spdlog::logger& logger() {
+  static std::shared_ptr<spdlog::logger> l = make_logger();
+  return *l;
+}
+
+std::string text_value(const nlohmann::json& v) {
+  if (v.is_string()) {
+    const auto& s = v.get_ref<const std::string&>();
+    bool plain = !s.empty() && s.find_first_of(" \t\n\"=") == std::string::npos;
+    return plain ? s : nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
+  return v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace
+
+void setup(std::string_view lvl, std::string_view format) {
+  auto& l = logger();
+  l.set_level(spdlog::level::from_str(std::string(lvl)));
+  json_format = format == "json";
+  if (json_format) {
+    l.set_pattern("%v");
+  } else {
+    l.set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %-5l %v", spdlog::pattern_time_type::utc);
+  }
+}
+
+bool enabled(level l) { return logger().should_log(to_spd(l)); }
+
+void write(level l, std::string_view msg, const nlohmann::json& attrs) {
+  auto& lg = logger();
+  auto sl = to_spd(l);
+  if (!lg.should_log(sl)) return;
+  if (json_format) {
+    auto now = std::chrono::system_clock::now();
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+    std::time_t secs = ms / 1000;
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char ts[40];
+    std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, int(ms % 1000));
+    nlohmann::json line = {{"time", ts}, {"level", spdlog::level::to_string_view(sl)}, {"msg", msg}};
+    if (attrs.is_object())
+      for (const auto& [k, v] : attrs.items()) line[k] = v;
+    lg.log(sl, "{}", line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  } else {
+    std::string text(msg);
+    if (attrs.is_object())
+      for (const auto& [k, v] : attrs.items()) text += " " + k + "=" + text_value(v);
+    lg.log(sl, "{}", text);
+  }
+}
+
+}  // namespace taskhost::log

@@ -1,0 +1,211 @@
+#include "runtime/plugin_loader.hpp"
+
+#define BOOST_DLL_USE_STD_FS
+#include <boost/dll/shared_library.hpp>
+
+#include <elf.h>
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <set>
+#include <sstream>
+#include <system_error>
+
+namespace taskhost {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) throw plugin_error("cannot read the file: " + std::string(std::strerror(errno)));
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+std::string sha256_hex(const std::string& data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) != 1)
+    throw plugin_error("cannot hash the file");
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < len; ++i) {
+    out.push_back(hex[md[i] >> 4]);
+    out.push_back(hex[md[i] & 15]);
+  }
+  return out;
+}
+
+/// Names of the defined dynamic symbols of a 64-bit little-endian ELF image that start with
+/// `prefix`. Reads section headers only; runs nothing.
+std::vector<std::string> exported_symbols(const std::string& img, std::string_view prefix) {
+  auto fits = [&](uint64_t off, uint64_t len) { return off <= img.size() && len <= img.size() - off; };
+  if (!fits(0, sizeof(Elf64_Ehdr))) throw plugin_error("not an ELF shared library (file too short)");
+  Elf64_Ehdr eh;
+  std::memcpy(&eh, img.data(), sizeof eh);
+  if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_ident[EI_DATA] != ELFDATA2LSB)
+    throw plugin_error("not a 64-bit little-endian ELF library");
+  if (eh.e_type != ET_DYN) throw plugin_error("an ELF file, but not a shared library");
+  if (eh.e_shentsize != sizeof(Elf64_Shdr) || !fits(eh.e_shoff, uint64_t(eh.e_shnum) * sizeof(Elf64_Shdr)))
+    throw plugin_error("damaged ELF file (section headers out of range)");
+  std::vector<Elf64_Shdr> sh(eh.e_shnum);
+  std::memcpy(sh.data(), img.data() + eh.e_shoff, sh.size() * sizeof(Elf64_Shdr));
+  std::vector<std::string> out;
+  for (const auto& s : sh) {
+    if (s.sh_type != SHT_DYNSYM || s.sh_link >= sh.size()) continue;
+    const auto& strtab = sh[s.sh_link];
+    if (!fits(s.sh_offset, s.sh_size) || !fits(strtab.sh_offset, strtab.sh_size))
+      throw plugin_error("damaged ELF file (symbol table out of range)");
+    for (uint64_t off = 0; off + sizeof(Elf64_Sym) <= s.sh_size; off += sizeof(Elf64_Sym)) {
+      Elf64_Sym sym;
+      std::memcpy(&sym, img.data() + s.sh_offset + off, sizeof sym);
+      if (sym.st_shndx == SHN_UNDEF || sym.st_name >= strtab.sh_size) continue;
+      const char* name = img.data() + strtab.sh_offset + sym.st_name;
+      size_t max = strtab.sh_size - sym.st_name;
+      std::string_view n(name, strnlen(name, max));
+      if (n.substr(0, prefix.size()) == prefix) out.emplace_back(n);
+    }
+  }
+  return out;
+}
+
+/// Copies the file to <cache>/<sha256>.so unless that copy exists. Copy + rename: a reader never
+/// sees a half-written library.
+fs::path cache_copy(const fs::path& file, const std::string& image, const fs::path& cache_dir) {
+  std::error_code ec;
+  fs::create_directories(cache_dir, ec);
+  if (ec) throw plugin_error("cannot create the plugin cache folder " + cache_dir.string() + ": " + ec.message());
+  fs::path target = cache_dir / (sha256_hex(image) + "-" + file.filename().string());
+  if (fs::exists(target, ec)) return target;
+  fs::path tmp = target;
+  tmp += ".tmp" + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out.write(image.data(), std::streamsize(image.size()));
+    if (!out) throw plugin_error("cannot write " + tmp.string());
+  }
+  fs::rename(tmp, target, ec);
+  if (ec) throw plugin_error("cannot move the plugin copy into " + cache_dir.string() + ": " + ec.message());
+  return target;
+}
+
+std::string describe(const char* s) { return s ? std::string(s) : std::string(); }
+
+}  // namespace
+
+bool valid_task_id(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  if (!std::isalnum(static_cast<unsigned char>(id[0]))) return false;
+  return std::all_of(id.begin(), id.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+  });
+}
+
+loaded_plugin load_plugin(const fs::path& file, const fs::path& cache_dir) {
+  const std::string image = read_file(file);
+  if (image.size() < 4 || std::memcmp(image.data(), ELFMAG, SELFMAG) != 0)
+    throw plugin_error("not an ELF shared library (no ELF header)");
+
+  const std::string wanted = "taskhost_plugin_v" + std::to_string(TASKHOST_ABI_MAJOR);
+  auto entries = exported_symbols(image, TASKHOST_ENTRY_SYMBOL_PREFIX);
+  if (std::find(entries.begin(), entries.end(), wanted) == entries.end()) {
+    if (!entries.empty())
+      throw plugin_error("built for another plugin ABI: it exports '" + entries.front() + "', this taskhost needs '" +
+                         wanted + "' (ABI major " + std::to_string(TASKHOST_ABI_MAJOR) + "); rebuild it against this taskhost's SDK");
+    throw plugin_error("no entry symbol '" + wanted + "': not a taskhost plugin (missing TASKHOST_PLUGIN(...)?)");
+  }
+
+  loaded_plugin p;
+  p.file = file;
+  p.loaded_from = cache_copy(file, image, cache_dir);
+
+  auto lib = std::make_shared<boost::dll::shared_library>();
+  boost::dll::fs::error_code ec;
+  lib->load(p.loaded_from, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local, ec);
+  if (ec || !lib->is_loaded()) {
+    const char* why = dlerror();
+    throw plugin_error("dlopen failed: " + (why ? std::string(why) : ec.message()));
+  }
+  th_plugin_entry_fn entry = nullptr;
+  if (lib->has(wanted)) entry = &lib->get<const th_plugin_descriptor*()>(wanted);
+  if (entry == nullptr) throw plugin_error("entry symbol '" + wanted + "' could not be resolved");
+
+  const th_plugin_descriptor* d = entry();
+  if (d == nullptr) throw plugin_error("the entry function returned no descriptor");
+  constexpr size_t min_desc = offsetof(th_plugin_descriptor, task_descriptor_size) + sizeof(uint32_t);
+  if (d->struct_size < min_desc)
+    throw plugin_error("plugin descriptor too small (" + std::to_string(d->struct_size) + " bytes, need at least " +
+                       std::to_string(min_desc) + ")");
+  if (d->abi_major != TASKHOST_ABI_MAJOR)
+    throw plugin_error("descriptor says ABI major " + std::to_string(d->abi_major) + ", this taskhost supports " +
+                       std::to_string(TASKHOST_ABI_MAJOR));
+  if (d->abi_minor > TASKHOST_ABI_MINOR)
+    throw plugin_error("built for ABI " + std::to_string(d->abi_major) + "." + std::to_string(d->abi_minor) +
+                       ", newer than this taskhost's " + std::to_string(TASKHOST_ABI_MAJOR) + "." +
+                       std::to_string(TASKHOST_ABI_MINOR) + "; upgrade taskhost or rebuild the plugin with an older SDK");
+  if (d->name == nullptr || *d->name == '\0') throw plugin_error("the plugin has no name");
+  constexpr size_t min_task = offsetof(th_task_descriptor, destroy) + sizeof(void*);
+  if (d->task_count > 0 && (d->tasks == nullptr || d->task_descriptor_size < min_task))
+    throw plugin_error("task descriptors too small (" + std::to_string(d->task_descriptor_size) + " bytes, need at least " +
+                       std::to_string(min_task) + ")");
+  if (d->task_count > 100000) throw plugin_error("implausible task count " + std::to_string(d->task_count));
+
+  p.name = d->name;
+  p.version = describe(d->version);
+  p.build_info = describe(d->build_info);
+  p.abi_major = d->abi_major;
+  p.abi_minor = d->abi_minor;
+  std::shared_ptr<void> keep_alive = lib;
+  std::set<std::string> ids;
+  for (uint32_t i = 0; i < d->task_count; ++i) {
+    auto* t = reinterpret_cast<const th_task_descriptor*>(reinterpret_cast<const char*>(d->tasks) +
+                                                          size_t(i) * d->task_descriptor_size);
+    if (t->struct_size < min_task) throw plugin_error("task #" + std::to_string(i) + ": descriptor too small");
+    std::string id = describe(t->id);
+    if (!valid_task_id(id))
+      throw plugin_error("task #" + std::to_string(i) + ": invalid task id '" + id +
+                         "' (1-128 characters of letters, digits, '-', '_', '.')");
+    if (!ids.insert(id).second) throw plugin_error("task id '" + id + "' is declared twice in this plugin");
+    if (!t->start || !t->step || !t->destroy) throw plugin_error("task '" + id + "': missing start/step/destroy");
+    p.tasks.push_back(loaded_task{id, describe(t->description), p.name, t, keep_alive});
+  }
+  return p;
+}
+
+plugin_load_report load_plugins(const fs::path& dir, const fs::path& cache_dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) throw plugin_error("plugins_dir " + dir.string() + " is not a folder");
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.path().extension() == ".so" && (e.is_regular_file() || e.is_symlink())) files.push_back(e.path());
+  if (ec) throw plugin_error("cannot list plugins_dir " + dir.string() + ": " + ec.message());
+  std::sort(files.begin(), files.end());
+
+  plugin_load_report report;
+  std::map<std::string, fs::path> owner;  // task id -> file that declared it
+  std::map<std::string, fs::path> names;  // plugin name -> file
+  for (const auto& f : files) {
+    try {
+      loaded_plugin p = load_plugin(f, cache_dir);
+      if (auto n = names.find(p.name); n != names.end())
+        throw plugin_error("plugin name '" + p.name + "' is already used by " + n->second.string());
+      for (const auto& t : p.tasks)
+        if (auto o = owner.find(t.id); o != owner.end())
+          throw plugin_error("task id '" + t.id + "' is already declared by " + o->second.string());
+      names.emplace(p.name, f);
+      for (const auto& t : p.tasks) {
+        owner.emplace(t.id, f);
+        report.tasks.emplace(t.id, t);
+      }
+      report.plugins.push_back(std::move(p));
+    } catch (const std::exception& e) {
+      report.refused.push_back({f, e.what()});
+    }
+  }
+  return report;
+}
+
+}  // namespace taskhost

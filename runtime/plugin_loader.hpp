@@ -1,0 +1,76 @@
+// Loads task plugins (.so files) with Boost.DLL and checks them before running their code.
+//
+// Example:
+//
+//   auto report = taskhost::load_plugins("build/plugins", ".taskhost/plugin-cache");
+//   for (auto& p : report.refused) std::cerr << p.file << ": " << p.reason << "\n";
+//   const loaded_task& t = report.tasks.at("hello-world");
+//
+// Checks, in order, for each file:
+//  1. an ELF file (read from disk; no code runs);
+//  2. its dynamic symbol table exports `taskhost_plugin_v<MAJOR>` with this host's major (read from
+//     disk; no code runs) — a plugin built for another major is named as such;
+//  3. it is copied to a content-addressed file in the cache folder and loaded from there with
+//     dlopen(RTLD_NOW | RTLD_LOCAL) — dlopen of a path already loaded would return stale code, and
+//     rebuilding the original in place must never change a loaded plugin. Loading runs the
+//     library's static initializers;
+//  4. the entry function is called and its descriptor checked: sizes, ABI major equal, ABI minor
+//     not newer than the host, a name, valid and unique task ids, all functions present.
+// A plugin that fails any check is refused whole, with the file and the reason; the others load.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <taskhost/plugin_abi.h>
+
+namespace taskhost {
+
+/// One task of a loaded plugin. OWNERSHIP: `library` keeps the .so loaded for as long as any copy
+/// of this struct lives; `descriptor` points into the library.
+struct loaded_task {
+  std::string id;
+  std::string description;
+  std::string plugin_name;
+  const th_task_descriptor* descriptor = nullptr;
+  std::shared_ptr<void> library;
+};
+
+struct loaded_plugin {
+  std::filesystem::path file;         ///< where it was found
+  std::filesystem::path loaded_from;  ///< the content-addressed copy
+  std::string name, version, build_info;
+  uint32_t abi_major = 0, abi_minor = 0;
+  std::vector<loaded_task> tasks;
+};
+
+struct refused_plugin {
+  std::filesystem::path file;
+  std::string reason;
+};
+
+struct plugin_load_report {
+  std::vector<loaded_plugin> plugins;
+  std::vector<refused_plugin> refused;
+  std::map<std::string, loaded_task> tasks;  ///< all tasks of all loaded plugins, by id
+};
+
+/// Loads one plugin file. Throws plugin_error with the reason on any failed check.
+loaded_plugin load_plugin(const std::filesystem::path& file, const std::filesystem::path& cache_dir);
+
+/// Loads every `*.so` in `dir` (sorted by name). Refusals (including a task id that an earlier
+/// plugin already declared) are reported, never thrown. Throws plugin_error if `dir` is missing.
+plugin_load_report load_plugins(const std::filesystem::path& dir, const std::filesystem::path& cache_dir);
+
+class plugin_error : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Whether a task id is acceptable: 1..128 chars of [A-Za-z0-9._-], starting with a letter or digit.
+bool valid_task_id(std::string_view id);
+
+}  // namespace taskhost

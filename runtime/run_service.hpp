@@ -1,0 +1,29 @@
+// What the HTTP gateway (and later the CLI's embedded mode and the C++ client) needs from a running
+// deployment. Implemented in actors/ by the deployment runtime; the gateway depends only on this.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "runtime/run.hpp"
+#include "runtime/trigger_request.hpp"
+
+namespace taskhost {
+
+struct trigger_outcome {
+  int status = 200;       ///< HTTP status: 200, or 404 / 503 / ...
+  std::string run_id;     ///< set when status == 200
+  std::string error;      ///< set otherwise
+};
+
+class run_service {
+public:
+  virtual ~run_service() = default;
+  /// Records a new run and hands it to its task's supervisor. `done` is called exactly once, on any
+  /// thread, after the run is recorded (or with the reason it was not).
+  virtual void trigger(trigger_input in, std::function<void(trigger_outcome)> done) = 0;
+  virtual std::optional<run_record> get_run(const std::string& id) const = 0;
+};
+
+}  // namespace taskhost
