@@ -77,7 +77,14 @@ http_result http_client::request(const std::string& method, const std::string& p
     beast::flat_buffer buf;
     bhttp::response_parser<bhttp::string_body> parser;
     parser.body_limit(std::numeric_limits<std::uint64_t>::max());
-    if (!ec) bhttp::read(*i.stream, buf, parser, ec);
+    // A server may answer early (413) and stop reading: its answer still counts.
+    const bool write_failed = static_cast<bool>(ec);
+    if (!ec || ec == net::error::broken_pipe || ec == net::error::connection_reset) {
+      beast::error_code rec;
+      bhttp::read(*i.stream, buf, parser, rec);
+      if (!rec) ec = {};
+      else if (!write_failed) ec = rec;
+    }
     if (ec) {
       i.stream.reset();
       // A kept-alive connection the server closed meanwhile: try once on a new one.

@@ -7,6 +7,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <array>
 #include <atomic>
 #include <stdexcept>
 #include <thread>
@@ -46,6 +47,7 @@ private:
     if (ec == bhttp::error::end_of_stream || ec == net::error::eof) return close();
     if (ec == bhttp::error::body_limit) {
       keep_alive_ = false;
+      linger_ = true;  // the client is still sending: read the rest so it gets our answer, not a reset
       return write({413, error_body("request body is over the limit of " + std::to_string(max_body_) + " bytes"), {}});
     }
     if (ec == beast::error::timeout || ec == net::error::operation_aborted || ec == net::error::connection_reset) return close();
@@ -99,6 +101,18 @@ private:
   void close() {
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (linger_) drain(0);
+  }
+
+  /// Lingering close: discards what the client still sends (up to 64 MiB, 10 s), so that closing
+  /// with unread data does not reset the connection before the client has read our response.
+  void drain(std::size_t total) {
+    if (total > (64u << 20)) return;
+    if (!drain_buf_) drain_buf_ = std::make_unique<std::array<char, 65536>>();
+    stream_.expires_after(std::chrono::seconds(10));
+    stream_.async_read_some(net::buffer(*drain_buf_), [self = shared_from_this(), total](beast::error_code ec, std::size_t n) {
+      if (!ec) self->drain(total + n);
+    });
   }
 
   beast::tcp_stream stream_;
@@ -107,6 +121,8 @@ private:
   const http_handler& handler_;
   uint64_t max_body_;
   bool keep_alive_ = true;
+  bool linger_ = false;
+  std::unique_ptr<std::array<char, 65536>> drain_buf_;
   unsigned version_ = 11;
 };
 

@@ -1,0 +1,174 @@
+// The deployment runtime in-process (the embedding API): real plugins, real actors, real executor.
+#include "actors/deployment_runtime.hpp"
+
+#include <gtest/gtest.h>
+
+#include <future>
+#include <thread>
+
+#include "support/process.hpp"
+
+using namespace std::chrono_literals;
+using taskhost::deployment_runtime;
+using taskhost::run_record;
+using taskhost::run_status;
+using taskhost::trigger_input;
+using taskhost::trigger_outcome;
+namespace fs = std::filesystem;
+
+namespace {
+
+class DeploymentRuntimeTest : public ::testing::Test {
+protected:
+  DeploymentRuntimeTest() {
+    fs::create_directories(tmp_ / "plugins");
+    fs::copy_file(fs::path(TASKHOST_FIXTURE_DIR) / "fixture_good.so", tmp_ / "plugins/fixture_good.so");
+    fs::copy_file(fs::path(TASKHOST_PLUGIN_DIR) / "hello.so", tmp_ / "plugins/hello.so");
+    cfg_.file = tmp_ / "deploy.yaml";
+    cfg_.name = "test";
+    cfg_.plugins_dir = tmp_ / "plugins";
+    cfg_.state_dir = tmp_ / "state";
+    cfg_.http.port = 0;
+    cfg_.executor_threads = 4;
+    cfg_.default_retry = {.max_attempts = 3, .factor = 2, .min_timeout_ms = 0, .max_timeout_ms = 0, .randomize = false};
+  }
+
+  trigger_outcome trigger(deployment_runtime& rt, const std::string& task, taskhost::json payload, int max_attempts = 0) {
+    std::promise<trigger_outcome> p;
+    trigger_input in;
+    in.task_id = task;
+    in.payload = std::move(payload);
+    in.max_attempts = max_attempts;
+    rt.trigger(std::move(in), [&](trigger_outcome o) { p.set_value(std::move(o)); });
+    return p.get_future().get();
+  }
+
+  run_record wait_final(deployment_runtime& rt, const std::string& id, std::chrono::milliseconds timeout = 20s) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      auto r = rt.get_run(id);
+      if (!r) throw std::runtime_error("run vanished: " + id);
+      if (taskhost::is_final(r->status) || std::chrono::steady_clock::now() > deadline) return *r;
+      std::this_thread::sleep_for(2ms);
+    }
+  }
+
+  taskhost::test::temp_dir tmp_;
+  taskhost::config::deployment cfg_;
+};
+
+}  // namespace
+
+TEST_F(DeploymentRuntimeTest, HelloWorldCompletesWithItsOutput) {
+  deployment_runtime rt(cfg_);
+  EXPECT_EQ(rt.plugins().tasks.size(), 8u);
+  auto o = trigger(rt, "hello-world", {{"message", "Hello world!"}});
+  ASSERT_EQ(o.status, 200) << o.error;
+  EXPECT_EQ(o.run_id.rfind("run_", 0), 0u);
+  EXPECT_EQ(o.run_id.size(), 4u + 21u);
+  auto r = wait_final(rt, o.run_id);
+  EXPECT_EQ(r.status, run_status::completed);
+  EXPECT_EQ(*r.output, taskhost::json({{"echo", "Hello world!"}}));
+  ASSERT_EQ(r.attempts.size(), 1u);
+  EXPECT_TRUE(r.started_at && r.finished_at);
+}
+
+TEST_F(DeploymentRuntimeTest, FailedAttemptIsRetriedUntilItSucceeds) {
+  deployment_runtime rt(cfg_);
+  auto r = wait_final(rt, trigger(rt, "fixture-flaky", {{"succeed_on", 3}}).run_id);
+  EXPECT_EQ(r.status, run_status::completed);
+  ASSERT_EQ(r.attempts.size(), 3u);
+  EXPECT_EQ(r.attempts[0].status, taskhost::attempt_status::failed);
+  EXPECT_EQ((*r.attempts[0].error)["message"], "flaky attempt 1");
+  EXPECT_EQ(r.attempts[2].status, taskhost::attempt_status::completed);
+  EXPECT_EQ((*r.output)["succeeded_on"], 3);
+}
+
+TEST_F(DeploymentRuntimeTest, RunFailsOnceAttemptsAreUsedUp) {
+  deployment_runtime rt(cfg_);
+  auto r = wait_final(rt, trigger(rt, "fixture-throw", nullptr).run_id);
+  EXPECT_EQ(r.status, run_status::failed);
+  EXPECT_EQ(r.attempts.size(), 3u);
+  EXPECT_EQ((*r.error)["message"], "boom: the task failed");
+  EXPECT_FALSE(r.output);
+}
+
+TEST_F(DeploymentRuntimeTest, TriggerMaxAttemptsBeatsTheTaskPolicy) {
+  deployment_runtime rt(cfg_);
+  auto r = wait_final(rt, trigger(rt, "fixture-throw", nullptr, 1).run_id);
+  EXPECT_EQ(r.status, run_status::failed);
+  EXPECT_EQ(r.attempts.size(), 1u);
+}
+
+TEST_F(DeploymentRuntimeTest, TaskOverrideFromConfigApplies) {
+  cfg_.tasks["fixture-throw"] = {"fixture-throw", {.max_attempts = 2, .factor = 1, .min_timeout_ms = 0, .max_timeout_ms = 0, .randomize = false}, {}};
+  deployment_runtime rt(cfg_);
+  EXPECT_EQ(wait_final(rt, trigger(rt, "fixture-throw", nullptr).run_id).attempts.size(), 2u);
+}
+
+TEST_F(DeploymentRuntimeTest, AbortFailsAtOnceWithoutRetry) {
+  deployment_runtime rt(cfg_);
+  auto r = wait_final(rt, trigger(rt, "fixture-abort", nullptr).run_id);
+  EXPECT_EQ(r.status, run_status::failed);
+  EXPECT_EQ(r.attempts.size(), 1u);
+  EXPECT_EQ((*r.error)["name"], "AbortTaskRunError");
+}
+
+TEST_F(DeploymentRuntimeTest, RetryWaitsTheBackoffDelay) {
+  cfg_.default_retry = {.max_attempts = 2, .factor = 2, .min_timeout_ms = 300, .max_timeout_ms = 300, .randomize = false};
+  deployment_runtime rt(cfg_);
+  auto r = wait_final(rt, trigger(rt, "fixture-throw", nullptr).run_id);
+  ASSERT_EQ(r.attempts.size(), 2u);
+  EXPECT_GE(r.attempts[1].started_at - *r.attempts[0].finished_at, 290ms);  // a lower bound only
+}
+
+TEST_F(DeploymentRuntimeTest, UnknownTaskIsRefusedAndNothingIsRecorded) {
+  deployment_runtime rt(cfg_);
+  auto o = trigger(rt, "no-such-task", nullptr);
+  EXPECT_EQ(o.status, 404);
+  EXPECT_EQ(o.error, "Task 'no-such-task' not found");
+  EXPECT_TRUE(o.run_id.empty());
+}
+
+TEST_F(DeploymentRuntimeTest, ManyRunsAllComplete) {
+  deployment_runtime rt(cfg_);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 500; ++i) ids.push_back(trigger(rt, "fixture-echo", i).run_id);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    auto r = wait_final(rt, ids[i]);
+    ASSERT_EQ(r.status, run_status::completed);
+    ASSERT_EQ((*r.output)["payload"], int(i));
+  }
+}
+
+TEST_F(DeploymentRuntimeTest, ShutdownLetsRunningAttemptsFinishThenRefusesTriggers) {
+  deployment_runtime rt(cfg_);
+  auto id = trigger(rt, "fixture-sleep", {{"ms", 300}}).run_id;
+  while (rt.get_run(id)->status != run_status::executing) std::this_thread::sleep_for(1ms);
+  EXPECT_TRUE(rt.shutdown());
+  auto r = rt.get_run(id);
+  EXPECT_EQ(r->status, run_status::completed) << "finished within the grace period and recorded";
+  EXPECT_EQ(trigger(rt, "hello-world", nullptr).status, 503);
+}
+
+TEST_F(DeploymentRuntimeTest, ShutdownGivesUpAfterTheGracePeriod) {
+  cfg_.shutdown_grace_ms = 100;
+  auto rt = std::make_unique<deployment_runtime>(cfg_);
+  auto id = trigger(*rt, "fixture-sleep", {{"ms", 1500}}).run_id;
+  while (rt->get_run(id)->status != run_status::executing) std::this_thread::sleep_for(1ms);
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_FALSE(rt->shutdown());
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 1400ms);
+  // The abandoned attempt still owns its thread; let it end before the runtime is destroyed.
+  std::this_thread::sleep_for(1600ms);
+}
+
+TEST_F(DeploymentRuntimeTest, MissingPluginsDirIsAStartError) {
+  cfg_.plugins_dir = tmp_ / "nope";
+  try {
+    deployment_runtime rt(cfg_);
+    FAIL() << "started without plugins_dir";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("is not a folder"), std::string::npos) << e.what();
+  }
+}

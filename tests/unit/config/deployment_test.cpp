@@ -1,0 +1,165 @@
+#include "taskhost/config/deployment.hpp"
+
+#include <gtest/gtest.h>
+
+#include "support/process.hpp"
+
+using taskhost::config::config_error;
+using taskhost::config::load_file;
+using taskhost::config::load_string;
+namespace fs = std::filesystem;
+
+namespace {
+
+/// The message of the config_error that parsing `yaml` throws, or "" if it parses.
+std::string error_of(const std::string& yaml) {
+  try {
+    load_string(yaml, "/srv/app/deploy.yaml");
+  } catch (const config_error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+const std::string minimal = "name: app\nplugins_dir: plugins\n";
+
+}  // namespace
+
+TEST(DeploymentConfigTest, MinimalFileGetsDocumentedDefaults) {
+  auto d = load_string(minimal, "/srv/app/deploy.yaml");
+  EXPECT_EQ(d.name, "app");
+  EXPECT_EQ(d.plugins_dir, fs::path("/srv/app/plugins"));
+  EXPECT_EQ(d.state_dir, fs::path("/srv/app/.taskhost"));
+  EXPECT_EQ(d.http.host, "127.0.0.1");
+  EXPECT_EQ(d.http.port, 8080);
+  EXPECT_EQ(d.log.level, "info");
+  EXPECT_EQ(d.log.format, "text");
+  EXPECT_EQ(d.executor_threads, 0u);
+  EXPECT_EQ(d.shutdown_grace_ms, 30000);
+  EXPECT_EQ(d.max_payload_bytes, 3u << 20);
+  EXPECT_EQ(d.default_retry, taskhost::config::retry_config{});
+  EXPECT_EQ(d.default_retry.max_attempts, 3);
+  EXPECT_TRUE(d.tasks.empty());
+}
+
+TEST(DeploymentConfigTest, FullFileIsReadKeyByKey) {
+  auto d = load_string(R"(name: prod
+plugins_dir: /opt/plugins
+state_dir: ../state
+http:
+  listen: "[::1]:9090"
+  max_body_bytes: 8000000
+log: {level: debug, format: json}
+executor: {threads: 16}
+shutdown: {grace_period_ms: 5000}
+limits: {max_payload_bytes: 1000000}
+defaults:
+  retry: {max_attempts: 5, factor: 1.5, min_timeout_ms: 10, max_timeout_ms: 100, randomize: false}
+tasks:
+  hello-world:
+    retry: {max_attempts: 1}
+  other: {}
+)", "/srv/app/deploy.yaml");
+  EXPECT_EQ(d.plugins_dir, fs::path("/opt/plugins"));
+  EXPECT_EQ(d.state_dir, fs::path("/srv/state"));
+  EXPECT_EQ(d.http.host, "::1");
+  EXPECT_EQ(d.http.port, 9090);
+  EXPECT_EQ(d.http.max_body_bytes, 8000000u);
+  EXPECT_EQ(d.log.level, "debug");
+  EXPECT_EQ(d.log.format, "json");
+  EXPECT_EQ(d.executor_threads, 16u);
+  EXPECT_EQ(d.shutdown_grace_ms, 5000);
+  EXPECT_EQ(d.max_payload_bytes, 1000000u);
+  EXPECT_EQ(d.default_retry.max_attempts, 5);
+  EXPECT_DOUBLE_EQ(d.default_retry.factor, 1.5);
+  EXPECT_FALSE(d.default_retry.randomize);
+  // A task override changes only the keys it names; the rest come from defaults.retry.
+  const auto& hello = d.retry_for("hello-world");
+  EXPECT_EQ(hello.max_attempts, 1);
+  EXPECT_DOUBLE_EQ(hello.factor, 1.5);
+  EXPECT_EQ(hello.min_timeout_ms, 10);
+  EXPECT_EQ(d.retry_for("other"), d.default_retry);
+  EXPECT_EQ(d.retry_for("not-configured"), d.default_retry);
+  EXPECT_EQ(d.tasks.at("hello-world").position.line, 14);
+}
+
+TEST(DeploymentConfigTest, TasksOverridesSeeDefaultsWrittenAfterThem) {
+  auto d = load_string(minimal + "tasks:\n  a: {retry: {factor: 3}}\ndefaults:\n  retry: {max_attempts: 7}\n", "/x/d.yaml");
+  EXPECT_EQ(d.retry_for("a").max_attempts, 7);
+  EXPECT_DOUBLE_EQ(d.retry_for("a").factor, 3);
+}
+
+TEST(DeploymentConfigTest, UnknownKeyIsAnErrorWithItsPosition) {
+  EXPECT_EQ(error_of(minimal + "htp:\n  listen: 1.2.3.4:80\n").substr(0, 30), "/srv/app/deploy.yaml:3:1: unkn");
+  EXPECT_NE(error_of(minimal + "htp: {}\n").find("unknown key 'htp' in the deployment"), std::string::npos);
+  EXPECT_NE(error_of(minimal + "http:\n  listn: 1.2.3.4:80\n").find("deploy.yaml:4:3: unknown key 'listn' in http"),
+            std::string::npos);
+}
+
+TEST(DeploymentConfigTest, WrongTypesAreErrorsWithPosition) {
+  EXPECT_NE(error_of(minimal + "executor:\n  threads: many\n").find("deploy.yaml:4:12: executor.threads must be an integer"),
+            std::string::npos);
+  EXPECT_NE(error_of(minimal + "http: [1, 2]\n").find("deploy.yaml:3:7: http must be a mapping"), std::string::npos);
+  EXPECT_NE(error_of(minimal + "defaults: {retry: {randomize: maybe}}\n").find("defaults.retry.randomize must be true or false"),
+            std::string::npos);
+  EXPECT_NE(error_of("name: [a]\nplugins_dir: p\n").find("deploy.yaml:1:7: name must be a string"), std::string::npos);
+}
+
+TEST(DeploymentConfigTest, OutOfRangeValuesAreErrors) {
+  EXPECT_NE(error_of(minimal + "defaults: {retry: {max_attempts: 0}}").find("max_attempts must be between 1 and 250"), std::string::npos);
+  EXPECT_NE(error_of(minimal + "defaults: {retry: {max_attempts: 251}}").find("max_attempts must be between 1 and 250"), std::string::npos);
+  EXPECT_NE(error_of(minimal + "defaults: {retry: {factor: 0.5}}").find("factor must be between 1 and 1000"), std::string::npos);
+  EXPECT_NE(error_of(minimal + "defaults: {retry: {min_timeout_ms: -1}}").find("min_timeout_ms must be between 0"), std::string::npos);
+  EXPECT_NE(error_of(minimal + "defaults: {retry: {min_timeout_ms: 500, max_timeout_ms: 100}}").find("is below min_timeout_ms"),
+            std::string::npos);
+  EXPECT_NE(error_of(minimal + "shutdown: {grace_period_ms: -5}").find("grace_period_ms must be between 0"), std::string::npos);
+  EXPECT_NE(error_of(minimal + "log: {level: loud}").find("log.level must be one of debug | error | info | trace | warn, got 'loud'"),
+            std::string::npos);
+  EXPECT_NE(error_of(minimal + "log: {format: xml}").find("log.format must be one of json | text"), std::string::npos);
+}
+
+TEST(DeploymentConfigTest, ListenAddressIsChecked) {
+  EXPECT_NE(error_of(minimal + "http: {listen: localhost}").find("http.listen must be host:port"), std::string::npos);
+  EXPECT_NE(error_of(minimal + "http: {listen: 'a:99999'}").find("invalid port"), std::string::npos);
+  EXPECT_NE(error_of(minimal + "http: {listen: ':80'}").find("has no host"), std::string::npos);
+  EXPECT_EQ(load_string(minimal + "http: {listen: '0.0.0.0:0'}", "/x/d.yaml").http.port, 0);
+}
+
+TEST(DeploymentConfigTest, RequiredKeysAreNamedWhenMissing) {
+  EXPECT_NE(error_of("name: a\n").find("missing required key 'plugins_dir'"), std::string::npos);
+  EXPECT_NE(error_of("plugins_dir: p\n").find("missing required key 'name'"), std::string::npos);
+  EXPECT_NE(error_of("name: ''\nplugins_dir: p\n").find("name must not be empty"), std::string::npos);
+}
+
+TEST(DeploymentConfigTest, SyntaxErrorsPointAtTheirPlace) {
+  auto e = error_of("name: a\nplugins_dir: p\nhttp:\n  listen: [unclosed\n");
+  EXPECT_EQ(e.rfind("/srv/app/deploy.yaml:", 0), 0u) << e;
+  EXPECT_NE(e.find(":5:"), std::string::npos) << e;
+}
+
+TEST(DeploymentConfigTest, DuplicateKeysAreErrors) {
+  EXPECT_NE(error_of("name: a\nname: b\nplugins_dir: p\n").find("deploy.yaml:2:1: duplicate key 'name'"), std::string::npos);
+  EXPECT_NE(error_of(minimal + "tasks:\n  a: {}\n  a: {}\n").find("duplicate task 'a'"), std::string::npos);
+}
+
+TEST(DeploymentConfigTest, EmptyOrNonMappingFilesAreErrors) {
+  EXPECT_NE(error_of("").find("the file is empty"), std::string::npos);
+  EXPECT_NE(error_of("# only a comment\n").find("the file is empty"), std::string::npos);
+  EXPECT_NE(error_of("- a\n- b\n").find("must be a mapping"), std::string::npos);
+}
+
+TEST(DeploymentConfigTest, MissingFileNamesThePath) {
+  try {
+    load_file("/nonexistent/deploy.yaml");
+    FAIL() << "no error";
+  } catch (const config_error& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/deploy.yaml: cannot read the file"), std::string::npos);
+  }
+}
+
+TEST(DeploymentConfigTest, TheExampleDeploymentParses) {
+  auto d = load_file(fs::path(TASKHOST_SOURCE_DIR) / "config/dev.yaml");
+  EXPECT_EQ(d.name, "dev");
+  EXPECT_EQ(d.plugins_dir, fs::path(TASKHOST_SOURCE_DIR) / "build/plugins");
+  EXPECT_EQ(d.http.port, 8080);
+}

@@ -1,0 +1,71 @@
+#include "runtime/executor.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <future>
+
+using namespace std::chrono_literals;
+using taskhost::executor;
+
+TEST(ExecutorTest, RunsEveryPostedJobOnItsOwnThreads) {
+  executor ex(3);
+  EXPECT_EQ(ex.threads(), 3u);
+  std::atomic<int> done{0};
+  std::promise<void> all_done;
+  std::promise<std::thread::id> where;
+  ex.post([&] { where.set_value(std::this_thread::get_id()); });
+  for (int i = 0; i < 100; ++i)
+    ASSERT_TRUE(ex.post([&] {
+      if (++done == 100) all_done.set_value();
+    }));
+  EXPECT_NE(where.get_future().get(), std::this_thread::get_id());
+  ASSERT_EQ(all_done.get_future().wait_for(10s), std::future_status::ready);
+  EXPECT_TRUE(ex.stop(5s));
+  EXPECT_EQ(done.load(), 100);
+}
+
+TEST(ExecutorTest, StopWaitsForJobsInFlight) {
+  executor ex(2);
+  std::atomic<bool> finished{false};
+  std::promise<void> started;
+  ex.post([&] {
+    started.set_value();
+    std::this_thread::sleep_for(200ms);
+    finished = true;
+  });
+  started.get_future().wait();
+  EXPECT_TRUE(ex.stop(10s));
+  EXPECT_TRUE(finished);
+  EXPECT_FALSE(ex.post([] {})) << "no jobs after stop";
+}
+
+TEST(ExecutorTest, StopGivesUpAfterTheGracePeriod) {
+  auto ex = std::make_unique<executor>(1);
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  std::promise<void> started;
+  std::atomic<bool> finished{false};
+  ex->post([&, released] {
+    started.set_value();
+    released.wait();
+    finished = true;
+  });
+  started.get_future().wait();
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_FALSE(ex->stop(100ms));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+  EXPECT_EQ(ex->in_flight(), 1u);
+  release.set_value();
+  while (ex->in_flight() != 0) std::this_thread::sleep_for(1ms);  // the detached thread finishes
+  EXPECT_TRUE(finished);
+  std::this_thread::sleep_for(10ms);  // let it leave the executor's code before destroying it
+}
+
+TEST(ExecutorTest, AJobThatThrowsDoesNotKillItsThread) {
+  executor ex(1);
+  ex.post([] { throw std::runtime_error("user bug"); });
+  std::promise<void> ran;
+  ex.post([&] { ran.set_value(); });
+  EXPECT_EQ(ran.get_future().wait_for(5s), std::future_status::ready);
+}

@@ -1,0 +1,87 @@
+#include "runtime/run.hpp"
+
+#include <gtest/gtest.h>
+
+#include <functional>
+
+using namespace taskhost;
+
+namespace {
+
+bool contains_null(const json& j) {
+  if (j.is_null()) return true;
+  if (j.is_structured())
+    for (const auto& v : j) if (contains_null(v)) return true;
+  return false;
+}
+
+run_record sample(run_status s) {
+  run_record r;
+  r.id = "run_abc";
+  r.task_id = "hello-world";
+  r.status = s;
+  r.payload = {{"message", "hi"}};
+  r.created_at = r.updated_at = time_point(std::chrono::milliseconds(1735689600123));
+  return r;
+}
+
+}  // namespace
+
+TEST(RunTest, TimesAreRfc3339UtcWithMilliseconds) {
+  EXPECT_EQ(format_time(time_point(std::chrono::milliseconds(1735689600123))), "2025-01-01T00:00:00.123Z");
+  EXPECT_EQ(format_time(time_point{}), "1970-01-01T00:00:00.000Z");
+}
+
+TEST(RunTest, StatusNamesRoundTrip) {
+  for (int i = 0; i <= static_cast<int>(run_status::timed_out); ++i) {
+    auto s = static_cast<run_status>(i);
+    EXPECT_EQ(run_status_from_string(to_string(s)), s);
+  }
+  EXPECT_FALSE(run_status_from_string("REATTEMPTING"));
+  EXPECT_FALSE(is_final(run_status::executing));
+  EXPECT_TRUE(is_final(run_status::timed_out));
+}
+
+TEST(RunTest, QueuedRunHasRequiredFieldsAndNoNulls) {
+  auto j = to_api_json(sample(run_status::queued));
+  for (auto key : {"id", "taskIdentifier", "status", "isQueued", "isExecuting", "isWaiting", "isCompleted", "isSuccess",
+                   "isFailed", "isCancelled", "isTest", "createdAt", "updatedAt", "tags", "costInCents",
+                   "baseCostInCents", "durationMs", "depth", "triggerFunction", "relatedRuns", "attempts"})
+    EXPECT_TRUE(j.contains(key)) << key;
+  EXPECT_EQ(j["status"], "QUEUED");
+  EXPECT_EQ(j["isQueued"], true);
+  EXPECT_EQ(j["isCompleted"], false);
+  EXPECT_EQ(j["createdAt"], "2025-01-01T00:00:00.123Z");
+  EXPECT_FALSE(j.contains("output"));
+  EXPECT_FALSE(j.contains("startedAt"));
+  EXPECT_FALSE(j.contains("finishedAt"));
+  EXPECT_FALSE(j.contains("error"));
+  EXPECT_FALSE(contains_null(j)) << j.dump();
+}
+
+TEST(RunTest, CompletedRunShowsOutputAttemptsAndDuration) {
+  auto r = sample(run_status::completed);
+  r.output = json{{"echo", "hi"}};
+  r.started_at = r.created_at;
+  r.finished_at = r.created_at + std::chrono::milliseconds(250);
+  r.attempts.push_back({1, attempt_status::completed, r.created_at, r.finished_at, std::nullopt});
+  auto j = to_api_json(r);
+  EXPECT_EQ(j["output"], json({{"echo", "hi"}}));
+  EXPECT_EQ(j["isSuccess"], true);
+  EXPECT_EQ(j["isFailed"], false);
+  EXPECT_EQ(j["durationMs"], 250);
+  EXPECT_EQ(j["attemptCount"], 1);
+  EXPECT_EQ(j["attempts"][0]["status"], "COMPLETED");
+  EXPECT_EQ(j["finishedAt"], "2025-01-01T00:00:00.373Z");
+}
+
+TEST(RunTest, FailedRunShowsErrorAndNoOutput) {
+  auto r = sample(run_status::failed);
+  r.output = json("left over");  // never shown unless COMPLETED
+  r.error = json{{"message", "boom"}, {"name", "std::runtime_error"}};
+  auto j = to_api_json(r);
+  EXPECT_FALSE(j.contains("output"));
+  EXPECT_EQ(j["error"]["message"], "boom");
+  EXPECT_EQ(j["isFailed"], true);
+  EXPECT_EQ(j["isCompleted"], true);
+}
