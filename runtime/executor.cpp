@@ -6,38 +6,49 @@
 
 namespace taskhost {
 
+struct executor::state {
+  std::mutex mu;
+  std::condition_variable cv;       // jobs or stop
+  std::condition_variable idle_cv;  // a job finished
+  std::deque<std::function<void()>> jobs;
+  size_t running = 0;
+  bool stopping = false;
+  bool stopped = false;
+};
+
 unsigned executor::default_threads() {
   // Task code may block on I/O; a few threads per core keep a handful of blocking runs from
   // holding back the others, at a cost of a little memory per thread.
   return std::max(4u, 4 * std::max(1u, std::thread::hardware_concurrency()));
 }
 
-executor::executor(unsigned threads) {
+executor::executor(unsigned threads) : st_(std::make_shared<state>()) {
   if (threads == 0) threads = default_threads();
+  thread_count_ = threads;
   threads_.reserve(threads);
-  for (unsigned i = 0; i < threads; ++i) threads_.emplace_back([this] { work(); });
+  for (unsigned i = 0; i < threads; ++i) threads_.emplace_back([st = st_] { work(st); });
 }
 
-executor::~executor() { stop(std::chrono::milliseconds(0)); }
+executor::~executor() { stop_impl(std::nullopt); }
 
 bool executor::post(std::function<void()> job) {
   {
-    std::lock_guard lock(mu_);
-    if (stopping_) return false;
-    jobs_.push_back(std::move(job));
+    std::lock_guard lock(st_->mu);
+    if (st_->stopping) return false;
+    st_->jobs.push_back(std::move(job));
   }
-  cv_.notify_one();
+  st_->cv.notify_one();
   return true;
 }
 
-void executor::work() {
-  std::unique_lock lock(mu_);
+void executor::work(const std::shared_ptr<state>& st) {
+  std::unique_lock lock(st->mu);
   for (;;) {
-    cv_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
-    if (stopping_) return;
-    auto job = std::move(jobs_.front());
-    jobs_.pop_front();
-    ++running_;
+    st->cv.wait(lock, [&] { return st->stopping || !st->jobs.empty(); });
+    if (st->stopping) return;
+    auto job = std::move(st->jobs.front());
+    st->jobs.pop_front();
+    ++st->running;
     lock.unlock();
     try {
       job();
@@ -46,37 +57,43 @@ void executor::work() {
     } catch (...) {
       log::error("executor job threw a non-standard exception");
     }
+    job = nullptr;  // release what the job captured before reporting it done
     lock.lock();
-    --running_;
-    idle_cv_.notify_all();
+    --st->running;
+    st->idle_cv.notify_all();
   }
 }
 
-bool executor::stop(std::chrono::milliseconds grace) {
-  std::unique_lock lock(mu_);
-  if (stopped_) return running_ == 0;
-  stopping_ = true;
-  jobs_.clear();
-  cv_.notify_all();
-  bool done = idle_cv_.wait_for(lock, grace, [&] { return running_ == 0; });
-  stopped_ = true;
+bool executor::stop(std::chrono::milliseconds grace) { return stop_impl(grace); }
+
+bool executor::stop_impl(std::optional<std::chrono::milliseconds> grace) {
+  std::unique_lock lock(st_->mu);
+  if (st_->stopped) return st_->running == 0;
+  st_->stopping = true;
+  st_->jobs.clear();
+  st_->cv.notify_all();
+  auto idle = [&] { return st_->running == 0; };
+  bool done = true;
+  if (grace) done = st_->idle_cv.wait_for(lock, *grace, idle);
+  else st_->idle_cv.wait(lock, idle);
+  st_->stopped = true;
   lock.unlock();
   for (auto& t : threads_) {
     if (done) t.join();
-    else t.detach();  // a thread blocked in user code; the process exits around it
+    else t.detach();  // a thread blocked in user code; it holds st_ alive until it returns
   }
   threads_.clear();
   return done;
 }
 
 size_t executor::in_flight() const {
-  std::lock_guard lock(mu_);
-  return running_;
+  std::lock_guard lock(st_->mu);
+  return st_->running;
 }
 
 size_t executor::queued() const {
-  std::lock_guard lock(mu_);
-  return jobs_.size();
+  std::lock_guard lock(st_->mu);
+  return st_->jobs.size();
 }
 
 }  // namespace taskhost

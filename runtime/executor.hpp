@@ -13,7 +13,9 @@
 #include <cstddef>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -22,6 +24,7 @@ namespace taskhost {
 class executor {
 public:
   explicit executor(unsigned threads);
+  /// Waits for the jobs in flight (without limit) unless stop() was called before.
   ~executor();
   executor(const executor&) = delete;
   executor& operator=(const executor&) = delete;
@@ -31,26 +34,24 @@ public:
 
   /// Stops taking jobs, drops queued jobs that have not started, and waits up to `grace` for the
   /// jobs in flight. Returns true when all finished; otherwise the threads still running user code
-  /// are detached (the process is expected to exit) and false is returned. Idempotent.
+  /// are detached — they share the pool's state, so destroying the executor stays safe — and false
+  /// is returned. Idempotent.
   bool stop(std::chrono::milliseconds grace);
 
   size_t in_flight() const;
   size_t queued() const;
-  unsigned threads() const { return static_cast<unsigned>(threads_.size()); }
+  unsigned threads() const { return thread_count_; }
 
   /// The default pool size: enough threads that a few blocking tasks do not starve the rest.
   static unsigned default_threads();
 
 private:
-  void work();
-  mutable std::mutex mu_;
-  std::condition_variable cv_;       // jobs or stop
-  std::condition_variable idle_cv_;  // a job finished
-  std::deque<std::function<void()>> jobs_;
-  size_t running_ = 0;
-  bool stopping_ = false;
-  bool stopped_ = false;
+  struct state;
+  static void work(const std::shared_ptr<state>& st);
+  bool stop_impl(std::optional<std::chrono::milliseconds> grace);
+  std::shared_ptr<state> st_;  // OWNERSHIP: shared with every worker thread
   std::vector<std::thread> threads_;
+  unsigned thread_count_ = 0;
 };
 
 }  // namespace taskhost

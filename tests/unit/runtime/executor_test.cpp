@@ -56,10 +56,26 @@ TEST(ExecutorTest, StopGivesUpAfterTheGracePeriod) {
   EXPECT_FALSE(ex->stop(100ms));
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
   EXPECT_EQ(ex->in_flight(), 1u);
+  ex.reset();  // safe while the detached thread still runs the job: it shares the pool's state
   release.set_value();
-  while (ex->in_flight() != 0) std::this_thread::sleep_for(1ms);  // the detached thread finishes
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!finished && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
   EXPECT_TRUE(finished);
-  std::this_thread::sleep_for(10ms);  // let it leave the executor's code before destroying it
+}
+
+TEST(ExecutorTest, DestructorWaitsForJobsInFlight) {
+  std::atomic<bool> finished{false};
+  std::promise<void> started;
+  {
+    executor ex(1);
+    ex.post([&] {
+      started.set_value();
+      std::this_thread::sleep_for(100ms);
+      finished = true;
+    });
+    started.get_future().wait();
+  }
+  EXPECT_TRUE(finished);
 }
 
 TEST(ExecutorTest, AJobThatThrowsDoesNotKillItsThread) {
