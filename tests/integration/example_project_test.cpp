@@ -1,0 +1,53 @@
+// examples/plugin-project is built the way a user builds it — against an installed taskhost — and
+// its tasks are run by the real binary.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <regex>
+
+#include "runtime/http_client.hpp"
+#include "support/process.hpp"
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+using taskhost::test::run_command;
+using taskhost::test::temp_dir;
+namespace fs = std::filesystem;
+
+TEST(ExampleProjectTest, PluginProjectBuildsAgainstInstalledTaskhostAndRuns) {
+  temp_dir tmp;
+  const fs::path prefix = tmp / "prefix";
+  auto install = run_command({"/usr/bin/cmake", "--install", TASKHOST_BUILD_DIR, "--prefix", prefix.string()}, 120s);
+  ASSERT_EQ(install.exit_code, 0) << install.out << install.err;
+  ASSERT_TRUE(fs::exists(prefix / "include/taskhost/sdk.hpp"));
+
+  auto configure = run_command({"/usr/bin/cmake", "-S", std::string(TASKHOST_SOURCE_DIR) + "/examples/plugin-project",
+                                "-B", (tmp / "build").string(), "-DCMAKE_PREFIX_PATH=" + prefix.string(),
+                                "-DCMAKE_BUILD_TYPE=Release"}, 120s);
+  ASSERT_EQ(configure.exit_code, 0) << configure.out << configure.err;
+  auto build = run_command({"/usr/bin/cmake", "--build", (tmp / "build").string()}, 300s);
+  ASSERT_EQ(build.exit_code, 0) << build.out << build.err;
+  ASSERT_TRUE(fs::exists(tmp / "build/greetings.so"));
+
+  fs::create_directories(tmp / "deploy/plugins");
+  fs::copy_file(tmp / "build/greetings.so", tmp / "deploy/plugins/greetings.so");
+  tmp.write("deploy/d.yaml", "name: example\nplugins_dir: plugins\nhttp: {listen: '127.0.0.1:0'}\n");
+  auto list = run_command({TASKHOST_BIN, "plugins", "list", "--config", (tmp / "deploy/d.yaml").string()});
+  EXPECT_NE(list.out.find("greetings 1.0.0"), std::string::npos) << list.out << list.err;
+  EXPECT_NE(list.out.find("  greet  — greets payload.name"), std::string::npos) << list.out;
+
+  taskhost::test::child_process srv({TASKHOST_BIN, "run", "--config", (tmp / "deploy/d.yaml").string()}, tmp / "log");
+  auto line = srv.read_line(20s);
+  ASSERT_TRUE(line) << taskhost::test::read_text(tmp / "log");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(*line, m, std::regex(R"((http://127\.0\.0\.1:\d+))")));
+  const std::string url = m[1];
+  auto greet = run_command({TASKHOST_BIN, "trigger", "greet", R"({"name":"Ada"})", "--wait", "--url", url});
+  EXPECT_EQ(greet.exit_code, 0) << greet.err;
+  EXPECT_NE(greet.out.find(R"({"greeting":"Hello, Ada!"})"), std::string::npos) << greet.out;
+  auto shout = run_command({TASKHOST_BIN, "trigger", "shout", "42", "--wait", "--url", url});
+  EXPECT_EQ(shout.exit_code, 1);
+  EXPECT_NE(shout.out.find("FAILED\nshout needs a string payload"), std::string::npos) << shout.out;
+  auto get = json::parse(taskhost::http_client(url).request("GET", "/api/v3/runs/" + shout.out.substr(0, shout.out.find('\n'))).body);
+  EXPECT_EQ(get["attempts"].size(), 1u) << "abort_run is not retried";
+}
