@@ -63,7 +63,7 @@ fi
 orig_present() { [ -n "$dsc" ] && ls "$dl"/*.orig.tar.* >/dev/null 2>&1; }
 
 if ! orig_present; then
-  have_src() { apt-cache showsrc "$src_pkg" 2>/dev/null | grep -q "^Version: ${src_ver:-}"; }
+  have_src() { [ "$(apt-cache showsrc "$src_pkg" 2>/dev/null | grep -c "^Version: ${src_ver:-}" || true)" -gt 0 ]; }
   if ! have_src; then
     srcfile=/etc/apt/sources.list.d/debian-src.sources
     if [ ! -f "$srcfile" ]; then
@@ -122,23 +122,26 @@ fi
 # needed by g++ >= 11); harmless if the Debian patch was already applied.
 rb="$srcdir/libcaf_io/caf/io/network/receive_buffer.hpp"
 if [ -f "$rb" ] && ! grep -q '#include <limits>' "$rb"; then
-  sed -i 's|^#include <cstddef>$|#include <cstddef>\n#include <limits>|' "$rb"
-  grep -q '#include <limits>' "$rb" || sed -i '0,/^#include </s||#include <limits>\n#include <|' "$rb"
+  sed -i 's|^#include <cstring>$|#include <cstring>\n#include <limits>|' "$rb"
 fi
 
 # -- version and header check ---------------------------------------------------
 src_caf_ver="$(sed -n 's/^#define CAF_VERSION \([0-9][0-9]*\).*/\1/p' "$srcdir/libcaf_core/caf/config.hpp")"
 [ "$src_caf_ver" = "$sys_ver" ] ||
   die "source has CAF_VERSION $src_caf_ver but /usr/include/caf has $sys_ver"
+hdr_libs=(libcaf_core)
+[ "$with_io" = 1 ] && hdr_libs+=(libcaf_io)
 mismatch=0
-while IFS= read -r -d '' h; do
-  rel="${h#"$srcdir/libcaf_core/"}"
-  if ! cmp -s "$h" "/usr/include/$rel"; then
-    log "header differs from system: $rel"; mismatch=1
-  fi
-done < <(find "$srcdir/libcaf_core/caf" -name '*.hpp' -print0)
-[ "$mismatch" = 0 ] || die "libcaf_core headers in the source differ from /usr/include/caf"
-log "source CAF_VERSION $src_caf_ver; all libcaf_core headers identical to /usr/include/caf"
+for hl in "${hdr_libs[@]}"; do
+  while IFS= read -r -d '' h; do
+    rel="${h#"$srcdir/$hl/"}"
+    if ! cmp -s "$h" "/usr/include/$rel"; then
+      log "header differs from system: $rel"; mismatch=1
+    fi
+  done < <(find "$srcdir/$hl/caf" -name '*.hpp' -print0)
+done
+[ "$mismatch" = 0 ] || die "${hdr_libs[*]} headers in the source differ from /usr/include/caf"
+log "source CAF_VERSION $src_caf_ver; all ${hdr_libs[*]} headers identical to /usr/include/caf"
 
 # -- 2. configure and build -----------------------------------------------------
 command -v cmake >/dev/null || die "cmake missing"
@@ -179,7 +182,7 @@ log "build took $(( $(date +%s) - start )) s"
 inst="$work/install/lib"
 mkdir -p "$inst"
 libs=(caf_core)
-[ "$no_io" = no ] && libs+=(caf_io)
+if [ "$no_io" = no ]; then libs+=(caf_io); else rm -f "$inst"/libcaf_io.so*; fi
 for l in "${libs[@]}"; do
   ls "$bld"/lib/lib"$l".so* >/dev/null 2>&1 || die "lib$l.so not produced in $bld/lib"
   rm -f "$inst"/lib"$l".so*
@@ -188,7 +191,9 @@ done
 
 # -- sanity check and result ----------------------------------------------------
 out="$inst/libcaf_core.so"
-nm -D "$out" | grep -q '__tsan_' || die "$out has no __tsan_ references"
-ldd "$out" | grep -q 'libtsan' || die "$out does not link libtsan"
-log "ok: $(readlink -f "$out") is TSan-instrumented; use it with LD_LIBRARY_PATH=$inst"
+# (grep -c reads all input: grep -q would SIGPIPE nm/ldd and trip pipefail)
+ntsan="$(nm -D "$out" | grep -c '__tsan_' || true)"
+[ "${ntsan:-0}" -gt 0 ] || die "$out has no __tsan_ references"
+[ "$(ldd "$out" | grep -c 'libtsan' || true)" -gt 0 ] || die "$out does not link libtsan"
+log "ok: $(readlink -f "$out") is TSan-instrumented ($ntsan __tsan_ symbols, needs libtsan); use it with LD_LIBRARY_PATH=$inst"
 echo "$out"

@@ -71,7 +71,8 @@ void write(level l, std::string_view msg, const nlohmann::json& attrs) {
     char ts[40];
     std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
                   tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, int(ms % 1000));
-    nlohmann::json line = {{"time", ts}, {"level", spdlog::level::to_string_view(sl)}, {"msg", msg}};
+    auto lv = spdlog::level::to_string_view(sl);  // an fmt string_view: convert, or JSON makes it an array
+    nlohmann::json line = {{"time", ts}, {"level", std::string(lv.data(), lv.size())}, {"msg", msg}};
     if (attrs.is_object())
       for (const auto& [k, v] : attrs.items()) line[k] = v;
     lg.log(sl, "{}", line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));

@@ -78,6 +78,7 @@ int cmd_run(const std::string& config_file) {
   sigaddset(&sigs, SIGINT);
   sigaddset(&sigs, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);  // a closed stdout or socket is an error to handle, not a death
 
   auto cfg = taskhost::config::load_file(config_file);
   taskhost::log::setup(cfg.log.level, cfg.log.format);

@@ -311,6 +311,36 @@ TEST(TaskhostBinaryTest, PluginsListShowsPluginsAndTasks) {
   EXPECT_NE(r.err.find("wrong_major.so: refused"), std::string::npos) << r.err;
 }
 
+TEST(TaskhostBinaryTest, JsonLogFormatWritesOneObjectPerLine) {
+  deployment_dir d("log: {format: json, level: debug}\n");
+  std::string id;
+  {
+    server s(d);
+    id = json::parse(http_client(s.url).request("POST", "/api/v1/tasks/hello-world/trigger", R"({"payload":{"message":"j"}})").body)["id"];
+    s.wait_final(id);
+    s.proc.signal(SIGTERM);
+    ASSERT_EQ(s.proc.wait_exit(20s), 0);
+  }
+  std::istringstream lines(taskhost::test::read_text(d.tmp / "server.log"));
+  bool saw_greeting = false;
+  int n = 0;
+  for (std::string line; std::getline(lines, line); ++n) {
+    auto j = json::parse(line, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << "not a JSON object: " << line;
+    EXPECT_TRUE(j.contains("time") && j.contains("level") && j.contains("msg")) << line;
+    if (j["msg"] == "greeting") {
+      saw_greeting = true;
+      EXPECT_EQ(j["message"], "j");
+      EXPECT_EQ(j["run"], id);
+      EXPECT_EQ(j["task"], "hello-world");
+      EXPECT_EQ(j["attempt"], 1);
+      EXPECT_EQ(j["level"], "info");
+    }
+  }
+  EXPECT_GT(n, 3);
+  EXPECT_TRUE(saw_greeting);
+}
+
 TEST(TaskhostBinaryTest, VersionAndHelp) {
   auto v = run_command({bin, "--version"});
   EXPECT_EQ(v.exit_code, 0);

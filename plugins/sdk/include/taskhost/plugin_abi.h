@@ -25,6 +25,16 @@
  *
  * THREADS: `start`, `step` and `destroy` for one execution are called by the host one at a time,
  * never concurrently, but possibly on different threads. Different executions may run concurrently.
+ *
+ * HOW IT GROWS (each a minor bump, old plugins keep loading):
+ *  - coroutine tasks and waits: `step` already returns TH_STEP_SUSPENDED with a wait request; the
+ *    host resumes by calling `step` again with the wait's result made available through new
+ *    th_host_api functions (results are journaled by the host, so a replayed attempt gets them
+ *    back without waiting again);
+ *  - middleware (`next()`) and lifecycle hooks: new arrays at the end of th_plugin_descriptor,
+ *    driven by the host one stage at a time with the same start/step/destroy shape;
+ *  - locals shared across plugins, triggering other tasks, metadata: new functions at the end of
+ *    th_host_api, reached through th_run_info.host after checking its struct_size.
  */
 #ifndef TASKHOST_PLUGIN_ABI_H
 #define TASKHOST_PLUGIN_ABI_H
