@@ -1,0 +1,65 @@
+// The official @trigger.dev/sdk (4.8.3), unchanged, against a running taskhost: what a Node
+// backend does today must work when only TRIGGER_API_URL and TRIGGER_SECRET_KEY change.
+// Needs TRIGGER_API_URL pointing at a taskhost that serves hello.so and the good fixture plugin.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { tasks, runs, configure, NotFoundError } from "@trigger.dev/sdk";
+
+configure({ baseURL: process.env.TRIGGER_API_URL, secretKey: "tr_dev_compatibilitytest" });
+
+async function finished(id) {
+  for (let i = 0; i < 400; i++) {
+    const r = await runs.retrieve(id);
+    if (r.isCompleted) return r;
+    await new Promise((res) => setTimeout(res, 25));
+  }
+  throw new Error(`run ${id} did not finish`);
+}
+
+test("tasks.trigger returns a handle and runs.retrieve shows the completed run", async () => {
+  const handle = await tasks.trigger("hello-world", { message: "Hello world!" });
+  assert.match(handle.id, /^run_[1-9a-km-z]{21}$/);
+  assert.ok(handle.publicAccessToken, "x-trigger-jwt becomes publicAccessToken");
+  const run = await finished(handle.id);
+  assert.equal(run.status, "COMPLETED");
+  assert.equal(run.isSuccess, true);
+  assert.equal(run.taskIdentifier, "hello-world");
+  assert.deepEqual(run.payload, { message: "Hello world!" });
+  assert.deepEqual(run.output, { echo: "Hello world!" });
+  assert.equal(run.attemptCount, 1);
+  assert.ok(run.createdAt instanceof Date && !isNaN(run.createdAt));
+  assert.ok(run.finishedAt instanceof Date && run.finishedAt >= run.createdAt);
+});
+
+test("payloads of every JSON kind reach the task as plain JSON", async () => {
+  for (const payload of [[1, 2, 3], 42, true, { nested: { a: [null, "x"] } }, "a plain string"]) {
+    const run = await finished((await tasks.trigger("fixture-echo", payload)).id);
+    assert.deepEqual(run.output.payload, payload);
+  }
+});
+
+test("tags and maxAttempts options are honoured", async () => {
+  const h = await tasks.trigger("fixture-throw", {}, { maxAttempts: 1, tags: ["b", "a"] });
+  const run = await finished(h.id);
+  assert.equal(run.status, "FAILED");
+  assert.equal(run.isFailed, true);
+  assert.deepEqual(run.tags, ["a", "b"]);
+  assert.equal(run.attemptCount, 1);
+  assert.equal(run.error.message, "boom: the task failed");
+  assert.equal(run.output, undefined);
+});
+
+test("an unknown task is a NotFoundError at once, not after retries", async () => {
+  const t0 = Date.now();
+  await assert.rejects(tasks.trigger("no-such-task", {}), (e) => {
+    assert.ok(e instanceof NotFoundError);
+    assert.equal(e.status, 404);
+    assert.match(e.message, /Task 'no-such-task' not found/);
+    return true;
+  });
+  assert.ok(Date.now() - t0 < 900, "x-should-retry: false stops the SDK's retries");
+});
+
+test("an unknown run is a NotFoundError", async () => {
+  await assert.rejects(runs.retrieve("run_doesnotexist"), (e) => e instanceof NotFoundError);
+});

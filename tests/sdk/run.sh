@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs compat.test.mjs against a fresh taskhost. Usage: run.sh TASKHOST_BIN PLUGIN_DIR FIXTURE_DIR WORK_DIR
+set -euo pipefail
+bin=$1 plugin_dir=$2 fixture_dir=$3 work=$4
+here=$(cd "$(dirname "$0")" && pwd)
+command -v node >/dev/null || { echo "node is not installed (cmake/install-deps.sh installs it)"; exit 1; }
+mkdir -p "$work"
+cp "$here/package.json" "$here/package-lock.json" "$here/compat.test.mjs" "$work/"
+if ! cmp -s "$here/package-lock.json" "$work/node_modules/.installed-lock" 2>/dev/null; then
+  (cd "$work" && npm ci --no-audit --no-fund --loglevel=error)
+  cp "$here/package-lock.json" "$work/node_modules/.installed-lock"
+fi
+deploy=$(mktemp -d)
+trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$deploy"' EXIT
+mkdir -p "$deploy/plugins"
+cp "$plugin_dir/hello.so" "$fixture_dir/fixture_good.so" "$deploy/plugins/"
+printf 'name: sdk-compat\nplugins_dir: plugins\nhttp: {listen: "127.0.0.1:0"}\n' > "$deploy/d.yaml"
+"$bin" run --config "$deploy/d.yaml" > "$deploy/out" 2> "$deploy/log" &
+pid=$!
+for _ in $(seq 200); do grep -q "serving" "$deploy/out" 2>/dev/null && break; sleep 0.05; done
+url=$(grep -o 'http://127.0.0.1:[0-9]*' "$deploy/out") || { cat "$deploy/log"; exit 1; }
+cd "$work" && TRIGGER_API_URL="$url" node --test compat.test.mjs
