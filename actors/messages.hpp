@@ -13,6 +13,8 @@ namespace taskhost::actors {
 using trigger_atom = caf::atom_constant<caf::atom("trigger")>;
 /// supervisor  ← (start_atom, run_id): run the next attempt of this run.
 using start_atom = caf::atom_constant<caf::atom("start")>;
+/// supervisor  ← (started_atom, run_id, attempt, started_at_ms): an executor thread began the attempt.
+using started_atom = caf::atom_constant<caf::atom("started")>;
 /// supervisor  ← (done_atom, run_id, attempt, ok, json, retryable): an attempt ended.
 using done_atom = caf::atom_constant<caf::atom("done")>;
 /// supervisor  ← (drain_atom) → ok: answered once every message before it was handled.

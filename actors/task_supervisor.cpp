@@ -21,24 +21,27 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         in.attempt = static_cast<int>(run->attempts.size()) + 1;
         in.payload = run->payload.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
         in.max_output_bytes = env->max_output_bytes;
-        auto now = clock_type::now();
-        env->store->update(run_id, [&](run_record& r) {
-          r.status = run_status::executing;
-          if (!r.started_at) r.started_at = now;
-          r.attempts.push_back({in.attempt, attempt_status::executing, now, std::nullopt, std::nullopt});
-        });
+        // DEQUEUED until an executor thread really starts the attempt (all threads may be busy).
+        env->store->update(run_id, [&](run_record& r) { r.status = run_status::dequeued; });
         auto me = caf::actor_cast<caf::actor>(self);
         bool posted = env->exec->post([env, in = std::move(in), me]() {
+          auto started = std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now().time_since_epoch());
+          caf::anon_send(me, started_atom::value, in.run_id, in.attempt, int64_t{started.count()});
           attempt_outcome o = run_attempt(env->task, in);
           caf::anon_send(me, done_atom::value, in.run_id, in.attempt, o.ok, std::move(o.json), o.retryable);
         });
         if (!posted) {
           // Shutting down: the attempt never started. Leave the run queued, as it was.
-          env->store->update(run_id, [&](run_record& r) {
-            r.attempts.pop_back();
-            r.status = run_status::queued;
-          });
+          env->store->update(run_id, [&](run_record& r) { r.status = run_status::queued; });
         }
+      },
+      [=](started_atom, const std::string& run_id, int attempt, int64_t started_ms) {
+        const time_point at{std::chrono::milliseconds(started_ms)};
+        env->store->update(run_id, [&](run_record& r) {
+          r.status = run_status::executing;
+          if (!r.started_at) r.started_at = at;
+          r.attempts.push_back({attempt, attempt_status::executing, at, std::nullopt, std::nullopt});
+        });
       },
       [=](done_atom, const std::string& run_id, int attempt, bool ok, const std::string& body, bool retryable) {
         auto now = clock_type::now();
