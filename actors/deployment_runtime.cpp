@@ -81,8 +81,7 @@ deployment_runtime::~deployment_runtime() { shutdown(); }
 
 void deployment_runtime::start_http() {
   auto& i = *impl_;
-  i.gateway = std::make_unique<api_gateway>(
-      *this, [this](const std::string& id) { return impl_->report.tasks.count(id) > 0; }, i.cfg.max_payload_bytes);
+  i.gateway = std::make_unique<api_gateway>(*this, i.cfg.max_payload_bytes);
   http_server_options o;
   o.host = i.cfg.http.host;
   o.port = i.cfg.http.port;

@@ -29,8 +29,7 @@ std::vector<std::string_view> split_path(std::string_view path) {
 
 }  // namespace
 
-api_gateway::api_gateway(run_service& runs, std::function<bool(const std::string&)> has_task, uint64_t max_payload_bytes)
-    : runs_(runs), has_task_(std::move(has_task)), max_payload_bytes_(max_payload_bytes) {}
+api_gateway::api_gateway(run_service& runs, uint64_t max_payload_bytes) : runs_(runs), max_payload_bytes_(max_payload_bytes) {}
 
 bool api_gateway::percent_decode(std::string_view in, std::string& out) {
   out.clear();
@@ -88,7 +87,6 @@ void api_gateway::trigger(const std::string& task_id, const http_request& req, h
     r.headers = {{"x-should-retry", "true"}};  // another instance, or this one restarted, may take it
     return respond(std::move(r));
   }
-  if (!has_task_(task_id)) return respond(error_response(404, "Task '" + task_id + "' not found"));
   auto parsed = parse_trigger_body(task_id, req.body, max_payload_bytes_);
   if (!parsed.input) return respond(error_response(parsed.error.status, parsed.error.message));
   runs_.trigger(std::move(*parsed.input), [respond = std::move(respond)](trigger_outcome o) {

@@ -10,8 +10,6 @@
 
 #include <atomic>
 #include <cstdint>
-#include <functional>
-#include <set>
 #include <string>
 
 #include "runtime/http_server.hpp"
@@ -21,8 +19,7 @@ namespace taskhost {
 
 class api_gateway {
 public:
-  /// `has_task` answers whether a task id is served (the set is fixed once the deployment runs).
-  api_gateway(run_service& runs, std::function<bool(const std::string&)> has_task, uint64_t max_payload_bytes);
+  api_gateway(run_service& runs, uint64_t max_payload_bytes);
 
   void handle(http_request req, http_responder respond);
 
@@ -35,7 +32,6 @@ public:
 private:
   void trigger(const std::string& task_id, const http_request& req, http_responder respond);
   run_service& runs_;
-  std::function<bool(const std::string&)> has_task_;
   uint64_t max_payload_bytes_;
   std::atomic<bool> refusing_{false};
 };
