@@ -1,5 +1,7 @@
 #include "runtime/log.hpp"
 
+#include "runtime/run.hpp"
+
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -63,14 +65,7 @@ void write(level l, std::string_view msg, const nlohmann::json& attrs) {
   auto sl = to_spd(l);
   if (!lg.should_log(sl)) return;
   if (json_format) {
-    auto now = std::chrono::system_clock::now();
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
-    std::time_t secs = ms / 1000;
-    std::tm tm{};
-    gmtime_r(&secs, &tm);
-    char ts[40];
-    std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, int(ms % 1000));
+    const std::string ts = format_time(clock_type::now());
     auto lv = spdlog::level::to_string_view(sl);  // an fmt string_view: convert, or JSON makes it an array
     nlohmann::json line = {{"time", ts}, {"level", std::string(lv.data(), lv.size())}, {"msg", msg}};
     if (attrs.is_object())
