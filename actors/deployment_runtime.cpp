@@ -68,8 +68,12 @@ deployment_runtime::deployment_runtime(config::deployment cfg) : impl_(std::make
   i.exec = std::make_unique<executor>(i.cfg.executor_threads);
   i.system = std::make_unique<caf::actor_system>(configure(i.caf_cfg));
   for (const auto& [id, task] : i.report.tasks) {
+    // Precedence: the task definition in code, then tasks.<id> in the YAML, then its defaults
+    // (a trigger's own options beat all three, per run).
+    auto retry = apply_task_retry(i.cfg.retry_for(id), task.retry);
+    auto max_duration = task.max_duration_ms > 0 ? std::chrono::milliseconds(task.max_duration_ms) : i.cfg.max_duration_for(id);
     auto env = std::make_shared<actors::supervisor_env>(
-        actors::supervisor_env{task, retry_policy(i.cfg.retry_for(id)), &i.store, i.exec.get()});
+        actors::supervisor_env{task, retry_policy(retry), &i.store, i.exec.get(), max_duration});
     i.supervisors.emplace(id, actors::spawn_task_supervisor(*i.system, std::move(env)));
   }
   i.router = actors::spawn_router(*i.system, i.supervisors);
@@ -109,6 +113,7 @@ void deployment_runtime::trigger(trigger_input in, std::function<void(trigger_ou
   r.payload_type = std::move(in.payload_type);
   r.tags = std::move(in.tags);
   r.max_attempts = in.max_attempts;
+  r.max_duration_ms = in.max_duration_ms;
   r.created_at = r.updated_at = clock_type::now();
   std::string id = r.id;
   i.store.insert(std::move(r));
@@ -117,6 +122,23 @@ void deployment_runtime::trigger(trigger_input in, std::function<void(trigger_ou
 }
 
 std::optional<run_record> deployment_runtime::get_run(const std::string& id) const { return impl_->store.get(id); }
+
+void deployment_runtime::cancel(const std::string& id, std::function<void(trigger_outcome)> done) {
+  auto& i = *impl_;
+  std::lock_guard lock(i.shutdown_mu);  // the actors must outlive the request
+  if (i.shut_down) return done({503, {}, "taskhost is shutting down"});
+  auto run = i.store.get(id);
+  if (!run) return done({404, {}, "Run not found: " + id});
+  auto sup = i.supervisors.find(run->task_id);
+  if (is_final(run->status) || sup == i.supervisors.end()) return done({200, id, {}});
+  // A short blocking request (cancels are rare): the answer comes once the supervisor has
+  // recorded the new state, so a read right after the response sees CANCELED.
+  caf::scoped_actor self{*i.system};
+  trigger_outcome out{200, id, {}};
+  self->request(sup->second, std::chrono::seconds(10), actors::cancel_atom::value, id)
+      .receive([](bool) {}, [&](caf::error& e) { out = {503, {}, "cancel did not complete: " + i.system->render(e)}; });
+  done(std::move(out));
+}
 
 bool deployment_runtime::shutdown() {
   auto& i = *impl_;

@@ -43,6 +43,7 @@ public:
   // run_service
   void trigger(trigger_input in, std::function<void(trigger_outcome)> done) override;
   std::optional<run_record> get_run(const std::string& id) const override;
+  void cancel(const std::string& id, std::function<void(trigger_outcome)> done) override;
 
 private:
   struct impl;

@@ -17,6 +17,10 @@ using start_atom = caf::atom_constant<caf::atom("start")>;
 using started_atom = caf::atom_constant<caf::atom("started")>;
 /// supervisor  ← (done_atom, run_id, attempt, ok, json, retryable): an attempt ended.
 using done_atom = caf::atom_constant<caf::atom("done")>;
+/// supervisor  ← (timeout_atom, run_id, attempt): the attempt's max duration has passed.
+using timeout_atom = caf::atom_constant<caf::atom("timeout")>;
+/// supervisor  ← (cancel_atom, run_id) → bool: cancel the run; true once recorded.
+using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
 /// supervisor  ← (drain_atom) → ok: answered once every message before it was handled.
 using drain_atom = caf::atom_constant<caf::atom("drain")>;
 

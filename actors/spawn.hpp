@@ -20,6 +20,9 @@ struct supervisor_env {
   retry_policy retry;
   run_store* store;
   executor* exec;
+  /// The task's max duration per attempt (task definition, else YAML); 0 = none. A trigger's
+  /// maxDuration beats it.
+  std::chrono::milliseconds max_duration{0};
   uint64_t max_output_bytes = 10u << 20;
 };
 

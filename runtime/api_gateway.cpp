@@ -77,6 +77,23 @@ void api_gateway::handle(http_request req, http_responder respond) {
     if (!run) return respond(error_response(404, "Run not found: " + run_id));
     return respond({200, to_api_json(*run).dump(-1, ' ', false, json::error_handler_t::replace), {}});
   }
+  if (is({"api", "v2", "runs", "*", "cancel"}, 3)) {
+    if (req.method != "POST") return method_not_allowed("POST");
+    std::string run_id;
+    if (!percent_decode(parts[3], run_id)) return respond(error_response(400, "bad percent-escape in run id"));
+    return runs_.cancel(run_id, [respond = std::move(respond), run_id](trigger_outcome o) {
+      if (o.status != 200) return respond(error_response(o.status, o.error));
+      respond({200, json{{"id", run_id}}.dump(), {}});
+    });
+  }
+  if (is({"api", "v1", "runs", "*", "logs"}, 3)) {
+    if (req.method != "GET") return method_not_allowed("GET");
+    std::string run_id;
+    if (!percent_decode(parts[3], run_id)) return respond(error_response(400, "bad percent-escape in run id"));
+    auto run = runs_.get_run(run_id);
+    if (!run) return respond(error_response(404, "Run not found: " + run_id));
+    return respond({200, logs_to_api_json(*run).dump(-1, ' ', false, json::error_handler_t::replace), {}});
+  }
   if (is({"healthz"}, 99)) return respond({200, R"({"ok":true})", {}});
   respond(error_response(404, "No route for " + req.method + " " + std::string(path)));
 }

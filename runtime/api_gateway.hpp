@@ -3,6 +3,8 @@
 // Routes served (shared/reference/trigger-rest-api.md):
 //   POST /api/v1/tasks/{taskId}/trigger   → 200 {"id": "run_..."}   (§5.1)
 //   GET  /api/v3/runs/{runId}             → the run                 (§5.3)
+//   POST /api/v2/runs/{runId}/cancel      → 200 {"id": "run_..."}   (§5.5)
+//   GET  /api/v1/runs/{runId}/logs        → {"data": [log lines]}
 //   GET  /healthz                         → {"ok": true}
 // Errors are {"error": "..."}; 404s and permanent failures carry `x-should-retry: false` so the
 // official SDK does not spend 9 s retrying them.

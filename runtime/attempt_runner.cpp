@@ -1,8 +1,6 @@
 #include "runtime/attempt_runner.hpp"
 
-#include <nlohmann/json.hpp>
-
-#include "runtime/log.hpp"
+#include <algorithm>
 
 namespace taskhost {
 namespace {
@@ -27,12 +25,24 @@ void host_log(void* host_run, int level, const char* msg, size_t msg_len, const 
                    : level == TH_LOG_WARN ? log::level::warn
                                           : log::level::error;
     log::write(l, std::string_view(msg, msg_len), a);
+    if (st->in->on_log) st->in->on_log(l, std::string_view(msg, msg_len), a);
   } catch (...) {
     // logging must never fail a run
   }
 }
 
-const th_host_api host_api_v1 = {sizeof(th_host_api), &host_log};
+int host_cancel_reason(void* host_run) noexcept { return static_cast<host_run_state*>(host_run)->in->token->reason(); }
+
+int host_wait_cancelled(void* host_run, uint64_t timeout_ms) noexcept {
+  try {
+    auto ms = std::chrono::milliseconds(std::min<uint64_t>(timeout_ms, uint64_t(1) << 40));
+    return static_cast<host_run_state*>(host_run)->in->token->wait_for(ms);
+  } catch (...) {
+    return TH_CANCEL_NONE;
+  }
+}
+
+const th_host_api host_api = {sizeof(th_host_api), &host_log, &host_cancel_reason, &host_wait_cancelled};
 
 std::string internal_error(const std::string& message) {
   return json{{"name", "InternalError"}, {"message", message}}.dump();
@@ -62,7 +72,7 @@ attempt_outcome run_attempt(const loaded_task& task, const attempt_input& in) {
   info.task_id = in.task_id.c_str();
   info.attempt = static_cast<uint32_t>(in.attempt);
   info.payload = th_bytes{in.payload.data(), in.payload.size()};
-  info.host = &host_api_v1;
+  info.host = &host_api;
   info.host_run = &state;
 
   th_execution* ex = nullptr;

@@ -3,8 +3,15 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
+#include <string_view>
 
+#include <nlohmann/json.hpp>
+
+#include "runtime/cancel_token.hpp"
+#include "runtime/log.hpp"
 #include "runtime/plugin_loader.hpp"
 
 namespace taskhost {
@@ -23,6 +30,11 @@ struct attempt_input {
   int attempt = 1;
   std::string payload;  ///< JSON bytes
   uint64_t max_output_bytes = 10u << 20;
+  /// Fired by the supervisor on cancel or max duration; the task sees it as ctx.signal.
+  std::shared_ptr<cancel_token> token = std::make_shared<cancel_token>();
+  /// Also receives every line the task logs (already written to the runtime's log), tagged
+  /// attributes included. Called on the executor thread. May be empty.
+  std::function<void(log::level, std::string_view msg, const nlohmann::json& attrs)> on_log;
 };
 
 /// Calls start/step/destroy of the task's descriptor and turns every outcome, including broken

@@ -170,7 +170,21 @@ loaded_plugin load_plugin(const fs::path& file, const fs::path& cache_dir) {
                          "' (1-128 characters of letters, digits, '-', '_', '.')");
     if (!ids.insert(id).second) throw plugin_error("task id '" + id + "' is declared twice in this plugin");
     if (!t->start || !t->step || !t->destroy) throw plugin_error("task '" + id + "': missing start/step/destroy");
-    p.tasks.push_back(loaded_task{id, describe(t->description), p.name, t, keep_alive});
+    loaded_task lt{id, describe(t->description), p.name, t, keep_alive};
+    constexpr size_t v11 = offsetof(th_task_descriptor, max_duration_ms) + sizeof(uint64_t);
+    if (t->struct_size >= v11 && d->task_descriptor_size >= v11) {
+      const th_retry_options& r = t->retry;
+      auto bad = [&](const std::string& what) { return plugin_error("task '" + id + "': " + what); };
+      if (r.max_attempts < 0 || r.max_attempts > 250) throw bad("retry.max_attempts must be 1..250");
+      if (r.factor != 0.0 && !(r.factor >= 1.0 && r.factor <= 1000.0)) throw bad("retry.factor must be 1..1000");
+      if (r.min_timeout_ms < -1 || r.max_timeout_ms < -1) throw bad("retry timeouts must not be negative");
+      if (r.min_timeout_ms >= 0 && r.max_timeout_ms >= 0 && r.max_timeout_ms < r.min_timeout_ms)
+        throw bad("retry.max_timeout is below retry.min_timeout");
+      if (t->max_duration_ms != 0 && t->max_duration_ms < 5000) throw bad("max_duration must be at least 5 s");
+      lt.retry = r;
+      lt.max_duration_ms = t->max_duration_ms;
+    }
+    p.tasks.push_back(std::move(lt));
   }
   return p;
 }

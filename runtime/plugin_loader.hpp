@@ -37,6 +37,9 @@ struct loaded_task {
   std::string plugin_name;
   const th_task_descriptor* descriptor = nullptr;
   std::shared_ptr<void> library;
+  /// The task definition's own retry policy and max duration (ABI >= 1.1; unset for 1.0 plugins).
+  th_retry_options retry{0, -1, 0.0, -1, -1};
+  uint64_t max_duration_ms = 0;
 };
 
 struct loaded_plugin {

@@ -13,6 +13,8 @@
 #include <functional>
 #include <optional>
 
+#include <taskhost/plugin_abi.h>
+
 #include "taskhost/config/deployment.hpp"
 
 namespace taskhost {
@@ -38,6 +40,9 @@ public:
 private:
   config::retry_config cfg_;
 };
+
+/// `base` with the fields a task definition sets (unset fields keep base's values).
+config::retry_config apply_task_retry(config::retry_config base, const th_retry_options& task);
 
 /// A process-wide random source (thread-safe).
 double default_random();

@@ -87,4 +87,26 @@ json to_api_json(const run_record& r) {
   return j;
 }
 
+void append_log(run_record& r, log_line line) {
+  size_t bytes = line.message.size() + (line.attributes.is_null() ? 0 : line.attributes.dump().size());
+  if (r.logs.size() >= max_log_lines_per_run || r.log_bytes + bytes > max_log_bytes_per_run) {
+    r.logs_truncated = true;
+    return;
+  }
+  r.log_bytes += bytes;
+  r.logs.push_back(std::move(line));
+}
+
+json logs_to_api_json(const run_record& r) {
+  json data = json::array();
+  for (const auto& l : r.logs) {
+    json j = {{"time", format_time(l.time)}, {"attempt", l.attempt}, {"level", l.level}, {"message", l.message}};
+    if (l.attributes.is_object() && !l.attributes.empty()) j["attributes"] = l.attributes;
+    data.push_back(std::move(j));
+  }
+  json out = {{"data", std::move(data)}};
+  if (r.logs_truncated) out["truncated"] = true;
+  return out;
+}
+
 }  // namespace taskhost

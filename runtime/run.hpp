@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -36,6 +37,15 @@ struct attempt_record {
   std::optional<json> error;  ///< {"message", "name"?, "stackTrace"?}
 };
 
+/// One line a task logged through ctx.logger, kept with its run.
+struct log_line {
+  time_point time{};
+  int attempt = 0;
+  std::string level;     ///< debug | info | warn | error
+  std::string message;
+  json attributes;       ///< the task's own attributes (run/task/attempt tags removed)
+};
+
 struct run_record {
   std::string id;
   std::string task_id;
@@ -46,12 +56,26 @@ struct run_record {
   std::optional<json> error;          ///< set when the run failed
   std::vector<std::string> tags;      ///< sorted
   int max_attempts = 0;               ///< 0 = the task's policy
+  int64_t max_duration_ms = 0;        ///< trigger's maxDuration; 0 = the task's
   time_point created_at{};
   time_point updated_at{};
   std::optional<time_point> started_at;
   std::optional<time_point> finished_at;
   std::vector<attempt_record> attempts;
+  std::vector<log_line> logs;         ///< capped: see append_log
+  size_t log_bytes = 0;
+  bool logs_truncated = false;
 };
+
+/// Limits on what a run keeps of its logs; lines beyond them are dropped (and counted as such).
+constexpr size_t max_log_lines_per_run = 1000;
+constexpr size_t max_log_bytes_per_run = 1u << 20;
+
+/// Appends a line unless the run's log is full (then marks it truncated).
+void append_log(run_record& r, log_line line);
+
+/// {"data": [{"time", "attempt", "level", "message", "attributes"}...], "truncated"?: true}
+json logs_to_api_json(const run_record& r);
 
 /// RFC 3339 UTC with milliseconds: 2025-01-01T00:00:00.000Z
 std::string format_time(time_point t);

@@ -24,6 +24,10 @@ public:
   /// thread, after the run is recorded (or with the reason it was not).
   virtual void trigger(trigger_input in, std::function<void(trigger_outcome)> done) = 0;
   virtual std::optional<run_record> get_run(const std::string& id) const = 0;
+  /// Cancels a run: one not started yet ends CANCELED at once; an executing one gets its
+  /// cancellation signal and ends CANCELED; a finished one is left as it is. `done` is called
+  /// once, after the run's new state is recorded: status 200, or 404 for an unknown run.
+  virtual void cancel(const std::string& id, std::function<void(trigger_outcome)> done) = 0;
 };
 
 }  // namespace taskhost

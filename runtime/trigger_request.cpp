@@ -13,7 +13,7 @@ trigger_parse_result fail(int status, std::string msg) { return {std::nullopt, {
 // Options that change what a run does and that this taskhost does not implement yet: refusing
 // them beats silently running without them (a delay ignored, a duplicate run created, ...).
 const std::set<std::string, std::less<>> unsupported_options = {
-    "delay", "ttl", "idempotencyKey", "idempotencyKeyTTL", "metadata", "maxDuration",
+    "delay", "ttl", "idempotencyKey", "idempotencyKeyTTL", "metadata",
     "concurrencyKey", "priority", "parentRunId", "resumeParentOnCompletion"};
 
 }  // namespace
@@ -80,6 +80,12 @@ trigger_parse_result parse_trigger_body(std::string_view task_id, std::string_vi
     if (!it->is_number_integer() || it->get<int64_t>() < 1 || it->get<int64_t>() > 250)
       return fail(400, "options.maxAttempts must be an integer from 1 to 250");
     in.max_attempts = it->get<int>();
+  }
+  if (auto it = options.find("maxDuration"); it != options.end() && !it->is_null()) {
+    // Trigger.dev: seconds of compute per attempt, at least 5.
+    if (!it->is_number() || it->get<double>() < 5 || it->get<double>() > 365.0 * 86400)
+      return fail(400, "options.maxDuration must be a number of seconds, at least 5");
+    in.max_duration_ms = static_cast<int64_t>(it->get<double>() * 1000);
   }
   if (auto it = options.find("tags"); it != options.end() && !it->is_null()) {
     json tags = it->is_string() ? json::array({*it}) : *it;

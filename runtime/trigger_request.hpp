@@ -21,6 +21,7 @@ struct trigger_input {
   nlohmann::json payload;                        ///< what the task receives
   std::string payload_type = "application/json"; ///< as sent
   int max_attempts = 0;                          ///< 0 = the task's policy
+  int64_t max_duration_ms = 0;                   ///< 0 = the task's (options.maxDuration, seconds)
   std::vector<std::string> tags;                 ///< sorted, unique
 };
 

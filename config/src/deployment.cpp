@@ -1,5 +1,7 @@
 #include "taskhost/config/deployment.hpp"
 
+#include "taskhost/config/duration.hpp"
+
 #include <yaml-cpp/yaml.h>
 
 #include <cerrno>
@@ -22,6 +24,11 @@ std::string source_position::str() const {
 const retry_config& deployment::retry_for(const std::string& task_id) const {
   auto it = tasks.find(task_id);
   return it == tasks.end() ? default_retry : it->second.retry;
+}
+
+std::chrono::milliseconds deployment::max_duration_for(const std::string& task_id) const {
+  auto it = tasks.find(task_id);
+  return it == tasks.end() || it->second.max_duration.count() == 0 ? default_max_duration : it->second.max_duration;
 }
 
 namespace {
@@ -109,6 +116,15 @@ public:
       fail(v, what + " must be one of " + list + ", got '" + s + "'");
     }
     return s;
+  }
+
+  /// A max duration: a duration string ("30s", "5m", "1h30m"), at least 5 s as in Trigger.dev.
+  std::chrono::milliseconds max_duration(const YAML::Node& v, const std::string& what) const {
+    auto s = string(v, what);
+    auto d = parse_duration(s);
+    if (!d) fail(v, what + " must be a duration like \"30s\", \"5m\" or \"1h30m\", got '" + s + "'");
+    if (*d < std::chrono::seconds(5)) fail(v, what + " must be at least 5s, got '" + s + "'");
+    return *d;
   }
 
   /// Reads the keys of a `retry:` mapping on top of `r`.
@@ -217,7 +233,9 @@ deployment load_string(const std::string& yaml, const std::filesystem::path& fil
               d.max_payload_bytes = uint64_t(rd.integer(x, "limits.max_payload_bytes", 1, int64_t(1) << 32)); }}});
       }},
      {"defaults", [&](auto&, auto& v) {
-        rd.mapping(v, "defaults", {{"retry", [&](auto&, auto& x) { rd.retry(x, "defaults.retry", d.default_retry); }}});
+        rd.mapping(v, "defaults",
+          {{"retry", [&](auto&, auto& x) { rd.retry(x, "defaults.retry", d.default_retry); }},
+           {"max_duration", [&](auto&, auto& x) { d.default_max_duration = rd.max_duration(x, "defaults.max_duration"); }}});
       }},
      {"tasks", [&](auto&, auto& v) { tasks_node = v; }}});
 
@@ -235,7 +253,9 @@ deployment load_string(const std::string& yaml, const std::filesystem::path& fil
       if (!seen.insert(id).second) rd.fail(kv.first, "duplicate task '" + id + "' under tasks");
       task_config tc{id, d.default_retry, rd.pos(kv.first.Mark())};
       const std::string where = "tasks." + id;
-      rd.mapping(kv.second, where, {{"retry", [&](auto&, auto& x) { rd.retry(x, where + ".retry", tc.retry); }}});
+      rd.mapping(kv.second, where,
+                 {{"retry", [&](auto&, auto& x) { rd.retry(x, where + ".retry", tc.retry); }},
+                  {"max_duration", [&](auto&, auto& x) { tc.max_duration = rd.max_duration(x, where + ".max_duration"); }}});
       d.tasks.emplace(id, std::move(tc));
     }
   }

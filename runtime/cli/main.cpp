@@ -137,7 +137,7 @@ int cmd_check(const std::string& config_file, bool list) {
 }
 
 int cmd_trigger(const std::string& url, const std::string& task, const std::string& payload_text, bool wait,
-                int max_attempts, const std::vector<std::string>& tags, double timeout_s) {
+                int max_attempts, double max_duration_s, const std::vector<std::string>& tags, double timeout_s) {
   json payload;
   if (!payload_text.empty()) {
     payload = json::parse(payload_text, nullptr, false);
@@ -145,6 +145,7 @@ int cmd_trigger(const std::string& url, const std::string& task, const std::stri
   }
   json body = {{"payload", payload}, {"options", json::object()}};
   if (max_attempts > 0) body["options"]["maxAttempts"] = max_attempts;
+  if (max_duration_s > 0) body["options"]["maxDuration"] = max_duration_s;
   if (!tags.empty()) body["options"]["tags"] = tags;
   taskhost::http_client c(url);
   std::string encoded;
@@ -169,6 +170,31 @@ int cmd_trigger(const std::string& url, const std::string& task, const std::stri
       throw cli_error("run " + id + " did not finish within " + std::to_string(int(timeout_s)) + " s (status " + str(run, "status") + ")");
     std::this_thread::sleep_for(delay);
   }
+}
+
+int cmd_runs_cancel(const std::string& url, const std::string& id) {
+  taskhost::http_client c(url);
+  api_json(c.request("POST", "/api/v2/runs/" + id + "/cancel"), "runs cancel " + id);
+  json run = api_json(c.request("GET", "/api/v3/runs/" + id), "runs get " + id);
+  std::cout << id << " " << str(run, "status") << "\n";
+  return exit_ok;
+}
+
+int cmd_runs_logs(const std::string& url, const std::string& id, bool as_json) {
+  taskhost::http_client c(url);
+  json logs = api_json(c.request("GET", "/api/v1/runs/" + id + "/logs"), "runs logs " + id);
+  if (as_json) {
+    std::cout << logs.dump(2) << "\n";
+    return exit_ok;
+  }
+  for (const auto& l : logs.value("data", json::array())) {
+    std::cout << str(l, "time") << " " << str(l, "level") << " [attempt " << l.value("attempt", 0) << "] " << str(l, "message");
+    if (l.contains("attributes"))
+      for (const auto& [k, v] : l["attributes"].items()) std::cout << " " << k << "=" << (v.is_string() ? v.get<std::string>() : v.dump());
+    std::cout << "\n";
+  }
+  if (logs.value("truncated", false)) std::cout << "(later lines were dropped: the run's log is full)\n";
+  return exit_ok;
 }
 
 int cmd_runs_get(const std::string& url, const std::string& id, bool as_json) {
@@ -211,6 +237,8 @@ int main(int argc, char** argv) {
   trigger->add_option("payload", payload, "payload as JSON (default: null)");
   trigger->add_flag("--wait,-w", wait, "wait for the run to finish; print status and output; exit 0 only on COMPLETED");
   trigger->add_option("--max-attempts", max_attempts, "attempts for this run (1-250), overriding the task's retry policy");
+  double max_duration_s = 0;
+  trigger->add_option("--max-duration", max_duration_s, "seconds an attempt may run (at least 5), overriding the task's");
   trigger->add_option("--tag", tags, "a tag for the run (repeatable, at most 10)");
   trigger->add_option("--timeout", timeout_s, "with --wait: give up after this many seconds (default 3600)");
   add_url(trigger);
@@ -223,6 +251,13 @@ int main(int argc, char** argv) {
   runs_get->add_option("id", run_id, "run id (run_...)")->required();
   runs_get->add_flag("--json", as_json, "print the run as the API returns it");
   add_url(runs_get);
+  auto* runs_cancel = runs->add_subcommand("cancel", "Cancel a run (a finished run is left as it is)");
+  runs_cancel->add_option("id", run_id, "run id (run_...)")->required();
+  add_url(runs_cancel);
+  auto* runs_logs = runs->add_subcommand("logs", "Show what a run logged through ctx.logger");
+  runs_logs->add_option("id", run_id, "run id (run_...)")->required();
+  runs_logs->add_flag("--json", as_json, "print the lines as the API returns them");
+  add_url(runs_logs);
 
   try {
     app.parse(argc, argv);
@@ -235,8 +270,10 @@ int main(int argc, char** argv) {
     if (*run) return cmd_run(config_file);
     if (*validate) return cmd_check(config_file, false);
     if (*plugins_list) return cmd_check(config_file, true);
-    if (*trigger) return cmd_trigger(url, task, payload, wait, max_attempts, tags, timeout_s);
+    if (*trigger) return cmd_trigger(url, task, payload, wait, max_attempts, max_duration_s, tags, timeout_s);
     if (*runs_get) return cmd_runs_get(url, run_id, as_json);
+    if (*runs_cancel) return cmd_runs_cancel(url, run_id);
+    if (*runs_logs) return cmd_runs_logs(url, run_id, as_json);
   } catch (const taskhost::config::config_error& e) {
     std::cerr << e.what() << "\n";
     return exit_usage;

@@ -5,6 +5,8 @@
 
 #include <regex>
 
+#include <taskhost/plugin_abi.h>
+
 #include "runtime/http_client.hpp"
 #include "support/process.hpp"
 
@@ -196,6 +198,52 @@ TEST(TaskhostBinaryTest, CliTriggersWaitsAndShowsRuns) {
   EXPECT_EQ(tagged["tags"], json::array({"user:1"}));
 }
 
+TEST(TaskhostBinaryTest, CancelAndLogsOverHttpAndCli) {
+  deployment_dir d;
+  server s(d);
+  http_client c(s.url);
+  std::string id = json::parse(c.request("POST", "/api/v1/tasks/fixture-wait-cancel/trigger", R"({"payload":{"max_s":30}})").body)["id"];
+  while (s.get_run(id)["status"] != "EXECUTING") std::this_thread::sleep_for(2ms);
+  auto cancel = s.cli({"runs", "cancel", id});
+  EXPECT_EQ(cancel.exit_code, 0) << cancel.err;
+  EXPECT_EQ(cancel.out, id + " CANCELED\n");
+  auto run = s.get_run(id);
+  EXPECT_EQ(run["status"], "CANCELED");
+  EXPECT_EQ(run["isCancelled"], true);
+  EXPECT_EQ(run["attempts"][0]["status"], "CANCELED");
+  // The woken task logs why it woke; its lines stay readable after the run ended.
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  std::string logs;
+  while (logs.find("woke") == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+    logs = s.cli({"runs", "logs", id}).out;
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_NE(logs.find("info [attempt 1] waiting for the signal"), std::string::npos) << logs;
+  EXPECT_NE(logs.find("woke cancelled=true fired=true reason=1"), std::string::npos) << logs;
+  auto api_logs = json::parse(c.request("GET", "/api/v1/runs/" + id + "/logs").body);
+  EXPECT_EQ(api_logs["data"][0]["message"], "waiting for the signal");
+
+  auto http_cancel = c.request("POST", "/api/v2/runs/" + id + "/cancel");
+  EXPECT_EQ(http_cancel.status, 200) << "cancelling a finished run is a no-op";
+  EXPECT_EQ(json::parse(http_cancel.body), json({{"id", id}}));
+  EXPECT_EQ(c.request("POST", "/api/v2/runs/run_nope/cancel").status, 404);
+  EXPECT_EQ(c.request("GET", "/api/v1/runs/run_nope/logs").status, 404);
+  auto missing = s.cli({"runs", "cancel", "run_nope"});
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_NE(missing.err.find("404 Run not found: run_nope"), std::string::npos);
+}
+
+TEST(TaskhostBinaryTest, YamlMaxDurationTimesOutARun) {
+  deployment_dir d("tasks:\n  fixture-wait-cancel: {max_duration: 5s}\n");
+  server s(d);
+  auto t = s.cli({"trigger", "fixture-wait-cancel", R"({"max_s":60})", "--wait"});
+  EXPECT_EQ(t.exit_code, 1);
+  EXPECT_NE(t.out.find("TIMED_OUT\nattempt 1 ran past its max duration"), std::string::npos) << t.out;
+  auto bad = s.cli({"trigger", "fixture-echo", "{}", "--max-duration", "2"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("options.maxDuration must be a number of seconds, at least 5"), std::string::npos) << bad.err;
+}
+
 TEST(TaskhostBinaryTest, CliWaitExitsOneOnFailure) {
   deployment_dir d;
   server s(d);
@@ -284,7 +332,7 @@ TEST(TaskhostBinaryTest, ValidateChecksConfigAndPluginsWithoutStarting) {
   auto broken = run_command({bin, "validate", "--config", d.config().string()});
   EXPECT_EQ(broken.exit_code, 1) << "refused plugins make validation fail";
   EXPECT_NE(broken.err.find("x.so: refused: not an ELF"), std::string::npos) << broken.err;
-  EXPECT_NE(broken.out.find("2 plugin(s), 8 task(s), 4 refused"), std::string::npos) << broken.out;
+  EXPECT_NE(broken.out.find("2 plugin(s), 13 task(s), 4 refused"), std::string::npos) << broken.out;
 
   temp_dir clean;
   fs::create_directories(clean / "plugins");
@@ -305,7 +353,7 @@ TEST(TaskhostBinaryTest, ValidateChecksConfigAndPluginsWithoutStarting) {
 TEST(TaskhostBinaryTest, PluginsListShowsPluginsAndTasks) {
   deployment_dir d;
   auto r = run_command({bin, "plugins", "list", "--config", d.config().string()});
-  EXPECT_NE(r.out.find("hello 1.0.0  (ABI 1.0"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("hello 1.0.0  (ABI 1." + std::to_string(TASKHOST_ABI_MINOR)), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("  hello-world\n"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("  fixture-echo  — returns its payload"), std::string::npos) << r.out;
   EXPECT_NE(r.err.find("wrong_major.so: refused"), std::string::npos) << r.err;
@@ -344,7 +392,7 @@ TEST(TaskhostBinaryTest, JsonLogFormatWritesOneObjectPerLine) {
 TEST(TaskhostBinaryTest, VersionAndHelp) {
   auto v = run_command({bin, "--version"});
   EXPECT_EQ(v.exit_code, 0);
-  EXPECT_TRUE(std::regex_search(v.out, std::regex(R"(taskhost \d+\.\d+\.\d+ \(plugin ABI 1\.0\))"))) << v.out;
+  EXPECT_TRUE(std::regex_search(v.out, std::regex(R"(taskhost \d+\.\d+\.\d+ \(plugin ABI 1\.\d+\))"))) << v.out;
   auto h = run_command({bin, "--help"});
   EXPECT_EQ(h.exit_code, 0);
   for (auto cmd : {"run", "trigger", "runs", "validate", "plugins"}) EXPECT_NE(h.out.find(cmd), std::string::npos) << cmd;

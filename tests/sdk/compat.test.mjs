@@ -63,3 +63,20 @@ test("an unknown task is a NotFoundError at once, not after retries", async () =
 test("an unknown run is a NotFoundError", async () => {
   await assert.rejects(runs.retrieve("run_doesnotexist"), (e) => e instanceof NotFoundError);
 });
+
+test("runs.cancel cancels an executing run and is a no-op on a finished one", async () => {
+  const h = await tasks.trigger("fixture-wait-cancel", { max_s: 30 });
+  for (let i = 0; i < 400 && (await runs.retrieve(h.id)).status !== "EXECUTING"; i++) await new Promise((r) => setTimeout(r, 10));
+  const res = await runs.cancel(h.id);
+  assert.equal(res.id, h.id);
+  const run = await runs.retrieve(h.id);
+  assert.equal(run.status, "CANCELED");
+  assert.equal(run.isCancelled, true);
+  assert.equal(run.isCompleted, true);
+  assert.equal((await runs.cancel(h.id)).id, h.id);
+  await assert.rejects(runs.cancel("run_doesnotexist"), (e) => e instanceof NotFoundError);
+});
+
+test("a maxDuration under 5 s is refused with a 400", async () => {
+  await assert.rejects(tasks.trigger("fixture-echo", {}, { maxDuration: 2 }), /maxDuration/);
+});

@@ -33,14 +33,28 @@ protected:
     cfg_.default_retry = {.max_attempts = 3, .factor = 2, .min_timeout_ms = 0, .max_timeout_ms = 0, .randomize = false};
   }
 
-  trigger_outcome trigger(deployment_runtime& rt, const std::string& task, taskhost::json payload, int max_attempts = 0) {
+  trigger_outcome trigger(deployment_runtime& rt, const std::string& task, taskhost::json payload, int max_attempts = 0,
+                          int64_t max_duration_ms = 0) {
     std::promise<trigger_outcome> p;
     trigger_input in;
     in.task_id = task;
     in.payload = std::move(payload);
     in.max_attempts = max_attempts;
+    in.max_duration_ms = max_duration_ms;
     rt.trigger(std::move(in), [&](trigger_outcome o) { p.set_value(std::move(o)); });
     return p.get_future().get();
+  }
+
+  trigger_outcome cancel(deployment_runtime& rt, const std::string& id) {
+    std::promise<trigger_outcome> p;
+    rt.cancel(id, [&](trigger_outcome o) { p.set_value(std::move(o)); });
+    return p.get_future().get();
+  }
+
+  void wait_status(deployment_runtime& rt, const std::string& id, run_status s) {
+    auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (rt.get_run(id)->status != s && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
+    ASSERT_EQ(rt.get_run(id)->status, s);
   }
 
   run_record wait_final(deployment_runtime& rt, const std::string& id, std::chrono::milliseconds timeout = 20s) {
@@ -61,7 +75,7 @@ protected:
 
 TEST_F(DeploymentRuntimeTest, HelloWorldCompletesWithItsOutput) {
   deployment_runtime rt(cfg_);
-  EXPECT_EQ(rt.plugins().tasks.size(), 8u);
+  EXPECT_EQ(rt.plugins().tasks.size(), 13u);
   auto o = trigger(rt, "hello-world", {{"message", "Hello world!"}});
   ASSERT_EQ(o.status, 200) << o.error;
   EXPECT_EQ(o.run_id.rfind("run_", 0), 0u);
@@ -171,4 +185,104 @@ TEST_F(DeploymentRuntimeTest, MissingPluginsDirIsAStartError) {
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("is not a folder"), std::string::npos) << e.what();
   }
+}
+
+TEST_F(DeploymentRuntimeTest, CancelQueuedRunEndsItAtOnceAndItNeverRuns) {
+  cfg_.executor_threads = 1;
+  deployment_runtime rt(cfg_);
+  auto busy = trigger(rt, "fixture-sleep", {{"ms", 300}}).run_id;
+  wait_status(rt, busy, run_status::executing);
+  auto waiting = trigger(rt, "fixture-echo", 1).run_id;
+  wait_status(rt, waiting, run_status::dequeued);  // all threads busy: picked, not started
+  auto o = cancel(rt, waiting);
+  EXPECT_EQ(o.status, 200);
+  auto r = rt.get_run(waiting);
+  EXPECT_EQ(r->status, run_status::canceled) << "recorded before cancel() answered";
+  EXPECT_TRUE(r->finished_at);
+  EXPECT_EQ(wait_final(rt, busy).status, run_status::completed);
+  rt.shutdown();  // every attempt that was going to run has run
+  EXPECT_TRUE(rt.get_run(waiting)->attempts.empty()) << "the cancelled run's code never ran";
+  EXPECT_FALSE(rt.get_run(waiting)->output);
+}
+
+TEST_F(DeploymentRuntimeTest, CancelExecutingRunFiresItsSignalAndDropsItsLateResult) {
+  deployment_runtime rt(cfg_);
+  auto id = trigger(rt, "fixture-wait-cancel", {{"max_s", 30}}).run_id;
+  wait_status(rt, id, run_status::executing);
+  EXPECT_EQ(cancel(rt, id).status, 200);
+  auto r = rt.get_run(id);
+  EXPECT_EQ(r->status, run_status::canceled);
+  ASSERT_EQ(r->attempts.size(), 1u);
+  EXPECT_EQ(r->attempts[0].status, taskhost::attempt_status::canceled);
+  rt.shutdown();  // waits for the task, which the signal woke long before its 30 s
+  r = rt.get_run(id);
+  EXPECT_EQ(r->status, run_status::canceled) << "the task's own result does not change a final run";
+  EXPECT_FALSE(r->output);
+  ASSERT_EQ(r->logs.size(), 2u);
+  EXPECT_EQ(r->logs[1].attributes["reason"], TH_CANCEL_CANCELED);
+}
+
+TEST_F(DeploymentRuntimeTest, CancelDuringRetryDelayStopsFurtherAttempts) {
+  cfg_.default_retry = {.max_attempts = 3, .factor = 1, .min_timeout_ms = 300, .max_timeout_ms = 300, .randomize = false};
+  deployment_runtime rt(cfg_);
+  auto id = trigger(rt, "fixture-throw", nullptr).run_id;
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (rt.get_run(id)->attempts.empty() || !rt.get_run(id)->attempts[0].finished_at) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline);
+    std::this_thread::sleep_for(1ms);
+  }
+  EXPECT_EQ(cancel(rt, id).status, 200);
+  std::this_thread::sleep_for(500ms);  // past the retry delay
+  auto r = rt.get_run(id);
+  EXPECT_EQ(r->status, run_status::canceled);
+  EXPECT_EQ(r->attempts.size(), 1u);
+}
+
+TEST_F(DeploymentRuntimeTest, CancelFinishedRunLeavesItAndUnknownRunIs404) {
+  deployment_runtime rt(cfg_);
+  auto id = trigger(rt, "fixture-echo", 1).run_id;
+  wait_final(rt, id);
+  EXPECT_EQ(cancel(rt, id).status, 200);
+  EXPECT_EQ(rt.get_run(id)->status, run_status::completed);
+  auto unknown = cancel(rt, "run_nope");
+  EXPECT_EQ(unknown.status, 404);
+  EXPECT_EQ(unknown.error, "Run not found: run_nope");
+}
+
+TEST_F(DeploymentRuntimeTest, AttemptPastItsMaxDurationIsTimedOutAndNotRetried) {
+  deployment_runtime rt(cfg_);
+  // The task ignores its signal: the run is recorded TIMED_OUT at the deadline all the same.
+  auto id = trigger(rt, "fixture-ignore-cancel", {{"ms", 8000}}, 0, 5000).run_id;
+  wait_status(rt, id, run_status::executing);
+  auto started = *rt.get_run(id)->started_at;
+  auto r = wait_final(rt, id, 20s);
+  EXPECT_EQ(r.status, run_status::timed_out);
+  EXPECT_GE(*r.finished_at - started, 4900ms);
+  EXPECT_LT(*r.finished_at - started, 7500ms) << "at the deadline, not when the code returned";
+  ASSERT_EQ(r.attempts.size(), 1u) << "TIMED_OUT is never retried";
+  EXPECT_EQ(r.attempts[0].status, taskhost::attempt_status::failed);
+  EXPECT_EQ((*r.error)["name"], "MaxDurationExceededError");
+  EXPECT_NE((*r.error)["message"].get<std::string>().find("ran past its max duration"), std::string::npos);
+}
+
+TEST_F(DeploymentRuntimeTest, TaskDefinitionRetryBeatsYamlAndTriggerBeatsBoth) {
+  cfg_.tasks["fixture-defined-retry"] = {"fixture-defined-retry", {.max_attempts = 2, .factor = 1, .min_timeout_ms = 0, .max_timeout_ms = 0, .randomize = false}, {}};
+  deployment_runtime rt(cfg_);
+  EXPECT_EQ(wait_final(rt, trigger(rt, "fixture-defined-retry", nullptr).run_id).attempts.size(), 4u);
+  EXPECT_EQ(wait_final(rt, trigger(rt, "fixture-defined-retry", nullptr, 1).run_id).attempts.size(), 1u);
+}
+
+TEST_F(DeploymentRuntimeTest, TaskLogsAreKeptWithTheRun) {
+  deployment_runtime rt(cfg_);
+  auto r = wait_final(rt, trigger(rt, "fixture-logs", {{"lines", 2}}).run_id);
+  ASSERT_EQ(r.logs.size(), 4u);
+  EXPECT_EQ(r.logs[0].message, "line");
+  EXPECT_EQ(r.logs[0].level, "warn");
+  EXPECT_EQ(r.logs[0].attributes, taskhost::json({{"i", 0}})) << "run/task/attempt tags are not repeated";
+  EXPECT_EQ(r.logs[0].attempt, 1);
+  EXPECT_EQ(r.logs[2].level, "debug") << "kept even when the runtime's log level hides it";
+  EXPECT_EQ(r.logs[3].attributes["code"], 7);
+  auto many = wait_final(rt, trigger(rt, "fixture-logs", {{"lines", 1500}}).run_id);
+  EXPECT_EQ(many.logs.size(), taskhost::max_log_lines_per_run);
+  EXPECT_TRUE(many.logs_truncated);
 }

@@ -163,3 +163,17 @@ TEST(DeploymentConfigTest, TheExampleDeploymentParses) {
   EXPECT_EQ(d.plugins_dir, fs::path(TASKHOST_SOURCE_DIR) / "build/plugins");
   EXPECT_EQ(d.http.port, 8080);
 }
+
+TEST(DeploymentConfigTest, MaxDurationIsADurationOfAtLeastFiveSeconds) {
+  auto d = load_string(minimal + "defaults: {max_duration: 10m}\ntasks:\n  a: {max_duration: 1h30m}\n  b: {}\n", "/x/d.yaml");
+  EXPECT_EQ(d.default_max_duration, std::chrono::minutes(10));
+  EXPECT_EQ(d.max_duration_for("a"), std::chrono::minutes(90));
+  EXPECT_EQ(d.max_duration_for("b"), std::chrono::minutes(10));
+  EXPECT_EQ(d.max_duration_for("other"), std::chrono::minutes(10));
+  EXPECT_EQ(load_string(minimal, "/x/d.yaml").max_duration_for("a").count(), 0) << "no limit unless configured";
+  EXPECT_NE(error_of(minimal + "defaults: {max_duration: 4s}").find("defaults.max_duration must be at least 5s, got '4s'"),
+            std::string::npos);
+  EXPECT_NE(error_of(minimal + "tasks:\n  a: {max_duration: 5 parsecs}\n").find("deploy.yaml:4:21: tasks.a.max_duration must be a duration"),
+            std::string::npos) << error_of(minimal + "tasks:\n  a: {max_duration: 5 parsecs}\n");
+  EXPECT_NE(error_of(minimal + "defaults: {max_duration: 300}").find("must be a duration"), std::string::npos);
+}

@@ -92,3 +92,30 @@ TEST(AttemptRunnerTest, AttemptNumberReachesTheTask) {
   ASSERT_TRUE(o.ok);
   EXPECT_EQ(json::parse(o.json)["succeeded_on"], 2);
 }
+
+TEST(AttemptRunnerTest, TaskSeesItsCancellationSignal) {
+  attempt_input in{"run_test", "fixture-wait-cancel", 1, R"({"max_s":30})"};
+  in.token->cancel(TH_CANCEL_TIMED_OUT);
+  std::vector<std::string> lines;
+  in.on_log = [&](taskhost::log::level, std::string_view msg, const json& attrs) {
+    lines.push_back(std::string(msg) + " " + attrs.dump());
+  };
+  auto o = run_attempt(task("fixture-wait-cancel"), in);
+  ASSERT_TRUE(o.ok) << o.json;
+  EXPECT_EQ(json::parse(o.json)["fired"], true);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_NE(lines[1].find(R"("reason":2)"), std::string::npos) << lines[1];
+  EXPECT_NE(lines[1].find(R"("run":"run_test")"), std::string::npos) << "sink gets the tagged attributes";
+}
+
+TEST(AttemptRunnerTest, Abi10PluginRunsInANewerHost) {
+  static taskhost::test::temp_dir tmp;
+  static auto p = taskhost::load_plugin(std::filesystem::path(TASKHOST_FIXTURE_DIR) / "fixture_abi10.so", tmp / "cache");
+  int logged = 0;
+  attempt_input in{"run_old", "abi10-task", 1, "null"};
+  in.on_log = [&](taskhost::log::level, std::string_view msg, const json&) { logged += msg == "from 1.0"; };
+  auto o = run_attempt(p.tasks.at(0), in);
+  ASSERT_TRUE(o.ok) << o.json;
+  EXPECT_EQ(o.json, R"("old but fine")");
+  EXPECT_EQ(logged, 1);
+}

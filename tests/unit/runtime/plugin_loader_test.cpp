@@ -32,9 +32,9 @@ TEST(PluginLoaderTest, GoodPluginLoadsWithItsDescriptor) {
   EXPECT_EQ(p.name, "fixture-good");
   EXPECT_EQ(p.version, "2.3.4");
   EXPECT_EQ(p.abi_major, 1u);
-  EXPECT_EQ(p.abi_minor, 0u);
+  EXPECT_EQ(p.abi_minor, unsigned(TASKHOST_ABI_MINOR));
   EXPECT_NE(p.build_info.find("taskhost-sdk"), std::string::npos);
-  ASSERT_EQ(p.tasks.size(), 7u);
+  ASSERT_EQ(p.tasks.size(), 12u);
   EXPECT_EQ(p.tasks[0].id, "fixture-echo");
   EXPECT_EQ(p.tasks[0].description, "returns its payload");
   EXPECT_EQ(p.tasks[0].plugin_name, "fixture-good");
@@ -64,7 +64,8 @@ TEST(PluginLoaderTest, OtherAbiMajorIsRefusedWithoutRunningIt) {
 TEST(PluginLoaderTest, NewerAbiMinorIsRefused) {
   temp_dir tmp;
   auto why = refusal(fixture("fixture_newer_minor"), tmp / "cache");
-  EXPECT_NE(why.find("built for ABI 1.99, newer than this taskhost's 1.0"), std::string::npos) << why;
+  EXPECT_NE(why.find("built for ABI 1.99, newer than this taskhost's 1." + std::to_string(TASKHOST_ABI_MINOR)),
+            std::string::npos) << why;
 }
 
 TEST(PluginLoaderTest, LibraryWithoutEntrySymbolIsRefused) {
@@ -128,7 +129,7 @@ TEST(PluginLoaderTest, FolderLoadRefusesBadPluginsAndKeepsTheRest) {
   auto report = load_plugins(tmp / "plugins", tmp / "cache");
   ASSERT_EQ(report.plugins.size(), 1u);
   EXPECT_EQ(report.plugins[0].name, "fixture-good");
-  EXPECT_EQ(report.tasks.size(), 7u);
+  EXPECT_EQ(report.tasks.size(), 12u);
   EXPECT_EQ(report.tasks.at("fixture-echo").plugin_name, "fixture-good");
   ASSERT_EQ(report.refused.size(), 5u);
   std::map<std::string, std::string> why;
@@ -139,6 +140,35 @@ TEST(PluginLoaderTest, FolderLoadRefusesBadPluginsAndKeepsTheRest) {
   EXPECT_NE(why["fixture_wrong_major.so"].find("taskhost_plugin_v2"), std::string::npos);
   EXPECT_NE(why["fixture_no_entry.so"].find("no entry symbol"), std::string::npos);
   EXPECT_NE(why["fixture_newer_minor.so"].find("newer than"), std::string::npos);
+}
+
+TEST(PluginLoaderTest, Abi10PluginStillLoadsInANewerHost) {
+  temp_dir tmp;
+  auto p = load_plugin(fixture("fixture_abi10"), tmp / "cache");
+  EXPECT_EQ(p.abi_minor, 0u);
+  ASSERT_EQ(p.tasks.size(), 1u);
+  EXPECT_EQ(p.tasks[0].max_duration_ms, 0u) << "1.0 descriptors have no max duration: not read";
+  EXPECT_EQ(p.tasks[0].retry.max_attempts, 0);
+}
+
+TEST(PluginLoaderTest, TaskDefinitionRetryAndMaxDurationAreRead) {
+  temp_dir tmp;
+  auto p = load_plugin(fixture("fixture_good"), tmp / "cache");
+  std::map<std::string, const taskhost::loaded_task*> by_id;
+  for (auto& t : p.tasks) by_id[t.id] = &t;
+  EXPECT_EQ(by_id.at("fixture-defined-max-duration")->max_duration_ms, 7000u);
+  const auto& r = by_id.at("fixture-defined-retry")->retry;
+  EXPECT_EQ(r.max_attempts, 4);
+  EXPECT_EQ(r.randomize, 0);
+  EXPECT_EQ(r.min_timeout_ms, 0);
+  EXPECT_EQ(by_id.at("fixture-echo")->retry.max_attempts, 0) << "unset";
+  EXPECT_EQ(by_id.at("fixture-echo")->retry.min_timeout_ms, -1) << "unset";
+}
+
+TEST(PluginLoaderTest, MaxDurationUnderFiveSecondsIsRefused) {
+  temp_dir tmp;
+  auto why = refusal(fixture("fixture_bad_max_duration"), tmp / "cache");
+  EXPECT_NE(why.find("task 'too-short': max_duration must be at least 5 s"), std::string::npos) << why;
 }
 
 TEST(PluginLoaderTest, MissingFolderIsAnError) {

@@ -51,3 +51,16 @@ TEST(RetryPolicyTest, DefaultRandomIsInUnitInterval) {
     ASSERT_LT(r, 1.0);
   }
 }
+
+TEST(RetryPolicyTest, TaskDefinitionOverridesOnlyTheFieldsItSets) {
+  retry_config base{.max_attempts = 3, .factor = 2, .min_timeout_ms = 1000, .max_timeout_ms = 60000, .randomize = true};
+  th_retry_options unset{0, -1, 0.0, -1, -1};
+  EXPECT_EQ(taskhost::apply_task_retry(base, unset), base);
+  th_retry_options some{5, 0, 0.0, 10, -1};
+  auto r = taskhost::apply_task_retry(base, some);
+  EXPECT_EQ(r.max_attempts, 5);
+  EXPECT_FALSE(r.randomize);
+  EXPECT_EQ(r.min_timeout_ms, 10);
+  EXPECT_DOUBLE_EQ(r.factor, 2);
+  EXPECT_EQ(r.max_timeout_ms, 60000);
+}

@@ -85,3 +85,33 @@ TEST(RunTest, FailedRunShowsErrorAndNoOutput) {
   EXPECT_EQ(j["isFailed"], true);
   EXPECT_EQ(j["isCompleted"], true);
 }
+
+TEST(RunTest, CanceledAndTimedOutRunsAreCompletedAndFailed) {
+  for (auto s : {run_status::canceled, run_status::timed_out}) {
+    auto j = to_api_json(sample(s));
+    EXPECT_EQ(j["isCompleted"], true);
+    EXPECT_EQ(j["isFailed"], true);
+    EXPECT_EQ(j["isSuccess"], false);
+    EXPECT_EQ(j["isCancelled"], s == run_status::canceled);
+  }
+}
+
+TEST(RunTest, LogsAreKeptUpToTheCapThenMarkedTruncated) {
+  auto r = sample(run_status::executing);
+  append_log(r, {time_point{}, 1, "info", "hello", json{{"k", 1}}});
+  append_log(r, {time_point{}, 2, "warn", "bare", json::object()});
+  auto j = logs_to_api_json(r);
+  ASSERT_EQ(j["data"].size(), 2u);
+  EXPECT_EQ(j["data"][0]["message"], "hello");
+  EXPECT_EQ(j["data"][0]["attributes"]["k"], 1);
+  EXPECT_EQ(j["data"][1]["attempt"], 2);
+  EXPECT_FALSE(j["data"][1].contains("attributes")) << "no empty attributes, no nulls";
+  EXPECT_FALSE(j.contains("truncated"));
+  for (size_t i = 0; i < max_log_lines_per_run + 10; ++i) append_log(r, {time_point{}, 1, "info", "x", json::object()});
+  EXPECT_EQ(r.logs.size(), max_log_lines_per_run);
+  EXPECT_EQ(logs_to_api_json(r)["truncated"], true);
+  auto big = sample(run_status::executing);
+  append_log(big, {time_point{}, 1, "info", std::string(max_log_bytes_per_run + 1, 'x'), json::object()});
+  EXPECT_TRUE(big.logs.empty());
+  EXPECT_TRUE(big.logs_truncated);
+}

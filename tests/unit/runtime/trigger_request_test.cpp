@@ -100,3 +100,14 @@ TEST(TriggerRequestTest, MaxAttemptsAndTagsAreValidated) {
   auto long_tag = parse_trigger_body("t", R"({"options":{"tags":[")" + std::string(129, 'a') + R"("]}})", limit);
   EXPECT_EQ(long_tag.error.message, "options.tags: each tag must be 1 to 128 characters");
 }
+
+TEST(TriggerRequestTest, MaxDurationIsSecondsAtLeastFive) {
+  auto ok = parse_trigger_body("t", R"({"options":{"maxDuration":7.5}})", limit);
+  ASSERT_TRUE(ok.input);
+  EXPECT_EQ(ok.input->max_duration_ms, 7500);
+  for (const char* bad : {R"({"options":{"maxDuration":4}})", R"({"options":{"maxDuration":"10"}})", R"({"options":{"maxDuration":-1}})"}) {
+    auto r = parse_trigger_body("t", bad, limit);
+    EXPECT_FALSE(r.input) << bad;
+    EXPECT_EQ(r.error.message, "options.maxDuration must be a number of seconds, at least 5") << bad;
+  }
+}

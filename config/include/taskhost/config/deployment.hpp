@@ -10,6 +10,7 @@
 // folder of the YAML file.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -48,6 +49,7 @@ struct task_config {
   std::string id;
   retry_config retry;           ///< defaults.retry overlaid with the task's own retry keys
   source_position position;     ///< where the task's key stands, for "no such task" warnings
+  std::chrono::milliseconds max_duration{0};  ///< 0 = defaults.max_duration
 };
 
 struct http_config {
@@ -72,10 +74,14 @@ struct deployment {
   int64_t shutdown_grace_ms = 30000;
   uint64_t max_payload_bytes = 3u << 20;
   retry_config default_retry;
+  std::chrono::milliseconds default_max_duration{0};  ///< 0 = no limit
   std::map<std::string, task_config> tasks;
 
   /// The retry policy of a task: its override if the deployment has one, else defaults.retry.
   const retry_config& retry_for(const std::string& task_id) const;
+  /// The YAML's max duration of a task (tasks.<id>.max_duration, else defaults.max_duration);
+  /// 0 = no limit.
+  std::chrono::milliseconds max_duration_for(const std::string& task_id) const;
 };
 
 /// Parses and validates a deployment file. Throws config_error.

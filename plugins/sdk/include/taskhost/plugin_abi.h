@@ -52,7 +52,7 @@ extern "C" {
 #define TASKHOST_ABI_MAJOR 1
 #endif
 #ifndef TASKHOST_ABI_MINOR
-#define TASKHOST_ABI_MINOR 0
+#define TASKHOST_ABI_MINOR 1
 #endif
 
 #define TASKHOST_EXPORT __attribute__((visibility("default")))
@@ -83,7 +83,29 @@ typedef struct th_host_api {
    * (may be empty bytes). Safe to call from the thread that runs `step`. */
   void (*log)(void* host_run, int level, const char* msg, size_t msg_len, const char* attrs_json,
               size_t attrs_len);
+  /* --- ABI 1.1 --- */
+  /* The run's cancellation signal: 0 while the attempt may go on; TH_CANCEL_* once the run was
+   * cancelled or its attempt passed its max duration. Any thread. */
+  int (*cancel_reason)(void* host_run);
+  /* Blocks up to timeout_ms or until the signal fires; returns cancel_reason(). Any thread. */
+  int (*wait_cancelled)(void* host_run, uint64_t timeout_ms);
 } th_host_api;
+
+/* Why an attempt was told to stop (th_host_api.cancel_reason). */
+enum {
+  TH_CANCEL_NONE = 0,
+  TH_CANCEL_CANCELED = 1, /* the run was cancelled (API, CLI) */
+  TH_CANCEL_TIMED_OUT = 2 /* the attempt ran past its max duration */
+};
+
+/* A task's own retry policy (ABI 1.1). Unset fields take the deployment's values. */
+typedef struct th_retry_options {
+  int32_t max_attempts;   /* 0 = not set; else 1..250 */
+  int32_t randomize;      /* -1 = not set, 0 = false, 1 = true */
+  double factor;          /* 0 = not set; else >= 1 */
+  int64_t min_timeout_ms; /* -1 = not set */
+  int64_t max_timeout_ms; /* -1 = not set */
+} th_retry_options;
 
 /* What the host tells the plugin about one attempt of one run. Host-owned, read-only. */
 typedef struct th_run_info {
@@ -120,6 +142,9 @@ typedef struct th_task_descriptor {
   th_step_status (*step)(th_execution* execution, th_bytes* out);
   /* Frees the execution. Called exactly once per successful start. Must not throw. */
   void (*destroy)(th_execution* execution);
+  /* --- ABI 1.1 --- */
+  th_retry_options retry;
+  uint64_t max_duration_ms; /* 0 = not set; else >= 5000 */
 } th_task_descriptor;
 
 typedef struct th_plugin_descriptor {

@@ -25,12 +25,16 @@
 
 #include <cxxabi.h>
 
+#include <chrono>
+#include <cstddef>
 #include <cstdlib>
 #include <exception>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <type_traits>
 #include <typeinfo>
 #include <utility>
@@ -38,7 +42,7 @@
 
 #include <nlohmann/json.hpp>
 
-#define TASKHOST_SDK_VERSION "0.1.0"
+#define TASKHOST_SDK_VERSION "0.2.0"
 
 namespace taskhost {
 
@@ -72,17 +76,54 @@ private:
   const th_run_info* run_;
 };
 
+/// The run's cancellation signal: fires when the run is cancelled or the attempt passes its max
+/// duration. Code in-process cannot be killed, so a task that may run long should poll
+/// `cancelled()` or sleep with `wait_for()` and return early; until it returns it keeps its
+/// executor thread (the run itself is already recorded CANCELED or TIMED_OUT).
+class cancel_signal {
+public:
+  explicit cancel_signal(const th_run_info* run = nullptr) : run_(run) {}
+  /// True once the run was cancelled or timed out.
+  bool cancelled() const { return reason() != TH_CANCEL_NONE; }
+  /// TH_CANCEL_NONE, TH_CANCEL_CANCELED or TH_CANCEL_TIMED_OUT.
+  int reason() const {
+    const th_host_api* h = host_with(offsetof(th_host_api, cancel_reason) + sizeof(void*));
+    return h && h->cancel_reason ? h->cancel_reason(run_->host_run) : TH_CANCEL_NONE;
+  }
+  /// Sleeps up to `d`, waking early when the signal fires. Returns true if it fired.
+  template <class Rep, class Period>
+  bool wait_for(std::chrono::duration<Rep, Period> d) const {
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+    const th_host_api* h = host_with(offsetof(th_host_api, wait_cancelled) + sizeof(void*));
+    if (!h || !h->wait_cancelled) {  // an older host: sleep, then report what we know
+      std::this_thread::sleep_for(d);
+      return cancelled();
+    }
+    return h->wait_cancelled(run_->host_run, ms < 0 ? 0 : static_cast<uint64_t>(ms)) != TH_CANCEL_NONE;
+  }
+
+private:
+  const th_host_api* host_with(size_t needed) const {
+    if (run_ == nullptr || run_->host == nullptr || run_->host->struct_size < needed) return nullptr;
+    return run_->host;
+  }
+  const th_run_info* run_;
+};
+
 /// What a run's code can see and use while it executes. Passed by reference to `run`; valid until
 /// `run` returns. Not thread-safe: use it from the thread that runs the task.
 class run_context {
 public:
-  explicit run_context(const th_run_info* run) : logger(run), run_(run) {}
+  explicit run_context(const th_run_info* run) : logger(run), signal(run), run_(run) {}
   std::string_view run_id() const { return run_->run_id; }
   std::string_view task_id() const { return run_->task_id; }
   /// 1 for the first attempt, 2 for the first retry, ...
   unsigned attempt() const { return run_->attempt; }
+  /// Shorthand for signal.cancelled().
+  bool cancelled() const { return signal.cancelled(); }
 
   taskhost::logger logger;
+  cancel_signal signal;
 
 private:
   const th_run_info* run_;
@@ -114,11 +155,25 @@ private:
   std::function<json(json, run_context&)> fn_;
 };
 
+/// A task's own retry policy; unset fields come from the deployment (tasks.<id>.retry, then
+/// defaults.retry). The trigger's maxAttempts beats max_attempts here.
+struct retry_options {
+  std::optional<int> max_attempts;     ///< counts the first attempt; 1..250
+  std::optional<double> factor;        ///< >= 1
+  std::optional<std::chrono::milliseconds> min_timeout;
+  std::optional<std::chrono::milliseconds> max_timeout;
+  std::optional<bool> randomize;
+};
+
 /// A task's definition. Fields are added at the end only, so designated initializers keep working.
 struct task_definition {
   std::string id;            ///< unique task id, kebab-case by convention ("hello-world")
   run_function run;          ///< the body
   std::string description;   ///< optional, shown by `taskhost plugins list`
+  retry_options retry = {};  ///< optional; see retry_options
+  /// Optional: longest an attempt may run (at least 5 s); past it the run is TIMED_OUT, not
+  /// retried, and `ctx.signal` fires. The trigger's maxDuration beats it; it beats the YAML's.
+  std::chrono::seconds max_duration{0};
 };
 
 /// A task. Declare one per task at namespace scope and list them in TASKHOST_PLUGIN.
@@ -227,6 +282,13 @@ private:
     d.start = &detail::start;
     d.step = &detail::step;
     d.destroy = &detail::destroy;
+    const retry_options& r = t.definition().retry;
+    d.retry.max_attempts = r.max_attempts.value_or(0);
+    d.retry.randomize = r.randomize ? (*r.randomize ? 1 : 0) : -1;
+    d.retry.factor = r.factor.value_or(0.0);
+    d.retry.min_timeout_ms = r.min_timeout ? r.min_timeout->count() : -1;
+    d.retry.max_timeout_ms = r.max_timeout ? r.max_timeout->count() : -1;
+    d.max_duration_ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(t.definition().max_duration).count());
     descs_.push_back(d);
   }
   std::vector<th_task_descriptor> descs_;
