@@ -67,6 +67,7 @@ deployment_runtime::deployment_runtime(config::deployment cfg) : impl_(std::make
 
   i.exec = std::make_unique<executor>(i.cfg.executor_threads);
   i.system = std::make_unique<caf::actor_system>(configure(i.caf_cfg));
+  auto all_hooks = std::make_shared<const std::vector<loaded_hook>>(i.report.hooks);
   for (const auto& [id, task] : i.report.tasks) {
     // Precedence: the task definition in code, then tasks.<id> in the YAML, then its defaults
     // (a trigger's own options beat all three, per run).
@@ -74,6 +75,15 @@ deployment_runtime::deployment_runtime(config::deployment cfg) : impl_(std::make
     auto max_duration = task.max_duration_ms > 0 ? std::chrono::milliseconds(task.max_duration_ms) : i.cfg.max_duration_for(id);
     auto env = std::make_shared<actors::supervisor_env>(
         actors::supervisor_env{task, retry_policy(retry), &i.store, i.exec.get(), max_duration});
+    // Hooks: globals (in plugin load order) before the task's own — except catch_error, where
+    // the task's own answers first.
+    env->all_hooks = all_hooks;
+    for (const auto& h : *all_hooks)
+      if (h.task_id.empty() && h.kind != TH_HOOK_CATCH_ERROR) env->hooks[h.kind].push_back(&h);
+    for (const auto& h : *all_hooks)
+      if (h.task_id == id) env->hooks[h.kind].push_back(&h);
+    for (const auto& h : *all_hooks)
+      if (h.task_id.empty() && h.kind == TH_HOOK_CATCH_ERROR) env->hooks[h.kind].push_back(&h);
     i.supervisors.emplace(id, actors::spawn_task_supervisor(*i.system, std::move(env)));
   }
   i.router = actors::spawn_router(*i.system, i.supervisors);

@@ -15,8 +15,10 @@ using trigger_atom = caf::atom_constant<caf::atom("trigger")>;
 using start_atom = caf::atom_constant<caf::atom("start")>;
 /// supervisor  ← (started_atom, run_id, attempt, started_at_ms): an executor thread began the attempt.
 using started_atom = caf::atom_constant<caf::atom("started")>;
-/// supervisor  ← (done_atom, run_id, attempt, ok, json, retryable): an attempt ended.
+/// supervisor  ← (done_atom, run_id, attempt, stage, ok, json, retryable): a stage of an attempt
+/// ended (stage: a th_hook_kind, or run_stage for `run`).
 using done_atom = caf::atom_constant<caf::atom("done")>;
+constexpr int run_stage = -1;
 /// supervisor  ← (timeout_atom, run_id, attempt): the attempt's max duration has passed.
 using timeout_atom = caf::atom_constant<caf::atom("timeout")>;
 /// supervisor  ← (cancel_atom, run_id) → bool: cancel the run; true once recorded.

@@ -1,7 +1,9 @@
 // Spawn functions of taskhost's actors. Only caf/fwd.hpp here.
 #pragma once
 
+#include <array>
 #include <memory>
+#include <vector>
 #include <string>
 #include <unordered_map>
 
@@ -24,6 +26,11 @@ struct supervisor_env {
   /// maxDuration beats it.
   std::chrono::milliseconds max_duration{0};
   uint64_t max_output_bytes = 10u << 20;
+  /// The hooks that apply to this task, per th_hook_kind, in calling order: globals then the
+  /// task's own (catch_error: the task's own first).
+  std::array<std::vector<const loaded_hook*>, TH_HOOK_KIND_COUNT> hooks{};
+  /// Keeps the hooks above alive.
+  std::shared_ptr<const std::vector<loaded_hook>> all_hooks;
 };
 
 /// One per task: drives each run of the task attempt by attempt, retrying per its policy.

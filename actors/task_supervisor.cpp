@@ -1,8 +1,17 @@
-// The task supervisor: one actor per task. It turns "run this" into attempts on the executor and
-// attempt results into run state, retries, time-outs and cancellations. User code never runs on
-// this actor's thread.
+// The task supervisor: one actor per task. It drives each attempt of each run through its stages,
+// one executor job and one message per stage:
+//
+//   init → on_start (first attempt) → on_start_attempt → run
+//        → ok:   on_success → on_complete → cleanup
+//        → fail: catch_error → retry?  yes: cleanup, then a timer starts the next attempt
+//                                      no:  on_failure → on_complete → cleanup
+//
+// A stage without hooks is skipped without a message. Cancellation and max duration end the run at
+// once (CANCELED / TIMED_OUT) and run on_cancel / on_failure / on_complete for it. User code never
+// runs on this actor's thread.
 #include <caf/all.hpp>
 
+#include <deque>
 #include <unordered_map>
 
 #include "actors/messages.hpp"
@@ -14,11 +23,23 @@ namespace taskhost::actors {
 namespace {
 
 using json = nlohmann::json;
+using std::chrono::milliseconds;
 
-/// What the supervisor tracks between messages: the cancellation signal of each run that has an
-/// attempt queued on, or running in, the executor.
+/// One attempt on its way through its stages.
+struct attempt_flow {
+  attempt_input in;                  // what every stage's plugin code sees
+  std::deque<int> pending;           // stages still to run (th_hook_kind or run_stage)
+  bool started = false;              // `started` was announced (first stage began)
+  bool ok = false;                   // outcome of the attempt
+  json value;                        // output, or error
+  bool retryable = true;
+  std::optional<milliseconds> retry_in;
+  std::optional<config::retry_config> retry_override;  // from catch_error
+  bool skip_retry = false;
+};
+
 struct supervisor_state {
-  std::unordered_map<std::string, std::shared_ptr<cancel_token>> tokens;
+  std::unordered_map<std::string, attempt_flow> flows;  // run id → its current attempt
 };
 
 std::string_view level_name(log::level l) {
@@ -31,6 +52,8 @@ std::string_view level_name(log::level l) {
   }
   return "info";
 }
+
+std::string stage_name(int stage) { return stage == run_stage ? "run" : std::string(hook_kind_name(stage)); }
 
 /// Ends the run's open attempt and the run itself with a final status (CANCELED, TIMED_OUT).
 void finish_run(run_record& r, run_status status, attempt_status attempt_end, const std::optional<json>& error) {
@@ -45,138 +68,323 @@ void finish_run(run_record& r, run_status status, attempt_status attempt_end, co
   r.finished_at = now;
 }
 
+/// Reads catch_error's "retry" answer on top of the task's policy.
+config::retry_config retry_from_answer(config::retry_config base, const json& o) {
+  if (auto v = o.find("maxAttempts"); v != o.end() && v->is_number_integer()) base.max_attempts = std::clamp(v->get<int>(), 1, 250);
+  if (auto v = o.find("factor"); v != o.end() && v->is_number() && v->get<double>() >= 1) base.factor = v->get<double>();
+  if (auto v = o.find("minTimeoutMs"); v != o.end() && v->is_number_integer() && v->get<int64_t>() >= 0) base.min_timeout_ms = v->get<int64_t>();
+  if (auto v = o.find("maxTimeoutMs"); v != o.end() && v->is_number_integer() && v->get<int64_t>() >= 0) base.max_timeout_ms = v->get<int64_t>();
+  if (auto v = o.find("randomize"); v != o.end() && v->is_boolean()) base.randomize = v->get<bool>();
+  base.max_timeout_ms = std::max(base.max_timeout_ms, base.min_timeout_ms);
+  return base;
+}
+
 caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supervisor_env> env) {
   auto st = std::make_shared<supervisor_state>();
+  auto has_hooks = [env](int kind) { return !env->hooks[kind].empty(); };
+
+  // What hooks get to see: the payload, and after run (or a failed pre-run hook) the outcome.
+  auto hook_input = [](const attempt_flow& f, int stage) {
+    json in = {{"payload", json::parse(f.in.payload, nullptr, false)}, {"attempt", f.in.attempt}};
+    if (stage == TH_HOOK_INIT || stage == TH_HOOK_ON_START || stage == TH_HOOK_ON_START_ATTEMPT) return in;
+    if (f.ok) in["output"] = f.value;
+    else if (!f.value.is_null()) in["error"] = f.value;
+    in["ok"] = f.ok;
+    in["status"] = f.ok ? "COMPLETED" : "FAILED";
+    return in;
+  };
+
+  auto record_stage = [env](const std::string& run_id, int attempt, int stage, bool ok, const std::optional<json>& error) {
+    env->store->update(run_id, [&](run_record& r) {
+      if (!r.attempts.empty() && r.attempts.back().number == attempt)
+        r.attempts.back().stages.push_back({stage_name(stage), ok, error});
+    });
+  };
+
+  // Posts the next pending stage of a run's attempt, or finishes the attempt when none is left.
+  std::shared_ptr<std::function<void(const std::string&)>> advance = std::make_shared<std::function<void(const std::string&)>>();
+  *advance = [=](const std::string& run_id) {
+    auto it = st->flows.find(run_id);
+    if (it == st->flows.end()) return;
+    attempt_flow& f = it->second;
+    if (f.pending.empty()) {
+      // The attempt is over: record the run's state and, if it retries, schedule the next one.
+      auto now = clock_type::now();
+      std::optional<milliseconds> retry_in = f.retry_in;
+      bool ok = f.ok;
+      json value = f.value;
+      int attempt = f.in.attempt;
+      st->flows.erase(it);
+      env->store->update(run_id, [&](run_record& r) {
+        if (is_final(r.status)) return;
+        if (ok) {
+          r.status = run_status::completed;
+          r.output = value;
+          r.error.reset();
+          r.finished_at = now;
+        } else if (!retry_in) {
+          r.status = run_status::failed;
+          r.error = value;
+          r.finished_at = now;
+        }  // else: stays EXECUTING while it waits to be retried, as in Trigger.dev
+      });
+      json attrs = {{"run", run_id}, {"task", env->task.id}, {"attempt", attempt}};
+      if (ok) {
+        log::info("run completed", attrs);
+      } else if (retry_in) {
+        attrs["error"] = value.value("message", "");
+        attrs["retry_in_ms"] = retry_in->count();
+        log::warn("attempt failed, retrying", attrs);
+        self->delayed_send(self, *retry_in, start_atom::value, run_id);
+      } else {
+        attrs["error"] = value.value("message", "");
+        log::warn("run failed", attrs);
+      }
+      return;
+    }
+    const int stage = f.pending.front();
+    f.pending.pop_front();
+    const bool announce = !f.started;
+    f.started = true;
+    auto me = caf::actor_cast<caf::actor>(self);
+    std::function<void()> job;
+    if (stage == run_stage) {
+      job = [env, in = f.in, me, announce] {
+        if (in.token->reason() != TH_CANCEL_NONE) return;  // cancelled while it waited for a thread
+        if (announce) {
+          auto t = std::chrono::duration_cast<milliseconds>(clock_type::now().time_since_epoch());
+          caf::anon_send(me, started_atom::value, in.run_id, in.attempt, int64_t{t.count()});
+        }
+        attempt_outcome o = run_attempt(env->task, in);
+        caf::anon_send(me, done_atom::value, in.run_id, in.attempt, run_stage, o.ok, std::move(o.json), o.retryable);
+      };
+    } else {
+      const bool stop_on_error = stage == TH_HOOK_INIT || stage == TH_HOOK_ON_START || stage == TH_HOOK_ON_START_ATTEMPT ||
+                                 stage == TH_HOOK_CATCH_ERROR;
+      json input = hook_input(f, stage);
+      job = [env, in = f.in, me, announce, stage, stop_on_error, input = std::move(input)] {
+        if (in.token->reason() != TH_CANCEL_NONE) return;
+        if (announce) {
+          auto t = std::chrono::duration_cast<milliseconds>(clock_type::now().time_since_epoch());
+          caf::anon_send(me, started_atom::value, in.run_id, in.attempt, int64_t{t.count()});
+        }
+        auto o = run_hooks(env->hooks[stage], in, input, stop_on_error);
+        std::string body = (o.ok ? o.answer : o.error).dump(-1, ' ', false, json::error_handler_t::replace);
+        caf::anon_send(me, done_atom::value, in.run_id, in.attempt, stage, o.ok, std::move(body), true);
+      };
+    }
+    if (!env->exec->post(std::move(job))) {
+      // Shutting down: the stage never starts. A run whose attempt never began stays queued.
+      st->flows.erase(run_id);
+      env->store->update(run_id, [&](run_record& r) {
+        if (!is_final(r.status) && (r.attempts.empty() || r.attempts.back().finished_at)) r.status = run_status::queued;
+      });
+    }
+  };
+
+  // After a failed run (or a failed pre-run hook): ask catch_error, or decide at once.
+  auto after_failure = [=](attempt_flow& f) {
+    f.pending.clear();
+    if (f.retryable && has_hooks(TH_HOOK_CATCH_ERROR)) f.pending.push_back(TH_HOOK_CATCH_ERROR);
+    else f.pending.push_back(-2);  // marker: decide
+  };
+
+  // Decides whether a failed attempt is retried; queues the stages that follow either way.
+  auto decide = [=](attempt_flow& f, int trigger_max_attempts) {
+    if (f.retryable && !f.skip_retry && !f.retry_in) {
+      retry_policy policy(f.retry_override ? *f.retry_override : env->retry.config());
+      f.retry_in = policy.next_delay(f.in.attempt, default_random, f.retry_override ? 0 : trigger_max_attempts);
+    } else if (f.skip_retry || !f.retryable) {
+      f.retry_in.reset();
+    } else if (f.retry_in && f.in.attempt >= env->retry.max_attempts(trigger_max_attempts)) {
+      f.retry_in.reset();  // retry_at / retry_delay answers still respect max_attempts
+    }
+    f.pending.clear();
+    if (!f.retry_in) {
+      if (has_hooks(TH_HOOK_ON_FAILURE)) f.pending.push_back(TH_HOOK_ON_FAILURE);
+      if (has_hooks(TH_HOOK_ON_COMPLETE)) f.pending.push_back(TH_HOOK_ON_COMPLETE);
+    }
+    if (has_hooks(TH_HOOK_CLEANUP)) f.pending.push_back(TH_HOOK_CLEANUP);
+  };
+
+  // Runs on_cancel (if cancelled), on_failure and on_complete for a run that was ended from outside.
+  auto final_hooks = [=](const attempt_input& in, int reason, const json& error) {
+    std::vector<int> kinds;
+    if (reason == TH_CANCEL_CANCELED && has_hooks(TH_HOOK_ON_CANCEL)) kinds.push_back(TH_HOOK_ON_CANCEL);
+    if (has_hooks(TH_HOOK_ON_FAILURE)) kinds.push_back(TH_HOOK_ON_FAILURE);
+    if (has_hooks(TH_HOOK_ON_COMPLETE)) kinds.push_back(TH_HOOK_ON_COMPLETE);
+    if (kinds.empty()) return;
+    json input = {{"payload", json::parse(in.payload, nullptr, false)}, {"attempt", in.attempt}, {"ok", false},
+                  {"status", reason == TH_CANCEL_CANCELED ? "CANCELED" : "TIMED_OUT"}};
+    if (!error.is_null()) input["error"] = error;
+    env->exec->post([env, in, kinds, input] {
+      for (int k : kinds) run_hooks(env->hooks[k], in, input, false);
+    });
+  };
+
   return {
       [=](start_atom, const std::string& run_id) {
-        auto run = env->store->get(run_id);
-        if (!run || is_final(run->status)) return;
-        attempt_input in;
-        in.run_id = run_id;
-        in.task_id = run->task_id;
-        in.attempt = static_cast<int>(run->attempts.size()) + 1;
-        in.payload = run->payload.dump(-1, ' ', false, json::error_handler_t::replace);
-        in.max_output_bytes = env->max_output_bytes;
-        in.on_log = [store = env->store, run_id, attempt = in.attempt](log::level l, std::string_view msg, const json& attrs) {
+        if (st->flows.count(run_id)) return;
+        attempt_flow f;
+        bool runnable = false;
+        env->store->read(run_id, [&](const run_record& r) {
+          if (is_final(r.status)) return;
+          runnable = true;
+          f.in.task_id = r.task_id;
+          f.in.attempt = static_cast<int>(r.attempts.size()) + 1;
+          f.in.payload = r.payload.dump(-1, ' ', false, json::error_handler_t::replace);
+        });
+        if (!runnable) return;
+        f.in.run_id = run_id;
+        f.in.max_output_bytes = env->max_output_bytes;
+        f.in.on_log = [store = env->store, run_id, attempt = f.in.attempt](log::level l, std::string_view msg, const json& attrs) {
           json a = attrs;
           for (auto k : {"run", "task", "attempt"}) a.erase(k);
           store->update(run_id, [&](run_record& r) {
             append_log(r, {clock_type::now(), attempt, std::string(level_name(l)), std::string(msg), std::move(a)});
           });
         };
-        st->tokens[run_id] = in.token;
+        if (has_hooks(TH_HOOK_INIT)) f.pending.push_back(TH_HOOK_INIT);
+        if (f.in.attempt == 1 && has_hooks(TH_HOOK_ON_START)) f.pending.push_back(TH_HOOK_ON_START);
+        if (has_hooks(TH_HOOK_ON_START_ATTEMPT)) f.pending.push_back(TH_HOOK_ON_START_ATTEMPT);
+        f.pending.push_back(run_stage);
+        st->flows.emplace(run_id, std::move(f));
         // DEQUEUED until an executor thread really starts the attempt (all threads may be busy).
         env->store->update(run_id, [&](run_record& r) { r.status = run_status::dequeued; });
-        auto me = caf::actor_cast<caf::actor>(self);
-        bool posted = env->exec->post([env, in = std::move(in), me]() {
-          if (in.token->reason() != TH_CANCEL_NONE) return;  // cancelled while it waited for a thread
-          auto started = std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now().time_since_epoch());
-          caf::anon_send(me, started_atom::value, in.run_id, in.attempt, int64_t{started.count()});
-          attempt_outcome o = run_attempt(env->task, in);
-          caf::anon_send(me, done_atom::value, in.run_id, in.attempt, o.ok, std::move(o.json), o.retryable);
-        });
-        if (!posted) {
-          // Shutting down: the attempt never started. Leave the run queued, as it was.
-          st->tokens.erase(run_id);
-          env->store->update(run_id, [&](run_record& r) { r.status = run_status::queued; });
-        }
+        (*advance)(run_id);
       },
       [=](started_atom, const std::string& run_id, int attempt, int64_t started_ms) {
-        const time_point at{std::chrono::milliseconds(started_ms)};
-        std::chrono::milliseconds limit = env->max_duration;
+        const time_point at{milliseconds(started_ms)};
+        milliseconds limit = env->max_duration;
         bool live = false;
         env->store->update(run_id, [&](run_record& r) {
           if (is_final(r.status)) return;  // cancelled meanwhile
           live = true;
           r.status = run_status::executing;
           if (!r.started_at) r.started_at = at;
-          r.attempts.push_back({attempt, attempt_status::executing, at, std::nullopt, std::nullopt});
-          if (r.max_duration_ms > 0) limit = std::chrono::milliseconds(r.max_duration_ms);
+          r.attempts.push_back({attempt, attempt_status::executing, at, std::nullopt, std::nullopt, {}});
+          if (r.max_duration_ms > 0) limit = milliseconds(r.max_duration_ms);
         });
         // The deadline counts from the moment the attempt started, not from now.
         if (live && limit.count() > 0)
           self->delayed_send(self, std::max(limit - (clock_type::now() - at), clock_type::duration::zero()),
                              timeout_atom::value, run_id, attempt);
       },
+      [=](done_atom, const std::string& run_id, int attempt, int stage, bool ok, const std::string& body, bool retryable) {
+        auto it = st->flows.find(run_id);
+        bool live = false;
+        int trigger_max_attempts = 0;
+        env->store->read(run_id, [&](const run_record& r) {
+          live = !is_final(r.status);
+          trigger_max_attempts = r.max_attempts;
+        });
+        if (it == st->flows.end() || it->second.in.attempt != attempt || !live) {
+          log::info("stage ended after its run ended (canceled or timed out); result dropped",
+                    {{"run", run_id}, {"task", env->task.id}, {"attempt", attempt}, {"stage", stage_name(stage)}});
+          return;
+        }
+        attempt_flow& f = it->second;
+        auto value = json::parse(body, nullptr, false);
+        if (value.is_discarded()) value = json{{"message", body}};
+        const bool failed = !ok;
+        record_stage(run_id, attempt, stage, ok, failed ? std::optional<json>(value) : std::nullopt);
+
+        auto end_attempt = [&](bool success) {
+          env->store->update(run_id, [&](run_record& r) {
+            if (r.attempts.empty() || r.attempts.back().number != attempt) return;
+            auto& a = r.attempts.back();
+            a.finished_at = clock_type::now();
+            a.status = success ? attempt_status::completed : attempt_status::failed;
+            if (!success) a.error = f.value;
+          });
+        };
+
+        if (stage == run_stage) {
+          f.ok = ok;
+          f.value = value;
+          f.retryable = retryable;
+          if (!ok && f.value.is_object() && !f.value.contains("stage")) f.value["stage"] = "run";
+          end_attempt(ok);
+          if (ok) {
+            if (has_hooks(TH_HOOK_ON_SUCCESS)) f.pending.push_back(TH_HOOK_ON_SUCCESS);
+            if (has_hooks(TH_HOOK_ON_COMPLETE)) f.pending.push_back(TH_HOOK_ON_COMPLETE);
+            if (has_hooks(TH_HOOK_CLEANUP)) f.pending.push_back(TH_HOOK_CLEANUP);
+          } else {
+            after_failure(f);
+          }
+        } else if (stage == TH_HOOK_INIT || stage == TH_HOOK_ON_START || stage == TH_HOOK_ON_START_ATTEMPT) {
+          if (failed) {  // a throw before run fails the attempt; it may be retried
+            f.ok = false;
+            f.value = value;
+            f.retryable = true;
+            end_attempt(false);
+            after_failure(f);
+          }
+        } else if (stage == TH_HOOK_CATCH_ERROR) {
+          if (failed) {
+            f.value = json{{"name", "CatchErrorHookError"}, {"message", "catch_error threw: " + value.value("message", "")},
+                           {"stage", "catch_error"}};
+          } else if (value.is_object()) {
+            if (auto e = value.find("error"); e != value.end()) {
+              f.value = e->is_object() && e->contains("message") ? *e : json{{"message", e->dump()}};
+            }
+            if (value.value("skipRetrying", false)) f.skip_retry = true;
+            if (auto v = value.find("retryDelayMs"); v != value.end() && v->is_number()) f.retry_in = milliseconds(std::max<int64_t>(0, v->get<int64_t>()));
+            if (auto v = value.find("retryAtMs"); v != value.end() && v->is_number()) {
+              auto at = time_point(milliseconds(v->get<int64_t>()));
+              f.retry_in = std::max(milliseconds(0), std::chrono::duration_cast<milliseconds>(at - clock_type::now()));
+            }
+            if (auto v = value.find("retry"); v != value.end() && v->is_object()) f.retry_override = retry_from_answer(env->retry.config(), *v);
+          }
+          env->store->update(run_id, [&](run_record& r) {
+            if (!r.attempts.empty() && r.attempts.back().number == attempt) r.attempts.back().error = f.value;
+          });
+          f.pending.clear();
+          f.pending.push_back(-2);
+        }
+        // on_success / on_failure / on_complete / cleanup: throws were logged; carry on.
+
+        if (!f.pending.empty() && f.pending.front() == -2) decide(f, trigger_max_attempts);
+        (*advance)(run_id);
+      },
       [=](timeout_atom, const std::string& run_id, int attempt) {
         bool timed_out = false;
-        std::string message;
+        json error;
         env->store->update(run_id, [&](run_record& r) {
           if (is_final(r.status) || r.attempts.empty() || r.attempts.back().number != attempt ||
               r.attempts.back().finished_at)
             return;  // the attempt ended in time
-          auto limit = std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - r.attempts.back().started_at);
-          message = "attempt " + std::to_string(attempt) + " ran past its max duration (" + std::to_string(limit.count()) + " ms)";
-          finish_run(r, run_status::timed_out, attempt_status::failed,
-                     json{{"name", "MaxDurationExceededError"}, {"message", message}});
+          auto took = std::chrono::duration_cast<milliseconds>(clock_type::now() - r.attempts.back().started_at);
+          error = json{{"name", "MaxDurationExceededError"},
+                       {"message", "attempt " + std::to_string(attempt) + " ran past its max duration (" +
+                                       std::to_string(took.count()) + " ms)"}};
+          finish_run(r, run_status::timed_out, attempt_status::failed, error);
           timed_out = true;
         });
         if (!timed_out) return;
-        if (auto t = st->tokens.find(run_id); t != st->tokens.end()) {
-          t->second->cancel(TH_CANCEL_TIMED_OUT);
-          st->tokens.erase(t);
+        if (auto f = st->flows.find(run_id); f != st->flows.end()) {
+          f->second.in.token->cancel(TH_CANCEL_TIMED_OUT);
+          final_hooks(f->second.in, TH_CANCEL_TIMED_OUT, error);
+          st->flows.erase(f);
         }
-        log::warn("run timed out", {{"run", run_id}, {"task", env->task.id}, {"attempt", attempt}, {"error", message}});
+        log::warn("run timed out", {{"run", run_id}, {"task", env->task.id}, {"attempt", attempt}, {"error", error["message"]}});
       },
       [=](cancel_atom, const std::string& run_id) {
         bool cancelled = false;
+        bool was_running = false;
         env->store->update(run_id, [&](run_record& r) {
           if (is_final(r.status)) return;  // finished runs stay as they are
+          was_running = !r.attempts.empty() && !r.attempts.back().finished_at;
           finish_run(r, run_status::canceled, attempt_status::canceled, std::nullopt);
           cancelled = true;
         });
-        if (auto t = st->tokens.find(run_id); t != st->tokens.end()) {
-          t->second->cancel(TH_CANCEL_CANCELED);
-          st->tokens.erase(t);
+        if (auto f = st->flows.find(run_id); f != st->flows.end()) {
+          f->second.in.token->cancel(TH_CANCEL_CANCELED);
+          if (was_running) final_hooks(f->second.in, TH_CANCEL_CANCELED, json());
+          st->flows.erase(f);
         }
         if (cancelled) log::info("run canceled", {{"run", run_id}, {"task", env->task.id}});
         return true;
-      },
-      [=](done_atom, const std::string& run_id, int attempt, bool ok, const std::string& body, bool retryable) {
-        auto now = clock_type::now();
-        auto value = json::parse(body, nullptr, false);
-        if (value.is_discarded()) value = json{{"message", body}};
-        std::optional<std::chrono::milliseconds> retry_in;
-        bool late = false;  // the run was cancelled or timed out while this attempt ran
-        env->store->update(run_id, [&](run_record& r) {
-          if (is_final(r.status)) {
-            late = true;
-            return;
-          }
-          if (!r.attempts.empty() && r.attempts.back().number == attempt) {
-            auto& a = r.attempts.back();
-            a.finished_at = now;
-            a.status = ok ? attempt_status::completed : attempt_status::failed;
-            if (!ok) a.error = value;
-          }
-          if (ok) {
-            r.status = run_status::completed;
-            r.output = value;
-            r.error.reset();
-            r.finished_at = now;
-            return;
-          }
-          if (retryable) retry_in = env->retry.next_delay(attempt, default_random, r.max_attempts);
-          if (retry_in) return;  // stays EXECUTING while it waits to be retried, as in Trigger.dev
-          r.status = run_status::failed;
-          r.error = value;
-          r.finished_at = now;
-        });
-        st->tokens.erase(run_id);
-        json attrs = {{"run", run_id}, {"task", env->task.id}, {"attempt", attempt}};
-        if (late) {
-          log::info("attempt returned after its run ended (canceled or timed out); result dropped", attrs);
-        } else if (ok) {
-          log::info("run completed", attrs);
-        } else if (retry_in) {
-          attrs["error"] = value.value("message", "");
-          attrs["retry_in_ms"] = retry_in->count();
-          log::warn("attempt failed, retrying", attrs);
-          self->delayed_send(self, *retry_in, start_atom::value, run_id);
-        } else {
-          attrs["error"] = value.value("message", "");
-          log::warn("run failed", attrs);
-        }
       },
       [=](drain_atom) { return caf::unit; },
   };

@@ -62,10 +62,8 @@ std::string normalize_error(std::string_view bytes, bool& retryable) {
 
 }  // namespace
 
-attempt_outcome run_attempt(const loaded_task& task, const attempt_input& in) {
-  attempt_outcome out;
-  const th_task_descriptor* d = task.descriptor;
-  host_run_state state{&in};
+namespace {
+th_run_info make_run_info(const attempt_input& in, host_run_state& state) {
   th_run_info info{};
   info.struct_size = sizeof(th_run_info);
   info.run_id = in.run_id.c_str();
@@ -74,6 +72,50 @@ attempt_outcome run_attempt(const loaded_task& task, const attempt_input& in) {
   info.payload = th_bytes{in.payload.data(), in.payload.size()};
   info.host = &host_api;
   info.host_run = &state;
+  return info;
+}
+}  // namespace
+
+hook_stage_outcome run_hooks(const std::vector<const loaded_hook*>& hooks, const attempt_input& in, const json& input,
+                             bool stop_on_error) {
+  hook_stage_outcome out;
+  host_run_state state{&in};
+  const th_run_info info = make_run_info(in, state);
+  const std::string bytes = input.dump(-1, ' ', false, json::error_handler_t::replace);
+  for (const loaded_hook* h : hooks) {
+    th_bytes answer{};
+    int rc = h->descriptor->call(h->descriptor->user_data, &info, th_bytes{bytes.data(), bytes.size()}, &answer);
+    std::string_view a = answer.data ? std::string_view(answer.data, answer.len) : std::string_view();
+    if (rc != 0) {
+      bool ignored = true;
+      json err = json::parse(normalize_error(a, ignored));
+      err["stage"] = hook_kind_name(h->kind);
+      err["hook"] = h->name;
+      if (stop_on_error) {
+        out.ok = false;
+        out.error = std::move(err);
+        return out;
+      }
+      json attrs = {{"run", in.run_id}, {"task", in.task_id}, {"attempt", in.attempt}, {"hook", h->name},
+                    {"stage", hook_kind_name(h->kind)}, {"error", err.value("message", "")}};
+      log::warn("hook threw; ignored", attrs);
+      if (in.on_log) in.on_log(log::level::warn, "hook threw; ignored", attrs);
+      continue;
+    }
+    json value = a.empty() ? json(nullptr) : json::parse(a, nullptr, false);
+    if (h->kind == TH_HOOK_CATCH_ERROR && value.is_object()) {
+      out.answer = std::move(value);
+      return out;  // the first answer wins
+    }
+  }
+  return out;
+}
+
+attempt_outcome run_attempt(const loaded_task& task, const attempt_input& in) {
+  attempt_outcome out;
+  const th_task_descriptor* d = task.descriptor;
+  host_run_state state{&in};
+  const th_run_info info = make_run_info(in, state);
 
   th_execution* ex = nullptr;
   th_bytes err{};

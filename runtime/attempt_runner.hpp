@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -36,6 +37,19 @@ struct attempt_input {
   /// attributes included. Called on the executor thread. May be empty.
   std::function<void(log::level, std::string_view msg, const nlohmann::json& attrs)> on_log;
 };
+
+struct hook_stage_outcome {
+  bool ok = true;               ///< false: a hook threw and the stage stops at it
+  nlohmann::json answer;        ///< catch_error: the first non-null answer; else null
+  nlohmann::json error;         ///< when !ok: {"name", "message", "stage", "hook"}
+};
+
+/// Calls each hook of one kind in order with `input` ({"payload", "attempt", ...}). When
+/// `stop_on_error`, the first throw ends the stage with !ok; otherwise throws are logged (runtime
+/// log and the run's log through on_log) and the remaining hooks still run. catch_error stops at
+/// the first non-null answer. Never throws.
+hook_stage_outcome run_hooks(const std::vector<const loaded_hook*>& hooks, const attempt_input& in,
+                             const nlohmann::json& input, bool stop_on_error);
 
 /// Calls start/step/destroy of the task's descriptor and turns every outcome, including broken
 /// plugin answers and oversize or non-JSON outputs, into an attempt_outcome. Never throws.

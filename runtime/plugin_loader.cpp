@@ -186,7 +186,30 @@ loaded_plugin load_plugin(const fs::path& file, const fs::path& cache_dir) {
     }
     p.tasks.push_back(std::move(lt));
   }
+  constexpr size_t v12 = offsetof(th_plugin_descriptor, hook_descriptor_size) + sizeof(uint32_t);
+  if (d->abi_minor >= 2 && d->struct_size >= v12 && d->hook_count > 0) {
+    constexpr size_t min_hook = offsetof(th_hook_descriptor, call) + sizeof(void*);
+    if (d->hooks == nullptr || d->hook_descriptor_size < min_hook) throw plugin_error("hook descriptors too small");
+    if (d->hook_count > 100000) throw plugin_error("implausible hook count " + std::to_string(d->hook_count));
+    for (uint32_t i = 0; i < d->hook_count; ++i) {
+      auto* h = reinterpret_cast<const th_hook_descriptor*>(reinterpret_cast<const char*>(d->hooks) +
+                                                            size_t(i) * d->hook_descriptor_size);
+      std::string where = "hook #" + std::to_string(i) + " ('" + describe(h->name) + "')";
+      if (h->struct_size < min_hook || h->call == nullptr) throw plugin_error(where + ": descriptor too small or no function");
+      if (h->kind < 0 || h->kind >= TH_HOOK_KIND_COUNT) throw plugin_error(where + ": unknown hook kind " + std::to_string(h->kind));
+      std::string task = describe(h->task_id);
+      if (!task.empty() && !ids.count(task))
+        throw plugin_error(where + ": belongs to task '" + task + "', which this plugin does not declare");
+      p.hooks.push_back(loaded_hook{static_cast<th_hook_kind>(h->kind), describe(h->name), task, p.name, h, keep_alive});
+    }
+  }
   return p;
+}
+
+std::string_view hook_kind_name(int kind) {
+  static constexpr std::string_view names[] = {"init", "on_start", "on_start_attempt", "on_success", "on_failure",
+                                               "on_complete", "cleanup", "catch_error", "on_wait", "on_resume", "on_cancel"};
+  return kind >= 0 && kind < TH_HOOK_KIND_COUNT ? names[kind] : "unknown";
 }
 
 plugin_load_report load_plugins(const fs::path& dir, const fs::path& cache_dir) {
@@ -214,6 +237,7 @@ plugin_load_report load_plugins(const fs::path& dir, const fs::path& cache_dir) 
         owner.emplace(t.id, f);
         report.tasks.emplace(t.id, t);
       }
+      report.hooks.insert(report.hooks.end(), p.hooks.begin(), p.hooks.end());
       report.plugins.push_back(std::move(p));
     } catch (const std::exception& e) {
       report.refused.push_back({f, e.what()});

@@ -42,12 +42,23 @@ struct loaded_task {
   uint64_t max_duration_ms = 0;
 };
 
+/// A lifecycle hook of a loaded plugin (ABI >= 1.2). OWNERSHIP: like loaded_task.
+struct loaded_hook {
+  th_hook_kind kind = TH_HOOK_INIT;
+  std::string name;
+  std::string task_id;  ///< empty: global (every task)
+  std::string plugin_name;
+  const th_hook_descriptor* descriptor = nullptr;
+  std::shared_ptr<void> library;
+};
+
 struct loaded_plugin {
   std::filesystem::path file;         ///< where it was found
   std::filesystem::path loaded_from;  ///< the content-addressed copy
   std::string name, version, build_info;
   uint32_t abi_major = 0, abi_minor = 0;
   std::vector<loaded_task> tasks;
+  std::vector<loaded_hook> hooks;  ///< global and task hooks, in declaration order
 };
 
 struct refused_plugin {
@@ -59,7 +70,11 @@ struct plugin_load_report {
   std::vector<loaded_plugin> plugins;
   std::vector<refused_plugin> refused;
   std::map<std::string, loaded_task> tasks;  ///< all tasks of all loaded plugins, by id
+  std::vector<loaded_hook> hooks;            ///< all hooks, plugins in load order
 };
+
+/// The name of a hook kind as users write it ("on_start", "catch_error", ...).
+std::string_view hook_kind_name(int kind);
 
 /// Loads one plugin file. Throws plugin_error with the reason on any failed check.
 loaded_plugin load_plugin(const std::filesystem::path& file, const std::filesystem::path& cache_dir);

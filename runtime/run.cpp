@@ -76,6 +76,13 @@ json to_api_json(const run_record& r) {
       duration_ms += d;
     }
     if (a.error) aj["error"] = *a.error;
+    json stages = json::array();
+    for (const auto& st : a.stages) {
+      json sj = {{"name", st.name}, {"ok", st.ok}};
+      if (st.error) sj["error"] = *st.error;
+      stages.push_back(std::move(sj));
+    }
+    aj["stages"] = std::move(stages);
     attempts.push_back(std::move(aj));
   }
   j["durationMs"] = duration_ms;

@@ -29,12 +29,20 @@ bool is_final(run_status s);
 enum class attempt_status { pending, executing, paused, completed, failed, canceled };
 std::string_view to_string(attempt_status s);
 
+/// One stage of an attempt that ran: a kind of hook, or "run".
+struct stage_record {
+  std::string name;
+  bool ok = true;
+  std::optional<json> error;
+};
+
 struct attempt_record {
   int number = 1;
   attempt_status status = attempt_status::executing;
   time_point started_at{};
   std::optional<time_point> finished_at;
-  std::optional<json> error;  ///< {"message", "name"?, "stackTrace"?}
+  std::optional<json> error;  ///< {"message", "name"?, "stackTrace"?, "stage"?}
+  std::vector<stage_record> stages;  ///< in the order they ran
 };
 
 /// One line a task logged through ctx.logger, kept with its run.

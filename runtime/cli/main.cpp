@@ -68,6 +68,11 @@ void print_run(const json& run) {
       if (a.contains("durationMs")) std::cout << "  " << a["durationMs"].get<int64_t>() << " ms";
       if (a.contains("error")) std::cout << "  " << str(a["error"], "message");
       std::cout << "\n";
+      if (a.contains("stages") && a["stages"].size() > 1) {  // with hooks: which stage did what
+        std::cout << "          ";
+        for (const auto& st : a["stages"]) std::cout << " " << str(st, "name") << (st.value("ok", false) ? " ok" : " FAILED");
+        std::cout << "\n";
+      }
     }
 }
 

@@ -31,8 +31,9 @@
  *    host resumes by calling `step` again with the wait's result made available through new
  *    th_host_api functions (results are journaled by the host, so a replayed attempt gets them
  *    back without waiting again);
- *  - middleware (`next()`) and lifecycle hooks: new arrays at the end of th_plugin_descriptor,
- *    driven by the host one stage at a time with the same start/step/destroy shape;
+ *  - lifecycle hooks: th_hook_descriptor, an array at the end of th_plugin_descriptor (1.2);
+ *  - middleware (`next()`): another array there, driven one stage at a time with the
+ *    start/step/destroy shape (a middleware suspends at next());
  *  - locals shared across plugins, triggering other tasks, metadata: new functions at the end of
  *    th_host_api, reached through th_run_info.host after checking its struct_size.
  */
@@ -52,7 +53,7 @@ extern "C" {
 #define TASKHOST_ABI_MAJOR 1
 #endif
 #ifndef TASKHOST_ABI_MINOR
-#define TASKHOST_ABI_MINOR 1
+#define TASKHOST_ABI_MINOR 2
 #endif
 
 #define TASKHOST_EXPORT __attribute__((visibility("default")))
@@ -147,6 +148,36 @@ typedef struct th_task_descriptor {
   uint64_t max_duration_ms; /* 0 = not set; else >= 5000 */
 } th_task_descriptor;
 
+/* Lifecycle hooks (ABI 1.2), in Trigger.dev's vocabulary. */
+typedef enum th_hook_kind {
+  TH_HOOK_INIT = 0,
+  TH_HOOK_ON_START = 1,          /* first attempt only */
+  TH_HOOK_ON_START_ATTEMPT = 2,  /* every attempt */
+  TH_HOOK_ON_SUCCESS = 3,
+  TH_HOOK_ON_FAILURE = 4,        /* no retry follows; also CANCELED and TIMED_OUT runs */
+  TH_HOOK_ON_COMPLETE = 5,       /* after on_success / on_failure */
+  TH_HOOK_CLEANUP = 6,           /* end of every attempt */
+  TH_HOOK_CATCH_ERROR = 7,       /* a retryable failure: may answer how to retry */
+  TH_HOOK_ON_WAIT = 8,           /* reserved for waits */
+  TH_HOOK_ON_RESUME = 9,         /* reserved for waits */
+  TH_HOOK_ON_CANCEL = 10,        /* an executing run was cancelled */
+  TH_HOOK_KIND_COUNT = 11
+} th_hook_kind;
+
+/* A lifecycle hook (ABI 1.2): global (task_id NULL: every task of the deployment) or a task's own.
+ * `call` gets a JSON object: {"payload", "attempt", "output"?, "error"?, "ok"?, "status"?}.
+ * It returns 0 and sets *out to its answer (JSON; `null` for no answer — only catch_error
+ * answers), or non-zero and sets *out to error JSON. *out stays valid until the next call of
+ * `call` on the same thread. Must not throw. */
+typedef struct th_hook_descriptor {
+  uint32_t struct_size;
+  int32_t kind;          /* th_hook_kind */
+  const char* name;      /* for logs: "audit", or the task id for a task's own hook */
+  const char* task_id;   /* NULL: global */
+  void* user_data;
+  int (*call)(void* user_data, const th_run_info* run, th_bytes input, th_bytes* out);
+} th_hook_descriptor;
+
 typedef struct th_plugin_descriptor {
   uint32_t struct_size;
   uint32_t abi_major;
@@ -157,6 +188,10 @@ typedef struct th_plugin_descriptor {
   const th_task_descriptor* tasks;
   uint32_t task_count;
   uint32_t task_descriptor_size; /* sizeof(th_task_descriptor) as the plugin was built */
+  /* --- ABI 1.2 --- */
+  const th_hook_descriptor* hooks;
+  uint32_t hook_count;
+  uint32_t hook_descriptor_size; /* sizeof(th_hook_descriptor) as the plugin was built */
 } th_plugin_descriptor;
 
 typedef const th_plugin_descriptor* (*th_plugin_entry_fn)(void);

@@ -155,6 +155,7 @@ private:
   std::function<json(json, run_context&)> fn_;
 };
 
+
 /// A task's own retry policy; unset fields come from the deployment (tasks.<id>.retry, then
 /// defaults.retry). The trigger's maxAttempts beats max_attempts here.
 struct retry_options {
@@ -165,6 +166,75 @@ struct retry_options {
   std::optional<bool> randomize;
 };
 
+/// Kinds of lifecycle hooks. Global hooks (th::hook) of a kind run before the task's own, except
+/// catch_error, where the task's runs first; the first non-empty catch_error answer wins.
+enum class hook_kind : int {
+  init = TH_HOOK_INIT,
+  on_start = TH_HOOK_ON_START,
+  on_start_attempt = TH_HOOK_ON_START_ATTEMPT,
+  on_success = TH_HOOK_ON_SUCCESS,
+  on_failure = TH_HOOK_ON_FAILURE,
+  on_complete = TH_HOOK_ON_COMPLETE,
+  cleanup = TH_HOOK_CLEANUP,
+  catch_error = TH_HOOK_CATCH_ERROR,
+  on_wait = TH_HOOK_ON_WAIT,
+  on_resume = TH_HOOK_ON_RESUME,
+  on_cancel = TH_HOOK_ON_CANCEL,
+};
+inline constexpr hook_kind init = hook_kind::init;
+inline constexpr hook_kind on_start = hook_kind::on_start;
+inline constexpr hook_kind on_start_attempt = hook_kind::on_start_attempt;
+inline constexpr hook_kind on_success = hook_kind::on_success;
+inline constexpr hook_kind on_failure = hook_kind::on_failure;
+inline constexpr hook_kind on_complete = hook_kind::on_complete;
+inline constexpr hook_kind cleanup = hook_kind::cleanup;
+inline constexpr hook_kind catch_error = hook_kind::catch_error;
+inline constexpr hook_kind on_wait = hook_kind::on_wait;
+inline constexpr hook_kind on_resume = hook_kind::on_resume;
+inline constexpr hook_kind on_cancel = hook_kind::on_cancel;
+
+/// What a hook sees. Valid during the hook call only.
+class hook_context {
+public:
+  hook_context(const th_run_info* run, json input) : ctx(run), logger(ctx.logger), in_(std::move(input)) {}
+  /// The run's payload.
+  const json& payload() const { return field("payload"); }
+  unsigned attempt() const { return ctx.attempt(); }
+  /// on_success / on_complete of a successful run: the output; else null.
+  const json& output() const { return field("output"); }
+  /// catch_error / on_failure / on_complete of a failed run: {"message", "name"?}; else null.
+  const json& error() const { return field("error"); }
+  /// on_complete: whether the run succeeded.
+  bool ok() const { return in_.value("ok", false); }
+  /// on_failure / on_complete: the run's final status ("COMPLETED", "FAILED", "CANCELED",
+  /// "TIMED_OUT"); catch_error: the status the run would end in without an answer.
+  std::string status() const { return in_.value("status", ""); }
+
+  run_context ctx;          ///< run id, attempt, signal
+  taskhost::logger& logger; ///< logs like ctx.logger in run
+
+private:
+  const json& field(const char* k) const {
+    static const json null_value;
+    auto it = in_.find(k);
+    return it == in_.end() ? null_value : *it;
+  }
+  json in_;
+};
+
+/// What catch_error may answer; an empty optional means "no opinion" (the next handler is asked,
+/// then the retry policy decides).
+struct catch_error_result {
+  bool skip_retrying = false;                                   ///< fail the run now
+  std::optional<std::chrono::system_clock::time_point> retry_at;  ///< retry at this time
+  std::optional<std::chrono::milliseconds> retry_delay;         ///< retry after this delay
+  std::optional<retry_options> retry;                    ///< retry per these options
+  std::optional<json> error;                                    ///< record this error instead
+};
+
+using hook_fn = std::function<void(hook_context&)>;
+using catch_error_fn = std::function<std::optional<catch_error_result>(hook_context&)>;
+
 /// A task's definition. Fields are added at the end only, so designated initializers keep working.
 struct task_definition {
   std::string id;            ///< unique task id, kebab-case by convention ("hello-world")
@@ -174,6 +244,19 @@ struct task_definition {
   /// Optional: longest an attempt may run (at least 5 s); past it the run is TIMED_OUT, not
   /// retried, and `ctx.signal` fires. The trigger's maxDuration beats it; it beats the YAML's.
   std::chrono::seconds max_duration{0};
+  // Lifecycle hooks of this task (each optional). A throw in init / on_start / on_start_attempt
+  // fails the attempt (retryable); a throw in on_success / on_failure / on_complete / cleanup /
+  // on_cancel is logged with the run and otherwise ignored; a throw in catch_error is a retryable
+  // internal error.
+  hook_fn init = {};
+  hook_fn on_start = {};          ///< first attempt only
+  hook_fn on_start_attempt = {};  ///< every attempt
+  hook_fn on_success = {};
+  hook_fn on_failure = {};        ///< no retry follows; also for CANCELED and TIMED_OUT runs
+  hook_fn on_complete = {};       ///< after on_success / on_failure; ctx.ok() tells which
+  hook_fn cleanup = {};           ///< end of every attempt
+  catch_error_fn catch_error = {};
+  hook_fn on_cancel = {};         ///< the run was cancelled while executing
 };
 
 /// A task. Declare one per task at namespace scope and list them in TASKHOST_PLUGIN.
@@ -254,6 +337,74 @@ inline th_step_status step(th_execution* raw, th_bytes* out) noexcept {
 
 inline void destroy(th_execution* raw) noexcept { delete reinterpret_cast<execution*>(raw); }
 
+/// One hook as the plugin registers it. OWNERSHIP: global hooks are the th::hook objects
+/// themselves; task hooks are owned by the plugin_registry.
+struct hook_entry {
+  hook_kind kind;
+  std::string name;
+  std::string task_id;  // empty: global
+  std::function<json(hook_context&)> fn;  // returns the answer (null for none)
+};
+
+/// Every th::hook of this plugin, in construction order. One per plugin: the symbol is hidden.
+inline std::vector<const hook_entry*>& global_hooks() {
+  static std::vector<const hook_entry*> hooks;
+  return hooks;
+}
+
+inline json catch_error_answer(const std::optional<catch_error_result>& r) {
+  if (!r) return nullptr;
+  json a = json::object();
+  if (r->skip_retrying) a["skipRetrying"] = true;
+  if (r->retry_at)
+    a["retryAtMs"] = std::chrono::duration_cast<std::chrono::milliseconds>(r->retry_at->time_since_epoch()).count();
+  if (r->retry_delay) a["retryDelayMs"] = r->retry_delay->count();
+  if (r->retry) {
+    json o = json::object();
+    if (r->retry->max_attempts) o["maxAttempts"] = *r->retry->max_attempts;
+    if (r->retry->factor) o["factor"] = *r->retry->factor;
+    if (r->retry->min_timeout) o["minTimeoutMs"] = r->retry->min_timeout->count();
+    if (r->retry->max_timeout) o["maxTimeoutMs"] = r->retry->max_timeout->count();
+    if (r->retry->randomize) o["randomize"] = *r->retry->randomize;
+    a["retry"] = o;
+  }
+  if (r->error) a["error"] = *r->error;
+  return a;
+}
+
+/// Wraps a user's hook function: void(hook_context&) or optional<catch_error_result>(hook_context&).
+template <class F>
+std::function<json(hook_context&)> wrap_hook(F fn) {
+  return [fn = std::move(fn)](hook_context& h) mutable -> json {
+    using R = std::invoke_result_t<F&, hook_context&>;
+    if constexpr (std::is_void_v<R>) {
+      fn(h);
+      return nullptr;
+    } else {
+      return catch_error_answer(fn(h));
+    }
+  };
+}
+
+inline int call_hook(void* user_data, const th_run_info* run, th_bytes input, th_bytes* out) noexcept {
+  static thread_local std::string buf;
+  try {
+    auto* e = static_cast<const hook_entry*>(user_data);
+    json in = input.len ? json::parse(std::string_view(input.data, input.len), nullptr, false) : json::object();
+    if (in.is_discarded()) in = json::object();
+    hook_context h(run, std::move(in));
+    buf = e->fn(h).dump(-1, ' ', false, json::error_handler_t::replace);
+    *out = th_bytes{buf.data(), buf.size()};
+    return 0;
+  } catch (const std::exception& ex) {
+    buf = error_json(type_name_of(ex), ex.what());
+  } catch (...) {
+    buf = error_json("UnknownError", "the hook threw something that is not a std::exception");
+  }
+  *out = th_bytes{buf.data(), buf.size()};
+  return 1;
+}
+
 /// The static descriptor a plugin's entry function returns. Built once, on first call.
 class plugin_registry {
 public:
@@ -269,6 +420,11 @@ public:
     desc_.tasks = descs_.data();
     desc_.task_count = static_cast<uint32_t>(descs_.size());
     desc_.task_descriptor_size = sizeof(th_task_descriptor);
+    for (const hook_entry* h : global_hooks()) add_hook(*h);
+    for (const auto& h : task_hooks_) add_hook(*h);
+    desc_.hooks = hooks_.data();
+    desc_.hook_count = static_cast<uint32_t>(hooks_.size());
+    desc_.hook_descriptor_size = sizeof(th_hook_descriptor);
   }
   const th_plugin_descriptor* descriptor() const { return &desc_; }
 
@@ -290,12 +446,59 @@ private:
     d.retry.max_timeout_ms = r.max_timeout ? r.max_timeout->count() : -1;
     d.max_duration_ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(t.definition().max_duration).count());
     descs_.push_back(d);
+    const task_definition& def = t.definition();
+    auto own = [&](hook_kind k, const auto& fn) {
+      if (fn) task_hooks_.push_back(std::make_unique<hook_entry>(hook_entry{k, def.id, def.id, wrap_hook(fn)}));
+    };
+    own(hook_kind::init, def.init);
+    own(hook_kind::on_start, def.on_start);
+    own(hook_kind::on_start_attempt, def.on_start_attempt);
+    own(hook_kind::on_success, def.on_success);
+    own(hook_kind::on_failure, def.on_failure);
+    own(hook_kind::on_complete, def.on_complete);
+    own(hook_kind::cleanup, def.cleanup);
+    own(hook_kind::catch_error, def.catch_error);
+    own(hook_kind::on_cancel, def.on_cancel);
   }
+  void add_hook(const hook_entry& h) {
+    th_hook_descriptor d{};
+    d.struct_size = sizeof(th_hook_descriptor);
+    d.kind = static_cast<int32_t>(h.kind);
+    d.name = h.name.c_str();
+    d.task_id = h.task_id.empty() ? nullptr : h.task_id.c_str();
+    d.user_data = const_cast<hook_entry*>(&h);
+    d.call = &detail::call_hook;
+    hooks_.push_back(d);
+  }
+  std::vector<std::unique_ptr<hook_entry>> task_hooks_;
+  std::vector<th_hook_descriptor> hooks_;
   std::vector<th_task_descriptor> descs_;
   th_plugin_descriptor desc_{};
 };
 
 }  // namespace detail
+
+/// A global lifecycle hook: runs for every task of the deployment (before the task's own hook of
+/// the same kind). Declare at namespace scope; it registers itself with the plugin.
+///
+///   th::hook audit{th::on_complete, "audit", [](th::hook_context& h) { h.logger.info("done", {{"ok", h.ok()}}); }};
+///   th::hook rate_limits{th::catch_error, "rate-limits", [](th::hook_context& h) -> std::optional<th::catch_error_result> {
+///       if (h.error().value("name", "") != "RateLimited") return std::nullopt;
+///       return th::catch_error_result{.retry_delay = std::chrono::seconds(30)};
+///   }};
+class hook {
+public:
+  template <class F>
+  hook(hook_kind kind, std::string name, F fn) : entry_{kind, std::move(name), {}, detail::wrap_hook(std::move(fn))} {
+    detail::global_hooks().push_back(&entry_);
+  }
+  hook(const hook&) = delete;
+  hook& operator=(const hook&) = delete;
+
+private:
+  detail::hook_entry entry_;
+};
+
 }  // namespace taskhost
 
 /// Declares the plugin: its name, its version, and the tasks it provides. Use once per plugin.
@@ -303,7 +506,7 @@ private:
   extern "C" TASKHOST_EXPORT const th_plugin_descriptor* TASKHOST_ENTRY_SYMBOL(void) {         \
     try {                                                                                      \
       static const ::taskhost::detail::plugin_registry taskhost_registry_(                     \
-          plugin_name, plugin_version, __VA_ARGS__);                                           \
+          plugin_name, plugin_version __VA_OPT__(,) __VA_ARGS__);                              \
       return taskhost_registry_.descriptor();                                                  \
     } catch (...) {                                                                            \
       return nullptr; /* the host reports "entry function returned no descriptor" */           \
