@@ -14,7 +14,10 @@
 //   }};
 //   TASKHOST_PLUGIN("hello", "1.0.0", hello_world);
 //
-// Build it with `taskhost_add_plugin(hello SOURCES hello_world.cpp)` (cmake/TaskhostPlugin.cmake).
+// More: a task's own `.retry`, `.max_duration` and lifecycle hooks (`.on_success = ...`, see
+// task_definition); global hooks with th::hook; `ctx.signal` for cancellation and time-outs.
+//
+// Build it with `taskhost_add_plugin(hello SOURCES hello_world.cpp)` (plugins/sdk/TaskhostPlugin.cmake).
 //
 // This header is header-only and depends on the C++ standard library and nlohmann-json only. It
 // sits on top of the C ABI in plugin_abi.h: no C++ type and no exception crosses into the host.
