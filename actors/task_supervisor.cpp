@@ -174,7 +174,16 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
       };
     }
     if (!env->exec->post(std::move(job))) {
-      // Shutting down: the stage never starts. A run whose attempt never began stays queued.
+      // Shutting down: the stage never starts. After run, the outcome is known: record it without
+      // the remaining hooks (logged), rather than leave a finished run looking interrupted.
+      if (stage == TH_HOOK_ON_SUCCESS || stage == TH_HOOK_ON_FAILURE || stage == TH_HOOK_ON_COMPLETE || stage == TH_HOOK_CLEANUP) {
+        log::warn("shutting down: remaining hooks of the attempt skipped",
+                  {{"run", run_id}, {"task", env->task.id}, {"stage", stage_name(stage)}});
+        f.pending.clear();
+        (*advance)(run_id);
+        return;
+      }
+      // Before run: a run whose attempt never began stays queued.
       st->flows.erase(run_id);
       env->store->update(run_id, [&](run_record& r) {
         if (!is_final(r.status) && (r.attempts.empty() || r.attempts.back().finished_at)) r.status = run_status::queued;
@@ -219,7 +228,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
     if (!error.is_null()) input["error"] = error;
     env->exec->post([env, in, kinds, input] {
       for (int k : kinds) run_hooks(env->hooks[k], in, input, false);
-    });
+    }, /*finish_on_stop=*/true);
   };
 
   return {
@@ -286,6 +295,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         attempt_flow& f = it->second;
         auto value = json::parse(body, nullptr, false);
         if (value.is_discarded()) value = json{{"message", body}};
+        if (stage == run_stage && !ok && value.is_object() && !value.contains("stage")) value["stage"] = "run";
         const bool failed = !ok;
         record_stage(run_id, attempt, stage, ok, failed ? std::optional<json>(value) : std::nullopt);
 
@@ -303,7 +313,6 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
           f.ok = ok;
           f.value = value;
           f.retryable = retryable;
-          if (!ok && f.value.is_object() && !f.value.contains("stage")) f.value["stage"] = "run";
           end_attempt(ok);
           if (ok) {
             if (has_hooks(TH_HOOK_ON_SUCCESS)) f.pending.push_back(TH_HOOK_ON_SUCCESS);

@@ -10,7 +10,11 @@ struct executor::state {
   std::mutex mu;
   std::condition_variable cv;       // jobs or stop
   std::condition_variable idle_cv;  // a job finished
-  std::deque<std::function<void()>> jobs;
+  struct job_entry {
+    std::function<void()> fn;
+    bool finish_on_stop;
+  };
+  std::deque<job_entry> jobs;
   size_t running = 0;
   bool stopping = false;
   bool stopped = false;
@@ -31,11 +35,11 @@ executor::executor(unsigned threads) : st_(std::make_shared<state>()) {
 
 executor::~executor() { stop_impl(std::nullopt); }
 
-bool executor::post(std::function<void()> job) {
+bool executor::post(std::function<void()> job, bool finish_on_stop) {
   {
     std::lock_guard lock(st_->mu);
     if (st_->stopping) return false;
-    st_->jobs.push_back(std::move(job));
+    st_->jobs.push_back({std::move(job), finish_on_stop});
   }
   st_->cv.notify_one();
   return true;
@@ -45,8 +49,8 @@ void executor::work(const std::shared_ptr<state>& st) {
   std::unique_lock lock(st->mu);
   for (;;) {
     st->cv.wait(lock, [&] { return st->stopping || !st->jobs.empty(); });
-    if (st->stopping) return;
-    auto job = std::move(st->jobs.front());
+    if (st->jobs.empty()) return;  // stopping, and nothing kept to finish
+    auto job = std::move(st->jobs.front().fn);
     st->jobs.pop_front();
     ++st->running;
     lock.unlock();
@@ -70,9 +74,9 @@ bool executor::stop_impl(std::optional<std::chrono::milliseconds> grace) {
   std::unique_lock lock(st_->mu);
   if (st_->stopped) return st_->running == 0;
   st_->stopping = true;
-  st_->jobs.clear();
+  std::erase_if(st_->jobs, [](const state::job_entry& j) { return !j.finish_on_stop; });
   st_->cv.notify_all();
-  auto idle = [&] { return st_->running == 0; };
+  auto idle = [&] { return st_->running == 0 && st_->jobs.empty(); };
   bool done = true;
   if (grace) done = st_->idle_cv.wait_for(lock, *grace, idle);
   else st_->idle_cv.wait(lock, idle);

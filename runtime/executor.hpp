@@ -30,10 +30,12 @@ public:
   executor& operator=(const executor&) = delete;
 
   /// Queues `job`. Thread-safe. Returns false (and drops the job) once stop() has begun.
-  bool post(std::function<void()> job);
+  /// A job posted with `finish_on_stop` (cleanup work, such as the hooks of a run that already
+  /// ended) still runs when stop() begins before it started; others are dropped then.
+  bool post(std::function<void()> job, bool finish_on_stop = false);
 
-  /// Stops taking jobs, drops queued jobs that have not started, and waits up to `grace` for the
-  /// jobs in flight. Returns true when all finished; otherwise the threads still running user code
+  /// Stops taking jobs, drops queued jobs that have not started (except finish_on_stop ones), and
+  /// waits up to `grace` for the jobs in flight and those kept. Returns true when all finished; otherwise the threads still running user code
   /// are detached — they share the pool's state, so destroying the executor stays safe — and false
   /// is returned. Idempotent.
   bool stop(std::chrono::milliseconds grace);

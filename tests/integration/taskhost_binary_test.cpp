@@ -244,6 +244,21 @@ TEST(TaskhostBinaryTest, YamlMaxDurationTimesOutARun) {
   EXPECT_NE(bad.err.find("options.maxDuration must be a number of seconds, at least 5"), std::string::npos) << bad.err;
 }
 
+TEST(TaskhostBinaryTest, RunsGetShowsEachAttemptsStages) {
+  deployment_dir d;
+  fs::copy_file(deployment_dir::fixture("fixture_hooks"), d.tmp / "plugins/fixture_hooks.so");
+  server s(d);
+  auto t = s.cli({"trigger", "hooks-flaky", "{}", "--wait"});
+  ASSERT_EQ(t.exit_code, 0) << t.out << t.err;
+  std::string id = t.out.substr(0, t.out.find('\n'));
+  auto g = s.cli({"runs", "get", id});
+  EXPECT_NE(g.out.find("attempt 1  FAILED"), std::string::npos) << g.out;
+  EXPECT_NE(g.out.find(" init ok on_start ok on_start_attempt ok run FAILED catch_error ok cleanup ok\n"), std::string::npos) << g.out;
+  EXPECT_NE(g.out.find(" run ok on_success ok on_complete ok cleanup ok\n"), std::string::npos) << g.out;
+  auto run = s.get_run(id);
+  EXPECT_EQ(run["attempts"][0]["stages"][3], json({{"name", "run"}, {"ok", false}, {"error", run["attempts"][0]["error"]}}));
+}
+
 TEST(TaskhostBinaryTest, CliWaitExitsOneOnFailure) {
   deployment_dir d;
   server s(d);

@@ -85,3 +85,26 @@ TEST(ExecutorTest, AJobThatThrowsDoesNotKillItsThread) {
   ex.post([&] { ran.set_value(); });
   EXPECT_EQ(ran.get_future().wait_for(5s), std::future_status::ready);
 }
+
+TEST(ExecutorTest, StopStillRunsQueuedFinishOnStopJobs) {
+  executor ex(1);
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  std::promise<void> started;
+  ex.post([&, released] {
+    started.set_value();
+    released.wait();
+  });
+  started.get_future().wait();
+  std::atomic<bool> dropped_ran{false}, kept_ran{false};
+  ex.post([&] { dropped_ran = true; });
+  ex.post([&] { kept_ran = true; }, /*finish_on_stop=*/true);
+  std::thread releaser([&] {
+    std::this_thread::sleep_for(50ms);
+    release.set_value();
+  });
+  EXPECT_TRUE(ex.stop(10s));
+  releaser.join();
+  EXPECT_TRUE(kept_ran);
+  EXPECT_FALSE(dropped_ran);
+}
