@@ -74,7 +74,7 @@ deployment_runtime::deployment_runtime(config::deployment cfg) : impl_(std::make
     auto retry = apply_task_retry(i.cfg.retry_for(id), task.retry);
     auto max_duration = task.max_duration_ms > 0 ? std::chrono::milliseconds(task.max_duration_ms) : i.cfg.max_duration_for(id);
     auto env = std::make_shared<actors::supervisor_env>(
-        actors::supervisor_env{task, retry_policy(retry), &i.store, i.exec.get(), max_duration});
+        actors::supervisor_env{task, retry_policy(retry), &i.store, i.exec.get(), max_duration, 10u << 20, {}, {}});
     // Hooks: globals (in plugin load order) before the task's own — except catch_error, where
     // the task's own answers first.
     env->all_hooks = all_hooks;

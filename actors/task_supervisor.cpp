@@ -40,6 +40,7 @@ struct attempt_flow {
 
 struct supervisor_state {
   std::unordered_map<std::string, attempt_flow> flows;  // run id → its current attempt
+  std::unordered_map<std::string, std::shared_ptr<run_locals>> locals;  // run id → its locals, until it ends
 };
 
 std::string_view level_name(log::level l) {
@@ -83,6 +84,15 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
   auto st = std::make_shared<supervisor_state>();
   auto has_hooks = [env](int kind) { return !env->hooks[kind].empty(); };
 
+  // A run ended: its locals go. Their destructors are user code, so the last reference is
+  // dropped on an executor thread, never here.
+  auto release_locals = [=](const std::string& run_id) {
+    auto it = st->locals.find(run_id);
+    if (it == st->locals.end()) return;
+    env->exec->post([l = std::move(it->second)]() mutable { l.reset(); }, /*finish_on_stop=*/true);
+    st->locals.erase(it);
+  };
+
   // What hooks get to see: the payload, and after run (or a failed pre-run hook) the outcome.
   auto hook_input = [](const attempt_flow& f, int stage) {
     json in = {{"payload", json::parse(f.in.payload, nullptr, false)}, {"attempt", f.in.attempt}};
@@ -102,8 +112,8 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
   };
 
   // Posts the next pending stage of a run's attempt, or finishes the attempt when none is left.
-  std::shared_ptr<std::function<void(const std::string&)>> advance = std::make_shared<std::function<void(const std::string&)>>();
-  *advance = [=](const std::string& run_id) {
+  auto advance = [=](const std::string& run_id) {
+   for (;;) {  // loops only when a stage could not be posted at shutdown
     auto it = st->flows.find(run_id);
     if (it == st->flows.end()) return;
     attempt_flow& f = it->second;
@@ -115,6 +125,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
       json value = f.value;
       int attempt = f.in.attempt;
       st->flows.erase(it);
+      if (!retry_in) release_locals(run_id);
       env->store->update(run_id, [&](run_record& r) {
         if (is_final(r.status)) return;
         if (ok) {
@@ -180,8 +191,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         log::warn("shutting down: remaining hooks of the attempt skipped",
                   {{"run", run_id}, {"task", env->task.id}, {"stage", stage_name(stage)}});
         f.pending.clear();
-        (*advance)(run_id);
-        return;
+        continue;  // once more: with nothing pending, the attempt finishes
       }
       // Before run: a run whose attempt never began stays queued.
       st->flows.erase(run_id);
@@ -189,6 +199,8 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         if (!is_final(r.status) && (r.attempts.empty() || r.attempts.back().finished_at)) r.status = run_status::queued;
       });
     }
+    return;
+   }
   };
 
   // After a failed run (or a failed pre-run hook): ask catch_error, or decide at once.
@@ -245,6 +257,9 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         });
         if (!runnable) return;
         f.in.run_id = run_id;
+        auto& locals = st->locals[run_id];
+        if (!locals) locals = std::make_shared<run_locals>();
+        f.in.locals = locals;
         f.in.max_output_bytes = env->max_output_bytes;
         f.in.on_log = [store = env->store, run_id, attempt = f.in.attempt](log::level l, std::string_view msg, const json& attrs) {
           json a = attrs;
@@ -260,7 +275,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         st->flows.emplace(run_id, std::move(f));
         // DEQUEUED until an executor thread really starts the attempt (all threads may be busy).
         env->store->update(run_id, [&](run_record& r) { r.status = run_status::dequeued; });
-        (*advance)(run_id);
+        advance(run_id);
       },
       [=](started_atom, const std::string& run_id, int attempt, int64_t started_ms) {
         const time_point at{milliseconds(started_ms)};
@@ -354,7 +369,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         // on_success / on_failure / on_complete / cleanup: throws were logged; carry on.
 
         if (!f.pending.empty() && f.pending.front() == -2) decide(f, trigger_max_attempts);
-        (*advance)(run_id);
+        advance(run_id);
       },
       [=](timeout_atom, const std::string& run_id, int attempt) {
         bool timed_out = false;
@@ -376,6 +391,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
           final_hooks(f->second.in, TH_CANCEL_TIMED_OUT, error);
           st->flows.erase(f);
         }
+        release_locals(run_id);
         log::warn("run timed out", {{"run", run_id}, {"task", env->task.id}, {"attempt", attempt}, {"error", error["message"]}});
       },
       [=](cancel_atom, const std::string& run_id) {
@@ -392,6 +408,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
           if (was_running) final_hooks(f->second.in, TH_CANCEL_CANCELED, json());
           st->flows.erase(f);
         }
+        release_locals(run_id);
         if (cancelled) log::info("run canceled", {{"run", run_id}, {"task", env->task.id}});
         return true;
       },

@@ -42,7 +42,26 @@ int host_wait_cancelled(void* host_run, uint64_t timeout_ms) noexcept {
   }
 }
 
-const th_host_api host_api = {sizeof(th_host_api), &host_log, &host_cancel_reason, &host_wait_cancelled};
+int host_local_set(void* host_run, const char* key, const char* type, void* value, void (*destroy)(void*)) noexcept {
+  try {
+    static_cast<host_run_state*>(host_run)->in->locals->set(key, type, value, destroy);
+    return TH_LOCAL_OK;
+  } catch (...) {
+    destroy(value);  // out of memory: the value is not kept
+    return TH_LOCAL_MISSING;
+  }
+}
+
+int host_local_get(void* host_run, const char* key, const char* type, void** value, const char** stored_type) noexcept {
+  try {
+    return static_cast<host_run_state*>(host_run)->in->locals->get(key, type, value, stored_type);
+  } catch (...) {
+    return TH_LOCAL_MISSING;
+  }
+}
+
+const th_host_api host_api = {sizeof(th_host_api), &host_log,      &host_cancel_reason, &host_wait_cancelled,
+                              &host_local_set,     &host_local_get};
 
 std::string internal_error(const std::string& message) {
   return json{{"name", "InternalError"}, {"message", message}}.dump();

@@ -14,6 +14,7 @@
 #include "runtime/cancel_token.hpp"
 #include "runtime/log.hpp"
 #include "runtime/plugin_loader.hpp"
+#include "runtime/run_locals.hpp"
 
 namespace taskhost {
 
@@ -33,6 +34,8 @@ struct attempt_input {
   uint64_t max_output_bytes = 10u << 20;
   /// Fired by the supervisor on cancel or max duration; the task sees it as ctx.signal.
   std::shared_ptr<cancel_token> token = std::make_shared<cancel_token>();
+  /// The run's locals (shared by all its attempts and stages).
+  std::shared_ptr<run_locals> locals = std::make_shared<run_locals>();
   /// Also receives every line the task logs (already written to the runtime's log), tagged
   /// attributes included. Called on the executor thread. May be empty.
   std::function<void(log::level, std::string_view msg, const nlohmann::json& attrs)> on_log;

@@ -90,7 +90,17 @@ typedef struct th_host_api {
   int (*cancel_reason)(void* host_run);
   /* Blocks up to timeout_ms or until the signal fires; returns cancel_reason(). Any thread. */
   int (*wait_cancelled)(void* host_run, uint64_t timeout_ms);
+  /* --- ABI 1.2: locals, values scoped to one run, shared by hooks and run across plugins --- */
+  /* Stores `value` under `key`, replacing (and destroying) what was there. The host owns it from
+   * now on and calls destroy(value) on an executor thread when the run ends or the key is set
+   * again. `type` identifies the C++ type (the SDK uses the mangled name and size). Returns 0. */
+  int (*local_set)(void* host_run, const char* key, const char* type, void* value, void (*destroy)(void*));
+  /* Looks `key` up: TH_LOCAL_OK and *value set; TH_LOCAL_MISSING; or TH_LOCAL_TYPE_MISMATCH with
+   * *stored_type set to the stored value's type (valid until the key is set again). */
+  int (*local_get)(void* host_run, const char* key, const char* type, void** value, const char** stored_type);
 } th_host_api;
+
+enum { TH_LOCAL_OK = 0, TH_LOCAL_MISSING = 1, TH_LOCAL_TYPE_MISMATCH = 2 };
 
 /* Why an attempt was told to stop (th_host_api.cancel_reason). */
 enum {

@@ -35,6 +35,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -113,11 +114,75 @@ private:
   const th_run_info* run_;
 };
 
+namespace locals {
+/// The typed name of a local. Create once, at namespace scope, and use it from any plugin that
+/// was built with the same definition of T:
+///
+///   static auto db_local = th::locals::create<db_client>("db");
+template <class T>
+struct key {
+  std::string name;
+};
+template <class T>
+key<T> create(std::string name) {
+  return key<T>{std::move(name)};
+}
+}  // namespace locals
+
+/// Values scoped to one run, shared by its hooks and run — across plugins and attempts — and
+/// destroyed when the run ends. A value is checked against the type it was set with: reading it
+/// as another type is an error, never undefined behaviour.
+class locals_view {
+public:
+  explicit locals_view(const th_run_info* run) : run_(run) {}
+
+  /// Stores `value` under the key (replacing any value) and returns a reference to the stored one.
+  template <class T>
+  T& set(const locals::key<T>& k, T value) {
+    const th_host_api* h = host();
+    T* p = new T(std::move(value));
+    h->local_set(run_->host_run, k.name.c_str(), type_of<T>().c_str(), p, [](void* v) { delete static_cast<T*>(v); });
+    return *p;
+  }
+  /// The value, or nullptr if the key is not set. Throws std::logic_error if it holds another type.
+  template <class T>
+  T* get(const locals::key<T>& k) const {
+    void* v = nullptr;
+    const char* stored = nullptr;
+    int rc = host()->local_get(run_->host_run, k.name.c_str(), type_of<T>().c_str(), &v, &stored);
+    if (rc == TH_LOCAL_MISSING) return nullptr;
+    if (rc == TH_LOCAL_TYPE_MISMATCH)
+      throw std::logic_error("local '" + k.name + "' holds a value of type " + (stored ? stored : "?") + ", not " + type_of<T>());
+    return static_cast<T*>(v);
+  }
+  /// The value; throws std::runtime_error naming the key if it is not set.
+  template <class T>
+  T& get_or_throw(const locals::key<T>& k) const {
+    if (T* v = get(k)) return *v;
+    throw std::runtime_error("local '" + k.name + "' is not set");
+  }
+
+private:
+  template <class T>
+  static std::string type_of() {
+    int status = 0;
+    std::unique_ptr<char, void (*)(void*)> d(abi::__cxa_demangle(typeid(T).name(), nullptr, nullptr, &status), std::free);
+    return (status == 0 && d ? std::string(d.get()) : std::string(typeid(T).name())) + " (" + std::to_string(sizeof(T)) + " bytes)";
+  }
+  const th_host_api* host() const {
+    if (run_ == nullptr || run_->host == nullptr ||
+        run_->host->struct_size < offsetof(th_host_api, local_get) + sizeof(void*))
+      throw std::logic_error("locals need taskhost with plugin ABI 1.2 or newer");
+    return run_->host;
+  }
+  const th_run_info* run_;
+};
+
 /// What a run's code can see and use while it executes. Passed by reference to `run`; valid until
 /// `run` returns. Not thread-safe: use it from the thread that runs the task.
 class run_context {
 public:
-  explicit run_context(const th_run_info* run) : logger(run), signal(run), run_(run) {}
+  explicit run_context(const th_run_info* run) : logger(run), signal(run), locals(run), run_(run) {}
   std::string_view run_id() const { return run_->run_id; }
   std::string_view task_id() const { return run_->task_id; }
   /// 1 for the first attempt, 2 for the first retry, ...
@@ -127,6 +192,7 @@ public:
 
   taskhost::logger logger;
   cancel_signal signal;
+  locals_view locals;   ///< the run's locals (see locals_view)
 
 private:
   const th_run_info* run_;
@@ -199,7 +265,7 @@ inline constexpr hook_kind on_cancel = hook_kind::on_cancel;
 /// What a hook sees. Valid during the hook call only.
 class hook_context {
 public:
-  hook_context(const th_run_info* run, json input) : ctx(run), logger(ctx.logger), in_(std::move(input)) {}
+  hook_context(const th_run_info* run, json input) : ctx(run), logger(ctx.logger), locals(ctx.locals), in_(std::move(input)) {}
   /// The run's payload.
   const json& payload() const { return field("payload"); }
   unsigned attempt() const { return ctx.attempt(); }
@@ -215,6 +281,7 @@ public:
 
   run_context ctx;          ///< run id, attempt, signal
   taskhost::logger& logger; ///< logs like ctx.logger in run
+  locals_view& locals;      ///< the run's locals, as ctx.locals in run
 
 private:
   const json& field(const char* k) const {
