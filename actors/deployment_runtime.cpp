@@ -61,6 +61,11 @@ deployment_runtime::deployment_runtime(config::deployment cfg) : impl_(std::make
                                 {"tasks", p.tasks.size()}});
   for (const auto& r : i.report.refused)
     log::error("plugin refused", {{"file", r.file.string()}, {"reason", r.reason}});
+  if (auto unknown = unknown_middleware(i.cfg, i.report); !unknown.empty()) {
+    std::string all;
+    for (const auto& u : unknown) all += (all.empty() ? "" : "\n") + u;
+    throw std::runtime_error(all);
+  }
   for (const auto& [id, t] : i.cfg.tasks)
     if (!i.report.tasks.count(id))
       log::warn(t.position.str() + ": tasks." + id + " configures a task that no loaded plugin provides", {{"task", id}});
@@ -68,13 +73,14 @@ deployment_runtime::deployment_runtime(config::deployment cfg) : impl_(std::make
   i.exec = std::make_unique<executor>(i.cfg.executor_threads);
   i.system = std::make_unique<caf::actor_system>(configure(i.caf_cfg));
   auto all_hooks = std::make_shared<const std::vector<loaded_hook>>(i.report.hooks);
+  auto all_middleware = std::make_shared<const std::map<std::string, loaded_middleware>>(i.report.middleware);
   for (const auto& [id, task] : i.report.tasks) {
     // Precedence: the task definition in code, then tasks.<id> in the YAML, then its defaults
     // (a trigger's own options beat all three, per run).
     auto retry = apply_task_retry(i.cfg.retry_for(id), task.retry);
     auto max_duration = task.max_duration_ms > 0 ? std::chrono::milliseconds(task.max_duration_ms) : i.cfg.max_duration_for(id);
     auto env = std::make_shared<actors::supervisor_env>(
-        actors::supervisor_env{task, retry_policy(retry), &i.store, i.exec.get(), max_duration, 10u << 20, {}, {}});
+        actors::supervisor_env{task, retry_policy(retry), &i.store, i.exec.get(), max_duration, 10u << 20, {}, {}, {}, {}});
     // Hooks: globals (in plugin load order) before the task's own — except catch_error, where
     // the task's own answers first.
     env->all_hooks = all_hooks;
@@ -84,6 +90,10 @@ deployment_runtime::deployment_runtime(config::deployment cfg) : impl_(std::make
       if (h.task_id == id) env->hooks[h.kind].push_back(&h);
     for (const auto& h : *all_hooks)
       if (h.task_id.empty() && h.kind == TH_HOOK_CATCH_ERROR) env->hooks[h.kind].push_back(&h);
+    env->all_middleware = all_middleware;
+    for (const auto& m : i.cfg.middleware) env->middleware.push_back(&all_middleware->at(m.name));
+    if (auto t = i.cfg.tasks.find(id); t != i.cfg.tasks.end())
+      for (const auto& m : t->second.middleware) env->middleware.push_back(&all_middleware->at(m.name));
     i.supervisors.emplace(id, actors::spawn_task_supervisor(*i.system, std::move(env)));
   }
   i.router = actors::spawn_router(*i.system, i.supervisors);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <array>
+#include <map>
 #include <memory>
 #include <vector>
 #include <string>
@@ -31,6 +32,9 @@ struct supervisor_env {
   std::array<std::vector<const loaded_hook*>, TH_HOOK_KIND_COUNT> hooks{};
   /// Keeps the hooks above alive.
   std::shared_ptr<const std::vector<loaded_hook>> all_hooks;
+  /// The middleware of this task, outermost first: the deployment's global list, then the task's.
+  std::vector<const loaded_middleware*> middleware{};
+  std::shared_ptr<const std::map<std::string, loaded_middleware>> all_middleware{};
 };
 
 /// One per task: drives each run of the task attempt by attempt, retrying per its policy.

@@ -26,8 +26,18 @@ using json = nlohmann::json;
 using std::chrono::milliseconds;
 
 /// One attempt on its way through its stages.
+constexpr int decide_marker = -2;
+constexpr int enter_stage(size_t i) { return -100 - static_cast<int>(i); }  // into middleware i
+constexpr int exit_stage(size_t i) { return -1000 - static_cast<int>(i); }  // out of middleware i
+constexpr bool is_enter(int stage) { return stage <= -100 && stage > -1000; }
+constexpr bool is_exit(int stage) { return stage <= -1000; }
+constexpr size_t mw_index(int stage) { return static_cast<size_t>(is_exit(stage) ? -1000 - stage : -100 - stage); }
+
 struct attempt_flow {
   attempt_input in;                  // what every stage's plugin code sees
+  std::shared_ptr<middleware_chain> chain;  // null without middleware
+  size_t entered = 0;                // middleware waiting inside next()
+  bool unwound = false;              // their exits are queued
   std::deque<int> pending;           // stages still to run (th_hook_kind or run_stage)
   bool started = false;              // `started` was announced (first stage began)
   bool ok = false;                   // outcome of the attempt
@@ -54,7 +64,11 @@ std::string_view level_name(log::level l) {
   return "info";
 }
 
-std::string stage_name(int stage) { return stage == run_stage ? "run" : std::string(hook_kind_name(stage)); }
+std::string stage_name(int stage, const supervisor_env& env) {
+  if (stage == run_stage) return "run";
+  if (is_enter(stage) || is_exit(stage)) return "middleware " + env.middleware[mw_index(stage)]->name;
+  return std::string(hook_kind_name(stage));
+}
 
 /// Ends the run's open attempt and the run itself with a final status (CANCELED, TIMED_OUT).
 void finish_run(run_record& r, run_status status, attempt_status attempt_end, const std::optional<json>& error) {
@@ -107,7 +121,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
   auto record_stage = [env](const std::string& run_id, int attempt, int stage, bool ok, const std::optional<json>& error) {
     env->store->update(run_id, [&](run_record& r) {
       if (!r.attempts.empty() && r.attempts.back().number == attempt)
-        r.attempts.back().stages.push_back({stage_name(stage), ok, error});
+        r.attempts.back().stages.push_back({stage_name(stage, *env), ok, error});
     });
   };
 
@@ -117,6 +131,11 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
     auto it = st->flows.find(run_id);
     if (it == st->flows.end()) return;
     attempt_flow& f = it->second;
+    if (f.pending.empty() && f.chain && !f.unwound) {
+      // Everything inside the middleware is done: resume them, innermost first.
+      f.unwound = true;
+      for (size_t i = f.entered; i-- > 0;) f.pending.push_back(exit_stage(i));
+    }
     if (f.pending.empty()) {
       // The attempt is over: record the run's state and, if it retries, schedule the next one.
       auto now = clock_type::now();
@@ -159,7 +178,20 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
     f.started = true;
     auto me = caf::actor_cast<caf::actor>(self);
     std::function<void()> job;
-    if (stage == run_stage) {
+    if (is_enter(stage) || is_exit(stage)) {
+      json outcome = {{"ok", f.ok}};
+      if (!f.ok && !f.value.is_null()) outcome["error"] = f.value;
+      job = [chain = f.chain, in = f.in, me, announce, stage, outcome = std::move(outcome)] {
+        if (in.token->reason() != TH_CANCEL_NONE && is_enter(stage)) return;
+        if (announce) {
+          auto t = std::chrono::duration_cast<milliseconds>(clock_type::now().time_since_epoch());
+          caf::anon_send(me, started_atom::value, in.run_id, in.attempt, int64_t{t.count()});
+        }
+        std::string error;
+        bool ok = is_enter(stage) ? chain->enter(mw_index(stage), error) : chain->exit(mw_index(stage), outcome, error);
+        caf::anon_send(me, done_atom::value, in.run_id, in.attempt, stage, ok, ok ? std::string("null") : error, true);
+      };
+    } else if (stage == run_stage) {
       job = [env, in = f.in, me, announce] {
         if (in.token->reason() != TH_CANCEL_NONE) return;  // cancelled while it waited for a thread
         if (announce) {
@@ -187,9 +219,10 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
     if (!env->exec->post(std::move(job))) {
       // Shutting down: the stage never starts. After run, the outcome is known: record it without
       // the remaining hooks (logged), rather than leave a finished run looking interrupted.
-      if (stage == TH_HOOK_ON_SUCCESS || stage == TH_HOOK_ON_FAILURE || stage == TH_HOOK_ON_COMPLETE || stage == TH_HOOK_CLEANUP) {
+      if (stage == TH_HOOK_ON_SUCCESS || stage == TH_HOOK_ON_FAILURE || stage == TH_HOOK_ON_COMPLETE || stage == TH_HOOK_CLEANUP ||
+          is_exit(stage)) {
         log::warn("shutting down: remaining hooks of the attempt skipped",
-                  {{"run", run_id}, {"task", env->task.id}, {"stage", stage_name(stage)}});
+                  {{"run", run_id}, {"task", env->task.id}, {"stage", stage_name(stage, *env)}});
         f.pending.clear();
         continue;  // once more: with nothing pending, the attempt finishes
       }
@@ -207,7 +240,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
   auto after_failure = [=](attempt_flow& f) {
     f.pending.clear();
     if (f.retryable && has_hooks(TH_HOOK_CATCH_ERROR)) f.pending.push_back(TH_HOOK_CATCH_ERROR);
-    else f.pending.push_back(-2);  // marker: decide
+    else f.pending.push_back(decide_marker);
   };
 
   // Decides whether a failed attempt is retried; queues the stages that follow either way.
@@ -226,6 +259,11 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
       if (has_hooks(TH_HOOK_ON_COMPLETE)) f.pending.push_back(TH_HOOK_ON_COMPLETE);
     }
     if (has_hooks(TH_HOOK_CLEANUP)) f.pending.push_back(TH_HOOK_CLEANUP);
+  };
+
+  // A run ended from outside: its middleware frames are destroyed on an executor thread.
+  auto release_chain = [=](std::shared_ptr<middleware_chain> chain) {
+    if (chain) env->exec->post([c = std::move(chain)]() mutable { c.reset(); }, /*finish_on_stop=*/true);
   };
 
   // Runs on_cancel (if cancelled), on_failure and on_complete for a run that was ended from outside.
@@ -268,6 +306,10 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
             append_log(r, {clock_type::now(), attempt, std::string(level_name(l)), std::string(msg), std::move(a)});
           });
         };
+        if (!env->middleware.empty()) {
+          f.chain = std::make_shared<middleware_chain>(env->middleware, f.in);
+          for (size_t i = 0; i < env->middleware.size(); ++i) f.pending.push_back(enter_stage(i));
+        }
         if (has_hooks(TH_HOOK_INIT)) f.pending.push_back(TH_HOOK_INIT);
         if (f.in.attempt == 1 && has_hooks(TH_HOOK_ON_START)) f.pending.push_back(TH_HOOK_ON_START);
         if (has_hooks(TH_HOOK_ON_START_ATTEMPT)) f.pending.push_back(TH_HOOK_ON_START_ATTEMPT);
@@ -304,7 +346,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         });
         if (it == st->flows.end() || it->second.in.attempt != attempt || !live) {
           log::info("stage ended after its run ended (canceled or timed out); result dropped",
-                    {{"run", run_id}, {"task", env->task.id}, {"attempt", attempt}, {"stage", stage_name(stage)}});
+                    {{"run", run_id}, {"task", env->task.id}, {"attempt", attempt}, {"stage", stage_name(stage, *env)}});
           return;
         }
         attempt_flow& f = it->second;
@@ -324,7 +366,36 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
           });
         };
 
-        if (stage == run_stage) {
+        if (is_enter(stage)) {
+          if (ok) {
+            f.entered = mw_index(stage) + 1;
+          } else {  // fails the attempt; nothing inside it runs (hooks included), the outer ones unwind
+            f.ok = false;
+            f.value = value;
+            f.value["stage"] = stage_name(stage, *env);
+            f.retryable = true;
+            end_attempt(false);
+            decide(f, trigger_max_attempts);
+            f.pending.clear();
+          }
+        } else if (is_exit(stage)) {
+          if (!ok && f.ok) {  // a throw after next() fails an attempt that had succeeded
+            f.ok = false;
+            f.value = value;
+            f.value["stage"] = stage_name(stage, *env);
+            f.retryable = true;
+            env->store->update(run_id, [&](run_record& r) {
+              if (!r.attempts.empty() && r.attempts.back().number == attempt) {
+                r.attempts.back().status = attempt_status::failed;
+                r.attempts.back().error = f.value;
+              }
+            });
+            f.retry_in = env->retry.next_delay(attempt, default_random, trigger_max_attempts);
+          } else if (!ok) {
+            log::warn("middleware threw after next() of a failed attempt; ignored",
+                      {{"run", run_id}, {"stage", stage_name(stage, *env)}, {"error", value.value("message", "")}});
+          }
+        } else if (stage == run_stage) {
           f.ok = ok;
           f.value = value;
           f.retryable = retryable;
@@ -364,11 +435,11 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
             if (!r.attempts.empty() && r.attempts.back().number == attempt) r.attempts.back().error = f.value;
           });
           f.pending.clear();
-          f.pending.push_back(-2);
+          f.pending.push_back(decide_marker);
         }
         // on_success / on_failure / on_complete / cleanup: throws were logged; carry on.
 
-        if (!f.pending.empty() && f.pending.front() == -2) decide(f, trigger_max_attempts);
+        if (!f.pending.empty() && f.pending.front() == decide_marker) decide(f, trigger_max_attempts);
         advance(run_id);
       },
       [=](timeout_atom, const std::string& run_id, int attempt) {
@@ -389,6 +460,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         if (auto f = st->flows.find(run_id); f != st->flows.end()) {
           f->second.in.token->cancel(TH_CANCEL_TIMED_OUT);
           final_hooks(f->second.in, TH_CANCEL_TIMED_OUT, error);
+          release_chain(std::move(f->second.chain));
           st->flows.erase(f);
         }
         release_locals(run_id);
@@ -406,6 +478,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         if (auto f = st->flows.find(run_id); f != st->flows.end()) {
           f->second.in.token->cancel(TH_CANCEL_CANCELED);
           if (was_running) final_hooks(f->second.in, TH_CANCEL_CANCELED, json());
+          release_chain(std::move(f->second.chain));
           st->flows.erase(f);
         }
         release_locals(run_id);

@@ -174,4 +174,64 @@ attempt_outcome run_attempt(const loaded_task& task, const attempt_input& in) {
   return out;
 }
 
+struct middleware_chain::impl {
+  attempt_input in;
+  host_run_state state{nullptr};
+  th_run_info info{};
+  std::vector<th_execution*> execs;
+};
+
+middleware_chain::middleware_chain(std::vector<const loaded_middleware*> mws, attempt_input in)
+    : mws_(std::move(mws)), impl_(std::make_unique<impl>()) {
+  impl_->in = std::move(in);
+  impl_->state.in = &impl_->in;
+  impl_->info = make_run_info(impl_->in, impl_->state);
+  impl_->execs.assign(mws_.size(), nullptr);
+}
+
+middleware_chain::~middleware_chain() {
+  for (size_t i = 0; i < mws_.size(); ++i)
+    if (impl_->execs[i]) mws_[i]->descriptor->destroy(impl_->execs[i]);
+}
+
+bool middleware_chain::enter(size_t i, std::string& error) {
+  const th_middleware_descriptor* d = mws_[i]->descriptor;
+  th_execution* ex = nullptr;
+  th_bytes err{};
+  bool ignored = true;
+  if (d->start(d->user_data, &impl_->info, &ex, &err) != 0 || ex == nullptr) {
+    error = err.data ? normalize_error(std::string_view(err.data, err.len), ignored) : internal_error("the middleware could not start");
+    return false;
+  }
+  th_bytes out{};
+  th_step_status st = d->step(ex, th_bytes{nullptr, 0}, &out);
+  if (st == TH_STEP_SUSPENDED) {
+    impl_->execs[i] = ex;
+    return true;
+  }
+  std::string_view bytes = out.data ? std::string_view(out.data, out.len) : std::string_view();
+  error = st == TH_STEP_FAILED ? normalize_error(bytes, ignored)
+                               : internal_error("middleware '" + mws_[i]->name + "' returned without calling next()");
+  d->destroy(ex);
+  return false;
+}
+
+bool middleware_chain::exit(size_t i, const json& outcome, std::string& error) {
+  th_execution* ex = std::exchange(impl_->execs[i], nullptr);
+  if (ex == nullptr) return true;
+  const th_middleware_descriptor* d = mws_[i]->descriptor;
+  const std::string in = outcome.dump(-1, ' ', false, json::error_handler_t::replace);
+  th_bytes out{};
+  th_step_status st = d->step(ex, th_bytes{in.data(), in.size()}, &out);
+  bool ok = st == TH_STEP_COMPLETED;
+  if (!ok) {
+    bool ignored = true;
+    std::string_view bytes = out.data ? std::string_view(out.data, out.len) : std::string_view();
+    error = st == TH_STEP_FAILED ? normalize_error(bytes, ignored)
+                                 : internal_error("middleware '" + mws_[i]->name + "' awaited again after next()");
+  }
+  d->destroy(ex);
+  return ok;
+}
+
 }  // namespace taskhost

@@ -54,6 +54,31 @@ struct hook_stage_outcome {
 hook_stage_outcome run_hooks(const std::vector<const loaded_hook*>& hooks, const attempt_input& in,
                              const nlohmann::json& input, bool stop_on_error);
 
+/// The middleware of one attempt, outermost first. Their coroutine frames live in their plugins
+/// between stages; this object keeps the run info they point to alive and destroys whatever
+/// execution is left when it goes. Use from one executor thread at a time; destroy it on one.
+class middleware_chain {
+public:
+  middleware_chain(std::vector<const loaded_middleware*> mws, attempt_input in);
+  ~middleware_chain();
+  middleware_chain(const middleware_chain&) = delete;
+  middleware_chain& operator=(const middleware_chain&) = delete;
+
+  size_t size() const { return mws_.size(); }
+  const std::string& name(size_t i) const { return mws_[i]->name; }
+  /// Starts middleware i and runs it to its `co_await next()`. True if it now waits there;
+  /// otherwise `error` is set (error JSON) and the execution is gone.
+  bool enter(size_t i, std::string& error);
+  /// Resumes middleware i with the inner outcome ({"ok", "error"?}) and destroys it. True if it
+  /// completed; otherwise `error` is set.
+  bool exit(size_t i, const nlohmann::json& outcome, std::string& error);
+
+private:
+  struct impl;
+  std::vector<const loaded_middleware*> mws_;
+  std::unique_ptr<impl> impl_;
+};
+
 /// Calls start/step/destroy of the task's descriptor and turns every outcome, including broken
 /// plugin answers and oversize or non-JSON outputs, into an attempt_outcome. Never throws.
 attempt_outcome run_attempt(const loaded_task& task, const attempt_input& in);

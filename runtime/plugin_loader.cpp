@@ -203,7 +203,36 @@ loaded_plugin load_plugin(const fs::path& file, const fs::path& cache_dir) {
       p.hooks.push_back(loaded_hook{static_cast<th_hook_kind>(h->kind), describe(h->name), task, p.name, h, keep_alive});
     }
   }
+  constexpr size_t v12m = offsetof(th_plugin_descriptor, middleware_descriptor_size) + sizeof(uint32_t);
+  if (d->abi_minor >= 2 && d->struct_size >= v12m && d->middleware_count > 0) {
+    constexpr size_t min_mw = offsetof(th_middleware_descriptor, destroy) + sizeof(void*);
+    if (d->middleware == nullptr || d->middleware_descriptor_size < min_mw) throw plugin_error("middleware descriptors too small");
+    if (d->middleware_count > 10000) throw plugin_error("implausible middleware count");
+    std::set<std::string> names;
+    for (uint32_t i = 0; i < d->middleware_count; ++i) {
+      auto* m = reinterpret_cast<const th_middleware_descriptor*>(reinterpret_cast<const char*>(d->middleware) +
+                                                                  size_t(i) * d->middleware_descriptor_size);
+      std::string name = describe(m->name);
+      if (m->struct_size < min_mw || !m->start || !m->step || !m->destroy)
+        throw plugin_error("middleware #" + std::to_string(i) + ": descriptor too small or functions missing");
+      if (!valid_task_id(name)) throw plugin_error("middleware #" + std::to_string(i) + ": invalid name '" + name + "'");
+      if (!names.insert(name).second) throw plugin_error("middleware '" + name + "' is declared twice in this plugin");
+      p.middleware.push_back(loaded_middleware{name, p.name, m, keep_alive});
+    }
+  }
   return p;
+}
+
+std::vector<std::string> unknown_middleware(const config::deployment& cfg, const plugin_load_report& report) {
+  std::vector<std::string> out;
+  auto check = [&](const std::vector<config::middleware_ref>& refs) {
+    for (const auto& m : refs)
+      if (!report.middleware.count(m.name))
+        out.push_back(m.position.str() + ": middleware '" + m.name + "' is not provided by any loaded plugin");
+  };
+  check(cfg.middleware);
+  for (const auto& [id, t] : cfg.tasks) check(t.middleware);
+  return out;
 }
 
 std::string_view hook_kind_name(int kind) {
@@ -232,12 +261,16 @@ plugin_load_report load_plugins(const fs::path& dir, const fs::path& cache_dir) 
       for (const auto& t : p.tasks)
         if (auto o = owner.find(t.id); o != owner.end())
           throw plugin_error("task id '" + t.id + "' is already declared by " + o->second.string());
+      for (const auto& m : p.middleware)
+        if (auto o = report.middleware.find(m.name); o != report.middleware.end())
+          throw plugin_error("middleware '" + m.name + "' is already declared by plugin '" + o->second.plugin_name + "'");
       names.emplace(p.name, f);
       for (const auto& t : p.tasks) {
         owner.emplace(t.id, f);
         report.tasks.emplace(t.id, t);
       }
       report.hooks.insert(report.hooks.end(), p.hooks.begin(), p.hooks.end());
+      for (const auto& m : p.middleware) report.middleware.emplace(m.name, m);
       report.plugins.push_back(std::move(p));
     } catch (const std::exception& e) {
       report.refused.push_back({f, e.what()});

@@ -27,6 +27,8 @@
 
 #include <taskhost/plugin_abi.h>
 
+#include "taskhost/config/deployment.hpp"
+
 namespace taskhost {
 
 /// One task of a loaded plugin. OWNERSHIP: `library` keeps the .so loaded for as long as any copy
@@ -52,6 +54,14 @@ struct loaded_hook {
   std::shared_ptr<void> library;
 };
 
+/// A middleware of a loaded plugin (ABI >= 1.2). OWNERSHIP: like loaded_task.
+struct loaded_middleware {
+  std::string name;
+  std::string plugin_name;
+  const th_middleware_descriptor* descriptor = nullptr;
+  std::shared_ptr<void> library;
+};
+
 struct loaded_plugin {
   std::filesystem::path file;         ///< where it was found
   std::filesystem::path loaded_from;  ///< the content-addressed copy
@@ -59,6 +69,7 @@ struct loaded_plugin {
   uint32_t abi_major = 0, abi_minor = 0;
   std::vector<loaded_task> tasks;
   std::vector<loaded_hook> hooks;  ///< global and task hooks, in declaration order
+  std::vector<loaded_middleware> middleware;
 };
 
 struct refused_plugin {
@@ -71,7 +82,12 @@ struct plugin_load_report {
   std::vector<refused_plugin> refused;
   std::map<std::string, loaded_task> tasks;  ///< all tasks of all loaded plugins, by id
   std::vector<loaded_hook> hooks;            ///< all hooks, plugins in load order
+  std::map<std::string, loaded_middleware> middleware;  ///< by name (unique across plugins)
 };
+
+/// The deployment's middleware names that no loaded plugin provides, as
+/// "file:line:col: middleware 'x' is not provided by any loaded plugin" messages.
+std::vector<std::string> unknown_middleware(const config::deployment& cfg, const plugin_load_report& report);
 
 /// The name of a hook kind as users write it ("on_start", "catch_error", ...).
 std::string_view hook_kind_name(int kind);

@@ -127,6 +127,20 @@ public:
     return *d;
   }
 
+  /// A list of middleware names; a name listed twice is an error.
+  std::vector<middleware_ref> middleware_list(const YAML::Node& v, const std::string& what) const {
+    if (!v.IsSequence()) fail(v, what + " must be a list of middleware names, like [db, tracing]");
+    std::vector<middleware_ref> out;
+    std::set<std::string> seen;
+    for (const auto& item : v) {
+      auto name = string(item, what + " entries");
+      if (name.empty()) fail(item, what + " entries must not be empty");
+      if (!seen.insert(name).second) fail(item, "middleware '" + name + "' is listed twice in " + what);
+      out.push_back({name, pos(item.Mark())});
+    }
+    return out;
+  }
+
   /// Reads the keys of a `retry:` mapping on top of `r`.
   void retry(const YAML::Node& node, const std::string& where, retry_config& r) const {
     mapping(node, where,
@@ -237,6 +251,7 @@ deployment load_string(const std::string& yaml, const std::filesystem::path& fil
           {{"retry", [&](auto&, auto& x) { rd.retry(x, "defaults.retry", d.default_retry); }},
            {"max_duration", [&](auto&, auto& x) { d.default_max_duration = rd.max_duration(x, "defaults.max_duration"); }}});
       }},
+     {"middleware", [&](auto&, auto& v) { d.middleware = rd.middleware_list(v, "middleware"); }},
      {"tasks", [&](auto&, auto& v) { tasks_node = v; }}});
 
   if (!has_plugins_dir) rd.fail(root, "missing required key 'plugins_dir' (the folder with the task plugins)");
@@ -255,7 +270,8 @@ deployment load_string(const std::string& yaml, const std::filesystem::path& fil
       const std::string where = "tasks." + id;
       rd.mapping(kv.second, where,
                  {{"retry", [&](auto&, auto& x) { rd.retry(x, where + ".retry", tc.retry); }},
-                  {"max_duration", [&](auto&, auto& x) { tc.max_duration = rd.max_duration(x, where + ".max_duration"); }}});
+                  {"max_duration", [&](auto&, auto& x) { tc.max_duration = rd.max_duration(x, where + ".max_duration"); }},
+                  {"middleware", [&](auto&, auto& x) { tc.middleware = rd.middleware_list(x, where + ".middleware"); }}});
       d.tasks.emplace(id, std::move(tc));
     }
   }

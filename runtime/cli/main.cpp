@@ -131,6 +131,10 @@ int cmd_check(const std::string& config_file, bool list) {
     }
   }
   for (const auto& r : report.refused) std::cerr << r.file.string() << ": refused: " << r.reason << "\n";
+  if (auto unknown = taskhost::unknown_middleware(cfg, report); !unknown.empty()) {
+    for (const auto& u : unknown) std::cerr << u << "\n";
+    return exit_usage;
+  }
   for (const auto& [id, t] : cfg.tasks)
     if (!report.tasks.count(id))
       std::cerr << t.position.str() << ": warning: tasks." << id << " configures a task that no plugin provides\n";

@@ -359,6 +359,15 @@ TEST(TaskhostBinaryTest, ValidateChecksConfigAndPluginsWithoutStarting) {
   EXPECT_NE(ok.err.find("ok.yaml:5:3: warning: tasks.typo-task configures a task that no plugin provides"), std::string::npos) << ok.err;
   EXPECT_FALSE(fs::exists(clean / ".taskhost")) << "validate writes nothing into the deployment";
 
+  clean.write("mw.yaml", "name: ok\nplugins_dir: plugins\nmiddleware: [nope]\n");
+  auto mw = run_command({bin, "validate", "--config", (clean / "mw.yaml").string()});
+  EXPECT_EQ(mw.exit_code, 2);
+  EXPECT_NE(mw.err.find("mw.yaml:3:14: middleware 'nope' is not provided by any loaded plugin"), std::string::npos) << mw.err;
+  auto mw_run = run_command({bin, "run", "--config", (clean / "mw.yaml").string()});
+  EXPECT_EQ(mw_run.exit_code, 2);
+  EXPECT_NE(mw_run.err.find("mw.yaml:3:14: middleware 'nope' is not provided by any loaded plugin"), std::string::npos) << mw_run.err;
+  EXPECT_EQ(mw_run.out, "") << "nothing started";
+
   clean.write("bad.yaml", "name: ok\nplugins_dir: plugins\nlog: {level: loud}\n");
   auto bad = run_command({bin, "validate", "--config", (clean / "bad.yaml").string()});
   EXPECT_EQ(bad.exit_code, 2);

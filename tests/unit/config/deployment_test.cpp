@@ -177,3 +177,17 @@ TEST(DeploymentConfigTest, MaxDurationIsADurationOfAtLeastFiveSeconds) {
             std::string::npos) << error_of(minimal + "tasks:\n  a: {max_duration: 5 parsecs}\n");
   EXPECT_NE(error_of(minimal + "defaults: {max_duration: 300}").find("must be a duration"), std::string::npos);
 }
+
+TEST(DeploymentConfigTest, MiddlewareListsKeepOrderAndPositions) {
+  auto d = load_string(minimal + "middleware: [db, tracing]\ntasks:\n  a: {middleware: [audit]}\n", "/x/d.yaml");
+  ASSERT_EQ(d.middleware.size(), 2u);
+  EXPECT_EQ(d.middleware[0].name, "db");
+  EXPECT_EQ(d.middleware[1].name, "tracing");
+  EXPECT_EQ(d.middleware[1].position.str(), "/x/d.yaml:3:18");
+  ASSERT_EQ(d.tasks.at("a").middleware.size(), 1u);
+  EXPECT_EQ(d.tasks.at("a").middleware[0].name, "audit");
+  EXPECT_NE(error_of(minimal + "middleware: db\n").find("middleware must be a list of middleware names"), std::string::npos);
+  EXPECT_NE(error_of(minimal + "middleware: [db, db]\n").find("deploy.yaml:3:18: middleware 'db' is listed twice"), std::string::npos)
+      << error_of(minimal + "middleware: [db, db]\n");
+  EXPECT_NE(error_of(minimal + "middleware: [[x]]\n").find("middleware entries must be a string"), std::string::npos);
+}

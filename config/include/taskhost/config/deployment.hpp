@@ -44,12 +44,19 @@ struct source_position {
   std::string str() const;  ///< "file:line:col"
 };
 
+/// A middleware name as written in the deployment, with its place (for "no such middleware").
+struct middleware_ref {
+  std::string name;
+  source_position position;
+};
+
 /// Per-task overrides from the `tasks:` section.
 struct task_config {
   std::string id;
   retry_config retry;           ///< defaults.retry overlaid with the task's own retry keys
   source_position position;     ///< where the task's key stands, for "no such task" warnings
   std::chrono::milliseconds max_duration{0};  ///< 0 = defaults.max_duration
+  std::vector<middleware_ref> middleware;     ///< run inside the global middleware, in this order
 };
 
 struct http_config {
@@ -75,6 +82,7 @@ struct deployment {
   uint64_t max_payload_bytes = 3u << 20;
   retry_config default_retry;
   std::chrono::milliseconds default_max_duration{0};  ///< 0 = no limit
+  std::vector<middleware_ref> middleware;              ///< global middleware, outermost first
   std::map<std::string, task_config> tasks;
 
   /// The retry policy of a task: its override if the deployment has one, else defaults.retry.

@@ -188,6 +188,21 @@ typedef struct th_hook_descriptor {
   int (*call)(void* user_data, const th_run_info* run, th_bytes input, th_bytes* out);
 } th_hook_descriptor;
 
+/* A middleware (ABI 1.2): wraps every stage of an attempt. The host starts it, then calls `step`
+ * with an empty input; the middleware runs until it awaits next() (TH_STEP_SUSPENDED, out =
+ * {"await":"next"}), returns without calling next() or throws (TH_STEP_FAILED). Once the inner
+ * stages are done, the host calls `step` again with their outcome, {"ok":true} or
+ * {"ok":false,"error":{...}}; the middleware finishes (TH_STEP_COMPLETED) or throws
+ * (TH_STEP_FAILED). `destroy` is called once per successful start. */
+typedef struct th_middleware_descriptor {
+  uint32_t struct_size;
+  const char* name;      /* what deployments list under `middleware:` */
+  void* user_data;
+  int (*start)(void* user_data, const th_run_info* run, th_execution** out, th_bytes* error);
+  th_step_status (*step)(th_execution* execution, th_bytes input, th_bytes* out);
+  void (*destroy)(th_execution* execution);
+} th_middleware_descriptor;
+
 typedef struct th_plugin_descriptor {
   uint32_t struct_size;
   uint32_t abi_major;
@@ -202,6 +217,9 @@ typedef struct th_plugin_descriptor {
   const th_hook_descriptor* hooks;
   uint32_t hook_count;
   uint32_t hook_descriptor_size; /* sizeof(th_hook_descriptor) as the plugin was built */
+  const th_middleware_descriptor* middleware;
+  uint32_t middleware_count;
+  uint32_t middleware_descriptor_size;
 } th_plugin_descriptor;
 
 typedef const th_plugin_descriptor* (*th_plugin_entry_fn)(void);

@@ -29,6 +29,7 @@
 #include <cxxabi.h>
 
 #include <chrono>
+#include <coroutine>
 #include <cstddef>
 #include <cstdlib>
 #include <exception>
@@ -341,6 +342,90 @@ private:
   task_definition def_;
 };
 
+/// The coroutine type of middleware: `[](th::middleware_context& mw, th::next next) -> th::async<void> { ... }`.
+/// Inside a middleware, `co_await next()` is the one thing to await for now (waits come later).
+template <class T = void>
+class async;
+
+template <>
+class async<void> {
+public:
+  struct promise_type {
+    std::exception_ptr error;
+    async get_return_object() { return async{std::coroutine_handle<promise_type>::from_promise(*this)}; }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    std::suspend_always final_suspend() noexcept { return {}; }
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept { error = std::current_exception(); }
+  };
+  explicit async(std::coroutine_handle<promise_type> h) : h_(h) {}
+  async(async&& o) noexcept : h_(std::exchange(o.h_, {})) {}
+  async(const async&) = delete;
+  ~async() {
+    if (h_) h_.destroy();
+  }
+  std::coroutine_handle<promise_type> handle() const { return h_; }
+
+private:
+  std::coroutine_handle<promise_type> h_;
+};
+
+/// What `co_await next()` gives a middleware: how everything inside it (hooks, run, the
+/// middleware further in) ended. It never throws for a failed attempt.
+struct next_result {
+  bool ok = true;
+  json error;  ///< {"message", "name"?, "stage"?} when !ok
+};
+
+namespace detail {
+struct next_state {
+  bool called = false;
+  bool waiting = false;
+  next_result result;
+};
+}  // namespace detail
+
+/// The continuation of a middleware. Call and await it exactly once: `co_await next();`.
+class next {
+public:
+  explicit next(detail::next_state* st) : st_(st) {}
+  struct awaiter {
+    detail::next_state* st;
+    bool await_ready() const {
+      if (st->called) throw std::logic_error("next() called twice");
+      return false;
+    }
+    void await_suspend(std::coroutine_handle<>) noexcept {
+      st->called = true;
+      st->waiting = true;
+    }
+    next_result await_resume() noexcept {
+      st->waiting = false;
+      return st->result;
+    }
+  };
+  awaiter operator()() const { return awaiter{st_}; }
+
+private:
+  detail::next_state* st_;
+};
+
+/// What a middleware sees. Valid for the whole attempt.
+class middleware_context {
+public:
+  middleware_context(const th_run_info* run, json payload) : ctx(run), logger(ctx.logger), locals(ctx.locals), payload_(std::move(payload)) {}
+  const json& payload() const { return payload_; }
+  unsigned attempt() const { return ctx.attempt(); }
+  run_context ctx;
+  taskhost::logger& logger;
+  locals_view& locals;
+
+private:
+  json payload_;
+};
+
+using middleware_fn = std::function<async<void>(middleware_context&, next)>;
+
 namespace detail {
 
 inline std::string type_name_of(const std::exception& e) {
@@ -475,6 +560,78 @@ inline int call_hook(void* user_data, const th_run_info* run, th_bytes input, th
   return 1;
 }
 
+struct middleware_entry {
+  std::string name;
+  middleware_fn fn;
+};
+
+inline std::vector<const middleware_entry*>& global_middleware() {
+  static std::vector<const middleware_entry*> all;
+  return all;
+}
+
+/// One attempt of one middleware. OWNERSHIP: created by mw_start, freed by mw_destroy; the
+/// coroutine frame lives inside.
+struct mw_execution {
+  const middleware_entry* m;
+  middleware_context mc;
+  next_state ns;
+  std::optional<async<void>> coro;
+  std::string out;
+};
+
+inline int mw_start(void* user_data, const th_run_info* run, th_execution** out, th_bytes* error) noexcept {
+  static thread_local std::string msg;
+  try {
+    json payload = run->payload.len ? json::parse(std::string_view(run->payload.data, run->payload.len), nullptr, false) : json();
+    if (payload.is_discarded()) payload = nullptr;
+    auto* e = new mw_execution{static_cast<const middleware_entry*>(user_data), middleware_context(run, std::move(payload)), {}, {}, {}};
+    *out = reinterpret_cast<th_execution*>(e);
+    return 0;
+  } catch (...) {
+    msg = error_json("InternalError", "could not start the middleware");
+    *error = th_bytes{msg.data(), msg.size()};
+    return 1;
+  }
+}
+
+inline th_step_status mw_step(th_execution* raw, th_bytes input, th_bytes* out) noexcept {
+  auto* e = reinterpret_cast<mw_execution*>(raw);
+  th_step_status status = TH_STEP_FAILED;
+  try {
+    if (!e->coro) {
+      e->coro.emplace(e->m->fn(e->mc, next(&e->ns)));
+    } else {
+      json in = input.len ? json::parse(std::string_view(input.data, input.len), nullptr, false) : json::object();
+      e->ns.result = next_result{in.is_object() && in.value("ok", false), in.is_object() ? in.value("error", json()) : json()};
+    }
+    auto h = e->coro->handle();
+    h.resume();
+    if (h.done()) {
+      if (h.promise().error) std::rethrow_exception(h.promise().error);
+      if (!e->ns.called) {
+        e->out = error_json("MiddlewareError", "middleware '" + e->m->name + "' returned without calling next()");
+      } else {
+        e->out = "null";
+        status = TH_STEP_COMPLETED;
+      }
+    } else if (e->ns.waiting) {
+      e->out = R"({"await":"next"})";
+      status = TH_STEP_SUSPENDED;
+    } else {
+      e->out = error_json("MiddlewareError", "middleware '" + e->m->name + "' awaited something other than next()");
+    }
+  } catch (const std::exception& ex) {
+    e->out = error_json(type_name_of(ex), ex.what());
+  } catch (...) {
+    e->out = error_json("UnknownError", "the middleware threw something that is not a std::exception");
+  }
+  *out = th_bytes{e->out.data(), e->out.size()};
+  return status;
+}
+
+inline void mw_destroy(th_execution* raw) noexcept { delete reinterpret_cast<mw_execution*>(raw); }
+
 /// The static descriptor a plugin's entry function returns. Built once, on first call.
 class plugin_registry {
 public:
@@ -495,6 +652,19 @@ public:
     desc_.hooks = hooks_.data();
     desc_.hook_count = static_cast<uint32_t>(hooks_.size());
     desc_.hook_descriptor_size = sizeof(th_hook_descriptor);
+    for (const middleware_entry* m : global_middleware()) {
+      th_middleware_descriptor d{};
+      d.struct_size = sizeof(th_middleware_descriptor);
+      d.name = m->name.c_str();
+      d.user_data = const_cast<middleware_entry*>(m);
+      d.start = &detail::mw_start;
+      d.step = &detail::mw_step;
+      d.destroy = &detail::mw_destroy;
+      middleware_.push_back(d);
+    }
+    desc_.middleware = middleware_.data();
+    desc_.middleware_count = static_cast<uint32_t>(middleware_.size());
+    desc_.middleware_descriptor_size = sizeof(th_middleware_descriptor);
   }
   const th_plugin_descriptor* descriptor() const { return &desc_; }
 
@@ -540,6 +710,7 @@ private:
     d.call = &detail::call_hook;
     hooks_.push_back(d);
   }
+  std::vector<th_middleware_descriptor> middleware_;
   std::vector<std::unique_ptr<hook_entry>> task_hooks_;
   std::vector<th_hook_descriptor> hooks_;
   std::vector<th_task_descriptor> descs_;
@@ -547,6 +718,28 @@ private:
 };
 
 }  // namespace detail
+
+/// A middleware: wraps every stage of an attempt of the tasks whose deployment lists it by name
+/// (`middleware: [db]` globally or under `tasks.<id>`). Declare at namespace scope.
+///
+///   th::middleware db{"db", [](th::middleware_context& mw, th::next next) -> th::async<void> {
+///       auto& conn = mw.locals.set(db_local, db_client{});
+///       conn.connect();
+///       co_await next();      // everything else of the attempt runs inside
+///       conn.disconnect();
+///   }};
+class middleware {
+public:
+  template <class F>
+  middleware(std::string name, F fn) : entry_{std::move(name), middleware_fn(std::move(fn))} {
+    detail::global_middleware().push_back(&entry_);
+  }
+  middleware(const middleware&) = delete;
+  middleware& operator=(const middleware&) = delete;
+
+private:
+  detail::middleware_entry entry_;
+};
 
 /// A global lifecycle hook: runs for every task of the deployment (before the task's own hook of
 /// the same kind). Declare at namespace scope; it registers itself with the plugin.
