@@ -51,3 +51,33 @@ TEST(ExampleProjectTest, PluginProjectBuildsAgainstInstalledTaskhostAndRuns) {
   auto get = json::parse(taskhost::http_client(url).request("GET", "/api/v3/runs/" + shout.out.substr(0, shout.out.find('\n'))).body);
   EXPECT_EQ(get["attempts"].size(), 1u) << "abort_run is not retried";
 }
+
+TEST(ExampleProjectTest, SeedDatabaseMiddlewareExampleBuildsAndRuns) {
+  temp_dir tmp;
+  const fs::path prefix = tmp / "prefix";
+  ASSERT_EQ(run_command({"/usr/bin/cmake", "--install", TASKHOST_BUILD_DIR, "--prefix", prefix.string()}, 120s).exit_code, 0);
+  auto configure = run_command({"/usr/bin/cmake", "-S", std::string(TASKHOST_SOURCE_DIR) + "/examples/middleware-db", "-B",
+                                (tmp / "build").string(), "-DCMAKE_PREFIX_PATH=" + prefix.string()}, 120s);
+  ASSERT_EQ(configure.exit_code, 0) << configure.out << configure.err;
+  auto build = run_command({"/usr/bin/cmake", "--build", (tmp / "build").string()}, 300s);
+  ASSERT_EQ(build.exit_code, 0) << build.out << build.err;
+
+  fs::create_directories(tmp / "deploy/plugins");
+  fs::copy_file(tmp / "build/db_middleware.so", tmp / "deploy/plugins/db_middleware.so");
+  tmp.write("deploy/d.yaml", "name: db\nplugins_dir: plugins\nhttp: {listen: '127.0.0.1:0'}\nmiddleware: [db]\n");
+  taskhost::test::child_process srv({TASKHOST_BIN, "run", "--config", (tmp / "deploy/d.yaml").string()}, tmp / "log");
+  auto line = srv.read_line(20s);
+  ASSERT_TRUE(line) << taskhost::test::read_text(tmp / "log");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(*line, m, std::regex(R"((http://127\.0\.0\.1:\d+))")));
+  const std::string url = m[1];
+  auto t = run_command({TASKHOST_BIN, "trigger", "use-db", R"({"sql":"select 1"})", "--wait", "--url", url});
+  EXPECT_EQ(t.exit_code, 0) << t.err;
+  EXPECT_NE(t.out.find(R"({"result":"rows for: select 1"})"), std::string::npos) << t.out;
+  auto logs = run_command({TASKHOST_BIN, "runs", "logs", t.out.substr(0, t.out.find('\n')), "--url", url});
+  auto connect = logs.out.find("Connecting to the database");
+  auto disconnect = logs.out.find("Disconnecting from the database");
+  EXPECT_NE(connect, std::string::npos) << logs.out;
+  EXPECT_NE(disconnect, std::string::npos) << logs.out;
+  EXPECT_LT(connect, disconnect);
+}
