@@ -128,6 +128,9 @@ int cmd_check(const std::string& config_file, bool list) {
                 << p.file.string() << ")\n";
       for (const auto& t : p.tasks)
         std::cout << "  " << t.id << (t.description.empty() ? "" : "  — " + t.description) << "\n";
+      for (const auto& m : p.middleware) std::cout << "  middleware " << m.name << "\n";
+      for (const auto& h : p.hooks)
+        if (h.task_id.empty()) std::cout << "  global hook " << taskhost::hook_kind_name(h.kind) << " (" << h.name << ")\n";
     }
   }
   for (const auto& r : report.refused) std::cerr << r.file.string() << ": refused: " << r.reason << "\n";

@@ -381,6 +381,11 @@ TEST(TaskhostBinaryTest, PluginsListShowsPluginsAndTasks) {
   EXPECT_NE(r.out.find("  hello-world\n"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("  fixture-echo  — returns its payload"), std::string::npos) << r.out;
   EXPECT_NE(r.err.find("wrong_major.so: refused"), std::string::npos) << r.err;
+  fs::copy_file(deployment_dir::fixture("fixture_middleware"), d.tmp / "plugins/fixture_middleware.so");
+  fs::copy_file(deployment_dir::fixture("fixture_hooks_other"), d.tmp / "plugins/fixture_hooks_other.so");
+  auto more = run_command({bin, "plugins", "list", "--config", d.config().string()});
+  EXPECT_NE(more.out.find("  middleware outer\n"), std::string::npos) << more.out;
+  EXPECT_NE(more.out.find("  global hook on_start (other)\n"), std::string::npos) << more.out;
 }
 
 TEST(TaskhostBinaryTest, JsonLogFormatWritesOneObjectPerLine) {
