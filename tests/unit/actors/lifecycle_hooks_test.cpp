@@ -153,6 +153,16 @@ TEST_F(LifecycleHooksTest, ThrowAfterRunIsLoggedAndSwallowed) {
   }
 }
 
+TEST_F(LifecycleHooksTest, ThrowInOnFailureIsLoggedAndSwallowed) {
+  deployment_runtime rt(cfg_);
+  auto r = wait_final(rt, trigger(rt, "hooks-fail", {{"throw_in", "on_failure"}}));
+  EXPECT_EQ(r.status, run_status::failed);
+  EXPECT_EQ((*r.error)["message"], "always fails") << "the run's own error, not the hook's";
+  auto t = trace(r);
+  EXPECT_EQ(std::count(t.begin(), t.end(), "2:hook threw; ignored"), 1);
+  EXPECT_EQ(std::count(t.begin(), t.end(), "2:on_complete:task"), 1) << "later hooks still ran";
+}
+
 TEST_F(LifecycleHooksTest, CatchErrorCanSkipRetrying) {
   deployment_runtime rt(cfg_);
   auto r = wait_final(rt, trigger(rt, "hooks-fail", {{"answer", "skip"}}));
