@@ -6,7 +6,7 @@
 #include <future>
 #include <thread>
 
-#include "support/process.hpp"
+#include "support/in_process.hpp"
 
 using namespace std::chrono_literals;
 using taskhost::deployment_runtime;
@@ -21,35 +21,20 @@ namespace {
 class DeploymentRuntimeTest : public ::testing::Test {
 protected:
   DeploymentRuntimeTest() {
-    fs::create_directories(tmp_ / "plugins");
-    fs::copy_file(fs::path(TASKHOST_FIXTURE_DIR) / "fixture_good.so", tmp_ / "plugins/fixture_good.so");
-    fs::copy_file(fs::path(TASKHOST_PLUGIN_DIR) / "hello.so", tmp_ / "plugins/hello.so");
-    cfg_.file = tmp_ / "deploy.yaml";
-    cfg_.name = "test";
-    cfg_.plugins_dir = tmp_ / "plugins";
-    cfg_.state_dir = tmp_ / "state";
-    cfg_.http.port = 0;
-    cfg_.executor_threads = 4;
     cfg_.default_retry = {.max_attempts = 3, .factor = 2, .min_timeout_ms = 0, .max_timeout_ms = 0, .randomize = false};
   }
 
   trigger_outcome trigger(deployment_runtime& rt, const std::string& task, taskhost::json payload, int max_attempts = 0,
                           int64_t max_duration_ms = 0) {
-    std::promise<trigger_outcome> p;
     trigger_input in;
     in.task_id = task;
     in.payload = std::move(payload);
     in.max_attempts = max_attempts;
     in.max_duration_ms = max_duration_ms;
-    rt.trigger(std::move(in), [&](trigger_outcome o) { p.set_value(std::move(o)); });
-    return p.get_future().get();
+    return taskhost::test::trigger_run(rt, std::move(in));
   }
 
-  trigger_outcome cancel(deployment_runtime& rt, const std::string& id) {
-    std::promise<trigger_outcome> p;
-    rt.cancel(id, [&](trigger_outcome o) { p.set_value(std::move(o)); });
-    return p.get_future().get();
-  }
+  trigger_outcome cancel(deployment_runtime& rt, const std::string& id) { return taskhost::test::cancel_run(rt, id); }
 
   void wait_status(deployment_runtime& rt, const std::string& id, run_status s) {
     auto deadline = std::chrono::steady_clock::now() + 20s;
@@ -58,17 +43,12 @@ protected:
   }
 
   run_record wait_final(deployment_runtime& rt, const std::string& id, std::chrono::milliseconds timeout = 20s) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (;;) {
-      auto r = rt.get_run(id);
-      if (!r) throw std::runtime_error("run vanished: " + id);
-      if (taskhost::is_final(r->status) || std::chrono::steady_clock::now() > deadline) return *r;
-      std::this_thread::sleep_for(2ms);
-    }
+    return taskhost::test::wait_final(rt, id, timeout);
   }
 
-  taskhost::test::temp_dir tmp_;
-  taskhost::config::deployment cfg_;
+  taskhost::test::temp_deployment dep_{{taskhost::test::fixture_plugin("fixture_good"), taskhost::test::built_plugin("hello")}, 4};
+  taskhost::test::temp_dir& tmp_ = dep_.tmp;
+  taskhost::config::deployment& cfg_ = dep_.cfg;
 };
 
 }  // namespace

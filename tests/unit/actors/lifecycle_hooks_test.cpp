@@ -7,7 +7,7 @@
 #include <thread>
 
 #include "actors/deployment_runtime.hpp"
-#include "support/process.hpp"
+#include "support/in_process.hpp"
 
 using namespace std::chrono_literals;
 using taskhost::deployment_runtime;
@@ -20,37 +20,17 @@ namespace {
 
 class LifecycleHooksTest : public ::testing::Test {
 protected:
-  LifecycleHooksTest() {
-    fs::create_directories(tmp_ / "plugins");
-    for (auto f : {"fixture_hooks", "fixture_hooks_other"})
-      fs::copy_file(fs::path(TASKHOST_FIXTURE_DIR) / (std::string(f) + ".so"), tmp_ / "plugins" / (std::string(f) + ".so"));
-    cfg_.file = tmp_ / "deploy.yaml";
-    cfg_.name = "hooks";
-    cfg_.plugins_dir = tmp_ / "plugins";
-    cfg_.state_dir = tmp_ / "state";
-    cfg_.executor_threads = 4;
-  }
-
   std::string trigger(deployment_runtime& rt, const std::string& task, json payload = json::object(), int64_t max_duration_ms = 0) {
-    std::promise<taskhost::trigger_outcome> p;
     taskhost::trigger_input in;
     in.task_id = task;
     in.payload = std::move(payload);
     in.max_duration_ms = max_duration_ms;
-    rt.trigger(std::move(in), [&](taskhost::trigger_outcome o) { p.set_value(std::move(o)); });
-    auto o = p.get_future().get();
+    auto o = taskhost::test::trigger_run(rt, std::move(in));
     EXPECT_EQ(o.status, 200) << o.error;
     return o.run_id;
   }
 
-  run_record wait_final(deployment_runtime& rt, const std::string& id) {
-    auto deadline = std::chrono::steady_clock::now() + 20s;
-    for (;;) {
-      auto r = rt.get_run(id);
-      if (taskhost::is_final(r->status) || std::chrono::steady_clock::now() > deadline) return *r;
-      std::this_thread::sleep_for(2ms);
-    }
-  }
+  run_record wait_final(deployment_runtime& rt, const std::string& id) { return taskhost::test::wait_final(rt, id); }
 
   /// The run's log lines as "attempt:message", the hooks' own trace of the stage order.
   static std::vector<std::string> trace(const run_record& r) {
@@ -59,8 +39,9 @@ protected:
     return out;
   }
 
-  taskhost::test::temp_dir tmp_;
-  taskhost::config::deployment cfg_;
+  taskhost::test::temp_deployment dep_{{taskhost::test::fixture_plugin("fixture_hooks"), taskhost::test::fixture_plugin("fixture_hooks_other")}, 4};
+  taskhost::test::temp_dir& tmp_ = dep_.tmp;
+  taskhost::config::deployment& cfg_ = dep_.cfg;
 };
 
 using lines = std::vector<std::string>;
@@ -217,9 +198,7 @@ TEST_F(LifecycleHooksTest, CancelRunsOnCancelOnFailureAndOnCompleteWithTheStatus
     ASSERT_LT(std::chrono::steady_clock::now(), deadline);
     std::this_thread::sleep_for(2ms);
   }
-  std::promise<void> done;
-  rt.cancel(id, [&](taskhost::trigger_outcome) { done.set_value(); });
-  done.get_future().wait();
+  taskhost::test::cancel_run(rt, id);
   rt.shutdown();  // waits for the hooks job
   auto r = *rt.get_run(id);
   EXPECT_EQ(r.status, run_status::canceled);

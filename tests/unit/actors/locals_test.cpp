@@ -6,7 +6,7 @@
 #include <thread>
 
 #include "actors/deployment_runtime.hpp"
-#include "support/process.hpp"
+#include "support/in_process.hpp"
 
 using namespace std::chrono_literals;
 using taskhost::deployment_runtime;
@@ -19,34 +19,16 @@ namespace {
 
 class LocalsTest : public ::testing::Test {
 protected:
-  LocalsTest() {
-    fs::create_directories(tmp_ / "plugins");
-    for (auto f : {"fixture_locals_a", "fixture_locals_b"})
-      fs::copy_file(fs::path(TASKHOST_FIXTURE_DIR) / (std::string(f) + ".so"), tmp_ / "plugins" / (std::string(f) + ".so"));
-    cfg_.file = tmp_ / "deploy.yaml";
-    cfg_.name = "locals";
-    cfg_.plugins_dir = tmp_ / "plugins";
-    cfg_.state_dir = tmp_ / "state";
-    cfg_.executor_threads = 2;
-  }
-
   run_record run(deployment_runtime& rt, const std::string& task) {
-    std::promise<taskhost::trigger_outcome> p;
     taskhost::trigger_input in;
     in.task_id = task;
     in.payload = {{"marker", (tmp_ / "destroyed.txt").string()}};
-    rt.trigger(std::move(in), [&](taskhost::trigger_outcome o) { p.set_value(std::move(o)); });
-    auto id = p.get_future().get().run_id;
-    auto deadline = std::chrono::steady_clock::now() + 20s;
-    for (;;) {
-      auto r = rt.get_run(id);
-      if (taskhost::is_final(r->status) || std::chrono::steady_clock::now() > deadline) return *r;
-      std::this_thread::sleep_for(2ms);
-    }
+    return taskhost::test::wait_final(rt, taskhost::test::trigger_run(rt, std::move(in)).run_id);
   }
 
-  taskhost::test::temp_dir tmp_;
-  taskhost::config::deployment cfg_;
+  taskhost::test::temp_deployment dep_{{taskhost::test::fixture_plugin("fixture_locals_a"), taskhost::test::fixture_plugin("fixture_locals_b")}, 2};
+  taskhost::test::temp_dir& tmp_ = dep_.tmp;
+  taskhost::config::deployment& cfg_ = dep_.cfg;
 };
 
 }  // namespace

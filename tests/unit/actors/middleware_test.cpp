@@ -6,7 +6,7 @@
 #include <thread>
 
 #include "actors/deployment_runtime.hpp"
-#include "support/process.hpp"
+#include "support/in_process.hpp"
 
 using namespace std::chrono_literals;
 using taskhost::deployment_runtime;
@@ -19,16 +19,6 @@ namespace {
 
 class MiddlewareTest : public ::testing::Test {
 protected:
-  MiddlewareTest() {
-    fs::create_directories(tmp_ / "plugins");
-    fs::copy_file(fs::path(TASKHOST_FIXTURE_DIR) / "fixture_middleware.so", tmp_ / "plugins/fixture_middleware.so");
-    cfg_.file = tmp_ / "deploy.yaml";
-    cfg_.name = "mw";
-    cfg_.plugins_dir = tmp_ / "plugins";
-    cfg_.state_dir = tmp_ / "state";
-    cfg_.executor_threads = 2;
-  }
-
   void use(std::vector<std::string> global, std::vector<std::string> task = {}) {
     for (auto& g : global) cfg_.middleware.push_back({g, {"deploy.yaml", 1, 1}});
     auto& t = cfg_.tasks["mw-task"];
@@ -38,18 +28,10 @@ protected:
   }
 
   run_record run(deployment_runtime& rt, json payload = json::object()) {
-    std::promise<taskhost::trigger_outcome> p;
     taskhost::trigger_input in;
     in.task_id = "mw-task";
     in.payload = std::move(payload);
-    rt.trigger(std::move(in), [&](taskhost::trigger_outcome o) { p.set_value(std::move(o)); });
-    auto id = p.get_future().get().run_id;
-    auto deadline = std::chrono::steady_clock::now() + 20s;
-    for (;;) {
-      auto r = rt.get_run(id);
-      if (taskhost::is_final(r->status) || std::chrono::steady_clock::now() > deadline) return *r;
-      std::this_thread::sleep_for(2ms);
-    }
+    return taskhost::test::wait_final(rt, taskhost::test::trigger_run(rt, std::move(in)).run_id);
   }
 
   static std::vector<std::string> trace(const run_record& r) {
@@ -62,8 +44,9 @@ protected:
     return out;
   }
 
-  taskhost::test::temp_dir tmp_;
-  taskhost::config::deployment cfg_;
+  taskhost::test::temp_deployment dep_{{taskhost::test::fixture_plugin("fixture_middleware")}, 2};
+  taskhost::test::temp_dir& tmp_ = dep_.tmp;
+  taskhost::config::deployment& cfg_ = dep_.cfg;
 };
 
 using lines = std::vector<std::string>;
