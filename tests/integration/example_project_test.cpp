@@ -14,34 +14,52 @@ using taskhost::test::run_command;
 using taskhost::test::temp_dir;
 namespace fs = std::filesystem;
 
-TEST(ExampleProjectTest, PluginProjectBuildsAgainstInstalledTaskhostAndRuns) {
-  temp_dir tmp;
+namespace {
+
+/// Installs taskhost into tmp/prefix and builds examples/<name> against it, as a user would.
+/// Returns the plugin's path, or "" after recording a test failure.
+fs::path build_example(const temp_dir& tmp, const std::string& name, const std::string& plugin) {
   const fs::path prefix = tmp / "prefix";
   auto install = run_command({"/usr/bin/cmake", "--install", TASKHOST_BUILD_DIR, "--prefix", prefix.string()}, 120s);
-  ASSERT_EQ(install.exit_code, 0) << install.out << install.err;
-  ASSERT_TRUE(fs::exists(prefix / "include/taskhost/sdk.hpp"));
-
-  auto configure = run_command({"/usr/bin/cmake", "-S", std::string(TASKHOST_SOURCE_DIR) + "/examples/plugin-project",
-                                "-B", (tmp / "build").string(), "-DCMAKE_PREFIX_PATH=" + prefix.string(),
+  EXPECT_EQ(install.exit_code, 0) << install.out << install.err;
+  EXPECT_TRUE(fs::exists(prefix / "include/taskhost/sdk.hpp"));
+  auto configure = run_command({"/usr/bin/cmake", "-S", std::string(TASKHOST_SOURCE_DIR) + "/examples/" + name, "-B",
+                                (tmp / "build").string(), "-DCMAKE_PREFIX_PATH=" + prefix.string(),
                                 "-DCMAKE_BUILD_TYPE=Release"}, 120s);
-  ASSERT_EQ(configure.exit_code, 0) << configure.out << configure.err;
+  EXPECT_EQ(configure.exit_code, 0) << configure.out << configure.err;
   auto build = run_command({"/usr/bin/cmake", "--build", (tmp / "build").string()}, 300s);
-  ASSERT_EQ(build.exit_code, 0) << build.out << build.err;
-  ASSERT_TRUE(fs::exists(tmp / "build/greetings.so"));
+  EXPECT_EQ(build.exit_code, 0) << build.out << build.err;
+  fs::path so = tmp / "build" / (plugin + ".so");
+  EXPECT_TRUE(fs::exists(so));
+  return fs::exists(so) ? so : fs::path();
+}
+
+/// Starts `taskhost run` on the deployment; returns its URL once it printed its ready line, or "".
+std::string start_server(taskhost::test::child_process& srv, const fs::path& log) {
+  auto line = srv.read_line(20s);
+  EXPECT_TRUE(line) << taskhost::test::read_text(log);
+  std::smatch m;
+  if (!line || !std::regex_search(*line, m, std::regex(R"((http://127\.0\.0\.1:\d+))"))) return "";
+  return m[1];
+}
+
+}  // namespace
+
+TEST(ExampleProjectTest, PluginProjectBuildsAgainstInstalledTaskhostAndRuns) {
+  temp_dir tmp;
+  auto so = build_example(tmp, "plugin-project", "greetings");
+  ASSERT_FALSE(so.empty());
 
   fs::create_directories(tmp / "deploy/plugins");
-  fs::copy_file(tmp / "build/greetings.so", tmp / "deploy/plugins/greetings.so");
+  fs::copy_file(so, tmp / "deploy/plugins/greetings.so");
   tmp.write("deploy/d.yaml", "name: example\nplugins_dir: plugins\nhttp: {listen: '127.0.0.1:0'}\n");
   auto list = run_command({TASKHOST_BIN, "plugins", "list", "--config", (tmp / "deploy/d.yaml").string()});
   EXPECT_NE(list.out.find("greetings 1.0.0"), std::string::npos) << list.out << list.err;
   EXPECT_NE(list.out.find("  greet  — greets payload.name"), std::string::npos) << list.out;
 
   taskhost::test::child_process srv({TASKHOST_BIN, "run", "--config", (tmp / "deploy/d.yaml").string()}, tmp / "log");
-  auto line = srv.read_line(20s);
-  ASSERT_TRUE(line) << taskhost::test::read_text(tmp / "log");
-  std::smatch m;
-  ASSERT_TRUE(std::regex_search(*line, m, std::regex(R"((http://127\.0\.0\.1:\d+))")));
-  const std::string url = m[1];
+  const std::string url = start_server(srv, tmp / "log");
+  ASSERT_FALSE(url.empty());
   auto greet = run_command({TASKHOST_BIN, "trigger", "greet", R"({"name":"Ada"})", "--wait", "--url", url});
   EXPECT_EQ(greet.exit_code, 0) << greet.err;
   EXPECT_NE(greet.out.find(R"({"greeting":"Hello, Ada!"})"), std::string::npos) << greet.out;
@@ -54,23 +72,15 @@ TEST(ExampleProjectTest, PluginProjectBuildsAgainstInstalledTaskhostAndRuns) {
 
 TEST(ExampleProjectTest, SeedDatabaseMiddlewareExampleBuildsAndRuns) {
   temp_dir tmp;
-  const fs::path prefix = tmp / "prefix";
-  ASSERT_EQ(run_command({"/usr/bin/cmake", "--install", TASKHOST_BUILD_DIR, "--prefix", prefix.string()}, 120s).exit_code, 0);
-  auto configure = run_command({"/usr/bin/cmake", "-S", std::string(TASKHOST_SOURCE_DIR) + "/examples/middleware-db", "-B",
-                                (tmp / "build").string(), "-DCMAKE_PREFIX_PATH=" + prefix.string()}, 120s);
-  ASSERT_EQ(configure.exit_code, 0) << configure.out << configure.err;
-  auto build = run_command({"/usr/bin/cmake", "--build", (tmp / "build").string()}, 300s);
-  ASSERT_EQ(build.exit_code, 0) << build.out << build.err;
+  auto so = build_example(tmp, "middleware-db", "db_middleware");
+  ASSERT_FALSE(so.empty());
 
   fs::create_directories(tmp / "deploy/plugins");
-  fs::copy_file(tmp / "build/db_middleware.so", tmp / "deploy/plugins/db_middleware.so");
+  fs::copy_file(so, tmp / "deploy/plugins/db_middleware.so");
   tmp.write("deploy/d.yaml", "name: db\nplugins_dir: plugins\nhttp: {listen: '127.0.0.1:0'}\nmiddleware: [db]\n");
   taskhost::test::child_process srv({TASKHOST_BIN, "run", "--config", (tmp / "deploy/d.yaml").string()}, tmp / "log");
-  auto line = srv.read_line(20s);
-  ASSERT_TRUE(line) << taskhost::test::read_text(tmp / "log");
-  std::smatch m;
-  ASSERT_TRUE(std::regex_search(*line, m, std::regex(R"((http://127\.0\.0\.1:\d+))")));
-  const std::string url = m[1];
+  const std::string url = start_server(srv, tmp / "log");
+  ASSERT_FALSE(url.empty());
   auto t = run_command({TASKHOST_BIN, "trigger", "use-db", R"({"sql":"select 1"})", "--wait", "--url", url});
   EXPECT_EQ(t.exit_code, 0) << t.err;
   EXPECT_NE(t.out.find(R"({"result":"rows for: select 1"})"), std::string::npos) << t.out;
