@@ -34,8 +34,8 @@ fs::path build_example(const temp_dir& tmp, const std::string& name, const std::
   return fs::exists(so) ? so : fs::path();
 }
 
-/// Starts `taskhost run` on the deployment; returns its URL once it printed its ready line, or "".
-std::string start_server(taskhost::test::child_process& srv, const fs::path& log) {
+/// The URL a started `taskhost run` prints in its ready line, or "" if none came within 20 s.
+std::string wait_ready_url(taskhost::test::child_process& srv, const fs::path& log) {
   auto line = srv.read_line(20s);
   EXPECT_TRUE(line) << taskhost::test::read_text(log);
   std::smatch m;
@@ -58,7 +58,7 @@ TEST(ExampleProjectTest, PluginProjectBuildsAgainstInstalledTaskhostAndRuns) {
   EXPECT_NE(list.out.find("  greet  — greets payload.name"), std::string::npos) << list.out;
 
   taskhost::test::child_process srv({TASKHOST_BIN, "run", "--config", (tmp / "deploy/d.yaml").string()}, tmp / "log");
-  const std::string url = start_server(srv, tmp / "log");
+  const std::string url = wait_ready_url(srv, tmp / "log");
   ASSERT_FALSE(url.empty());
   auto greet = run_command({TASKHOST_BIN, "trigger", "greet", R"({"name":"Ada"})", "--wait", "--url", url});
   EXPECT_EQ(greet.exit_code, 0) << greet.err;
@@ -79,7 +79,7 @@ TEST(ExampleProjectTest, SeedDatabaseMiddlewareExampleBuildsAndRuns) {
   fs::copy_file(so, tmp / "deploy/plugins/db_middleware.so");
   tmp.write("deploy/d.yaml", "name: db\nplugins_dir: plugins\nhttp: {listen: '127.0.0.1:0'}\nmiddleware: [db]\n");
   taskhost::test::child_process srv({TASKHOST_BIN, "run", "--config", (tmp / "deploy/d.yaml").string()}, tmp / "log");
-  const std::string url = start_server(srv, tmp / "log");
+  const std::string url = wait_ready_url(srv, tmp / "log");
   ASSERT_FALSE(url.empty());
   auto t = run_command({TASKHOST_BIN, "trigger", "use-db", R"({"sql":"select 1"})", "--wait", "--url", url});
   EXPECT_EQ(t.exit_code, 0) << t.err;
