@@ -1,7 +1,7 @@
 # taskhost — the two commands a new user needs:
 #   make run    installs missing Debian packages, builds, starts config/dev.yaml in the foreground
 #   make test   installs missing Debian packages, builds, runs every test
-# Others: make build | make asan | make tsan | make clean | make deps
+# Others: make build | make bench | make asan | make tsan | make clean | make deps
 BUILD     ?= build
 JOBS      ?= $(shell nproc)
 CONFIG    ?= config/dev.yaml
@@ -9,7 +9,7 @@ CMAKE_ARGS ?=
 
 export CCACHE_DIR ?= $(HOME)/.cache/ccache
 
-.PHONY: all deps configure build run test asan tsan clean
+.PHONY: all deps configure build run test bench asan tsan clean
 
 all: build
 
@@ -29,6 +29,11 @@ run: build
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
+
+# Benchmarks (tests/bench): a Release build, results appended to bench/results/*.jsonl.
+bench: configure
+	cmake --build $(BUILD) -j $(JOBS) --target taskhost_bench
+	$(BUILD)/bin/taskhost_bench
 
 # Sanitizer builds, each in its own folder; every test runs under them.
 asan:
