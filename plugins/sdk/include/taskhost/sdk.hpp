@@ -115,6 +115,15 @@ private:
   const th_run_info* run_;
 };
 
+namespace detail {
+/// A readable C++ type name ("std::runtime_error") from a mangled one.
+inline std::string demangle(const char* mangled) {
+  int status = 0;
+  std::unique_ptr<char, void (*)(void*)> d(abi::__cxa_demangle(mangled, nullptr, nullptr, &status), std::free);
+  return status == 0 && d ? std::string(d.get()) : std::string(mangled);
+}
+}  // namespace detail
+
 namespace locals {
 /// The typed name of a local. Create once, at namespace scope, and use it from any plugin that
 /// was built with the same definition of T:
@@ -166,9 +175,7 @@ public:
 private:
   template <class T>
   static std::string type_of() {
-    int status = 0;
-    std::unique_ptr<char, void (*)(void*)> d(abi::__cxa_demangle(typeid(T).name(), nullptr, nullptr, &status), std::free);
-    return (status == 0 && d ? std::string(d.get()) : std::string(typeid(T).name())) + " (" + std::to_string(sizeof(T)) + " bytes)";
+    return detail::demangle(typeid(T).name()) + " (" + std::to_string(sizeof(T)) + " bytes)";
   }
   const th_host_api* host() const {
     if (run_ == nullptr || run_->host == nullptr ||
@@ -428,12 +435,7 @@ using middleware_fn = std::function<async<void>(middleware_context&, next)>;
 
 namespace detail {
 
-inline std::string type_name_of(const std::exception& e) {
-  int status = 0;
-  const char* mangled = typeid(e).name();
-  std::unique_ptr<char, void (*)(void*)> d(abi::__cxa_demangle(mangled, nullptr, nullptr, &status), std::free);
-  return status == 0 && d ? std::string(d.get()) : std::string(mangled);
-}
+inline std::string type_name_of(const std::exception& e) { return demangle(typeid(e).name()); }
 
 inline std::string error_json(std::string_view name, std::string_view message, bool retry = true) {
   json e = {{"name", name}, {"message", message}};
