@@ -3,6 +3,7 @@
 #include <caf/all.hpp>
 
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <unordered_map>
 
@@ -14,6 +15,8 @@
 #include "runtime/log.hpp"
 
 namespace taskhost {
+
+using json = nlohmann::json;
 
 namespace {
 
@@ -33,7 +36,8 @@ caf::actor_system_config& configure(caf::actor_system_config& cfg) {
 struct deployment_runtime::impl {
   config::deployment cfg;
   plugin_load_report report;
-  memory_run_store store;
+  std::unique_ptr<run_store> store;
+  caf::actor writer;
   std::unique_ptr<executor> exec;
   caf::actor_system_config caf_cfg;
   std::unique_ptr<caf::actor_system> system;
@@ -50,6 +54,12 @@ struct deployment_runtime::impl {
 deployment_runtime::deployment_runtime(config::deployment cfg) : impl_(std::make_unique<impl>()) {
   auto& i = *impl_;
   i.cfg = std::move(cfg);
+  if (i.cfg.store.path.empty()) i.cfg.store.path = i.cfg.state_dir / "runs.db";  // a config built in code
+  try {
+    i.store = std::make_unique<run_store>(store_options{i.cfg.store.path.string(), i.cfg.store.full_durability});
+  } catch (const store_error& e) {
+    throw std::runtime_error(e.what());
+  }
   try {
     i.report = load_plugins(i.cfg.plugins_dir, i.cfg.state_dir / "plugin-cache");
   } catch (const plugin_error& e) {
@@ -80,7 +90,7 @@ deployment_runtime::deployment_runtime(config::deployment cfg) : impl_(std::make
     auto retry = apply_task_retry(i.cfg.retry_for(id), task.retry);
     auto max_duration = task.max_duration_ms > 0 ? std::chrono::milliseconds(task.max_duration_ms) : i.cfg.max_duration_for(id);
     auto env = std::make_shared<actors::supervisor_env>(
-        actors::supervisor_env{task, retry_policy(retry), &i.store, i.exec.get(), max_duration, 10u << 20, {}, {}, {}, {}});
+        actors::supervisor_env{task, retry_policy(retry), i.store.get(), i.exec.get(), max_duration, i.cfg.max_output_bytes, {}, {}, {}, {}});
     // Hooks: globals (in plugin load order) before the task's own — except catch_error, where
     // the task's own answers first.
     env->all_hooks = all_hooks;
@@ -97,11 +107,72 @@ deployment_runtime::deployment_runtime(config::deployment cfg) : impl_(std::make
     i.supervisors.emplace(id, actors::spawn_task_supervisor(*i.system, std::move(env)));
   }
   i.router = actors::spawn_router(*i.system, i.supervisors);
+  i.writer = actors::spawn_store_writer(*i.system, i.store.get(), i.cfg.store.retention_days);
+  i.store->set_notify([w = i.writer] { caf::anon_send(w, actors::flush_atom::value); });
+  recover();
   log::info("deployment ready", {{"name", i.cfg.name}, {"tasks", i.report.tasks.size()},
                                  {"executor_threads", i.exec->threads()}});
 }
 
 deployment_runtime::~deployment_runtime() { shutdown(); }
+
+void deployment_runtime::recover() {
+  // The runs the last process left unfinished. An attempt that was running when it died is
+  // recorded as INTERRUPTED and counts as an attempt; the run goes on with the next one, or ends
+  // CRASHED when it has none left. Queued, delayed and retry-waiting runs go back to their task.
+  auto& i = *impl_;
+  const auto ids = i.store->unfinished_runs();
+  if (ids.empty()) return;
+  size_t interrupted = 0, crashed = 0, waiting_for_task = 0, resumed = 0;
+  std::map<std::string, size_t> missing_tasks;
+  const auto now = clock_type::now();
+  for (const auto& id : ids) {
+    std::string task;
+    bool route = false;
+    i.store->update_live(id, [&](run_record& r) {
+      task = r.task_id;
+      if (!r.attempts.empty() && !r.attempts.back().finished_at) {
+        auto& a = r.attempts.back();
+        a.status = attempt_status::interrupted;
+        a.finished_at = now;
+        a.error = json{{"name", "TaskRunInterrupted"},
+                       {"message", "taskhost stopped (crash, kill or power loss) while attempt " + std::to_string(a.number) +
+                                       " was running; the run continues with a new attempt"}};
+        ++interrupted;
+        auto t = i.report.tasks.find(r.task_id);
+        int max = t == i.report.tasks.end() ? 1
+                  : retry_policy(apply_task_retry(i.cfg.retry_for(r.task_id), t->second.retry)).max_attempts(r.max_attempts);
+        if (static_cast<int>(r.attempts.size()) >= max) {
+          r.status = run_status::crashed;
+          r.finished_at = now;
+          r.error = json{{"name", "TaskRunCrashed"},
+                         {"message", "attempt " + std::to_string(a.number) + " was interrupted by a taskhost restart and no attempts are left (" +
+                                         std::to_string(max) + " allowed)"}};
+          ++crashed;
+          return;
+        }
+        r.status = run_status::queued;
+        r.retry_at.reset();
+      } else if (r.status == run_status::dequeued || r.status == run_status::executing) {
+        r.status = r.attempts.empty() ? run_status::queued : run_status::executing;  // executing: waiting to retry
+      }
+      route = true;
+    });
+    if (!route) continue;
+    if (!i.supervisors.count(task)) {
+      ++missing_tasks[task];
+      ++waiting_for_task;
+      continue;
+    }
+    ++resumed;
+    caf::anon_send(i.router, actors::trigger_atom::value, task, id);
+  }
+  log::info("recovered unfinished runs", {{"runs", ids.size()}, {"resumed", resumed}, {"interrupted_attempts", interrupted},
+                                          {"crashed", crashed}, {"waiting_for_their_task", waiting_for_task}});
+  for (const auto& [task, n] : missing_tasks)
+    log::error("runs of a task that no loaded plugin provides stay queued until it is deployed again",
+               {{"task", task}, {"runs", n}});
+}
 
 void deployment_runtime::start_http() {
   auto& i = *impl_;
@@ -128,26 +199,64 @@ void deployment_runtime::trigger(trigger_input in, std::function<void(trigger_ou
   run_record r;
   r.id = new_run_id();
   r.task_id = in.task_id;
-  r.status = run_status::queued;
+  r.created_at = r.updated_at = clock_type::now();
+  r.status = in.delay_until ? run_status::delayed : run_status::queued;
+  r.delay_until = in.delay_until;
   r.payload = std::move(in.payload);
   r.payload_type = std::move(in.payload_type);
   r.tags = std::move(in.tags);
+  r.metadata = std::move(in.metadata);
   r.max_attempts = in.max_attempts;
   r.max_duration_ms = in.max_duration_ms;
-  r.created_at = r.updated_at = clock_type::now();
-  std::string id = r.id;
-  i.store.insert(std::move(r));
-  caf::anon_send(i.router, actors::trigger_atom::value, in.task_id, id);
-  done({200, std::move(id), {}});
+  r.ttl = std::move(in.ttl);
+  r.ttl_ms = in.ttl_ms;
+  if (r.ttl_ms > 0 && !r.delay_until) r.expires_at = r.created_at + std::chrono::milliseconds(r.ttl_ms);
+  if (!in.idempotency_key.empty()) {
+    r.idempotency_key = std::move(in.idempotency_key);
+    r.idempotency_key_user = std::move(in.idempotency_key_user);
+    r.idempotency_expires_at = r.created_at + std::chrono::milliseconds(in.idempotency_key_ttl_ms);
+  }
+  // Acknowledged, and handed to its task, only once its transaction has committed.
+  i.store->create(std::move(r), [&i, task = in.task_id, done = std::move(done)](create_result c) {
+    if (c.status != 200) return done({c.status, {}, c.error});
+    if (!c.cached) caf::anon_send(i.router, actors::trigger_atom::value, task, c.run_id);
+    done({200, std::move(c.run_id), {}, c.cached});
+  });
 }
 
-std::optional<run_record> deployment_runtime::get_run(const std::string& id) const { return impl_->store.get(id); }
+std::optional<run_record> deployment_runtime::get_run(const std::string& id) const { return impl_->store->get(id); }
+
+run_list_page deployment_runtime::list_runs(const run_list_query& q) const { return impl_->store->list(q); }
+
+run_store::stats_t deployment_runtime::store_stats() const { return impl_->store->stats(); }
+
+void deployment_runtime::reschedule(const std::string& id, time_point delay_until, std::function<void(trigger_outcome)> done) {
+  auto& i = *impl_;
+  std::lock_guard lock(i.shutdown_mu);
+  if (i.shut_down) return done({503, {}, "taskhost is shutting down"});
+  bool delayed = false;
+  std::string task;
+  if (!i.store->update_live(id, [&](run_record& r) {
+        if (r.status != run_status::delayed) return;
+        delayed = true;
+        task = r.task_id;
+        r.delay_until = delay_until;
+      })) {
+    if (!i.store->get(id)) return done({404, {}, "Run not found: " + id});
+  }
+  if (!delayed) return done({400, {}, "Cannot reschedule a run that is not delayed"});
+  // The supervisor looks again: it waits for the new time (or starts the run if it has come).
+  if (auto sup = i.supervisors.find(task); sup != i.supervisors.end()) caf::anon_send(sup->second, actors::start_atom::value, id);
+  i.store->after_commit([id, done = std::move(done)](bool ok, const std::string& err) {
+    done(ok ? trigger_outcome{200, id, {}} : trigger_outcome{503, {}, err});
+  });
+}
 
 void deployment_runtime::cancel(const std::string& id, std::function<void(trigger_outcome)> done) {
   auto& i = *impl_;
   std::lock_guard lock(i.shutdown_mu);  // the actors must outlive the request
   if (i.shut_down) return done({503, {}, "taskhost is shutting down"});
-  auto run = i.store.get(id);
+  auto run = i.store->get(id);
   if (!run) return done({404, {}, "Run not found: " + id});
   auto sup = i.supervisors.find(run->task_id);
   if (is_final(run->status) || sup == i.supervisors.end()) return done({200, id, {}});
@@ -157,7 +266,10 @@ void deployment_runtime::cancel(const std::string& id, std::function<void(trigge
   trigger_outcome out{200, id, {}};
   self->request(sup->second, std::chrono::seconds(10), actors::cancel_atom::value, id)
       .receive([](bool) {}, [&](caf::error& e) { out = {503, {}, "cancel did not complete: " + i.system->render(e)}; });
-  done(std::move(out));
+  if (out.status != 200) return done(std::move(out));
+  i.store->after_commit([id, done = std::move(done)](bool ok, const std::string& err) {
+    done(ok ? trigger_outcome{200, id, {}} : trigger_outcome{503, {}, err});
+  });
 }
 
 bool deployment_runtime::shutdown() {
@@ -179,9 +291,16 @@ bool deployment_runtime::shutdown() {
     caf::scoped_actor self{*i.system};
     for (auto& [id, sup] : i.supervisors)
       self->request(sup, std::chrono::seconds(5), actors::drain_atom::value).receive([] {}, [&](caf::error&) {});
+    // Then the store: everything the supervisors recorded is committed before the process goes.
+    self->request(i.writer, std::chrono::seconds(30), actors::flush_atom::value).receive([](bool) {}, [&](caf::error&) {});
+    self->send_exit(i.writer, caf::exit_reason::user_shutdown);
+    self->wait_for(i.writer);
     self->send_exit(i.router, caf::exit_reason::user_shutdown);
     for (auto& [id, sup] : i.supervisors) self->send_exit(sup, caf::exit_reason::user_shutdown);
   }
+  i.store->set_notify({});
+  if (i.store->dirty() && !i.store->flush()) log::error("run store: the last commit failed; the next start recovers from the last good one");
+  i.writer = nullptr;
   i.router = nullptr;
   i.supervisors.clear();
   if (i.http) i.http->stop();
@@ -191,6 +310,7 @@ bool deployment_runtime::shutdown() {
     // Abandoned attempts may still finish and message their supervisor: keep the actor system
     // (deliberately leaked) so that they never touch a destroyed one. The process is exiting.
     (void)i.system.release();
+    (void)i.store.release();  // and their log lines may still reach the store
   }
   log::info("stopped", {{"clean", i.shutdown_clean}});
   return i.shutdown_clean;

@@ -22,8 +22,10 @@ namespace taskhost {
 
 class deployment_runtime final : public run_service {
 public:
-  /// Loads the plugins (refusals are logged and listed in plugins()) and spawns the actors.
-  /// Throws std::runtime_error when the deployment cannot start at all (e.g. no plugins_dir).
+  /// Opens the run store (store.path), loads the plugins (refusals are logged and listed in
+  /// plugins()), spawns the actors and recovers the runs the last process left unfinished.
+  /// Throws std::runtime_error when the deployment cannot start at all (no plugins_dir, a store
+  /// that is corrupt, locked, from a newer taskhost or not writable).
   explicit deployment_runtime(config::deployment cfg);
   ~deployment_runtime() override;
 
@@ -44,8 +46,14 @@ public:
   void trigger(trigger_input in, std::function<void(trigger_outcome)> done) override;
   std::optional<run_record> get_run(const std::string& id) const override;
   void cancel(const std::string& id, std::function<void(trigger_outcome)> done) override;
+  run_list_page list_runs(const run_list_query& q) const override;
+  void reschedule(const std::string& id, time_point delay_until, std::function<void(trigger_outcome)> done) override;
+
+  /// The run store's counters (commits, rows written, runs in memory).
+  run_store::stats_t store_stats() const;
 
 private:
+  void recover();
   struct impl;
   std::unique_ptr<impl> impl_;
 };

@@ -23,6 +23,11 @@ constexpr int run_stage = -1;
 using timeout_atom = caf::atom_constant<caf::atom("timeout")>;
 /// supervisor  ← (cancel_atom, run_id) → bool: cancel the run; true once recorded.
 using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
+/// supervisor  ← (expire_atom, run_id): the run's TTL has passed; expire it unless it started.
+using expire_atom = caf::atom_constant<caf::atom("expire")>;
+/// store writer ← (flush_atom): commit what is dirty. (purge_atom): purge old runs.
+using flush_atom = caf::atom_constant<caf::atom("flush")>;
+using purge_atom = caf::atom_constant<caf::atom("purge")>;
 /// supervisor  ← (drain_atom) → ok: answered once every message before it was handled.
 using drain_atom = caf::atom_constant<caf::atom("drain")>;
 

@@ -40,6 +40,10 @@ struct supervisor_env {
 /// One per task: drives each run of the task attempt by attempt, retrying per its policy.
 caf::actor spawn_task_supervisor(caf::actor_system& sys, std::shared_ptr<supervisor_env> env);
 
+/// The run store's writer (detached: its own thread): commits the store in groups and purges
+/// final runs older than `retention_days`. OWNERSHIP: the store outlives the actor.
+caf::actor spawn_store_writer(caf::actor_system& sys, run_store* store, double retention_days);
+
 /// Maps task ids to supervisors and forwards each new run to its task's supervisor.
 caf::actor spawn_router(caf::actor_system& sys, std::unordered_map<std::string, caf::actor> supervisors);
 

@@ -119,7 +119,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
   };
 
   auto record_stage = [env](const std::string& run_id, int attempt, int stage, bool ok, const std::optional<json>& error) {
-    env->store->update(run_id, [&](run_record& r) {
+    env->store->update_live(run_id, [&](run_record& r) {
       if (!r.attempts.empty() && r.attempts.back().number == attempt)
         r.attempts.back().stages.push_back({stage_name(stage, *env), ok, error});
     });
@@ -145,8 +145,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
       int attempt = f.in.attempt;
       st->flows.erase(it);
       if (!retry_in) release_locals(run_id);
-      env->store->update(run_id, [&](run_record& r) {
-        if (is_final(r.status)) return;
+      env->store->update_live(run_id, [&](run_record& r) {
         if (ok) {
           r.status = run_status::completed;
           r.output = value;
@@ -156,7 +155,11 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
           r.status = run_status::failed;
           r.error = value;
           r.finished_at = now;
-        }  // else: stays EXECUTING while it waits to be retried, as in Trigger.dev
+        } else {
+          // Stays EXECUTING while it waits to be retried, as in Trigger.dev; the time is kept so
+          // that a restart keeps it.
+          r.retry_at = now + *retry_in;
+        }
       });
       json attrs = {{"run", run_id}, {"task", env->task.id}, {"attempt", attempt}};
       if (ok) {
@@ -228,8 +231,8 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
       }
       // Before run: a run whose attempt never began stays queued.
       st->flows.erase(run_id);
-      env->store->update(run_id, [&](run_record& r) {
-        if (!is_final(r.status) && (r.attempts.empty() || r.attempts.back().finished_at)) r.status = run_status::queued;
+      env->store->update_live(run_id, [&](run_record& r) {
+        if (r.attempts.empty() || r.attempts.back().finished_at) r.status = run_status::queued;
       });
     }
     return;
@@ -284,16 +287,54 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
   return {
       [=](start_atom, const std::string& run_id) {
         if (st->flows.count(run_id)) return;
+        const auto now = clock_type::now();
+        // Not yet? DELAYED until its time, or waiting to be retried: come back then (in steps of
+        // at most a day, so that a timer never has to span months).
+        std::optional<clock_type::duration> wait;
+        env->store->read_live(run_id, [&](const run_record& r) {
+          std::optional<time_point> at;
+          if (r.status == run_status::delayed && r.delay_until && *r.delay_until > now) at = r.delay_until;
+          else if (r.retry_at && *r.retry_at > now + milliseconds(5)) at = r.retry_at;
+          if (at) wait = std::min<clock_type::duration>(*at - now, std::chrono::hours(24));
+        });
+        if (wait) {
+          self->delayed_send(self, std::chrono::ceil<milliseconds>(*wait), start_atom::value, run_id);
+          return;
+        }
         attempt_flow f;
         bool runnable = false;
-        env->store->read(run_id, [&](const run_record& r) {
-          if (is_final(r.status)) return;
+        bool expired = false;
+        std::optional<clock_type::duration> expire_in;
+        env->store->update_live(run_id, [&](run_record& r) {
+          if (r.status == run_status::delayed) {  // its time has come: queued from now on
+            r.status = run_status::queued;
+            r.delay_until.reset();
+            if (r.ttl_ms > 0) r.expires_at = now + milliseconds(r.ttl_ms);
+          }
+          if (r.attempts.empty() && r.expires_at) {
+            if (*r.expires_at <= now) {
+              r.status = run_status::expired;
+              r.finished_at = now;
+              expired = true;
+              return;
+            }
+            expire_in = *r.expires_at - now;
+          }
+          r.retry_at.reset();
+          // DEQUEUED until an executor thread really starts the attempt (all threads may be busy).
+          r.status = run_status::dequeued;
           runnable = true;
           f.in.task_id = r.task_id;
           f.in.attempt = static_cast<int>(r.attempts.size()) + 1;
           f.in.payload = r.payload.dump(-1, ' ', false, json::error_handler_t::replace);
         });
+        if (expired) {
+          log::warn("run expired: its TTL passed before it started", {{"run", run_id}, {"task", env->task.id}});
+          return;
+        }
         if (!runnable) return;
+        if (expire_in)
+          self->delayed_send(self, std::chrono::ceil<milliseconds>(*expire_in), expire_atom::value, run_id);
         f.in.run_id = run_id;
         auto& locals = st->locals[run_id];
         if (!locals) locals = std::make_shared<run_locals>();
@@ -306,6 +347,18 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
             append_log(r, {clock_type::now(), attempt, std::string(level_name(l)), std::string(msg), std::move(a)});
           });
         };
+        f.in.on_metadata = [store = env->store, run_id](const json& op) {
+          std::string why = "the run has already finished";
+          store->update_live(run_id, [&](run_record& r) { why = apply_metadata_op(r.metadata, op); });
+          return why;
+        };
+        f.in.get_metadata = [store = env->store, run_id] {
+          json m = json::object();
+          store->read(run_id, [&](const run_record& r) {
+            if (r.metadata.is_object()) m = r.metadata;
+          });
+          return m;
+        };
         if (!env->middleware.empty()) {
           f.chain = std::make_shared<middleware_chain>(env->middleware, f.in);
           for (size_t i = 0; i < env->middleware.size(); ++i) f.pending.push_back(enter_stage(i));
@@ -315,16 +368,13 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         if (has_hooks(TH_HOOK_ON_START_ATTEMPT)) f.pending.push_back(TH_HOOK_ON_START_ATTEMPT);
         f.pending.push_back(run_stage);
         st->flows.emplace(run_id, std::move(f));
-        // DEQUEUED until an executor thread really starts the attempt (all threads may be busy).
-        env->store->update(run_id, [&](run_record& r) { r.status = run_status::dequeued; });
         advance(run_id);
       },
       [=](started_atom, const std::string& run_id, int attempt, int64_t started_ms) {
         const time_point at{milliseconds(started_ms)};
         milliseconds limit = env->max_duration;
         bool live = false;
-        env->store->update(run_id, [&](run_record& r) {
-          if (is_final(r.status)) return;  // cancelled meanwhile
+        env->store->update_live(run_id, [&](run_record& r) {  // false: cancelled meanwhile
           live = true;
           r.status = run_status::executing;
           if (!r.started_at) r.started_at = at;
@@ -340,8 +390,8 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         auto it = st->flows.find(run_id);
         bool live = false;
         int trigger_max_attempts = 0;
-        env->store->read(run_id, [&](const run_record& r) {
-          live = !is_final(r.status);
+        env->store->read_live(run_id, [&](const run_record& r) {
+          live = true;
           trigger_max_attempts = r.max_attempts;
         });
         if (it == st->flows.end() || it->second.in.attempt != attempt || !live) {
@@ -357,7 +407,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         record_stage(run_id, attempt, stage, ok, failed ? std::optional<json>(value) : std::nullopt);
 
         auto end_attempt = [&](bool success) {
-          env->store->update(run_id, [&](run_record& r) {
+          env->store->update_live(run_id, [&](run_record& r) {
             if (r.attempts.empty() || r.attempts.back().number != attempt) return;
             auto& a = r.attempts.back();
             a.finished_at = clock_type::now();
@@ -384,7 +434,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
             f.value = value;
             f.value["stage"] = stage_name(stage, *env);
             f.retryable = true;
-            env->store->update(run_id, [&](run_record& r) {
+            env->store->update_live(run_id, [&](run_record& r) {
               if (!r.attempts.empty() && r.attempts.back().number == attempt) {
                 r.attempts.back().status = attempt_status::failed;
                 r.attempts.back().error = f.value;
@@ -431,7 +481,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
             }
             if (auto v = value.find("retry"); v != value.end() && v->is_object()) f.retry_override = retry_from_answer(env->retry.config(), *v);
           }
-          env->store->update(run_id, [&](run_record& r) {
+          env->store->update_live(run_id, [&](run_record& r) {
             if (!r.attempts.empty() && r.attempts.back().number == attempt) r.attempts.back().error = f.value;
           });
           f.pending.clear();
@@ -445,8 +495,13 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
       [=](timeout_atom, const std::string& run_id, int attempt) {
         bool timed_out = false;
         json error;
-        env->store->update(run_id, [&](run_record& r) {
-          if (is_final(r.status) || r.attempts.empty() || r.attempts.back().number != attempt ||
+        bool live = false;
+        env->store->read_live(run_id, [&](const run_record& r) {
+          live = !r.attempts.empty() && r.attempts.back().number == attempt && !r.attempts.back().finished_at;
+        });
+        if (!live) return;  // the attempt ended in time (the common case: no write)
+        env->store->update_live(run_id, [&](run_record& r) {
+          if (r.attempts.empty() || r.attempts.back().number != attempt ||
               r.attempts.back().finished_at)
             return;  // the attempt ended in time
           auto took = std::chrono::duration_cast<milliseconds>(clock_type::now() - r.attempts.back().started_at);
@@ -469,8 +524,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
       [=](cancel_atom, const std::string& run_id) {
         bool cancelled = false;
         bool was_running = false;
-        env->store->update(run_id, [&](run_record& r) {
-          if (is_final(r.status)) return;  // finished runs stay as they are
+        env->store->update_live(run_id, [&](run_record& r) {  // finished runs stay as they are
           was_running = !r.attempts.empty() && !r.attempts.back().finished_at;
           finish_run(r, run_status::canceled, attempt_status::canceled, std::nullopt);
           cancelled = true;
@@ -484,6 +538,27 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         release_locals(run_id);
         if (cancelled) log::info("run canceled", {{"run", run_id}, {"task", env->task.id}});
         return true;
+      },
+      [=](expire_atom, const std::string& run_id) {
+        // The TTL passed and the run has still not started (every executor thread busy).
+        const auto now = clock_type::now();
+        bool due = false;
+        env->store->read_live(run_id, [&](const run_record& r) {
+          due = r.attempts.empty() && r.expires_at && *r.expires_at <= now + milliseconds(5) &&
+                (r.status == run_status::queued || r.status == run_status::dequeued);
+        });
+        if (!due) return;
+        env->store->update_live(run_id, [&](run_record& r) {
+          r.status = run_status::expired;
+          r.finished_at = now;
+        });
+        if (auto f = st->flows.find(run_id); f != st->flows.end()) {
+          f->second.in.token->cancel(TH_CANCEL_CANCELED);  // its first stage must not start now
+          release_chain(std::move(f->second.chain));
+          st->flows.erase(f);
+        }
+        release_locals(run_id);
+        log::warn("run expired: its TTL passed before it started", {{"run", run_id}, {"task", env->task.id}});
       },
       [=](drain_atom) { return caf::unit; },
   };

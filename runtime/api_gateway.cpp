@@ -2,14 +2,18 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <vector>
+
+#include "taskhost/config/duration.hpp"
 
 namespace taskhost {
 
 using json = nlohmann::json;
 
 http_response error_response(int status, std::string_view msg) {
-  return {status, json{{"error", msg}}.dump(-1, ' ', false, json::error_handler_t::replace), {{"x-should-retry", "false"}}};
+  return {status, json{{"error", msg}}.dump(-1, ' ', false, json::error_handler_t::replace),
+          {{"x-should-retry", status == 503 ? "true" : "false"}}};
 }
 
 namespace {
@@ -25,6 +29,20 @@ std::vector<std::string_view> split_path(std::string_view path) {
     i = j;
   }
   return parts;
+}
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+std::vector<std::string> split_list(std::string_view v) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i <= v.size()) {
+    size_t j = v.find(',', i);
+    if (j == std::string_view::npos) j = v.size();
+    if (j > i) out.emplace_back(v.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
 }
 
 }  // namespace
@@ -77,6 +95,18 @@ void api_gateway::handle(http_request req, http_responder respond) {
     if (!run) return respond(error_response(404, "Run not found: " + run_id));
     return respond({200, to_api_json(*run).dump(-1, ' ', false, json::error_handler_t::replace), {}});
   }
+  if (is({"api", "v1", "runs"}, 99)) {
+    if (req.method != "GET") return method_not_allowed("GET");
+    auto q = target.find('?');
+    return list(q == std::string_view::npos ? std::string_view() : target.substr(q + 1), std::move(respond));
+  }
+  if (is({"api", "v1", "runs", "*", "replay"}, 3) || is({"api", "v1", "runs", "*", "reschedule"}, 3)) {
+    if (req.method != "POST") return method_not_allowed("POST");
+    std::string run_id;
+    if (!percent_decode(parts[3], run_id)) return respond(error_response(400, "bad percent-escape in run id"));
+    if (parts[4] == "replay") return replay(run_id, req, std::move(respond));
+    return reschedule(run_id, req, std::move(respond));
+  }
   if (is({"api", "v2", "runs", "*", "cancel"}, 3)) {
     if (req.method != "POST") return method_not_allowed("POST");
     std::string run_id;
@@ -110,7 +140,112 @@ void api_gateway::trigger(const std::string& task_id, const http_request& req, h
     if (o.status != 200) return respond(error_response(o.status, o.error));
     // The SDK turns x-trigger-jwt into handle.publicAccessToken and must not self-sign (§8);
     // an opaque value is enough until taskhost accepts public tokens anywhere.
-    respond({200, json{{"id", o.run_id}, {"isCached", false}}.dump(), {{"x-trigger-jwt", "taskhost-" + o.run_id}}});
+    respond({200, json{{"id", o.run_id}, {"isCached", o.cached}}.dump(), {{"x-trigger-jwt", "taskhost-" + o.run_id}}});
+  });
+}
+
+void api_gateway::list(std::string_view query, http_responder respond) {
+  run_list_query q;
+  size_t i = 0;
+  while (i < query.size()) {
+    size_t amp = query.find('&', i);
+    if (amp == std::string_view::npos) amp = query.size();
+    std::string_view pair = query.substr(i, amp - i);
+    i = amp + 1;
+    if (pair.empty()) continue;
+    size_t eq = pair.find('=');
+    std::string key, value;
+    // Query strings encode spaces as '+'.
+    std::string raw_value(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1));
+    std::replace(raw_value.begin(), raw_value.end(), '+', ' ');
+    if (!percent_decode(pair.substr(0, eq), key) || !percent_decode(raw_value, value))
+      return respond(error_response(400, "bad percent-escape in the query string"));
+    if (key == "filter[status]") {
+      std::string bad;
+      for (const auto& s : split_list(value)) {
+        if (auto st = run_status_from_string(s)) q.statuses.push_back(*st);
+        else bad += (bad.empty() ? "" : ", ") + s;
+      }
+      if (!bad.empty()) return respond(error_response(400, "Invalid status values: " + bad));
+    } else if (key == "filter[taskIdentifier]") {
+      q.task_ids = split_list(value);
+    } else if (key == "filter[tag]") {
+      q.tags = split_list(value);
+    } else if (key == "filter[createdAt][from]" || key == "filter[createdAt][to]") {
+      // epoch milliseconds (what the SDK sends), or an ISO date
+      std::optional<time_point> t;
+      if (!value.empty() && value.find_first_not_of("0123456789") == std::string::npos && value.size() < 16)
+        t = from_ms(std::stoll(value));
+      else
+        t = parse_iso_time(value);
+      if (!t) return respond(error_response(400, key + " must be epoch milliseconds or an ISO date, got '" + value + "'"));
+      (key.back() == ']' && key.find("[from]") != std::string::npos ? q.created_from : q.created_to) = t;
+    } else if (key == "filter[createdAt][period]") {
+      auto d = config::parse_duration(value);
+      if (!d) return respond(error_response(400, "filter[createdAt][period] must be a duration like 7d, got '" + value + "'"));
+      q.created_from = clock_type::now() - *d;
+    } else if (key == "page[size]") {
+      if (value.empty() || value.size() > 4 || value.find_first_not_of("0123456789") != std::string::npos ||
+          std::stoi(value) < 1 || std::stoi(value) > 100)
+        return respond(error_response(400, "page[size] must be a whole number from 1 to 100"));
+      q.page_size = static_cast<size_t>(std::stoi(value));
+    } else if (key == "page[after]" || key == "page[before]") {
+      if (!valid_list_cursor(value)) return respond(error_response(400, key + " is not a cursor this server gave out"));
+      (key == "page[after]" ? q.after : q.before) = value;
+    }
+    // Other filters (version, batch, schedule, queue, machine, region, isTest, bulkAction) match
+    // nothing taskhost records yet and are ignored, as the real server ignores unknown ones.
+  }
+  auto page = runs_.list_runs(q);
+  json data = json::array();
+  for (const auto& r : page.runs) data.push_back(to_api_list_item_json(r));
+  json pagination = json::object();
+  if (!page.next.empty()) pagination["next"] = page.next;
+  if (!page.previous.empty()) pagination["previous"] = page.previous;
+  respond({200, dump(json{{"data", std::move(data)}, {"pagination", std::move(pagination)}}), {}});
+}
+
+void api_gateway::replay(const std::string& run_id, const http_request& req, http_responder respond) {
+  if (refusing_) return respond(error_response(503, "taskhost is shutting down; not accepting new runs"));
+  auto run = runs_.get_run(run_id);
+  if (!run) return respond(error_response(404, "Run not found: " + run_id));
+  // The body (may be empty) holds overrides: payload and the trigger options.
+  json body = json::object();
+  if (req.body.find_first_not_of(" \t\r\n") != std::string::npos) {
+    body = json::parse(req.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object()) return respond(error_response(400, "replay body must be a JSON object of overrides"));
+  }
+  json trig = {{"options", json::object()}};
+  for (auto& [k, v] : body.items()) {
+    if (k == "payload") trig["payload"] = v;
+    else trig["options"][k] = v;
+  }
+  auto parsed = parse_trigger_body(run->task_id, dump(trig), max_payload_bytes_);
+  if (!parsed.input) return respond(error_response(parsed.error.status, parsed.error.message));
+  trigger_input in = std::move(*parsed.input);
+  if (!body.contains("payload")) {  // the same payload packet
+    in.payload = run->payload;
+    in.payload_type = run->payload_type;
+  }
+  if (!body.contains("tags")) in.tags = run->tags;
+  runs_.trigger(std::move(in), [respond = std::move(respond)](trigger_outcome o) {
+    if (o.status != 200) return respond(error_response(o.status, o.error));
+    respond({200, json{{"id", o.run_id}}.dump(), {}});
+  });
+}
+
+void api_gateway::reschedule(const std::string& run_id, const http_request& req, http_responder respond) {
+  json body = json::parse(req.body, nullptr, false);
+  if (body.is_discarded() || !body.is_object() || !body.contains("delay"))
+    return respond(error_response(400, "reschedule needs a body like {\"delay\": \"2h\"} (a duration or an ISO date)"));
+  std::string err;
+  auto at = parse_delay(body["delay"], err);
+  if (!at) return respond(error_response(400, "Invalid delay: " + err));
+  runs_.reschedule(run_id, *at, [this, respond = std::move(respond), run_id](trigger_outcome o) {
+    if (o.status != 200) return respond(error_response(o.status, o.error));
+    auto run = runs_.get_run(run_id);
+    if (!run) return respond(error_response(404, "Run not found: " + run_id));
+    respond({200, dump(to_api_json(*run)), {}});
   });
 }
 

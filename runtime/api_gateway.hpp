@@ -1,13 +1,17 @@
 // The HTTP API: Trigger.dev's REST paths and JSON shapes, mapped onto a run_service.
 //
 // Routes served (shared/reference/trigger-rest-api.md):
-//   POST /api/v1/tasks/{taskId}/trigger   → 200 {"id": "run_..."}   (§5.1)
+//   POST /api/v1/tasks/{taskId}/trigger   → 200 {"id": "run_...", "isCached"}   (§5.1)
+//   GET  /api/v1/runs?filter[..]&page[..] → {"data": [runs], "pagination"}     (§5.4)
 //   GET  /api/v3/runs/{runId}             → the run                 (§5.3)
 //   POST /api/v2/runs/{runId}/cancel      → 200 {"id": "run_..."}   (§5.5)
+//   POST /api/v1/runs/{runId}/replay      → 200 {"id": "run_<new>"} (§5.6)
+//   POST /api/v1/runs/{runId}/reschedule  → 200 the run             (§5.7)
 //   GET  /api/v1/runs/{runId}/logs        → {"data": [log lines]}
 //   GET  /healthz                         → {"ok": true}
 // Errors are {"error": "..."}; 404s and permanent failures carry `x-should-retry: false` so the
-// official SDK does not spend 9 s retrying them.
+// official SDK does not spend 9 s retrying them; a 503 (shutting down, store disk full) carries
+// `x-should-retry: true`.
 #pragma once
 
 #include <atomic>
@@ -33,6 +37,9 @@ public:
 
 private:
   void trigger(const std::string& task_id, const http_request& req, http_responder respond);
+  void list(std::string_view query, http_responder respond);
+  void replay(const std::string& run_id, const http_request& req, http_responder respond);
+  void reschedule(const std::string& run_id, const http_request& req, http_responder respond);
   run_service& runs_;
   uint64_t max_payload_bytes_;
   std::atomic<bool> refusing_{false};

@@ -1,6 +1,7 @@
 #include "runtime/attempt_runner.hpp"
 
 #include <algorithm>
+#include <cstring>
 
 namespace taskhost {
 namespace {
@@ -60,8 +61,42 @@ int host_local_get(void* host_run, const char* key, const char* type, void** val
   }
 }
 
-const th_host_api host_api = {sizeof(th_host_api), &host_log,      &host_cancel_reason, &host_wait_cancelled,
-                              &host_local_set,     &host_local_get};
+int host_metadata_update(void* host_run, const char* op, size_t op_len, char* err, size_t err_cap) noexcept {
+  std::string why;
+  try {
+    auto* st = static_cast<host_run_state*>(host_run);
+    json j = json::parse(std::string_view(op, op_len), nullptr, false);
+    if (j.is_discarded()) why = "metadata operation is not valid JSON";
+    else if (!st->in->on_metadata) why = "metadata is not available here";
+    else why = st->in->on_metadata(j);
+  } catch (const std::exception& e) {
+    why = e.what();
+  }
+  if (why.empty()) return 0;
+  if (err && err_cap) {
+    size_t n = std::min(why.size(), err_cap - 1);
+    std::memcpy(err, why.data(), n);
+    err[n] = '\0';
+  }
+  return 1;
+}
+
+size_t host_metadata_get(void* host_run, char* buf, size_t cap) noexcept {
+  try {
+    auto* st = static_cast<host_run_state*>(host_run);
+    json m = st->in->get_metadata ? st->in->get_metadata() : json::object();
+    if (!m.is_object()) m = json::object();
+    std::string s = m.dump(-1, ' ', false, json::error_handler_t::replace);
+    if (buf && s.size() <= cap) std::memcpy(buf, s.data(), s.size());
+    return s.size();
+  } catch (...) {
+    if (buf && cap >= 2) std::memcpy(buf, "{}", 2);
+    return 2;
+  }
+}
+
+const th_host_api host_api = {sizeof(th_host_api), &host_log,      &host_cancel_reason,   &host_wait_cancelled,
+                              &host_local_set,     &host_local_get, &host_metadata_update, &host_metadata_get};
 
 std::string internal_error(const std::string& message) {
   return json{{"name", "InternalError"}, {"message", message}}.dump();

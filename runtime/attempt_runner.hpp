@@ -39,6 +39,11 @@ struct attempt_input {
   /// Also receives every line the task logs (already written to the runtime's log), tagged
   /// attributes included. Called on the executor thread. May be empty.
   std::function<void(log::level, std::string_view msg, const nlohmann::json& attrs)> on_log;
+  /// Applies a ctx.metadata operation to the run (see apply_metadata_op); returns "" or why it
+  /// was refused. May be empty (then metadata operations are refused).
+  std::function<std::string(const nlohmann::json& op)> on_metadata;
+  /// The run's current metadata (an object). May be empty.
+  std::function<nlohmann::json()> get_metadata;
 };
 
 struct hook_stage_outcome {

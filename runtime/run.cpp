@@ -9,8 +9,8 @@ namespace {
 constexpr std::array<std::string_view, 12> run_names = {
     "QUEUED", "DELAYED", "DEQUEUED", "EXECUTING", "WAITING", "COMPLETED",
     "CANCELED", "FAILED", "CRASHED", "SYSTEM_FAILURE", "EXPIRED", "TIMED_OUT"};
-constexpr std::array<std::string_view, 6> attempt_names = {
-    "PENDING", "EXECUTING", "PAUSED", "COMPLETED", "FAILED", "CANCELED"};
+constexpr std::array<std::string_view, 7> attempt_names = {
+    "PENDING", "EXECUTING", "PAUSED", "COMPLETED", "FAILED", "CANCELED", "INTERRUPTED"};
 }  // namespace
 
 std::string_view to_string(run_status s) { return run_names[static_cast<size_t>(s)]; }
@@ -25,6 +25,97 @@ bool is_final(run_status s) { return s >= run_status::completed; }
 
 std::string_view to_string(attempt_status s) { return attempt_names[static_cast<size_t>(s)]; }
 
+std::optional<attempt_status> attempt_status_from_string(std::string_view s) {
+  for (size_t i = 0; i < attempt_names.size(); ++i)
+    if (attempt_names[i] == s) return static_cast<attempt_status>(i);
+  return std::nullopt;
+}
+
+bool releases_idempotency_key(run_status s) {
+  return s == run_status::failed || s == run_status::crashed || s == run_status::system_failure ||
+         s == run_status::timed_out || s == run_status::expired;
+}
+
+int64_t to_ms(time_point t) { return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count(); }
+time_point from_ms(int64_t ms) { return time_point(std::chrono::milliseconds(ms)); }
+
+std::string apply_metadata_op(json& metadata, const json& op) {
+  if (!op.is_object()) return "a metadata operation must be an object";
+  const std::string kind = op.value("op", "");
+  json next = metadata.is_object() ? metadata : json::object();
+  if (kind == "replace") {
+    auto v = op.find("value");
+    if (v == op.end() || !v->is_object()) return "metadata.replace needs an object";
+    next = *v;
+  } else {
+    auto k = op.find("key");
+    if (k == op.end() || !k->is_string() || k->get_ref<const std::string&>().empty()) return "metadata." + kind + " needs a key";
+    const auto& key = k->get_ref<const std::string&>();
+    const json value = op.contains("value") ? op["value"] : json(nullptr);
+    if (kind == "set") {
+      next[key] = value;
+    } else if (kind == "remove") {
+      next.erase(key);
+    } else if (kind == "append") {
+      auto& slot = next[key];
+      if (slot.is_null()) slot = json::array();
+      else if (!slot.is_array()) slot = json::array({slot});
+      slot.push_back(value);
+    } else if (kind == "increment") {
+      if (!value.is_number()) return "metadata.increment needs a number";
+      auto& slot = next[key];
+      if (slot.is_null()) slot = 0;
+      if (!slot.is_number()) return "metadata.increment: '" + key + "' is not a number";
+      if (slot.is_number_integer() && value.is_number_integer()) slot = slot.get<int64_t>() + value.get<int64_t>();
+      else slot = slot.get<double>() + value.get<double>();
+    } else {
+      return "unknown metadata operation '" + kind + "' (set, append, increment, remove, replace)";
+    }
+  }
+  auto size = next.dump().size();
+  if (size > max_metadata_bytes)
+    return "metadata would be " + std::to_string(size) + " bytes; the limit is " + std::to_string(max_metadata_bytes);
+  metadata = std::move(next);
+  return {};
+}
+
+json attempts_to_storage(const std::vector<attempt_record>& attempts) {
+  json out = json::array();
+  for (const auto& a : attempts) {
+    json j = {{"n", a.number}, {"s", to_string(a.status)}, {"t0", to_ms(a.started_at)}};
+    if (a.finished_at) j["t1"] = to_ms(*a.finished_at);
+    if (a.error) j["e"] = *a.error;
+    if (!a.stages.empty()) {
+      json st = json::array();
+      for (const auto& s : a.stages) {
+        json sj = {{"n", s.name}, {"ok", s.ok}};
+        if (s.error) sj["e"] = *s.error;
+        st.push_back(std::move(sj));
+      }
+      j["st"] = std::move(st);
+    }
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+std::vector<attempt_record> attempts_from_storage(const json& j) {
+  std::vector<attempt_record> out;
+  if (!j.is_array()) return out;
+  for (const auto& a : j) {
+    attempt_record r;
+    r.number = a.value("n", 0);
+    r.status = attempt_status_from_string(a.value("s", "")).value_or(attempt_status::failed);
+    r.started_at = from_ms(a.value("t0", int64_t{0}));
+    if (a.contains("t1")) r.finished_at = from_ms(a["t1"].get<int64_t>());
+    if (a.contains("e")) r.error = a["e"];
+    if (auto st = a.find("st"); st != a.end())
+      for (const auto& s : *st) r.stages.push_back({s.value("n", ""), s.value("ok", true), s.contains("e") ? std::optional<json>(s["e"]) : std::nullopt});
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
 std::string format_time(time_point t) {
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
   std::time_t secs = static_cast<std::time_t>(ms / 1000);
@@ -38,7 +129,10 @@ std::string format_time(time_point t) {
   return buf;
 }
 
-json to_api_json(const run_record& r) {
+namespace {
+
+/// The fields GET /api/v3/runs/{id} and GET /api/v1/runs share.
+json common_api_json(const run_record& r) {
   const run_status s = r.status;
   const bool final = is_final(s);
   json j = {
@@ -59,21 +153,43 @@ json to_api_json(const run_record& r) {
       {"tags", r.tags},
       {"costInCents", 0},
       {"baseCostInCents", 0},
-      {"depth", 0},
-      {"triggerFunction", "trigger"},
-      {"relatedRuns", json::object()},
-      {"payload", r.payload},
       {"attemptCount", r.attempts.size()},
   };
   int64_t duration_ms = 0;
+  for (const auto& a : r.attempts)
+    if (a.finished_at) duration_ms += std::chrono::duration_cast<std::chrono::milliseconds>(*a.finished_at - a.started_at).count();
+  j["durationMs"] = duration_ms;
+  if (r.started_at) j["startedAt"] = format_time(*r.started_at);
+  if (r.finished_at) j["finishedAt"] = format_time(*r.finished_at);
+  if (s == run_status::expired && r.finished_at) j["expiredAt"] = format_time(*r.finished_at);
+  if (s == run_status::delayed && r.delay_until) j["delayedUntil"] = format_time(*r.delay_until);
+  if (!r.ttl.empty()) j["ttl"] = r.ttl;
+  if (!r.idempotency_key.empty()) j["idempotencyKey"] = r.idempotency_key_user.empty() ? r.idempotency_key : r.idempotency_key_user;
+  if (r.metadata.is_object()) j["metadata"] = r.metadata;
+  if (r.error) j["error"] = *r.error;
+  return j;
+}
+
+}  // namespace
+
+json to_api_list_item_json(const run_record& r) {
+  json j = common_api_json(r);
+  j["env"] = {{"id", "taskhost"}, {"name", "taskhost"}};
+  return j;
+}
+
+json to_api_json(const run_record& r) {
+  json j = common_api_json(r);
+  j["depth"] = 0;
+  j["triggerFunction"] = "trigger";
+  j["relatedRuns"] = json::object();
+  j["payload"] = r.payload;
   json attempts = json::array();
   for (const auto& a : r.attempts) {
     json aj = {{"number", a.number}, {"status", to_string(a.status)}, {"startedAt", format_time(a.started_at)}};
     if (a.finished_at) {
       aj["finishedAt"] = format_time(*a.finished_at);
-      auto d = std::chrono::duration_cast<std::chrono::milliseconds>(*a.finished_at - a.started_at).count();
-      aj["durationMs"] = d;
-      duration_ms += d;
+      aj["durationMs"] = std::chrono::duration_cast<std::chrono::milliseconds>(*a.finished_at - a.started_at).count();
     }
     if (a.error) aj["error"] = *a.error;
     json stages = json::array();
@@ -85,12 +201,8 @@ json to_api_json(const run_record& r) {
     aj["stages"] = std::move(stages);
     attempts.push_back(std::move(aj));
   }
-  j["durationMs"] = duration_ms;
   j["attempts"] = std::move(attempts);
-  if (r.started_at) j["startedAt"] = format_time(*r.started_at);
-  if (r.finished_at) j["finishedAt"] = format_time(*r.finished_at);
-  if (s == run_status::completed && r.output) j["output"] = *r.output;
-  if (r.error) j["error"] = *r.error;
+  if (r.status == run_status::completed && r.output) j["output"] = *r.output;
   return j;
 }
 

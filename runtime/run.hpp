@@ -26,7 +26,10 @@ std::string_view to_string(run_status s);
 std::optional<run_status> run_status_from_string(std::string_view s);
 bool is_final(run_status s);
 
-enum class attempt_status { pending, executing, paused, completed, failed, canceled };
+/// `interrupted`: the process stopped (crash, kill -9, power loss) while the attempt ran; the run
+/// goes on with a new attempt after a restart.
+enum class attempt_status { pending, executing, paused, completed, failed, canceled, interrupted };
+std::optional<attempt_status> attempt_status_from_string(std::string_view s);
 std::string_view to_string(attempt_status s);
 
 /// One stage of an attempt that ran: a kind of hook, or "run".
@@ -63,8 +66,17 @@ struct run_record {
   std::optional<json> output;         ///< set when COMPLETED
   std::optional<json> error;          ///< set when the run failed
   std::vector<std::string> tags;      ///< sorted
+  json metadata;                      ///< an object, or null when never set
   int max_attempts = 0;               ///< 0 = the task's policy
   int64_t max_duration_ms = 0;        ///< trigger's maxDuration; 0 = the task's
+  std::string idempotency_key;        ///< as the trigger sent it (SDK: 64 hex chars); "" = none
+  std::string idempotency_key_user;   ///< the caller's own key (idempotencyKeyOptions.key), for display
+  std::optional<time_point> idempotency_expires_at;
+  std::optional<time_point> delay_until;  ///< DELAYED until then
+  std::string ttl;                    ///< as given ("10m"), for display; "" = none
+  int64_t ttl_ms = 0;                 ///< not started within this long after it is queued → EXPIRED
+  std::optional<time_point> expires_at;   ///< the TTL deadline, once the run is queued
+  std::optional<time_point> retry_at;     ///< when the next attempt starts, while waiting to retry
   time_point created_at{};
   time_point updated_at{};
   std::optional<time_point> started_at;
@@ -74,6 +86,28 @@ struct run_record {
   size_t log_bytes = 0;
   bool logs_truncated = false;
 };
+
+/// Limits on what a trigger may attach to a run (Trigger.dev's).
+constexpr size_t max_tags_per_run = 10;
+constexpr size_t max_tag_chars = 128;
+constexpr size_t max_metadata_bytes = 256u << 10;
+constexpr size_t max_idempotency_key_chars = 2048;
+
+/// True if a run that ended with this status frees its idempotency key for a new run (FAILED,
+/// CRASHED, SYSTEM_FAILURE, TIMED_OUT, EXPIRED); COMPLETED and CANCELED keep it.
+bool releases_idempotency_key(run_status s);
+
+/// Applies one ctx.metadata operation: {"op": "set"|"append"|"increment"|"remove"|"replace",
+/// "key": "...", "value": ...}. Returns "" on success, else why it was refused (the metadata is
+/// then unchanged). The result must stay within max_metadata_bytes.
+std::string apply_metadata_op(json& metadata, const json& op);
+
+/// The attempts in the store's JSON form (times as epoch milliseconds) and back.
+json attempts_to_storage(const std::vector<attempt_record>& attempts);
+std::vector<attempt_record> attempts_from_storage(const json& j);
+
+int64_t to_ms(time_point t);
+time_point from_ms(int64_t ms);
 
 /// Limits on what a run keeps of its logs; lines beyond them are dropped (and counted as such).
 constexpr size_t max_log_lines_per_run = 1000;
@@ -91,5 +125,9 @@ std::string format_time(time_point t);
 /// The run as the HTTP API shows it: Trigger.dev's RetrieveRunResponse plus our `attempts`.
 /// Absent optional fields are omitted, never null.
 json to_api_json(const run_record& r);
+
+/// A run as GET /api/v1/runs lists it (ListRunResponseItem): the common fields, without payload,
+/// output, attempts, depth, triggerFunction and relatedRuns, plus `env`.
+json to_api_list_item_json(const run_record& r);
 
 }  // namespace taskhost

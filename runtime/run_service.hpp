@@ -7,6 +7,7 @@
 #include <string>
 
 #include "runtime/run.hpp"
+#include "runtime/run_store.hpp"
 #include "runtime/trigger_request.hpp"
 
 namespace taskhost {
@@ -15,6 +16,7 @@ struct trigger_outcome {
   int status = 200;       ///< HTTP status: 200, or 404 / 503 / ...
   std::string run_id;     ///< set when status == 200
   std::string error;      ///< set otherwise
+  bool cached = false;    ///< an earlier run with the same idempotency key (run_id is that run)
 };
 
 class run_service {
@@ -28,6 +30,11 @@ public:
   /// cancellation signal and ends CANCELED; a finished one is left as it is. `done` is called
   /// once, after the run's new state is recorded: status 200, or 404 for an unknown run.
   virtual void cancel(const std::string& id, std::function<void(trigger_outcome)> done) = 0;
+  /// Runs newest first, filtered, one page at a time.
+  virtual run_list_page list_runs(const run_list_query& q) const = 0;
+  /// Moves a DELAYED run to a new time. `done` gets 200 once the change is committed, 400 if the
+  /// run is not DELAYED, 404 if unknown.
+  virtual void reschedule(const std::string& id, time_point delay_until, std::function<void(trigger_outcome)> done) = 0;
 };
 
 }  // namespace taskhost

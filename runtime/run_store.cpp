@@ -1,37 +1,699 @@
 #include "runtime/run_store.hpp"
 
-#include <mutex>
+#include <sys/file.h>
+#include <unistd.h>
+#include <fcntl.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+
+#include "runtime/log.hpp"
+#include "runtime/sqlite.hpp"
 
 namespace taskhost {
+namespace {
 
-void memory_run_store::insert(run_record r) {
-  std::unique_lock lock(mu_);
-  auto id = r.id;
-  runs_.insert_or_assign(std::move(id), std::move(r));
+// Forward migrations: entry i takes the schema from version i to i + 1. Never edit one that has
+// shipped; append a new one.
+const std::vector<std::string_view> migrations = {
+    R"sql(
+CREATE TABLE runs (
+  id TEXT PRIMARY KEY,
+  task_id TEXT NOT NULL,
+  status TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  started_at INTEGER,
+  finished_at INTEGER,
+  delay_until INTEGER,
+  expires_at INTEGER,
+  retry_at INTEGER,
+  ttl TEXT,
+  ttl_ms INTEGER NOT NULL DEFAULT 0,
+  idempotency_key TEXT,
+  idempotency_key_user TEXT,
+  idempotency_expires_at INTEGER,
+  max_attempts INTEGER NOT NULL DEFAULT 0,
+  max_duration_ms INTEGER NOT NULL DEFAULT 0,
+  payload TEXT NOT NULL,
+  payload_type TEXT NOT NULL,
+  output TEXT,
+  error TEXT,
+  metadata TEXT,
+  tags TEXT NOT NULL DEFAULT '[]',
+  attempts TEXT NOT NULL DEFAULT '[]',
+  log_bytes INTEGER NOT NULL DEFAULT 0,
+  logs_truncated INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX runs_by_created ON runs(created_at, id);
+CREATE INDEX runs_unfinished ON runs(status) WHERE finished_at IS NULL;
+CREATE INDEX runs_by_finished ON runs(finished_at) WHERE finished_at IS NOT NULL;
+CREATE INDEX runs_by_idempotency_key ON runs(task_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+CREATE TABLE run_tags (tag TEXT NOT NULL, run_id TEXT NOT NULL, PRIMARY KEY (tag, run_id)) WITHOUT ROWID;
+CREATE TABLE run_logs (
+  run_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  time INTEGER NOT NULL,
+  attempt INTEGER NOT NULL,
+  level TEXT NOT NULL,
+  message TEXT NOT NULL,
+  attributes TEXT,
+  PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+)sql",
+};
+
+constexpr std::string_view run_columns =
+    "id, task_id, status, created_at, updated_at, started_at, finished_at, delay_until, expires_at, retry_at, ttl, "
+    "ttl_ms, idempotency_key, idempotency_key_user, idempotency_expires_at, max_attempts, max_duration_ms, "
+    "payload_type, error, metadata, tags, attempts, log_bytes, logs_truncated";  // then payload, output
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+std::optional<int64_t> opt_ms(const std::optional<time_point>& t) {
+  if (!t) return std::nullopt;
+  return to_ms(*t);
 }
 
-std::optional<run_record> memory_run_store::get(const std::string& id) const {
-  std::shared_lock lock(mu_);
-  auto it = runs_.find(id);
-  if (it == runs_.end()) return std::nullopt;
-  return it->second;
+std::optional<time_point> opt_time(const std::optional<int64_t>& ms) {
+  if (!ms) return std::nullopt;
+  return from_ms(*ms);
 }
 
-bool memory_run_store::read(const std::string& id, const std::function<void(const run_record&)>& f) const {
-  std::shared_lock lock(mu_);
-  auto it = runs_.find(id);
-  if (it == runs_.end()) return false;
-  f(it->second);
+/// Reads the columns of `run_columns` (and payload, output after them when `full`).
+run_record read_row(const sqlite::stmt& s, bool full) {
+  run_record r;
+  r.id = s.text(0);
+  r.task_id = s.text(1);
+  r.status = run_status_from_string(s.text(2)).value_or(run_status::system_failure);
+  r.created_at = from_ms(s.int64(3));
+  r.updated_at = from_ms(s.int64(4));
+  r.started_at = opt_time(s.opt_int64(5));
+  r.finished_at = opt_time(s.opt_int64(6));
+  r.delay_until = opt_time(s.opt_int64(7));
+  r.expires_at = opt_time(s.opt_int64(8));
+  r.retry_at = opt_time(s.opt_int64(9));
+  r.ttl = s.text(10);
+  r.ttl_ms = s.int64(11);
+  r.idempotency_key = s.text(12);
+  r.idempotency_key_user = s.text(13);
+  r.idempotency_expires_at = opt_time(s.opt_int64(14));
+  r.max_attempts = static_cast<int>(s.int64(15));
+  r.max_duration_ms = s.int64(16);
+  r.payload_type = s.text(17);
+  if (!s.is_null(18)) r.error = json::parse(s.text(18), nullptr, false);
+  if (!s.is_null(19)) r.metadata = json::parse(s.text(19), nullptr, false);
+  auto tags = json::parse(s.text(20), nullptr, false);
+  if (tags.is_array())
+    for (const auto& t : tags)
+      if (t.is_string()) r.tags.push_back(t.get<std::string>());
+  r.attempts = attempts_from_storage(json::parse(s.text(21), nullptr, false));
+  r.log_bytes = static_cast<size_t>(s.int64(22));
+  r.logs_truncated = s.int64(23) != 0;
+  if (full) {
+    r.payload = json::parse(s.text(24), nullptr, false);
+    if (r.payload.is_discarded()) r.payload = nullptr;
+    if (!s.is_null(25)) r.output = json::parse(s.text(25), nullptr, false);
+  }
+  return r;
+}
+
+std::string make_cursor(const run_record& r) { return "c" + std::to_string(to_ms(r.created_at)) + "_" + r.id; }
+
+bool parse_cursor(const std::string& c, int64_t& ms, std::string& id) {
+  if (c.size() < 4 || c[0] != 'c') return false;
+  auto us = c.find('_');
+  if (us == std::string::npos || us < 2 || us + 1 >= c.size()) return false;
+  for (size_t i = 1; i < us; ++i)
+    if (!std::isdigit(static_cast<unsigned char>(c[i]))) return false;
+  if (us - 1 > 18) return false;
+  ms = std::stoll(c.substr(1, us - 1));
+  id = c.substr(us + 1);
   return true;
 }
 
-bool memory_run_store::update(const std::string& id, const std::function<void(run_record&)>& f) {
-  std::unique_lock lock(mu_);
-  auto it = runs_.find(id);
-  if (it == runs_.end()) return false;
-  f(it->second);
-  it->second.updated_at = clock_type::now();
+}  // namespace
+
+bool valid_list_cursor(const std::string& cursor) {
+  int64_t ms;
+  std::string id;
+  return parse_cursor(cursor, ms, id);
+}
+
+struct run_store::hot_run {
+  run_record r;
+  bool committed = false;  ///< its row exists in SQLite
+  bool dirty = false;      ///< changed since its last commit
+  size_t logs_persisted = 0;
+  std::vector<std::function<void(create_result)>> created;  ///< answered when its insert commits
+};
+
+struct run_store::db_state {
+  std::unique_ptr<sqlite::db> writer;
+  std::unique_ptr<sqlite::db> reader;  ///< == writer for ":memory:"
+  std::mutex write_mu;
+  std::mutex own_read_mu;
+  std::mutex* read_mu = &own_read_mu;  ///< == &write_mu for ":memory:"
+  sqlite::db& read_db() { return reader ? *reader : *writer; }
+  int lock_fd = -1;
+  ~db_state() {
+    reader.reset();
+    writer.reset();
+    if (lock_fd >= 0) ::close(lock_fd);
+  }
+};
+
+run_store::run_store(store_options opts) : opts_(std::move(opts)), db_(std::make_unique<db_state>()) {
+  const bool in_memory = opts_.path == ":memory:";
+  const std::string& path = opts_.path;
+  auto refuse = [&](const std::string& why) { throw store_error("store " + path + ": " + why); };
+  if (!in_memory) {
+    std::error_code ec;
+    auto dir = std::filesystem::path(path).parent_path();
+    if (!dir.empty()) {
+      std::filesystem::create_directories(dir, ec);
+      if (ec) refuse("cannot create its folder " + dir.string() + ": " + ec.message());
+    }
+    // One process per store: two would both "recover" the same runs.
+    std::string lock_path = path + ".lock";
+    db_->lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (db_->lock_fd < 0) refuse("cannot create " + lock_path + ": " + std::strerror(errno));
+    if (::flock(db_->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+      char pid[32] = {0};
+      auto n = ::pread(db_->lock_fd, pid, sizeof pid - 1, 0);
+      std::string holder = n > 0 ? std::string(pid, static_cast<size_t>(n)) : std::string("?");
+      holder.erase(holder.find_last_not_of(" \n") + 1);
+      refuse("is in use by another taskhost process (pid " + holder + "; " + lock_path + " is locked)");
+    }
+    std::string me = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(db_->lock_fd, 0) != 0 || ::pwrite(db_->lock_fd, me.data(), me.size(), 0) < 0) {
+      // the pid is only informative
+    }
+  }
+  try {
+    db_->writer = std::make_unique<sqlite::db>(path);
+    auto& w = *db_->writer;
+    // The first statement that reads the file is where a corrupt or foreign file shows.
+    if (!in_memory) {
+      auto st = w.prepare("PRAGMA journal_mode=WAL");
+      st.step();
+      if (st.text(0) != "wal") refuse("cannot switch to WAL mode (journal_mode is " + st.text(0) + ")");
+    }
+    w.exec(opts_.full_durability ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+    w.exec("CREATE TABLE IF NOT EXISTS taskhost_schema (version INTEGER NOT NULL)");
+    int64_t version = 0;
+    {
+      auto st = w.prepare("SELECT version FROM taskhost_schema");
+      if (st.step()) version = st.int64(0);
+    }
+    if (version > static_cast<int64_t>(migrations.size()))
+      refuse("was written by a newer taskhost (store schema version " + std::to_string(version) +
+             "; this taskhost knows versions up to " + std::to_string(migrations.size()) +
+             "). Run the newer taskhost, or point store.path at another file.");
+    for (auto v = version; v < static_cast<int64_t>(migrations.size()); ++v) {
+      sqlite::transaction(w, [&] {
+        w.exec(migrations[static_cast<size_t>(v)]);
+        w.exec("DELETE FROM taskhost_schema");
+        w.exec("INSERT INTO taskhost_schema(version) VALUES (" + std::to_string(v + 1) + ")");
+      });
+      if (version > 0) log::info("store migrated", {{"path", path}, {"from", v}, {"to", v + 1}});
+    }
+    if (in_memory) {
+      db_->read_mu = &db_->write_mu;
+    } else {
+      db_->reader = std::make_unique<sqlite::db>(path, false);
+      db_->reader->exec("PRAGMA query_only=1");
+    }
+    // Every run that was not final when the last process stopped is hot again.
+    auto st = w.prepare("SELECT " + std::string(run_columns) +
+                        ", payload, output FROM runs WHERE finished_at IS NULL ORDER BY created_at, id");
+    while (st.step()) {
+      hot_run h;
+      h.r = read_row(st, true);
+      if (is_final(h.r.status)) continue;
+      h.committed = true;
+      {
+        auto ls = w.prepare("SELECT time, attempt, level, message, attributes FROM run_logs WHERE run_id = ? ORDER BY seq");
+        ls.bind(1, h.r.id);
+        while (ls.step())
+          h.r.logs.push_back({from_ms(ls.int64(0)), static_cast<int>(ls.int64(1)), ls.text(2), ls.text(3),
+                              ls.is_null(4) ? json() : json::parse(ls.text(4), nullptr, false)});
+      }
+      h.logs_persisted = h.r.logs.size();
+      unfinished_.push_back(h.r.id);
+      if (!h.r.idempotency_key.empty()) idem_[h.r.task_id + '\n' + h.r.idempotency_key] = h.r.id;
+      hot_.emplace(h.r.id, std::move(h));
+    }
+  } catch (const sqlite::error& e) {
+    std::string msg = e.what();
+    if ((e.code() & 0xff) == 26 /*SQLITE_NOTADB*/ || (e.code() & 0xff) == 11 /*SQLITE_CORRUPT*/)
+      msg += ". taskhost never recreates a store: move the file away to start with an empty one";
+    refuse(msg);
+  }
+}
+
+run_store::~run_store() = default;
+
+void run_store::set_notify(std::function<void()> notify) {
+  std::lock_guard lock(mu_);
+  notify_ = std::move(notify);
+}
+
+void run_store::mark_dirty_locked(const std::string& id, hot_run& h) {
+  if (!h.dirty) {
+    h.dirty = true;
+    dirty_.push_back(id);
+  }
+}
+
+void run_store::create(run_record r, std::function<void(create_result)> created) {
+  std::function<void()> notify;
+  std::optional<create_result> answer_now;
+  {
+    std::unique_lock lock(mu_);
+    if (!r.idempotency_key.empty()) {
+      const std::string k = r.task_id + '\n' + r.idempotency_key;
+      const auto now = clock_type::now();
+      auto usable = [&](run_status s, const std::optional<time_point>& expires) {
+        return !releases_idempotency_key(s) && (!expires || *expires > now);
+      };
+      if (auto it = idem_.find(k); it != idem_.end()) {
+        auto h = hot_.find(it->second);
+        if (h != hot_.end() && usable(h->second.r.status, h->second.r.idempotency_expires_at)) {
+          if (!h->second.committed) {
+            h->second.created.push_back([created = std::move(created)](create_result res) {
+              if (res.status == 200) res.cached = true;
+              created(std::move(res));
+            });
+            return;
+          }
+          answer_now = create_result{200, h->second.r.id, true, {}};
+        }
+      }
+      if (!answer_now && !idem_.count(k)) {
+        std::lock_guard rl(*db_->read_mu);
+        auto st = db_->read_db().prepare(
+            "SELECT id, status, idempotency_expires_at FROM runs WHERE task_id = ? AND idempotency_key = ? "
+            "ORDER BY created_at DESC, id DESC LIMIT 1");
+        st.bind(1, r.task_id).bind(2, r.idempotency_key);
+        if (st.step()) {
+          auto s = run_status_from_string(st.text(1)).value_or(run_status::system_failure);
+          if (usable(s, opt_time(st.opt_int64(2)))) answer_now = create_result{200, st.text(0), true, {}};
+        }
+      }
+      if (!answer_now) idem_[k] = r.id;
+    }
+    if (!answer_now) {
+      std::string id = r.id;
+      hot_run h;
+      h.r = std::move(r);
+      h.created.push_back(std::move(created));
+      auto [it, inserted] = hot_.emplace(id, std::move(h));
+      mark_dirty_locked(id, it->second);
+      if (!notified_) {
+        notified_ = true;
+        notify = notify_;
+      }
+    }
+  }
+  if (answer_now) return created(std::move(*answer_now));
+  if (notify) notify();
+}
+
+void run_store::after_commit(std::function<void(bool, const std::string&)> f) {
+  std::function<void()> notify;
+  {
+    std::lock_guard lock(mu_);
+    commit_waiters_.push_back(std::move(f));
+    if (!notified_) {
+      notified_ = true;
+      notify = notify_;
+    }
+  }
+  if (notify) notify();
+}
+
+std::optional<run_record> run_store::load_locked(const std::string& id, bool with_logs) const {
+  std::lock_guard rl(*db_->read_mu);
+  auto& d = db_->read_db();
+  auto st = d.prepare("SELECT " + std::string(run_columns) + ", payload, output FROM runs WHERE id = ?");
+  st.bind(1, id);
+  if (!st.step()) return std::nullopt;
+  run_record r = read_row(st, true);
+  if (with_logs) {
+    auto ls = d.prepare("SELECT time, attempt, level, message, attributes FROM run_logs WHERE run_id = ? ORDER BY seq");
+    ls.bind(1, id);
+    while (ls.step())
+      r.logs.push_back({from_ms(ls.int64(0)), static_cast<int>(ls.int64(1)), ls.text(2), ls.text(3),
+                        ls.is_null(4) ? json() : json::parse(ls.text(4), nullptr, false)});
+  }
+  return r;
+}
+
+std::optional<run_record> run_store::get(const std::string& id) const {
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = hot_.find(id); it != hot_.end()) return it->second.r;
+  }
+  // Not hot: final and committed (runs leave memory only after their commit), or unknown.
+  return load_locked(id, true);
+}
+
+bool run_store::read(const std::string& id, const std::function<void(const run_record&)>& f) const {
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = hot_.find(id); it != hot_.end()) {
+      f(it->second.r);
+      return true;
+    }
+  }
+  auto r = load_locked(id, true);
+  if (!r) return false;
+  f(*r);
   return true;
+}
+
+bool run_store::update(const std::string& id, const std::function<void(run_record&)>& f) {
+  std::function<void()> notify;
+  {
+    std::lock_guard lock(mu_);
+    auto it = hot_.find(id);
+    if (it == hot_.end()) {
+      auto r = load_locked(id, true);
+      if (!r) return false;
+      hot_run h;
+      h.r = std::move(*r);
+      h.committed = true;
+      h.logs_persisted = h.r.logs.size();
+      it = hot_.emplace(id, std::move(h)).first;
+    }
+    f(it->second.r);
+    it->second.r.updated_at = clock_type::now();
+    mark_dirty_locked(id, it->second);
+    if (!notified_) {
+      notified_ = true;
+      notify = notify_;
+    }
+  }
+  if (notify) notify();
+  return true;
+}
+
+bool run_store::read_live(const std::string& id, const std::function<void(const run_record&)>& f) const {
+  std::lock_guard lock(mu_);
+  auto it = hot_.find(id);
+  if (it == hot_.end() || is_final(it->second.r.status)) return false;
+  f(it->second.r);
+  return true;
+}
+
+bool run_store::update_live(const std::string& id, const std::function<void(run_record&)>& f) {
+  std::function<void()> notify;
+  {
+    std::lock_guard lock(mu_);
+    auto it = hot_.find(id);
+    if (it == hot_.end() || is_final(it->second.r.status)) return false;
+    f(it->second.r);
+    it->second.r.updated_at = clock_type::now();
+    mark_dirty_locked(id, it->second);
+    if (!notified_) {
+      notified_ = true;
+      notify = notify_;
+    }
+  }
+  if (notify) notify();
+  return true;
+}
+
+bool run_store::dirty() const {
+  std::lock_guard lock(mu_);
+  return !dirty_.empty() || !commit_waiters_.empty();
+}
+
+run_store::stats_t run_store::stats() const {
+  std::lock_guard lock(mu_);
+  auto s = stats_;
+  s.hot_runs = hot_.size();
+  return s;
+}
+
+std::vector<std::string> run_store::unfinished_runs() const {
+  std::lock_guard lock(mu_);
+  return unfinished_;
+}
+
+namespace {
+
+/// A run's row, serialized under the store's lock and written without it.
+struct row_op {
+  std::string id;
+  bool insert = false;
+  std::string task_id, status, payload, payload_type, output, error, metadata, tags, attempts, ttl;
+  std::string idem_key, idem_user;
+  int64_t created = 0, updated = 0, ttl_ms = 0, max_attempts = 0, max_duration_ms = 0, log_bytes = 0, logs_truncated = 0;
+  std::optional<int64_t> started, finished, delay_until, expires_at, retry_at, idem_expires;
+  std::vector<std::string> tag_list;
+  size_t logs_from = 0;
+  std::vector<log_line> new_logs;
+  std::vector<std::function<void(create_result)>> created_waiters;
+};
+
+}  // namespace
+
+bool run_store::flush() {
+  std::vector<row_op> ops;
+  std::vector<std::function<void(bool, const std::string&)>> waiters;
+  {
+    std::lock_guard lock(mu_);
+    notified_ = false;
+    waiters.swap(commit_waiters_);
+    ops.reserve(dirty_.size());
+    for (const auto& id : dirty_) {
+      auto it = hot_.find(id);
+      if (it == hot_.end()) continue;
+      hot_run& h = it->second;
+      h.dirty = false;
+      const run_record& r = h.r;
+      row_op op;
+      op.id = id;
+      op.insert = !h.committed;
+      op.task_id = r.task_id;
+      op.status = std::string(to_string(r.status));
+      if (op.insert) {
+        op.payload = dump(r.payload);
+        op.payload_type = r.payload_type;
+        op.tags = dump(json(r.tags));
+        op.tag_list = r.tags;
+        op.ttl = r.ttl;
+        op.ttl_ms = r.ttl_ms;
+        op.max_attempts = r.max_attempts;
+        op.max_duration_ms = r.max_duration_ms;
+        op.created = to_ms(r.created_at);
+        op.created_waiters.swap(h.created);
+      }
+      if (r.output) op.output = dump(*r.output);
+      if (r.error) op.error = dump(*r.error);
+      if (!r.metadata.is_null()) op.metadata = dump(r.metadata);
+      op.attempts = dump(attempts_to_storage(r.attempts));
+      op.idem_key = r.idempotency_key;
+      op.idem_user = r.idempotency_key_user;
+      op.idem_expires = opt_ms(r.idempotency_expires_at);
+      op.updated = to_ms(r.updated_at);
+      op.started = opt_ms(r.started_at);
+      op.finished = is_final(r.status) ? opt_ms(r.finished_at ? r.finished_at : std::optional<time_point>(r.updated_at)) : std::nullopt;
+      op.delay_until = opt_ms(r.delay_until);
+      op.expires_at = opt_ms(r.expires_at);
+      op.retry_at = opt_ms(r.retry_at);
+      op.log_bytes = static_cast<int64_t>(r.log_bytes);
+      op.logs_truncated = r.logs_truncated;
+      op.logs_from = h.logs_persisted;
+      if (r.logs.size() > h.logs_persisted) op.new_logs.assign(r.logs.begin() + static_cast<ptrdiff_t>(h.logs_persisted), r.logs.end());
+      ops.push_back(std::move(op));
+    }
+    dirty_.clear();
+  }
+
+  std::string error;
+  bool ok = true;
+  if (!ops.empty()) {
+    std::lock_guard wl(db_->write_mu);
+    auto& w = *db_->writer;
+    try {
+      sqlite::transaction(w, [&] {
+        auto ins = w.prepare(
+            "INSERT INTO runs (id, task_id, status, created_at, updated_at, started_at, finished_at, delay_until, "
+            "expires_at, retry_at, ttl, ttl_ms, idempotency_key, idempotency_key_user, idempotency_expires_at, "
+            "max_attempts, max_duration_ms, payload_type, error, metadata, tags, attempts, log_bytes, logs_truncated, "
+            "payload, output) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+        auto upd = w.prepare(
+            "UPDATE runs SET status=?, updated_at=?, started_at=?, finished_at=?, delay_until=?, expires_at=?, "
+            "retry_at=?, idempotency_key=?, idempotency_key_user=?, idempotency_expires_at=?, error=?, metadata=?, "
+            "attempts=?, log_bytes=?, logs_truncated=?, output=? WHERE id=?");
+        auto tag = w.prepare("INSERT OR IGNORE INTO run_tags (tag, run_id) VALUES (?, ?)");
+        auto logq = w.prepare(
+            "INSERT OR REPLACE INTO run_logs (run_id, seq, time, attempt, level, message, attributes) VALUES (?,?,?,?,?,?,?)");
+        for (const auto& op : ops) {
+          if (op.insert) {
+            ins.bind(1, op.id).bind(2, op.task_id).bind(3, op.status).bind(4, op.created).bind(5, op.updated);
+            ins.bind(6, op.started).bind(7, op.finished).bind(8, op.delay_until).bind(9, op.expires_at).bind(10, op.retry_at);
+            ins.bind_text_or_null(11, op.ttl).bind(12, op.ttl_ms).bind_text_or_null(13, op.idem_key);
+            ins.bind_text_or_null(14, op.idem_user).bind(15, op.idem_expires).bind(16, op.max_attempts);
+            ins.bind(17, op.max_duration_ms).bind(18, op.payload_type).bind_text_or_null(19, op.error);
+            ins.bind_text_or_null(20, op.metadata).bind(21, op.tags).bind(22, op.attempts).bind(23, op.log_bytes);
+            ins.bind(24, op.logs_truncated).bind(25, op.payload).bind_text_or_null(26, op.output);
+            ins.step();
+            ins.reset();
+            for (const auto& t : op.tag_list) {
+              tag.bind(1, t).bind(2, op.id);
+              tag.step();
+              tag.reset();
+            }
+          } else {
+            upd.bind(1, op.status).bind(2, op.updated).bind(3, op.started).bind(4, op.finished).bind(5, op.delay_until);
+            upd.bind(6, op.expires_at).bind(7, op.retry_at).bind_text_or_null(8, op.idem_key).bind_text_or_null(9, op.idem_user);
+            upd.bind(10, op.idem_expires).bind_text_or_null(11, op.error).bind_text_or_null(12, op.metadata);
+            upd.bind(13, op.attempts).bind(14, op.log_bytes).bind(15, op.logs_truncated).bind_text_or_null(16, op.output);
+            upd.bind(17, op.id);
+            upd.step();
+            upd.reset();
+          }
+          for (size_t i = 0; i < op.new_logs.size(); ++i) {
+            const auto& l = op.new_logs[i];
+            logq.bind(1, op.id).bind(2, static_cast<int64_t>(op.logs_from + i)).bind(3, to_ms(l.time)).bind(4, int64_t{l.attempt});
+            logq.bind(5, l.level).bind(6, l.message);
+            if (l.attributes.is_object() && !l.attributes.empty()) logq.bind(7, dump(l.attributes));
+            else logq.bind_null(7);
+            logq.step();
+            logq.reset();
+          }
+        }
+      });
+    } catch (const sqlite::error& e) {
+      ok = false;
+      error = e.disk_full() ? std::string("the run store's disk is full (") + e.what() + ")"
+                            : std::string("the run store could not commit: ") + e.what();
+    }
+  }
+
+  std::vector<std::pair<std::function<void(create_result)>, create_result>> answers;
+  {
+    std::lock_guard lock(mu_);
+    if (ok) {
+      ++stats_.commits;
+      stats_.rows_written += ops.size();
+    } else {
+      ++stats_.failed_commits;
+    }
+    for (auto& op : ops) {
+      auto it = hot_.find(op.id);
+      if (it == hot_.end()) continue;
+      hot_run& h = it->second;
+      if (ok) {
+        h.committed = true;
+        h.logs_persisted = std::max(h.logs_persisted, op.logs_from + op.new_logs.size());
+        for (auto& c : op.created_waiters) answers.emplace_back(std::move(c), create_result{200, op.id, false, {}});
+        if (!h.dirty && is_final(h.r.status) && h.created.empty()) {
+          auto k = h.r.task_id + '\n' + h.r.idempotency_key;
+          if (auto i = idem_.find(k); i != idem_.end() && i->second == op.id) idem_.erase(i);
+          hot_.erase(it);
+        }
+      } else if (op.insert) {
+        // Never acknowledged, never routed: the run did not happen.
+        for (auto& c : op.created_waiters) answers.emplace_back(std::move(c), create_result{503, {}, false, error});
+        for (auto& c : h.created) answers.emplace_back(std::move(c), create_result{503, {}, false, error});
+        auto k = h.r.task_id + '\n' + h.r.idempotency_key;
+        if (auto i = idem_.find(k); i != idem_.end() && i->second == op.id) idem_.erase(i);
+        if (h.dirty) std::erase(dirty_, op.id);
+        hot_.erase(it);
+      } else {
+        mark_dirty_locked(op.id, h);  // try again at the next flush
+      }
+    }
+  }
+  for (auto& [f, res] : answers) f(std::move(res));
+  for (auto& w : waiters) w(ok, error);
+  return ok;
+}
+
+run_list_page run_store::list(const run_list_query& q) const {
+  std::string sql = "SELECT " + std::string(run_columns) + " FROM runs WHERE 1=1";
+  auto placeholders = [](size_t n) {
+    std::string s = "(";
+    for (size_t i = 0; i < n; ++i) s += i ? ",?" : "?";
+    return s + ")";
+  };
+  if (!q.statuses.empty()) sql += " AND status IN " + placeholders(q.statuses.size());
+  if (!q.task_ids.empty()) sql += " AND task_id IN " + placeholders(q.task_ids.size());
+  if (!q.tags.empty()) sql += " AND id IN (SELECT run_id FROM run_tags WHERE tag IN " + placeholders(q.tags.size()) + ")";
+  if (q.created_from) sql += " AND created_at >= ?";
+  if (q.created_to) sql += " AND created_at <= ?";
+  int64_t c_ms = 0;
+  std::string c_id;
+  const bool backwards = q.after.empty() && !q.before.empty();
+  if (!q.after.empty() && parse_cursor(q.after, c_ms, c_id)) sql += " AND (created_at < ? OR (created_at = ? AND id < ?))";
+  else if (backwards && parse_cursor(q.before, c_ms, c_id)) sql += " AND (created_at > ? OR (created_at = ? AND id > ?))";
+  sql += backwards ? " ORDER BY created_at ASC, id ASC" : " ORDER BY created_at DESC, id DESC";
+  const size_t size = std::clamp<size_t>(q.page_size, 1, 100);
+  sql += " LIMIT " + std::to_string(size + 1);
+
+  run_list_page page;
+  {
+    std::lock_guard rl(*db_->read_mu);
+    auto st = db_->read_db().prepare(sql);
+    int i = 1;
+    for (auto s : q.statuses) st.bind(i++, to_string(s));
+    for (const auto& t : q.task_ids) st.bind(i++, t);
+    for (const auto& t : q.tags) st.bind(i++, t);
+    if (q.created_from) st.bind(i++, to_ms(*q.created_from));
+    if (q.created_to) st.bind(i++, to_ms(*q.created_to));
+    if (!c_id.empty()) {
+      st.bind(i, c_ms).bind(i + 1, c_ms).bind(i + 2, c_id);
+      i += 3;
+    }
+    while (st.step()) page.runs.push_back(read_row(st, false));
+  }
+  const bool more = page.runs.size() > size;
+  if (more) page.runs.pop_back();
+  if (backwards) std::reverse(page.runs.begin(), page.runs.end());
+  if (!page.runs.empty()) {
+    if (backwards) {
+      if (more) page.previous = make_cursor(page.runs.front());
+      page.next = make_cursor(page.runs.back());
+    } else {
+      if (more) page.next = make_cursor(page.runs.back());
+      if (!q.after.empty()) page.previous = make_cursor(page.runs.front());
+    }
+  }
+  // Runs still going: show their state as it is now, not as last committed.
+  std::lock_guard lock(mu_);
+  for (auto& r : page.runs) {
+    auto it = hot_.find(r.id);
+    if (it == hot_.end()) continue;
+    r = it->second.r;
+    r.payload = nullptr;
+    r.output.reset();
+    r.logs.clear();
+  }
+  return page;
+}
+
+size_t run_store::purge_finished_before(time_point cutoff) {
+  std::lock_guard wl(db_->write_mu);
+  auto& w = *db_->writer;
+  size_t n = 0;
+  const int64_t ms = to_ms(cutoff);
+  sqlite::transaction(w, [&] {
+    const std::string old = "(SELECT id FROM runs WHERE finished_at IS NOT NULL AND finished_at < " + std::to_string(ms) + ")";
+    w.exec("DELETE FROM run_tags WHERE run_id IN " + old);
+    w.exec("DELETE FROM run_logs WHERE run_id IN " + old);
+    auto st = w.prepare("DELETE FROM runs WHERE finished_at IS NOT NULL AND finished_at < ?");
+    st.bind(1, ms);
+    st.step();
+    n = static_cast<size_t>(w.changes());
+  });
+  return n;
 }
 
 }  // namespace taskhost

@@ -1,40 +1,158 @@
-// Where runs live. The walking skeleton keeps them in memory; the SQLite store (durable runs)
-// implements the same interface.
+// Where runs live: SQLite on disk (WAL), with the runs that are still going kept in memory.
+//
+// The model: every run that is not final is "hot" — held in memory, read and changed under one
+// mutex by the actors that drive it. A change marks the run dirty; the store's writer (one actor,
+// actors/store_writer.cpp) calls flush(), which writes every dirty run in ONE transaction (group
+// commit) and then calls the waiters of what it committed. A new run is acknowledged (its
+// `created` callback) only after the transaction holding it has committed, and only then is it
+// handed to its supervisor. Once a final run is committed it leaves memory; reads of it go to
+// SQLite. After a crash, what was not committed never happened: the run it belonged to was either
+// never acknowledged, or is found at start in its last committed state and recovered.
+//
+// Example:
+//
+//   taskhost::run_store store({.path = "/tmp/runs.db"});
+//   store.set_notify([&] { /* wake the writer, which calls store.flush() */ });
+//   store.create(std::move(rec), [](taskhost::create_result r) { /* committed: r.run_id */ });
+//   store.update(id, [](taskhost::run_record& r) { r.status = taskhost::run_status::executing; });
 #pragma once
 
+#include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
-#include <shared_mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "runtime/run.hpp"
 
 namespace taskhost {
 
-/// Thread-safe store of runs. OWNERSHIP: returns copies; nothing returned aliases the store.
-class run_store {
+namespace sqlite {
+class db;
+}
+
+/// The store could not be opened or is unusable; what() names the path and SQLite's message.
+class store_error : public std::runtime_error {
 public:
-  virtual ~run_store() = default;
-  virtual void insert(run_record r) = 0;
-  virtual std::optional<run_record> get(const std::string& id) const = 0;
-  /// Calls `f` with the run under the store's lock, without copying it. False if unknown.
-  virtual bool read(const std::string& id, const std::function<void(const run_record&)>& f) const = 0;
-  /// Applies `f` to the run under the store's lock and stamps updated_at. False if unknown.
-  virtual bool update(const std::string& id, const std::function<void(run_record&)>& f) = 0;
+  using std::runtime_error::runtime_error;
 };
 
-class memory_run_store final : public run_store {
+struct store_options {
+  std::string path = ":memory:";  ///< a file, or ":memory:" (nothing survives the process)
+  bool full_durability = false;   ///< synchronous=FULL (survives power loss) instead of NORMAL
+};
+
+/// The outcome of create(): committed (status 200, maybe an earlier run for the same idempotency
+/// key: cached), or refused (503 when the store could not commit, with the reason).
+struct create_result {
+  int status = 200;
+  std::string run_id;
+  bool cached = false;
+  std::string error;
+};
+
+struct run_list_query {
+  std::vector<run_status> statuses;       ///< any of; empty = all
+  std::vector<std::string> task_ids;      ///< any of
+  std::vector<std::string> tags;          ///< runs with any of these tags
+  std::optional<time_point> created_from; ///< inclusive
+  std::optional<time_point> created_to;   ///< inclusive
+  size_t page_size = 25;
+  std::string after;                      ///< cursor: runs older than it
+  std::string before;                     ///< cursor: runs newer than it
+};
+
+struct run_list_page {
+  std::vector<run_record> runs;           ///< newest first; without payload, output and logs
+  std::string next;                       ///< cursor for the next (older) page; "" = none
+  std::string previous;                   ///< cursor for the previous (newer) page; "" = none
+};
+
+/// Rejects a cursor that this store did not make. Returns false if `cursor` is malformed.
+bool valid_list_cursor(const std::string& cursor);
+
+class run_store {
 public:
-  void insert(run_record r) override;
-  std::optional<run_record> get(const std::string& id) const override;
-  bool read(const std::string& id, const std::function<void(const run_record&)>& f) const override;
-  bool update(const std::string& id, const std::function<void(run_record&)>& f) override;
+  /// Opens or creates the store, migrating its schema forward. Throws store_error: not SQLite,
+  /// corrupt, written by a newer taskhost, or the place cannot be written.
+  explicit run_store(store_options opts);
+  ~run_store();
+  run_store(const run_store&) = delete;
+  run_store& operator=(const run_store&) = delete;
+
+  const store_options& options() const { return opts_; }
+
+  /// Called (on any thread, without the store's lock) whenever there is something to flush.
+  void set_notify(std::function<void()> notify);
+
+  /// Records a new run. If it carries an idempotency key that a live run of the same task holds
+  /// (not expired, not released by a failure), nothing is recorded and `created` gets that run's
+  /// id with cached = true. `created` is called exactly once, after the commit, from the writer's
+  /// thread (or at once for a cached run already committed).
+  void create(run_record r, std::function<void(create_result)> created);
+
+  /// Calls `f` once everything changed before this call is committed (true), or the commit failed
+  /// (false, with the reason).
+  void after_commit(std::function<void(bool ok, const std::string& error)> f);
+
+  std::optional<run_record> get(const std::string& id) const;
+  /// Calls `f` with the run without copying it (under the store's lock). False if unknown.
+  bool read(const std::string& id, const std::function<void(const run_record&)>& f) const;
+  /// Applies `f` to the run under the store's lock, stamps updated_at and marks it for the next
+  /// commit. A final run is loaded back from SQLite for this. False if unknown.
+  bool update(const std::string& id, const std::function<void(run_record&)>& f);
+
+  /// Like read() and update(), for a run that is not final yet: false (and `f` not called) for a
+  /// final or unknown run. Never touches SQLite: this is what the actors use on their hot path.
+  bool read_live(const std::string& id, const std::function<void(const run_record&)>& f) const;
+  bool update_live(const std::string& id, const std::function<void(run_record&)>& f);
+
+  run_list_page list(const run_list_query& q) const;
+
+  /// The runs that were not final when the store was opened (the previous process stopped with
+  /// them in flight), oldest first. Recovery changes them with update().
+  std::vector<std::string> unfinished_runs() const;
+
+  /// Writes every dirty run in one transaction. Returns false if the commit failed (disk full,
+  /// I/O error): new runs in it are refused (503), changes to existing runs stay dirty for the
+  /// next try. Called by the writer only.
+  bool flush();
+  /// True if there is something to flush.
+  bool dirty() const;
+
+  /// Deletes final runs that finished before `cutoff`, with their tags and logs. Returns how many.
+  size_t purge_finished_before(time_point cutoff);
+
+  struct stats_t {
+    size_t hot_runs = 0;       ///< in memory (not final, or not yet committed)
+    uint64_t commits = 0;
+    uint64_t rows_written = 0;
+    uint64_t failed_commits = 0;
+  };
+  stats_t stats() const;
 
 private:
-  mutable std::shared_mutex mu_;
-  std::unordered_map<std::string, run_record> runs_;
+  struct hot_run;
+  struct db_state;
+
+  void mark_dirty_locked(const std::string& id, hot_run& h);
+  std::optional<run_record> load_locked(const std::string& id, bool with_logs) const;
+
+  store_options opts_;
+  std::unique_ptr<db_state> db_;
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, hot_run> hot_;
+  std::unordered_map<std::string, std::string> idem_;  ///< task '\n' key → run id, for hot runs
+  std::vector<std::string> dirty_;
+  std::vector<std::function<void(bool, const std::string&)>> commit_waiters_;
+  std::function<void()> notify_;
+  bool notified_ = false;
+  std::vector<std::string> unfinished_;
+  stats_t stats_;
 };
 
 }  // namespace taskhost

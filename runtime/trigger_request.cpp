@@ -1,7 +1,13 @@
 #include "runtime/trigger_request.hpp"
 
 #include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <ctime>
 #include <set>
+
+#include "runtime/run.hpp"
+#include "taskhost/config/duration.hpp"
 
 namespace taskhost {
 namespace {
@@ -11,12 +17,84 @@ using json = nlohmann::json;
 trigger_parse_result fail(int status, std::string msg) { return {std::nullopt, {status, std::move(msg)}}; }
 
 // Options that change what a run does and that this taskhost does not implement yet: refusing
-// them beats silently running without them (a delay ignored, a duplicate run created, ...).
+// them beats silently running without them (a run started too early, ...).
 const std::set<std::string, std::less<>> unsupported_options = {
-    "delay", "ttl", "idempotencyKey", "idempotencyKeyTTL", "metadata",
     "concurrencyKey", "priority", "parentRunId", "resumeParentOnCompletion"};
 
 }  // namespace
+
+std::optional<std::chrono::system_clock::time_point> parse_iso_time(std::string_view s) {
+  // YYYY-MM-DD[T ]HH:MM[:SS[.fff]](Z|±HH[:]MM)
+  auto digits = [&](size_t pos, size_t n, int& out) {
+    if (pos + n > s.size()) return false;
+    out = 0;
+    for (size_t i = pos; i < pos + n; ++i) {
+      if (!std::isdigit(static_cast<unsigned char>(s[i]))) return false;
+      out = out * 10 + (s[i] - '0');
+    }
+    return true;
+  };
+  int y, mo, d, h, mi, sec = 0;
+  if (!digits(0, 4, y) || s.size() < 16 || s[4] != '-' || !digits(5, 2, mo) || s[7] != '-' || !digits(8, 2, d) ||
+      (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || !digits(11, 2, h) || s[13] != ':' || !digits(14, 2, mi))
+    return std::nullopt;
+  size_t i = 16;
+  int64_t ms = 0;
+  if (i < s.size() && s[i] == ':') {
+    if (!digits(i + 1, 2, sec)) return std::nullopt;
+    i += 3;
+    if (i < s.size() && s[i] == '.') {
+      ++i;
+      int64_t scale = 100;
+      size_t start = i;
+      while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) {
+        ms += (s[i] - '0') * scale;
+        scale /= 10;
+        ++i;
+      }
+      if (i == start) return std::nullopt;
+    }
+  }
+  int offset_min = 0;
+  if (i < s.size() && (s[i] == 'Z' || s[i] == 'z')) {
+    ++i;
+  } else if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
+    int oh, om;
+    int sign = s[i] == '-' ? -1 : 1;
+    if (!digits(i + 1, 2, oh)) return std::nullopt;
+    size_t j = i + 3;
+    if (j < s.size() && s[j] == ':') ++j;
+    if (!digits(j, 2, om)) return std::nullopt;
+    offset_min = sign * (oh * 60 + om);
+    i = j + 2;
+  } else {
+    return std::nullopt;  // a time without a zone is ambiguous
+  }
+  if (i != s.size() || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return std::nullopt;
+  std::tm tm{};
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = sec;
+  std::time_t t = timegm(&tm);
+  if (t == static_cast<std::time_t>(-1) && y != 1969) return std::nullopt;
+  return std::chrono::system_clock::time_point(std::chrono::seconds(t - offset_min * 60) + std::chrono::milliseconds(ms));
+}
+
+std::optional<std::chrono::system_clock::time_point> parse_delay(const json& v, std::string& error) {
+  auto now = std::chrono::system_clock::now();
+  if (v.is_string()) {
+    const auto& s = v.get_ref<const std::string&>();
+    if (auto d = config::parse_duration(s)) return now + *d;
+    if (auto t = parse_iso_time(s)) return std::max(*t, now);
+    error = "'" + s.substr(0, 100) + "' is neither a duration like \"30s\" or \"1h30m\" (units w d h m s) nor an ISO date";
+    return std::nullopt;
+  }
+  error = "must be a duration string like \"30s\" or an ISO date string";
+  return std::nullopt;
+}
 
 trigger_parse_result parse_trigger_body(std::string_view task_id, std::string_view body, uint64_t max_payload_bytes) {
   trigger_input in;
@@ -99,6 +177,54 @@ trigger_parse_result parse_trigger_body(std::string_view task_id, std::string_vi
     }
     std::sort(in.tags.begin(), in.tags.end());
     in.tags.erase(std::unique(in.tags.begin(), in.tags.end()), in.tags.end());
+  }
+  if (auto it = options.find("delay"); it != options.end() && !it->is_null()) {
+    std::string err;
+    auto at = parse_delay(*it, err);
+    if (!at) return fail(400, "options.delay: " + err);
+    if (*at > std::chrono::system_clock::now()) in.delay_until = at;
+  }
+  if (auto it = options.find("ttl"); it != options.end() && !it->is_null()) {
+    if (it->is_number()) {
+      if (it->get<double>() <= 0) return fail(400, "options.ttl must be positive");
+      in.ttl_ms = static_cast<int64_t>(it->get<double>() * 1000);
+      in.ttl = std::to_string(static_cast<int64_t>(it->get<double>())) + "s";
+    } else if (it->is_string()) {
+      auto d = config::parse_duration(it->get<std::string>());
+      if (!d || d->count() <= 0)
+        return fail(400, "options.ttl: '" + it->get<std::string>().substr(0, 100) + "' is not a duration like \"10m\" or \"1h\"");
+      in.ttl_ms = d->count();
+      in.ttl = it->get<std::string>();
+    } else {
+      return fail(400, "options.ttl must be a duration string like \"10m\" or a number of seconds");
+    }
+  }
+  if (auto it = options.find("idempotencyKey"); it != options.end() && !it->is_null()) {
+    if (!it->is_string() || it->get_ref<const std::string&>().empty())
+      return fail(400, "options.idempotencyKey must be a non-empty string");
+    if (it->get_ref<const std::string&>().size() > max_idempotency_key_chars)
+      return fail(400, "options.idempotencyKey is " + std::to_string(it->get_ref<const std::string&>().size()) +
+                           " characters; at most " + std::to_string(max_idempotency_key_chars) + " are allowed");
+    in.idempotency_key = it->get<std::string>();
+    if (auto o = options.find("idempotencyKeyOptions"); o != options.end() && o->is_object())
+      if (auto k = o->find("key"); k != o->end() && k->is_string() && k->get_ref<const std::string&>().size() <= max_idempotency_key_chars)
+        in.idempotency_key_user = k->get<std::string>();
+  }
+  if (auto it = options.find("idempotencyKeyTTL"); it != options.end() && !it->is_null()) {
+    // Trigger.dev's grammar for this one is stricter: one number and one unit.
+    std::string s = it->is_string() ? it->get<std::string>() : "";
+    bool ok = s.size() >= 2 && std::string_view("smhd").find(s.back()) != std::string_view::npos &&
+              std::all_of(s.begin(), s.end() - 1, [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+    auto d = ok ? config::parse_duration(s) : std::nullopt;
+    if (!d || d->count() <= 0) return fail(400, "options.idempotencyKeyTTL must be like \"30s\", \"10m\", \"2h\" or \"7d\"");
+    in.idempotency_key_ttl_ms = d->count();
+  }
+  if (auto it = options.find("metadata"); it != options.end() && !it->is_null()) {
+    if (!it->is_object()) return fail(400, "options.metadata must be a JSON object");
+    auto size = it->dump().size();
+    if (size > max_metadata_bytes)
+      return fail(413, "options.metadata is " + std::to_string(size) + " bytes; the limit is " + std::to_string(max_metadata_bytes));
+    in.metadata = *it;
   }
   return {std::move(in), {}};
 }

@@ -6,6 +6,7 @@
 // shared/reference/trigger-rest-api.md §4 and §5.1.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -22,7 +23,17 @@ struct trigger_input {
   std::string payload_type = "application/json"; ///< as sent
   int max_attempts = 0;                          ///< 0 = the task's policy
   int64_t max_duration_ms = 0;                   ///< 0 = the task's (options.maxDuration, seconds)
-  std::vector<std::string> tags;                 ///< sorted, unique
+  std::vector<std::string> tags;                 ///< sorted, unique (≤ 10, each ≤ 128 chars)
+  /// DELAYED until then (options.delay: a duration from now, or an ISO date; a past date = none).
+  std::optional<std::chrono::system_clock::time_point> delay_until;
+  std::string ttl;                               ///< options.ttl as given, e.g. "10m"
+  int64_t ttl_ms = 0;                            ///< 0 = no TTL
+  /// options.idempotencyKey (≤ 2048 chars): a second trigger of the same task with the same key
+  /// returns the first run, until that run fails or the key's TTL passes.
+  std::string idempotency_key;
+  std::string idempotency_key_user;              ///< options.idempotencyKeyOptions.key, for display
+  int64_t idempotency_key_ttl_ms = 30LL * 86400 * 1000;  ///< options.idempotencyKeyTTL; default 30 days
+  nlohmann::json metadata;                       ///< options.metadata: an object ≤ 256 KB, or null
 };
 
 /// A refused trigger: the HTTP status to answer and a message naming the field.
@@ -37,5 +48,12 @@ struct trigger_parse_result {
 };
 
 trigger_parse_result parse_trigger_body(std::string_view task_id, std::string_view body, uint64_t max_payload_bytes);
+
+/// An ISO 8601 / RFC 3339 date-time ("2026-01-02T03:04:05.678Z", "...+02:00"); nullopt if not one.
+std::optional<std::chrono::system_clock::time_point> parse_iso_time(std::string_view s);
+
+/// A delay as Trigger.dev takes it: a duration ("30s", "1h30m") from now, or an ISO date. A date
+/// in the past gives `now` (no delay). nullopt (and `error` set) if it is neither.
+std::optional<std::chrono::system_clock::time_point> parse_delay(const nlohmann::json& v, std::string& error);
 
 }  // namespace taskhost

@@ -209,6 +209,7 @@ deployment load_string(const std::string& yaml, const std::filesystem::path& fil
   const auto base = d.file.parent_path();
   d.state_dir = base / ".taskhost";
   bool has_plugins_dir = false;
+  bool has_store_path = false;
   YAML::Node tasks_node;  // read after `defaults`, whatever the order in the file
 
   rd.mapping(root, "the deployment",
@@ -244,7 +245,24 @@ deployment load_string(const std::string& yaml, const std::filesystem::path& fil
      {"limits", [&](auto&, auto& v) {
         rd.mapping(v, "limits",
           {{"max_payload_bytes", [&](auto&, auto& x) {
-              d.max_payload_bytes = uint64_t(rd.integer(x, "limits.max_payload_bytes", 1, int64_t(1) << 32)); }}});
+              d.max_payload_bytes = uint64_t(rd.integer(x, "limits.max_payload_bytes", 1, int64_t(1) << 32)); }},
+           {"max_output_bytes", [&](auto&, auto& x) {
+              d.max_output_bytes = uint64_t(rd.integer(x, "limits.max_output_bytes", 1, int64_t(1) << 32)); }}});
+      }},
+     {"store", [&](auto&, auto& v) {
+        rd.mapping(v, "store",
+          {{"path", [&](auto&, auto& x) {
+              auto p = rd.string(x, "store.path");
+              if (p.empty()) rd.fail(x, "store.path must not be empty (use \":memory:\" for a store that is not kept)");
+              d.store.path = p == ":memory:" ? std::filesystem::path(p) : resolve(base, p);
+              has_store_path = true;
+            }},
+           {"durability", [&](auto&, auto& x) { d.store.full_durability = rd.one_of(x, "store.durability", {"normal", "full"}) == "full"; }},
+           {"retention_days", [&](auto&, auto& x) {
+              d.store.retention_days = rd.number(x, "store.retention_days");
+              if (!(d.store.retention_days > 0) || d.store.retention_days > 36500)
+                rd.fail(x, "store.retention_days must be a number of days above 0 (fractions allowed) and at most 36500");
+            }}});
       }},
      {"defaults", [&](auto&, auto& v) {
         rd.mapping(v, "defaults",
@@ -256,6 +274,7 @@ deployment load_string(const std::string& yaml, const std::filesystem::path& fil
 
   if (!has_plugins_dir) rd.fail(root, "missing required key 'plugins_dir' (the folder with the task plugins)");
   if (d.name.empty()) rd.fail(root, "missing required key 'name' (the deployment's name)");
+  if (!has_store_path) d.store.path = d.state_dir / "runs.db";
   if (d.http.max_body_bytes < d.max_payload_bytes)
     d.http.max_body_bytes = d.max_payload_bytes + (64u << 10);  // room for the envelope around a payload
 

@@ -336,7 +336,7 @@ TEST(TaskhostBinaryTest, PortInUseIsAClearStartError) {
   deployment_dir d;
   server first(d);
   auto port = first.url.substr(first.url.rfind(':') + 1);
-  d.tmp.write("second.yaml", "name: second\nplugins_dir: plugins\nhttp: {listen: '127.0.0.1:" + port + "'}\n");
+  d.tmp.write("second.yaml", "name: second\nplugins_dir: plugins\nstate_dir: state2\nhttp: {listen: '127.0.0.1:" + port + "'}\n");
   auto r = run_command({bin, "run", "--config", (d.tmp / "second.yaml").string()});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("cannot listen on 127.0.0.1:" + port), std::string::npos) << r.err;

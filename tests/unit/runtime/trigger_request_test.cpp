@@ -1,8 +1,12 @@
 #include "runtime/trigger_request.hpp"
 
+#include "runtime/run.hpp"
+
 #include <gtest/gtest.h>
 
 using nlohmann::json;
+using taskhost::format_time;
+using taskhost::parse_iso_time;
 using taskhost::parse_trigger_body;
 
 namespace {
@@ -79,9 +83,9 @@ TEST(TriggerRequestTest, OversizePayloadIs413) {
 }
 
 TEST(TriggerRequestTest, UnsupportedOptionsAreRefusedNotIgnored) {
-  auto r = parse_trigger_body("t", R"({"payload":1,"options":{"delay":"1h"}})", limit);
+  auto r = parse_trigger_body("t", R"({"payload":1,"options":{"concurrencyKey":"tenant-1"}})", limit);
   ASSERT_FALSE(r.input);
-  EXPECT_EQ(r.error.message, "option 'delay' is not supported by this taskhost yet");
+  EXPECT_EQ(r.error.message, "option 'concurrencyKey' is not supported by this taskhost yet");
   // Options that only matter to Trigger.dev's cloud are accepted and ignored (reference §5.1).
   EXPECT_TRUE(parse_trigger_body("t", R"({"payload":1,"options":{"machine":"small-1x","queue":{"name":"q"}}})", limit).input);
 }
@@ -110,4 +114,98 @@ TEST(TriggerRequestTest, MaxDurationIsSecondsAtLeastFive) {
     EXPECT_FALSE(r.input) << bad;
     EXPECT_EQ(r.error.message, "options.maxDuration must be a number of seconds, at least 5") << bad;
   }
+}
+
+TEST(TriggerRequestTest, DelayIsADurationOrAnIsoDate) {
+  auto before = std::chrono::system_clock::now();
+  auto d = parse_trigger_body("t", R"({"options":{"delay":"1h30m"}})", limit);
+  ASSERT_TRUE(d.input) << d.error.message;
+  ASSERT_TRUE(d.input->delay_until);
+  auto in = std::chrono::duration_cast<std::chrono::seconds>(*d.input->delay_until - before).count();
+  EXPECT_GE(in, 5399);
+  EXPECT_LE(in, 5401);
+
+  auto iso = parse_trigger_body("t", R"({"options":{"delay":"2099-01-02T03:04:05.250Z"}})", limit);
+  ASSERT_TRUE(iso.input && iso.input->delay_until);
+  EXPECT_EQ(format_time(*iso.input->delay_until), "2099-01-02T03:04:05.250Z");
+  auto offset = parse_trigger_body("t", R"({"options":{"delay":"2099-01-02T05:04:05+02:00"}})", limit);
+  ASSERT_TRUE(offset.input && offset.input->delay_until);
+  EXPECT_EQ(format_time(*offset.input->delay_until), "2099-01-02T03:04:05.000Z");
+
+  auto past = parse_trigger_body("t", R"({"options":{"delay":"2001-01-01T00:00:00Z"}})", limit);
+  ASSERT_TRUE(past.input);
+  EXPECT_FALSE(past.input->delay_until) << "a date in the past means no delay";
+
+  auto bad = parse_trigger_body("t", R"({"options":{"delay":"5 parsecs"}})", limit);
+  ASSERT_FALSE(bad.input);
+  EXPECT_EQ(bad.error.status, 400);
+  EXPECT_NE(bad.error.message.find("options.delay"), std::string::npos) << bad.error.message;
+  EXPECT_NE(bad.error.message.find("5 parsecs"), std::string::npos) << bad.error.message;
+  EXPECT_FALSE(parse_trigger_body("t", R"({"options":{"delay":30}})", limit).input);
+  EXPECT_FALSE(parse_iso_time("2026-13-01T00:00:00Z"));
+  EXPECT_FALSE(parse_iso_time("2026-01-01T00:00:00")) << "no zone: ambiguous";
+}
+
+TEST(TriggerRequestTest, TtlIsADurationOrSeconds) {
+  auto s = parse_trigger_body("t", R"({"options":{"ttl":"10m"}})", limit);
+  ASSERT_TRUE(s.input);
+  EXPECT_EQ(s.input->ttl_ms, 600000);
+  EXPECT_EQ(s.input->ttl, "10m");
+  auto n = parse_trigger_body("t", R"({"options":{"ttl":90}})", limit);
+  ASSERT_TRUE(n.input);
+  EXPECT_EQ(n.input->ttl_ms, 90000);
+  auto bad = parse_trigger_body("t", R"({"options":{"ttl":"soon"}})", limit);
+  ASSERT_FALSE(bad.input);
+  EXPECT_NE(bad.error.message.find("options.ttl"), std::string::npos);
+  EXPECT_FALSE(parse_trigger_body("t", R"({"options":{"ttl":-5}})", limit).input);
+}
+
+TEST(TriggerRequestTest, IdempotencyKeyAndItsTtl) {
+  auto k = parse_trigger_body(
+      "t", R"({"options":{"idempotencyKey":"abc","idempotencyKeyOptions":{"key":"order-1","scope":"run"},"idempotencyKeyTTL":"2h"}})", limit);
+  ASSERT_TRUE(k.input) << k.error.message;
+  EXPECT_EQ(k.input->idempotency_key, "abc");
+  EXPECT_EQ(k.input->idempotency_key_user, "order-1");
+  EXPECT_EQ(k.input->idempotency_key_ttl_ms, 2 * 3600 * 1000);
+  auto def = parse_trigger_body("t", R"({"options":{"idempotencyKey":"abc"}})", limit);
+  ASSERT_TRUE(def.input);
+  EXPECT_EQ(def.input->idempotency_key_ttl_ms, 30LL * 86400 * 1000) << "30 days by default";
+
+  std::string long_key(2049, 'k');
+  auto too_long = parse_trigger_body("t", R"({"options":{"idempotencyKey":")" + long_key + R"("}})", limit);
+  ASSERT_FALSE(too_long.input);
+  EXPECT_NE(too_long.error.message.find("options.idempotencyKey is 2049 characters"), std::string::npos) << too_long.error.message;
+  EXPECT_TRUE(parse_trigger_body("t", R"({"options":{"idempotencyKey":")" + std::string(2048, 'k') + R"("}})", limit).input);
+  auto bad_ttl = parse_trigger_body("t", R"({"options":{"idempotencyKey":"a","idempotencyKeyTTL":"1h30m"}})", limit);
+  ASSERT_FALSE(bad_ttl.input) << "one number and one unit only";
+  EXPECT_NE(bad_ttl.error.message.find("options.idempotencyKeyTTL"), std::string::npos);
+  EXPECT_FALSE(parse_trigger_body("t", R"({"options":{"idempotencyKey":5}})", limit).input);
+}
+
+TEST(TriggerRequestTest, MetadataMustBeAnObjectWithinTheLimit) {
+  auto ok = parse_trigger_body("t", R"({"options":{"metadata":{"progress":0}}})", limit);
+  ASSERT_TRUE(ok.input);
+  EXPECT_EQ(ok.input->metadata, json({{"progress", 0}}));
+  for (auto bad : {R"([1])", R"("text")", R"(3)"}) {
+    auto r = parse_trigger_body("t", std::string(R"({"options":{"metadata":)") + bad + "}}", limit);
+    ASSERT_FALSE(r.input) << bad;
+    EXPECT_EQ(r.error.message, "options.metadata must be a JSON object");
+  }
+  json big = {{"blob", std::string(256 * 1024, 'x')}};
+  auto over = parse_trigger_body("t", json{{"options", {{"metadata", big}}}}.dump(), 8u << 20);
+  ASSERT_FALSE(over.input);
+  EXPECT_EQ(over.error.status, 413);
+  EXPECT_NE(over.error.message.find("options.metadata"), std::string::npos);
+}
+
+TEST(TriggerRequestTest, ElevenTagsOrALongTagAreRefusedNamingTheField) {
+  json eleven = json::array();
+  for (int i = 0; i < 11; ++i) eleven.push_back("t" + std::to_string(i));
+  auto r = parse_trigger_body("t", json{{"options", {{"tags", eleven}}}}.dump(), limit);
+  ASSERT_FALSE(r.input);
+  EXPECT_NE(r.error.message.find("options.tags has 11 tags"), std::string::npos);
+  auto longtag = parse_trigger_body("t", json{{"options", {{"tags", {std::string(129, 'x')}}}}}.dump(), limit);
+  ASSERT_FALSE(longtag.input);
+  EXPECT_NE(longtag.error.message.find("options.tags"), std::string::npos);
+  EXPECT_TRUE(parse_trigger_body("t", json{{"options", {{"tags", {std::string(128, 'x')}}}}}.dump(), limit).input);
 }

@@ -65,6 +65,12 @@ struct http_config {
   uint64_t max_body_bytes = 4u << 20;  ///< request bodies beyond this are answered 413
 };
 
+struct store_config {
+  std::filesystem::path path;        ///< absolute, or ":memory:"; default <state_dir>/runs.db
+  bool full_durability = false;      ///< durability: full (synchronous=FULL) vs normal
+  double retention_days = 30;        ///< final runs older than this are purged
+};
+
 struct log_config {
   std::string level = "info";   ///< trace | debug | info | warn | error
   std::string format = "text";  ///< text | json
@@ -80,6 +86,8 @@ struct deployment {
   unsigned executor_threads = 0;     ///< 0 = automatic (see config/README.md)
   int64_t shutdown_grace_ms = 30000;
   uint64_t max_payload_bytes = 3u << 20;
+  uint64_t max_output_bytes = 10u << 20;
+  store_config store;
   retry_config default_retry;
   std::chrono::milliseconds default_max_duration{0};  ///< 0 = no limit
   std::vector<middleware_ref> middleware;              ///< global middleware, outermost first

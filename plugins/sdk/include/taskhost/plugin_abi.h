@@ -53,7 +53,7 @@ extern "C" {
 #define TASKHOST_ABI_MAJOR 1
 #endif
 #ifndef TASKHOST_ABI_MINOR
-#define TASKHOST_ABI_MINOR 2
+#define TASKHOST_ABI_MINOR 3
 #endif
 
 #define TASKHOST_EXPORT __attribute__((visibility("default")))
@@ -98,6 +98,14 @@ typedef struct th_host_api {
   /* Looks `key` up: TH_LOCAL_OK and *value set; TH_LOCAL_MISSING; or TH_LOCAL_TYPE_MISMATCH with
    * *stored_type set to the stored value's type (valid until the key is set again). */
   int (*local_get)(void* host_run, const char* key, const char* type, void** value, const char** stored_type);
+  /* --- ABI 1.3: run metadata, persisted with the run and shown in its JSON while it executes --- */
+  /* Applies one operation, a JSON object {"op": "set"|"append"|"increment"|"remove"|"replace",
+   * "key": "...", "value": ...}. Returns 0, or 1 and writes why (NUL-terminated, truncated to
+   * err_cap) into err when it was refused (e.g. the metadata would pass 256 KB). */
+  int (*metadata_update)(void* host_run, const char* op_json, size_t op_len, char* err, size_t err_cap);
+  /* Copies the run's metadata (a JSON object, "{}" when unset) into buf when it fits in cap and
+   * returns its length; call again with a larger buffer when the result is > cap. */
+  size_t (*metadata_get)(void* host_run, char* buf, size_t cap);
 } th_host_api;
 
 enum { TH_LOCAL_OK = 0, TH_LOCAL_MISSING = 1, TH_LOCAL_TYPE_MISMATCH = 2 };

@@ -186,11 +186,66 @@ private:
   const th_run_info* run_;
 };
 
+/// The run's metadata: a JSON object (≤ 256 KB) stored with the run and shown as `metadata` in its
+/// JSON while it executes (GET /api/v3/runs/{id}), e.g. for progress. Every change is recorded at
+/// once; a change that would pass 256 KB (or an increment of a non-number) throws
+/// std::runtime_error and leaves the metadata as it was.
+class metadata_view {
+public:
+  explicit metadata_view(const th_run_info* run) : run_(run) {}
+  metadata_view& set(const std::string& key, json value) { return op("set", key, std::move(value)); }
+  /// Appends to the array at `key` (a missing key becomes an array, a scalar one becomes [scalar]).
+  metadata_view& append(const std::string& key, json value) { return op("append", key, std::move(value)); }
+  metadata_view& increment(const std::string& key, double by = 1) {
+    return op("increment", key, by == static_cast<double>(static_cast<int64_t>(by)) ? json(static_cast<int64_t>(by)) : json(by));
+  }
+  metadata_view& decrement(const std::string& key, double by = 1) { return increment(key, -by); }
+  metadata_view& remove(const std::string& key) { return op("remove", key, nullptr); }
+  /// Replaces the whole metadata with `object`.
+  metadata_view& replace(json object) { return op("replace", "", std::move(object)); }
+  /// The whole metadata (an object; empty when nothing was set).
+  json current() const {
+    const th_host_api* h = host();
+    std::string buf(256, '\0');
+    size_t n = h->metadata_get(run_->host_run, buf.data(), buf.size());
+    if (n > buf.size()) {
+      buf.resize(n);
+      n = h->metadata_get(run_->host_run, buf.data(), buf.size());
+    }
+    buf.resize(std::min(n, buf.size()));
+    return json::parse(buf, nullptr, false);
+  }
+  /// One key's value, or null.
+  json get(const std::string& key) const {
+    json m = current();
+    return m.is_object() && m.contains(key) ? m[key] : json(nullptr);
+  }
+
+private:
+  metadata_view& op(const char* kind, const std::string& key, json value) {
+    const th_host_api* h = host();
+    json j = {{"op", kind}, {"value", std::move(value)}};
+    if (!key.empty()) j["key"] = key;
+    std::string s = j.dump(-1, ' ', false, json::error_handler_t::replace);
+    char err[512] = {0};
+    if (h->metadata_update(run_->host_run, s.data(), s.size(), err, sizeof err) != 0)
+      throw std::runtime_error(std::string("metadata: ") + err);
+    return *this;
+  }
+  const th_host_api* host() const {
+    if (run_ == nullptr || run_->host == nullptr ||
+        run_->host->struct_size < offsetof(th_host_api, metadata_get) + sizeof(void*))
+      throw std::logic_error("ctx.metadata needs taskhost with plugin ABI 1.3 or newer");
+    return run_->host;
+  }
+  const th_run_info* run_;
+};
+
 /// What a run's code can see and use while it executes. Passed by reference to `run`; valid until
 /// `run` returns. Not thread-safe: use it from the thread that runs the task.
 class run_context {
 public:
-  explicit run_context(const th_run_info* run) : logger(run), signal(run), locals(run), run_(run) {}
+  explicit run_context(const th_run_info* run) : logger(run), signal(run), locals(run), metadata(run), run_(run) {}
   std::string_view run_id() const { return run_->run_id; }
   std::string_view task_id() const { return run_->task_id; }
   /// 1 for the first attempt, 2 for the first retry, ...
@@ -201,6 +256,7 @@ public:
   taskhost::logger logger;
   cancel_signal signal;
   locals_view locals;   ///< the run's locals (see locals_view)
+  metadata_view metadata;  ///< the run's metadata (see metadata_view)
 
 private:
   const th_run_info* run_;

@@ -1,0 +1,351 @@
+// The run store on real SQLite files: group commit, acknowledgement after commit, reopening,
+// idempotency keys, listing, purging, and the files it must refuse.
+#include "runtime/run_store.hpp"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <fstream>
+#include <thread>
+
+#include "runtime/ids.hpp"
+#include "runtime/sqlite.hpp"
+#include "support/process.hpp"
+
+using namespace taskhost;
+using namespace std::chrono_literals;
+using taskhost::test::temp_dir;
+
+namespace {
+
+run_record new_run(const std::string& task = "t", run_status s = run_status::queued) {
+  run_record r;
+  r.id = new_run_id();
+  r.task_id = task;
+  r.status = s;
+  r.payload = {{"n", 1}};
+  r.created_at = r.updated_at = clock_type::now();
+  return r;
+}
+
+/// Creates and commits a run; returns what create() answered.
+create_result create_committed(run_store& s, run_record r) {
+  std::optional<create_result> got;
+  s.create(std::move(r), [&](create_result c) { got = c; });
+  if (!got) EXPECT_TRUE(s.flush());
+  EXPECT_TRUE(got.has_value());
+  return got.value_or(create_result{0});
+}
+
+void finish(run_store& s, const std::string& id, run_status st) {
+  ASSERT_TRUE(s.update_live(id, [&](run_record& r) {
+    r.status = st;
+    r.finished_at = clock_type::now();
+  }));
+  ASSERT_TRUE(s.flush());
+}
+
+}  // namespace
+
+TEST(RunStoreTest, NewRunIsAcknowledgedOnlyAfterItsCommitAndManyShareOne) {
+  temp_dir tmp;
+  run_store s({(tmp / "runs.db").string()});
+  int notified = 0;
+  s.set_notify([&] { ++notified; });
+  std::vector<std::string> acked;
+  for (int i = 0; i < 100; ++i) s.create(new_run(), [&](create_result c) { acked.push_back(c.run_id); });
+  EXPECT_TRUE(acked.empty()) << "nothing is acknowledged before the commit";
+  EXPECT_EQ(notified, 1) << "one wake-up for the whole group";
+  EXPECT_TRUE(s.flush());
+  EXPECT_EQ(acked.size(), 100u);
+  EXPECT_EQ(s.stats().commits, 1u) << "one transaction for the group";
+  EXPECT_EQ(s.stats().rows_written, 100u);
+
+  // Committed means on disk: another connection sees the rows.
+  sqlite::db other((tmp / "runs.db").string(), false);
+  auto st = other.prepare("SELECT count(*) FROM runs");
+  ASSERT_TRUE(st.step());
+  EXPECT_EQ(st.int64(0), 100);
+}
+
+TEST(RunStoreTest, ReopenedStoreHasEveryCommittedRunAndListsTheUnfinished) {
+  temp_dir tmp;
+  std::string queued, done, executing;
+  {
+    run_store s({(tmp / "runs.db").string()});
+    auto at = [](int s) {
+      auto r = new_run();
+      r.created_at = clock_type::now() - std::chrono::seconds(10 - s);
+      return r;
+    };
+    queued = create_committed(s, at(1)).run_id;
+    done = create_committed(s, at(2)).run_id;
+    executing = create_committed(s, at(3)).run_id;
+    finish(s, done, run_status::completed);
+    s.update_live(executing, [](run_record& r) {
+      r.status = run_status::executing;
+      r.attempts.push_back({1, attempt_status::executing, clock_type::now(), std::nullopt, std::nullopt, {{"run", true, std::nullopt}}});
+      r.metadata = {{"progress", 0.5}};
+      append_log(r, {clock_type::now(), 1, "info", "halfway", {{"k", 1}}});
+    });
+    EXPECT_FALSE(s.update_live(done, [](run_record&) {})) << "a final run is not live";
+    ASSERT_TRUE(s.flush());
+    // Not committed: lost with the process, as if it had crashed here.
+    s.update_live(queued, [](run_record& r) { r.status = run_status::dequeued; });
+  }
+  run_store s({(tmp / "runs.db").string()});
+  auto unfinished = s.unfinished_runs();
+  ASSERT_EQ(unfinished.size(), 2u);
+  EXPECT_EQ(unfinished[0], queued) << "oldest first";
+  EXPECT_EQ(unfinished[1], executing);
+  EXPECT_EQ(s.get(queued)->status, run_status::queued);
+  auto e = s.get(executing);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->status, run_status::executing);
+  ASSERT_EQ(e->attempts.size(), 1u);
+  EXPECT_FALSE(e->attempts[0].finished_at);
+  EXPECT_EQ(e->attempts[0].stages.at(0).name, "run");
+  EXPECT_EQ(e->metadata["progress"], 0.5);
+  ASSERT_EQ(e->logs.size(), 1u);
+  EXPECT_EQ(e->logs[0].message, "halfway");
+  EXPECT_EQ(e->payload["n"], 1);
+  auto d = s.get(done);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->status, run_status::completed);
+  EXPECT_TRUE(d->finished_at);
+  EXPECT_FALSE(s.get("run_nope"));
+}
+
+TEST(RunStoreTest, FinalRunsLeaveMemoryOnceCommittedButStayReadable) {
+  temp_dir tmp;
+  run_store s({(tmp / "runs.db").string()});
+  std::vector<std::string> ids;
+  for (int i = 0; i < 50; ++i) ids.push_back(create_committed(s, new_run()).run_id);
+  EXPECT_EQ(s.stats().hot_runs, 50u);
+  for (const auto& id : ids) {
+    s.update_live(id, [](run_record& r) {
+      r.status = run_status::completed;
+      r.output = json{{"ok", true}};
+      r.finished_at = clock_type::now();
+    });
+  }
+  ASSERT_TRUE(s.flush());
+  EXPECT_EQ(s.stats().hot_runs, 0u);
+  auto r = s.get(ids[7]);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->output, json({{"ok", true}}));
+  // A log line after the end (an on_complete hook logging) is still kept.
+  EXPECT_TRUE(s.update(ids[7], [](run_record& r) { append_log(r, {clock_type::now(), 1, "info", "late", json::object()}); }));
+  ASSERT_TRUE(s.flush());
+  EXPECT_EQ(s.get(ids[7])->logs.size(), 1u);
+  EXPECT_EQ(s.stats().hot_runs, 0u);
+}
+
+TEST(RunStoreTest, SameIdempotencyKeyGivesTheSameRunUntilItFailsOrExpires) {
+  temp_dir tmp;
+  auto keyed = [](const std::string& task, const std::string& key, std::chrono::milliseconds ttl = 24h) {
+    auto r = new_run(task);
+    r.idempotency_key = key;
+    r.idempotency_expires_at = r.created_at + ttl;
+    return r;
+  };
+  std::string k1_holder;
+  {
+  run_store s({(tmp / "runs.db").string()});
+  auto first = create_committed(s, keyed("t", "k1"));
+  EXPECT_FALSE(first.cached);
+
+  // Pending in the same group: answered with the first run, after the commit.
+  auto a = keyed("t", "k2");
+  std::string a_id = a.id;
+  std::vector<create_result> got;
+  s.create(std::move(a), [&](create_result c) { got.push_back(c); });
+  s.create(keyed("t", "k2"), [&](create_result c) { got.push_back(c); });
+  EXPECT_TRUE(got.empty());
+  ASSERT_TRUE(s.flush());
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[1].run_id, a_id);
+  EXPECT_TRUE(got[1].cached);
+
+  auto dup = create_committed(s, keyed("t", "k1"));
+  EXPECT_EQ(dup.run_id, first.run_id);
+  EXPECT_TRUE(dup.cached);
+  EXPECT_FALSE(create_committed(s, keyed("other-task", "k1")).cached) << "keys are per task";
+
+  // COMPLETED and CANCELED keep the key (also once the run has left memory)...
+  finish(s, first.run_id, run_status::completed);
+  EXPECT_EQ(create_committed(s, keyed("t", "k1")).run_id, first.run_id);
+  // ...FAILED releases it.
+  finish(s, a_id, run_status::failed);
+  auto again = create_committed(s, keyed("t", "k2"));
+  EXPECT_FALSE(again.cached);
+  EXPECT_NE(again.run_id, a_id);
+  EXPECT_EQ(create_committed(s, keyed("t", "k2")).run_id, again.run_id) << "the new run holds the key now";
+
+  // Past its TTL the key is free.
+  auto short_lived = create_committed(s, keyed("t", "k3", 50ms));
+  std::this_thread::sleep_for(80ms);
+  auto after_ttl = create_committed(s, keyed("t", "k3"));
+  EXPECT_FALSE(after_ttl.cached);
+  EXPECT_NE(after_ttl.run_id, short_lived.run_id);
+
+  k1_holder = first.run_id;
+  }
+  // And it survives a restart.
+  run_store s({(tmp / "runs.db").string()});
+  EXPECT_EQ(create_committed(s, keyed("t", "k1")).run_id, k1_holder);
+}
+
+TEST(RunStoreTest, ListFiltersAndPagesNewestFirst) {
+  temp_dir tmp;
+  run_store s({(tmp / "runs.db").string()});
+  std::vector<std::string> ids;  // oldest first
+  auto t0 = clock_type::now() - 1h;
+  for (int i = 0; i < 23; ++i) {
+    auto r = new_run(i % 2 ? "odd" : "even");
+    r.created_at = t0 + std::chrono::seconds(i);
+    if (i % 5 == 0) r.tags = {"five"};
+    if (i == 3) r.tags = {"three", "x"};
+    ids.push_back(create_committed(s, std::move(r)).run_id);
+  }
+  finish(s, ids[4], run_status::completed);
+  finish(s, ids[6], run_status::failed);
+
+  // Paging through everything, 10 at a time, newest first, each run once.
+  std::vector<std::string> seen;
+  run_list_query q;
+  q.page_size = 10;
+  int pages = 0;
+  run_list_page page;
+  for (;;) {
+    page = s.list(q);
+    ++pages;
+    for (const auto& r : page.runs) seen.push_back(r.id);
+    if (page.next.empty()) break;
+    q.after = page.next;
+  }
+  EXPECT_EQ(pages, 3);
+  ASSERT_EQ(seen.size(), 23u);
+  for (size_t i = 0; i < seen.size(); ++i) EXPECT_EQ(seen[i], ids[22 - i]);
+
+  // Back one page from the last.
+  run_list_query back;
+  back.page_size = 10;
+  ASSERT_FALSE(page.previous.empty());
+  back.before = page.previous;
+  auto prev = s.list(back);
+  ASSERT_EQ(prev.runs.size(), 10u);
+  EXPECT_EQ(prev.runs.front().id, ids[12]);
+  EXPECT_EQ(prev.runs.back().id, ids[3]);
+
+  run_list_query by_status;
+  by_status.statuses = {run_status::completed, run_status::failed};
+  auto st = s.list(by_status);
+  ASSERT_EQ(st.runs.size(), 2u);
+  EXPECT_EQ(st.runs[0].id, ids[6]);
+  EXPECT_TRUE(st.next.empty());
+
+  run_list_query by_task;
+  by_task.task_ids = {"odd"};
+  EXPECT_EQ(s.list(by_task).runs.size(), 11u);
+
+  run_list_query by_tag;
+  by_tag.tags = {"five", "three"};
+  EXPECT_EQ(s.list(by_tag).runs.size(), 6u) << "any of the tags: 0,5,10,15,20 and 3";
+
+  run_list_query by_time;
+  by_time.created_from = t0 + 10s;
+  by_time.created_to = t0 + 12s;
+  auto tm = s.list(by_time);
+  ASSERT_EQ(tm.runs.size(), 3u);
+  EXPECT_EQ(tm.runs[0].id, ids[12]);
+
+  EXPECT_FALSE(valid_list_cursor("garbage"));
+  EXPECT_FALSE(valid_list_cursor("c12x_run"));
+}
+
+TEST(RunStoreTest, PurgeDeletesOldFinalRunsWithTheirTagsAndLogsOnly) {
+  temp_dir tmp;
+  run_store s({(tmp / "runs.db").string()});
+  auto old_done = new_run();
+  old_done.tags = {"a"};
+  auto old_id = create_committed(s, std::move(old_done)).run_id;
+  s.update_live(old_id, [](run_record& r) { append_log(r, {clock_type::now(), 1, "info", "x", json::object()}); });
+  finish(s, old_id, run_status::completed);
+  auto running = create_committed(s, new_run()).run_id;
+  std::this_thread::sleep_for(20ms);
+  auto cutoff = clock_type::now();
+  auto young = create_committed(s, new_run()).run_id;
+  finish(s, young, run_status::completed);
+
+  EXPECT_EQ(s.purge_finished_before(cutoff), 1u);
+  EXPECT_FALSE(s.get(old_id));
+  EXPECT_TRUE(s.get(running)) << "unfinished runs are never purged";
+  EXPECT_TRUE(s.get(young));
+  sqlite::db other((tmp / "runs.db").string(), false);
+  auto st = other.prepare("SELECT (SELECT count(*) FROM run_tags) + (SELECT count(*) FROM run_logs)");
+  ASSERT_TRUE(st.step());
+  EXPECT_EQ(st.int64(0), 0);
+}
+
+TEST(RunStoreTest, CorruptOrForeignFileIsRefusedWithThePathAndNeverRecreated) {
+  temp_dir tmp;
+  const std::string garbage(8192, 'g');
+  tmp.write("runs.db", garbage);
+  try {
+    run_store s({(tmp / "runs.db").string()});
+    FAIL() << "opened a file that is not SQLite";
+  } catch (const store_error& e) {
+    std::string m = e.what();
+    EXPECT_NE(m.find((tmp / "runs.db").string()), std::string::npos) << m;
+    EXPECT_NE(m.find("file is not a database"), std::string::npos) << m;
+    EXPECT_NE(m.find("never recreates"), std::string::npos) << m;
+  }
+  EXPECT_EQ(test::read_text(tmp / "runs.db"), garbage) << "the file is left as it was";
+}
+
+TEST(RunStoreTest, StoreFromANewerTaskhostIsRefused) {
+  temp_dir tmp;
+  { run_store s({(tmp / "runs.db").string()}); }
+  {
+    sqlite::db d((tmp / "runs.db").string());
+    d.exec("UPDATE taskhost_schema SET version = 999");
+  }
+  try {
+    run_store s({(tmp / "runs.db").string()});
+    FAIL() << "opened a store from the future";
+  } catch (const store_error& e) {
+    EXPECT_NE(std::string(e.what()).find("newer taskhost (store schema version 999"), std::string::npos) << e.what();
+  }
+}
+
+TEST(RunStoreTest, SecondStoreOnTheSameFileIsRefused) {
+  temp_dir tmp;
+  run_store first({(tmp / "runs.db").string()});
+  try {
+    run_store second({(tmp / "runs.db").string()});
+    FAIL() << "two stores on one file";
+  } catch (const store_error& e) {
+    EXPECT_NE(std::string(e.what()).find("in use by another taskhost process (pid " + std::to_string(::getpid())), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(RunStoreTest, UnwritableFolderIsAClearError) {
+  temp_dir tmp;
+  tmp.write("not-a-dir", "x");
+  try {
+    run_store s({(tmp / "not-a-dir/sub/runs.db").string()});
+    FAIL();
+  } catch (const store_error& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot create its folder"), std::string::npos) << e.what();
+  }
+}
+
+TEST(RunStoreTest, InMemoryStoreWorksTheSameWay) {
+  run_store s({":memory:"});
+  auto id = create_committed(s, new_run()).run_id;
+  finish(s, id, run_status::completed);
+  EXPECT_EQ(s.get(id)->status, run_status::completed);
+  EXPECT_EQ(s.list({}).runs.size(), 1u);
+}
