@@ -58,7 +58,12 @@ void print_run(const json& run) {
             << "created  " << str(run, "createdAt") << "\n";
   if (run.contains("startedAt")) std::cout << "started  " << str(run, "startedAt") << "\n";
   if (run.contains("finishedAt")) std::cout << "finished " << str(run, "finishedAt") << "\n";
+  if (run.contains("delayedUntil")) std::cout << "delayed  until " << str(run, "delayedUntil") << "\n";
+  if (run.contains("ttl")) std::cout << "ttl      " << str(run, "ttl") << "\n";
+  if (run.contains("expiredAt")) std::cout << "expired  " << str(run, "expiredAt") << "\n";
+  if (run.contains("idempotencyKey")) std::cout << "key      " << str(run, "idempotencyKey") << "\n";
   if (run.contains("tags") && !run["tags"].empty()) std::cout << "tags     " << run["tags"].dump() << "\n";
+  if (run.contains("metadata")) std::cout << "metadata " << run["metadata"].dump() << "\n";
   std::cout << "payload  " << run.value("payload", json()).dump() << "\n";
   if (run.contains("output")) std::cout << "output   " << run["output"].dump() << "\n";
   if (run.contains("error")) std::cout << "error    " << str(run["error"], "name") << ": " << str(run["error"], "message") << "\n";
@@ -148,26 +153,50 @@ int cmd_check(const std::string& config_file, bool list) {
   return report.refused.empty() ? exit_ok : exit_failed;
 }
 
+/// The trigger options the CLI takes, in the API's shape.
+struct trigger_flags {
+  int max_attempts = 0;
+  double max_duration_s = 0;
+  std::vector<std::string> tags;
+  std::string delay, ttl, idempotency_key, idempotency_key_ttl, metadata;
+  json options() const {
+    json o = json::object();
+    if (max_attempts > 0) o["maxAttempts"] = max_attempts;
+    if (max_duration_s > 0) o["maxDuration"] = max_duration_s;
+    if (!tags.empty()) o["tags"] = tags;
+    if (!delay.empty()) o["delay"] = delay;
+    if (!ttl.empty()) o["ttl"] = ttl;
+    if (!idempotency_key.empty()) o["idempotencyKey"] = idempotency_key;
+    if (!idempotency_key_ttl.empty()) o["idempotencyKeyTTL"] = idempotency_key_ttl;
+    if (!metadata.empty()) {
+      o["metadata"] = json::parse(metadata, nullptr, false);
+      if (o["metadata"].is_discarded()) throw cli_error("--metadata is not valid JSON: " + metadata);
+    }
+    return o;
+  }
+};
+
+std::string encode_path_segment(const std::string& s) {
+  std::string encoded;
+  for (char ch : s) {
+    if (std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.' || ch == '~') encoded += ch;
+    else { char b[4]; std::snprintf(b, sizeof b, "%%%02X", static_cast<unsigned char>(ch)); encoded += b; }
+  }
+  return encoded;
+}
+
 int cmd_trigger(const std::string& url, const std::string& task, const std::string& payload_text, bool wait,
-                int max_attempts, double max_duration_s, const std::vector<std::string>& tags, double timeout_s) {
+                const trigger_flags& flags, double timeout_s) {
   json payload;
   if (!payload_text.empty()) {
     payload = json::parse(payload_text, nullptr, false);
     if (payload.is_discarded()) throw cli_error("the payload is not valid JSON: " + payload_text);
   }
-  json body = {{"payload", payload}, {"options", json::object()}};
-  if (max_attempts > 0) body["options"]["maxAttempts"] = max_attempts;
-  if (max_duration_s > 0) body["options"]["maxDuration"] = max_duration_s;
-  if (!tags.empty()) body["options"]["tags"] = tags;
+  json body = {{"payload", payload}, {"options", flags.options()}};
   taskhost::http_client c(url);
-  std::string encoded;
-  for (char ch : task) {
-    if (std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.' || ch == '~') encoded += ch;
-    else { char b[4]; std::snprintf(b, sizeof b, "%%%02X", static_cast<unsigned char>(ch)); encoded += b; }
-  }
-  auto handle = api_json(c.request("POST", "/api/v1/tasks/" + encoded + "/trigger", body.dump()), "trigger " + task);
+  auto handle = api_json(c.request("POST", "/api/v1/tasks/" + encode_path_segment(task) + "/trigger", body.dump()), "trigger " + task);
   std::string id = str(handle, "id");
-  std::cout << id << std::endl;
+  std::cout << id << (handle.value("isCached", false) ? "  (existing run for this idempotency key)" : "") << std::endl;
   if (!wait) return exit_ok;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
   for (auto delay = std::chrono::milliseconds(10);; delay = std::min(delay * 2, std::chrono::milliseconds(250))) {
@@ -209,6 +238,58 @@ int cmd_runs_logs(const std::string& url, const std::string& id, bool as_json) {
   return exit_ok;
 }
 
+struct list_flags {
+  std::vector<std::string> statuses, tasks, tags;
+  int limit = 25;
+  std::string after;
+};
+
+int cmd_runs_list(const std::string& url, const list_flags& f, bool as_json) {
+  auto join = [](const std::vector<std::string>& v) {
+    std::string s;
+    for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
+    return s;
+  };
+  std::string q = "?page[size]=" + std::to_string(f.limit);
+  if (!f.statuses.empty()) q += "&filter[status]=" + encode_path_segment(join(f.statuses));
+  if (!f.tasks.empty()) q += "&filter[taskIdentifier]=" + encode_path_segment(join(f.tasks));
+  if (!f.tags.empty()) q += "&filter[tag]=" + encode_path_segment(join(f.tags));
+  if (!f.after.empty()) q += "&page[after]=" + encode_path_segment(f.after);
+  taskhost::http_client c(url);
+  json page = api_json(c.request("GET", "/api/v1/runs" + q), "runs list");
+  if (as_json) {
+    std::cout << page.dump(2) << "\n";
+    return exit_ok;
+  }
+  const auto& data = page["data"];
+  if (data.empty()) std::cout << "no runs\n";
+  for (const auto& r : data) {
+    std::string tags;
+    for (const auto& t : r.value("tags", json::array())) tags += (tags.empty() ? "" : ",") + t.get<std::string>();
+    std::printf("%-26s %-14s %-24s %s%s%s\n", str(r, "id").c_str(), str(r, "status").c_str(), str(r, "taskIdentifier").c_str(),
+                str(r, "createdAt").c_str(), tags.empty() ? "" : "  ", tags.c_str());
+  }
+  std::fflush(stdout);
+  if (page["pagination"].contains("next"))
+    std::cout << "more: taskhost runs list --after " << page["pagination"]["next"].get<std::string>() << "\n";
+  return exit_ok;
+}
+
+int cmd_runs_replay(const std::string& url, const std::string& id) {
+  taskhost::http_client c(url);
+  json r = api_json(c.request("POST", "/api/v1/runs/" + encode_path_segment(id) + "/replay"), "runs replay " + id);
+  std::cout << str(r, "id") << std::endl;
+  return exit_ok;
+}
+
+int cmd_runs_reschedule(const std::string& url, const std::string& id, const std::string& delay) {
+  taskhost::http_client c(url);
+  json r = api_json(c.request("POST", "/api/v1/runs/" + encode_path_segment(id) + "/reschedule", json{{"delay", delay}}.dump()),
+                    "runs reschedule " + id);
+  std::cout << id << " " << str(r, "status") << " until " << r.value("delayedUntil", std::string("?")) << "\n";
+  return exit_ok;
+}
+
 int cmd_runs_get(const std::string& url, const std::string& id, bool as_json) {
   taskhost::http_client c(url);
   json run = api_json(c.request("GET", "/api/v3/runs/" + id), "runs get " + id);
@@ -220,6 +301,9 @@ int cmd_runs_get(const std::string& url, const std::string& id, bool as_json) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A file size limit (ulimit -f) must surface as a failed write (the store answers 503), not kill
+  // the process.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"taskhost — a native runtime for background tasks"};
   app.set_version_flag("--version", "taskhost " TASKHOST_VERSION " (plugin ABI " +
                                         std::to_string(TASKHOST_ABI_MAJOR) + "." + std::to_string(TASKHOST_ABI_MINOR) + ")");
@@ -241,17 +325,20 @@ int main(int argc, char** argv) {
 
   std::string task, payload;
   bool wait = false;
-  int max_attempts = 0;
   double timeout_s = 3600;
-  std::vector<std::string> tags;
+  trigger_flags tf;
   auto* trigger = app.add_subcommand("trigger", "Trigger a run of a task; prints the run id");
   trigger->add_option("task", task, "task id")->required();
   trigger->add_option("payload", payload, "payload as JSON (default: null)");
   trigger->add_flag("--wait,-w", wait, "wait for the run to finish; print status and output; exit 0 only on COMPLETED");
-  trigger->add_option("--max-attempts", max_attempts, "attempts for this run (1-250), overriding the task's retry policy");
-  double max_duration_s = 0;
-  trigger->add_option("--max-duration", max_duration_s, "seconds an attempt may run (at least 5), overriding the task's");
-  trigger->add_option("--tag", tags, "a tag for the run (repeatable, at most 10)");
+  trigger->add_option("--max-attempts", tf.max_attempts, "attempts for this run (1-250), overriding the task's retry policy");
+  trigger->add_option("--max-duration", tf.max_duration_s, "seconds an attempt may run (at least 5), overriding the task's");
+  trigger->add_option("--tag", tf.tags, "a tag for the run (repeatable, at most 10)");
+  trigger->add_option("--delay", tf.delay, "start no earlier than this: a duration (30s, 1h30m) or an ISO date");
+  trigger->add_option("--ttl", tf.ttl, "expire the run if it has not started this long after it is queued (e.g. 10m)");
+  trigger->add_option("--idempotency-key", tf.idempotency_key, "a second trigger with this key returns the first run");
+  trigger->add_option("--idempotency-key-ttl", tf.idempotency_key_ttl, "how long the key holds (e.g. 10m, 2h, 7d; default 30d)");
+  trigger->add_option("--metadata", tf.metadata, "the run's initial metadata, a JSON object");
   trigger->add_option("--timeout", timeout_s, "with --wait: give up after this many seconds (default 3600)");
   add_url(trigger);
 
@@ -263,6 +350,23 @@ int main(int argc, char** argv) {
   runs_get->add_option("id", run_id, "run id (run_...)")->required();
   runs_get->add_flag("--json", as_json, "print the run as the API returns it");
   add_url(runs_get);
+  list_flags lf;
+  auto* runs_list = runs->add_subcommand("list", "List runs, newest first");
+  runs_list->add_option("--status", lf.statuses, "only runs with this status (repeatable: QUEUED, EXECUTING, COMPLETED, FAILED, ...)");
+  runs_list->add_option("--task", lf.tasks, "only runs of this task (repeatable)");
+  runs_list->add_option("--tag", lf.tags, "only runs with this tag (repeatable: any of them)");
+  runs_list->add_option("--limit", lf.limit, "runs per page (1-100, default 25)");
+  runs_list->add_option("--after", lf.after, "the cursor printed after the previous page");
+  runs_list->add_flag("--json", as_json, "print the page as the API returns it");
+  add_url(runs_list);
+  auto* runs_replay = runs->add_subcommand("replay", "Trigger a new run of the same task with the same payload and tags");
+  runs_replay->add_option("id", run_id, "run id (run_...)")->required();
+  add_url(runs_replay);
+  std::string delay;
+  auto* runs_reschedule = runs->add_subcommand("reschedule", "Move a DELAYED run to another time");
+  runs_reschedule->add_option("id", run_id, "run id (run_...)")->required();
+  runs_reschedule->add_option("--delay", delay, "a duration from now (30s, 2h) or an ISO date")->required();
+  add_url(runs_reschedule);
   auto* runs_cancel = runs->add_subcommand("cancel", "Cancel a run (a finished run is left as it is)");
   runs_cancel->add_option("id", run_id, "run id (run_...)")->required();
   add_url(runs_cancel);
@@ -282,7 +386,10 @@ int main(int argc, char** argv) {
     if (*run) return cmd_run(config_file);
     if (*validate) return cmd_check(config_file, false);
     if (*plugins_list) return cmd_check(config_file, true);
-    if (*trigger) return cmd_trigger(url, task, payload, wait, max_attempts, max_duration_s, tags, timeout_s);
+    if (*trigger) return cmd_trigger(url, task, payload, wait, tf, timeout_s);
+    if (*runs_list) return cmd_runs_list(url, lf, as_json);
+    if (*runs_replay) return cmd_runs_replay(url, run_id);
+    if (*runs_reschedule) return cmd_runs_reschedule(url, run_id, delay);
     if (*runs_get) return cmd_runs_get(url, run_id, as_json);
     if (*runs_cancel) return cmd_runs_cancel(url, run_id);
     if (*runs_logs) return cmd_runs_logs(url, run_id, as_json);

@@ -1,0 +1,81 @@
+// Test support: the real taskhost binary in a temp deployment (integration tests).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "runtime/http_client.hpp"
+#include "support/process.hpp"
+
+namespace taskhost::test {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+inline const std::string bin = TASKHOST_BIN;
+
+/// A temp deployment with hello.so, the good fixture and every kind of broken plugin.
+class deployment_dir {
+public:
+  /// `extra_fixtures`: more fixture plugins to copy in (by target name, e.g. "fixture_durable").
+  explicit deployment_dir(const std::string& extra_yaml = "", const std::vector<std::string>& extra_fixtures = {}) {
+    fs::create_directories(tmp / "plugins");
+    for (const auto& f : extra_fixtures) fs::copy_file(fixture(f), tmp / "plugins" / (f + ".so"));
+    fs::copy_file(fs::path(TASKHOST_PLUGIN_DIR) / "hello.so", tmp / "plugins/hello.so");
+    fs::copy_file(fixture("fixture_good"), tmp / "plugins/fixture_good.so");
+    fs::copy_file(fixture("fixture_wrong_major"), tmp / "plugins/wrong_major.so");
+    fs::copy_file(fixture("fixture_no_entry"), tmp / "plugins/no_entry.so");
+    fs::copy_file(fixture("fixture_duplicate"), tmp / "plugins/zz_duplicate.so");
+    tmp.write("plugins/x.so", "I am a text file\n");
+    tmp.write("deploy.yaml", "name: itest\nplugins_dir: plugins\nhttp:\n  listen: 127.0.0.1:0\n"
+                             "defaults:\n  retry: {max_attempts: 2, min_timeout_ms: 0, max_timeout_ms: 0}\n" + extra_yaml);
+  }
+  static fs::path fixture(const std::string& n) { return fs::path(TASKHOST_FIXTURE_DIR) / (n + ".so"); }
+  fs::path config() const { return tmp / "deploy.yaml"; }
+  temp_dir tmp;
+};
+
+/// `taskhost run` in the background; knows its URL once it printed its ready line.
+class server {
+public:
+  explicit server(const deployment_dir& d, const std::string& log_name = "server.log")
+      : err_file(d.tmp / log_name), proc({bin, "run", "--config", d.config().string()}, err_file) {
+    auto line = proc.read_line(20s);
+    if (!line) throw std::runtime_error("taskhost did not start:\n" + taskhost::test::read_text(err_file));
+    std::smatch m;
+    static const std::regex ready(R"(on (http://127\.0\.0\.1:\d+))");
+    if (!std::regex_search(*line, m, ready)) throw std::runtime_error("unexpected first line: " + *line);
+    url = m[1];
+  }
+  std::string log() const { return taskhost::test::read_text(err_file); }
+  command_result cli(std::vector<std::string> args) {
+    args.insert(args.begin(), bin);
+    args.push_back("--url");
+    args.push_back(url);
+    return run_command(args);
+  }
+  json get_run(const std::string& id) {
+    http_client c(url);
+    return json::parse(c.request("GET", "/api/v3/runs/" + id).body);
+  }
+  json wait_final(const std::string& id) {
+    auto deadline = std::chrono::steady_clock::now() + 20s;
+    for (;;) {
+      auto r = get_run(id);
+      if (r.value("isCompleted", false) || std::chrono::steady_clock::now() > deadline) return r;
+      std::this_thread::sleep_for(5ms);
+    }
+  }
+
+  fs::path err_file;
+  child_process proc;
+  std::string url;
+};
+
+
+}  // namespace taskhost::test
