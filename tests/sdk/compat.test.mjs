@@ -3,7 +3,7 @@
 // Needs TRIGGER_API_URL pointing at a taskhost that serves hello.so and the good fixture plugin.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { tasks, runs, configure, NotFoundError } from "@trigger.dev/sdk";
+import { tasks, runs, idempotencyKeys, configure, NotFoundError } from "@trigger.dev/sdk";
 
 configure({ baseURL: process.env.TRIGGER_API_URL, secretKey: "tr_dev_compatibilitytest" });
 
@@ -79,4 +79,71 @@ test("runs.cancel cancels an executing run and is a no-op on a finished one", as
 
 test("a maxDuration under 5 s is refused with a 400", async () => {
   await assert.rejects(tasks.trigger("fixture-echo", {}, { maxDuration: 2 }), /maxDuration/);
+});
+
+test("an idempotency key returns the same run, cached, and shows the caller's key", async () => {
+  const key = await idempotencyKeys.create(`compat-${Date.now()}`);
+  const a = await tasks.trigger("fixture-echo", { n: 1 }, { idempotencyKey: key });
+  const b = await tasks.trigger("fixture-echo", { n: 2 }, { idempotencyKey: key });
+  assert.equal(b.id, a.id);
+  assert.equal(b.isCached, true);
+  assert.notEqual(a.isCached, true);
+  const run = await finished(a.id);
+  assert.deepEqual(run.output.payload, { n: 1 });
+  assert.match(run.idempotencyKey, /^compat-/);
+});
+
+test("a delayed run is DELAYED, can be rescheduled, then runs", async () => {
+  const h = await tasks.trigger("fixture-echo", {}, { delay: "1h" });
+  let run = await runs.retrieve(h.id);
+  assert.equal(run.status, "DELAYED");
+  assert.ok(run.delayedUntil instanceof Date && run.delayedUntil > new Date(Date.now() + 59 * 60 * 1000));
+  const soon = new Date(Date.now() + 200);
+  run = await runs.reschedule(h.id, { delay: soon });
+  assert.equal(run.id, h.id);
+  run = await finished(h.id);
+  assert.equal(run.status, "COMPLETED");
+  assert.ok(run.startedAt >= new Date(soon.getTime() - 1));
+  await assert.rejects(runs.reschedule(h.id, { delay: "1h" }), /not delayed/);
+});
+
+test("runs.list pages through runs newest first with filters", async () => {
+  const tag = `list-${Date.now()}`;
+  const ids = [];
+  for (let i = 0; i < 5; i++) ids.push((await tasks.trigger("fixture-echo", { i }, { tags: [tag] })).id);
+  for (const id of ids) await finished(id);
+  const seen = [];
+  for await (const r of runs.list({ tag, limit: 2 })) seen.push(r.id);
+  assert.deepEqual(seen, [...ids].reverse());
+  const page = await runs.list({ tag, status: ["COMPLETED"], taskIdentifier: "fixture-echo", limit: 10 });
+  assert.equal(page.data.length, 5);
+  assert.equal(page.data[0].env.name, "taskhost");
+});
+
+test("runs.replay makes a new run with the same payload and tags", async () => {
+  const first = await finished((await tasks.trigger("fixture-echo", { again: true }, { tags: ["replayed"] })).id);
+  const { id } = await runs.replay(first.id);
+  assert.notEqual(id, first.id);
+  const run = await finished(id);
+  assert.deepEqual(run.payload, { again: true });
+  assert.deepEqual(run.tags, ["replayed"]);
+});
+
+test("metadata from the trigger and from ctx.metadata is returned as an object", async () => {
+  const h = await tasks.trigger("durable-metadata", { hold_ms: 0 }, { metadata: { initial: true } });
+  const run = await finished(h.id);
+  assert.equal(run.status, "COMPLETED");
+  assert.equal(run.metadata.initial, true);
+  assert.equal(run.metadata.progress, 2.5);
+});
+
+test("a ttl that passes before the run starts expires it, and poll ends", async () => {
+  const busy = [];
+  for (let i = 0; i < 4; i++) busy.push((await tasks.trigger("fixture-sleep", { ms: 1500 })).id);
+  const h = await tasks.trigger("fixture-echo", {}, { ttl: 1 });
+  const run = await finished(h.id);
+  assert.equal(run.status, "EXPIRED");
+  assert.equal(run.isCompleted, true);
+  assert.ok(run.expiredAt instanceof Date);
+  for (const id of busy) await finished(id);
 });
