@@ -120,6 +120,16 @@ run_record read_row(const sqlite::stmt& s, bool full) {
   return r;
 }
 
+std::vector<log_line> load_logs(sqlite::db& d, const std::string& run_id) {
+  std::vector<log_line> out;
+  auto ls = d.prepare("SELECT time, attempt, level, message, attributes FROM run_logs WHERE run_id = ? ORDER BY seq");
+  ls.bind(1, run_id);
+  while (ls.step())
+    out.push_back({from_ms(ls.int64(0)), static_cast<int>(ls.int64(1)), ls.text(2), ls.text(3),
+                   ls.is_null(4) ? json() : json::parse(ls.text(4), nullptr, false)});
+  return out;
+}
+
 std::string make_cursor(const run_record& r) { return "c" + std::to_string(to_ms(r.created_at)) + "_" + r.id; }
 
 bool parse_cursor(const std::string& c, int64_t& ms, std::string& id) {
@@ -234,13 +244,7 @@ run_store::run_store(store_options opts) : opts_(std::move(opts)), db_(std::make
       h.r = read_row(st, true);
       if (is_final(h.r.status)) continue;
       h.committed = true;
-      {
-        auto ls = w.prepare("SELECT time, attempt, level, message, attributes FROM run_logs WHERE run_id = ? ORDER BY seq");
-        ls.bind(1, h.r.id);
-        while (ls.step())
-          h.r.logs.push_back({from_ms(ls.int64(0)), static_cast<int>(ls.int64(1)), ls.text(2), ls.text(3),
-                              ls.is_null(4) ? json() : json::parse(ls.text(4), nullptr, false)});
-      }
+      h.r.logs = load_logs(w, h.r.id);
       h.logs_persisted = h.r.logs.size();
       unfinished_.push_back(h.r.id);
       if (!h.r.idempotency_key.empty()) idem_[h.r.task_id + '\n' + h.r.idempotency_key] = h.r.id;
@@ -266,6 +270,12 @@ void run_store::mark_dirty_locked(const std::string& id, hot_run& h) {
     h.dirty = true;
     dirty_.push_back(id);
   }
+}
+
+std::function<void()> run_store::wake_locked() {
+  if (notified_) return {};
+  notified_ = true;  // one wake-up until the writer's next flush gathers what is dirty
+  return notify_;
 }
 
 void run_store::create(run_record r, std::function<void(create_result)> created) {
@@ -312,10 +322,7 @@ void run_store::create(run_record r, std::function<void(create_result)> created)
       h.created.push_back(std::move(created));
       auto [it, inserted] = hot_.emplace(id, std::move(h));
       mark_dirty_locked(id, it->second);
-      if (!notified_) {
-        notified_ = true;
-        notify = notify_;
-      }
+      notify = wake_locked();
     }
   }
   if (answer_now) return created(std::move(*answer_now));
@@ -327,10 +334,7 @@ void run_store::after_commit(std::function<void(bool, const std::string&)> f) {
   {
     std::lock_guard lock(mu_);
     commit_waiters_.push_back(std::move(f));
-    if (!notified_) {
-      notified_ = true;
-      notify = notify_;
-    }
+    notify = wake_locked();
   }
   if (notify) notify();
 }
@@ -342,13 +346,7 @@ std::optional<run_record> run_store::load_locked(const std::string& id, bool wit
   st.bind(1, id);
   if (!st.step()) return std::nullopt;
   run_record r = read_row(st, true);
-  if (with_logs) {
-    auto ls = d.prepare("SELECT time, attempt, level, message, attributes FROM run_logs WHERE run_id = ? ORDER BY seq");
-    ls.bind(1, id);
-    while (ls.step())
-      r.logs.push_back({from_ms(ls.int64(0)), static_cast<int>(ls.int64(1)), ls.text(2), ls.text(3),
-                        ls.is_null(4) ? json() : json::parse(ls.text(4), nullptr, false)});
-  }
+  if (with_logs) r.logs = load_logs(d, id);
   return r;
 }
 
@@ -392,10 +390,7 @@ bool run_store::update(const std::string& id, const std::function<void(run_recor
     f(it->second.r);
     it->second.r.updated_at = clock_type::now();
     mark_dirty_locked(id, it->second);
-    if (!notified_) {
-      notified_ = true;
-      notify = notify_;
-    }
+    notify = wake_locked();
   }
   if (notify) notify();
   return true;
@@ -418,10 +413,7 @@ bool run_store::update_live(const std::string& id, const std::function<void(run_
     f(it->second.r);
     it->second.r.updated_at = clock_type::now();
     mark_dirty_locked(id, it->second);
-    if (!notified_) {
-      notified_ = true;
-      notify = notify_;
-    }
+    notify = wake_locked();
   }
   if (notify) notify();
   return true;

@@ -140,6 +140,8 @@ private:
   struct db_state;
 
   void mark_dirty_locked(const std::string& id, hot_run& h);
+  /// The notify to call (after unlocking) if the writer is not already woken; else empty.
+  std::function<void()> wake_locked();
   std::optional<run_record> load_locked(const std::string& id, bool with_logs) const;
 
   store_options opts_;
