@@ -114,16 +114,24 @@ deployment_runtime::deployment_runtime(config::deployment cfg) : impl_(std::make
                                  {"executor_threads", i.exec->threads()}});
 }
 
-deployment_runtime::~deployment_runtime() { shutdown(); }
+deployment_runtime::~deployment_runtime() {
+  if (!shutdown() && impl_->store) {
+    // Abandoned attempts may still log into the store: keep it alive (and reachable) until exit.
+    static auto* abandoned = new std::vector<std::unique_ptr<run_store>>();
+    abandoned->push_back(std::move(impl_->store));
+  }
+}
 
 void deployment_runtime::recover() {
   // The runs the last process left unfinished. An attempt that was running when it died is
   // recorded as INTERRUPTED and counts as an attempt; the run goes on with the next one, or ends
-  // CRASHED when it has none left. Queued, delayed and retry-waiting runs go back to their task.
+  // CRASHED when it has none left. A run whose last attempt had ended (the process died while the
+  // hooks after it ran) is finished: COMPLETED with its output, or FAILED if that was its last
+  // allowed attempt. Queued, delayed and retry-waiting runs go back to their task.
   auto& i = *impl_;
   const auto ids = i.store->unfinished_runs();
   if (ids.empty()) return;
-  size_t interrupted = 0, crashed = 0, waiting_for_task = 0, resumed = 0;
+  size_t interrupted = 0, crashed = 0, finished = 0, waiting_for_task = 0, resumed = 0;
   std::map<std::string, size_t> missing_tasks;
   const auto now = clock_type::now();
   for (const auto& id : ids) {
@@ -131,6 +139,10 @@ void deployment_runtime::recover() {
     bool route = false;
     i.store->update_live(id, [&](run_record& r) {
       task = r.task_id;
+      auto t = i.report.tasks.find(r.task_id);
+      const int max = t == i.report.tasks.end()
+                          ? std::max(r.max_attempts, 1)
+                          : retry_policy(apply_task_retry(i.cfg.retry_for(r.task_id), t->second.retry)).max_attempts(r.max_attempts);
       if (!r.attempts.empty() && !r.attempts.back().finished_at) {
         auto& a = r.attempts.back();
         a.status = attempt_status::interrupted;
@@ -139,9 +151,6 @@ void deployment_runtime::recover() {
                        {"message", "taskhost stopped (crash, kill or power loss) while attempt " + std::to_string(a.number) +
                                        " was running; the run continues with a new attempt"}};
         ++interrupted;
-        auto t = i.report.tasks.find(r.task_id);
-        int max = t == i.report.tasks.end() ? 1
-                  : retry_policy(apply_task_retry(i.cfg.retry_for(r.task_id), t->second.retry)).max_attempts(r.max_attempts);
         if (static_cast<int>(r.attempts.size()) >= max) {
           r.status = run_status::crashed;
           r.finished_at = now;
@@ -153,6 +162,19 @@ void deployment_runtime::recover() {
         }
         r.status = run_status::queued;
         r.retry_at.reset();
+      } else if (!r.attempts.empty() && r.attempts.back().status == attempt_status::completed) {
+        // It succeeded; the process stopped while the hooks after it ran. It is not run again.
+        r.status = run_status::completed;
+        r.finished_at = r.attempts.back().finished_at;
+        ++finished;
+        return;
+      } else if (!r.attempts.empty() && !r.retry_at && static_cast<int>(r.attempts.size()) >= max) {
+        // Its last allowed attempt failed; the process stopped before that was recorded as final.
+        r.status = run_status::failed;
+        r.error = r.attempts.back().error;
+        r.finished_at = r.attempts.back().finished_at;
+        ++finished;
+        return;
       } else if (r.status == run_status::dequeued || r.status == run_status::executing) {
         r.status = r.attempts.empty() ? run_status::queued : run_status::executing;  // executing: waiting to retry
       }
@@ -168,7 +190,8 @@ void deployment_runtime::recover() {
     caf::anon_send(i.router, actors::trigger_atom::value, task, id);
   }
   log::info("recovered unfinished runs", {{"runs", ids.size()}, {"resumed", resumed}, {"interrupted_attempts", interrupted},
-                                          {"crashed", crashed}, {"waiting_for_their_task", waiting_for_task}});
+                                          {"crashed", crashed}, {"finished_before_the_stop", finished},
+                                          {"waiting_for_their_task", waiting_for_task}});
   for (const auto& [task, n] : missing_tasks)
     log::error("runs of a task that no loaded plugin provides stay queued until it is deployed again",
                {{"task", task}, {"runs", n}});
@@ -310,7 +333,7 @@ bool deployment_runtime::shutdown() {
     // Abandoned attempts may still finish and message their supervisor: keep the actor system
     // (deliberately leaked) so that they never touch a destroyed one. The process is exiting.
     (void)i.system.release();
-    (void)i.store.release();  // and their log lines may still reach the store
+    // Their log lines may still reach the store: the destructor keeps it alive until the exit.
   }
   log::info("stopped", {{"clean", i.shutdown_clean}});
   return i.shutdown_clean;

@@ -406,13 +406,17 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         const bool failed = !ok;
         record_stage(run_id, attempt, stage, ok, failed ? std::optional<json>(value) : std::nullopt);
 
+        // The attempt's end and, on success, the run's output are recorded together: a commit
+        // (and a crash right after it) never shows a completed attempt without its output. The
+        // run turns COMPLETED once the hooks after it have run; recovery finishes it otherwise.
         auto end_attempt = [&](bool success) {
           env->store->update_live(run_id, [&](run_record& r) {
             if (r.attempts.empty() || r.attempts.back().number != attempt) return;
             auto& a = r.attempts.back();
             a.finished_at = clock_type::now();
             a.status = success ? attempt_status::completed : attempt_status::failed;
-            if (!success) a.error = f.value;
+            if (success) r.output = f.value;
+            else a.error = f.value;
           });
         };
 
@@ -438,6 +442,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
               if (!r.attempts.empty() && r.attempts.back().number == attempt) {
                 r.attempts.back().status = attempt_status::failed;
                 r.attempts.back().error = f.value;
+                r.output.reset();
               }
             });
             f.retry_in = env->retry.next_delay(attempt, default_random, trigger_max_attempts);

@@ -57,8 +57,8 @@ struct durable_deployment : temp_deployment {
 TEST(DurableRunsTest, RestartRecoversQueuedDelayedExecutingAndRetryingRuns) {
   durable_deployment d;
   const auto db = d.cfg.state_dir / "runs.db";
-  std::string queued, delayed, interrupted, exhausted, retrying, orphan;
-  auto delayed_until = clock_type::now() + 600ms;
+  std::string queued, delayed, interrupted, exhausted, retrying, orphan, succeeded, failed_last;
+  auto delayed_until = clock_type::now() + 3s;  // long enough to be seen DELAYED after a slow start (sanitizers)
   {
     // What a previous process left behind when it was killed.
     run_store s({db.string()});
@@ -84,12 +84,30 @@ TEST(DurableRunsTest, RestartRecoversQueuedDelayedExecutingAndRetryingRuns) {
     r.retry_at = clock_type::now() + 300ms;
     retrying = r.id;
     put(s, r);
+    // Stopped while the hooks after a successful attempt ran: done, not run again.
+    auto c = stored_run("fixture-echo", run_status::executing);
+    c.attempts.push_back({1, attempt_status::completed, clock_type::now() - 900ms, clock_type::now() - 800ms, std::nullopt, {}});
+    c.output = json{{"done", "before the stop"}};
+    succeeded = c.id;
+    put(s, c);
+    // Stopped after its last allowed attempt failed, before the run was marked FAILED.
+    auto f = stored_run("fixture-throw", run_status::executing);
+    f.max_attempts = 1;
+    f.attempts.push_back({1, attempt_status::failed, clock_type::now() - 900ms, clock_type::now() - 800ms, json{{"message", "boom"}}, {}});
+    failed_last = f.id;
+    put(s, f);
     auto o = stored_run("task-not-deployed-anymore", run_status::queued);
     orphan = o.id;
     put(s, o);
   }
 
   deployment_runtime rt(d.cfg);
+  // The delayed run keeps its time: still DELAYED now, COMPLETED after it (checked below).
+  auto dl = rt.get_run(delayed);
+  ASSERT_TRUE(dl);
+  EXPECT_EQ(dl->status, run_status::delayed);
+  EXPECT_EQ(to_ms(*dl->delay_until), to_ms(delayed_until));
+
   auto q = wait_status(rt, queued, run_status::completed);
   EXPECT_EQ(q.status, run_status::completed);
   EXPECT_EQ(q.output->at("payload"), json({{"q", 1}}));
@@ -108,11 +126,6 @@ TEST(DurableRunsTest, RestartRecoversQueuedDelayedExecutingAndRetryingRuns) {
   EXPECT_EQ(x.attempts.at(0).status, attempt_status::interrupted);
   EXPECT_NE(x.error->at("message").get<std::string>().find("no attempts are left"), std::string::npos);
 
-  // The delayed run keeps its time: still DELAYED now, COMPLETED after it.
-  auto dl = rt.get_run(delayed);
-  ASSERT_TRUE(dl);
-  EXPECT_EQ(dl->status, run_status::delayed);
-  EXPECT_EQ(to_ms(*dl->delay_until), to_ms(delayed_until));
   dl = wait_status(rt, delayed, run_status::completed);
   ASSERT_EQ(dl->status, run_status::completed);
   EXPECT_GE(to_ms(*dl->started_at), to_ms(delayed_until));
@@ -123,6 +136,15 @@ TEST(DurableRunsTest, RestartRecoversQueuedDelayedExecutingAndRetryingRuns) {
   EXPECT_GE(to_ms(r.attempts[1].started_at), to_ms(r.attempts[0].finished_at.value()) + 300 - 50) << "its retry time was kept";
 
   EXPECT_EQ(rt.get_run(orphan)->status, run_status::queued) << "waits for its task to be deployed again";
+
+  auto c = rt.get_run(succeeded);
+  EXPECT_EQ(c->status, run_status::completed);
+  EXPECT_EQ(c->attempts.size(), 1u) << "a succeeded attempt is never run again";
+  EXPECT_EQ(*c->output, json({{"done", "before the stop"}}));
+  auto f = rt.get_run(failed_last);
+  EXPECT_EQ(f->status, run_status::failed);
+  EXPECT_EQ(f->attempts.size(), 1u) << "no attempt beyond maxAttempts";
+  EXPECT_EQ(f->error->at("message"), "boom");
 }
 
 TEST(DurableRunsTest, FinishedRunsSurviveARestart) {
