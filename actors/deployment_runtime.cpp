@@ -60,6 +60,8 @@ deployment_runtime::deployment_runtime(config::deployment cfg) : impl_(std::make
   } catch (const store_error& e) {
     throw std::runtime_error(e.what());
   }
+  log::info("run store open", {{"path", i.cfg.store.path.string()}, {"durability", i.cfg.store.full_durability ? "full" : "normal"},
+                               {"unfinished_runs", i.store->unfinished_runs().size()}});
   try {
     i.report = load_plugins(i.cfg.plugins_dir, i.cfg.state_dir / "plugin-cache");
   } catch (const plugin_error& e) {

@@ -191,3 +191,32 @@ TEST(DeploymentConfigTest, MiddlewareListsKeepOrderAndPositions) {
       << error_of(minimal + "middleware: [db, db]\n");
   EXPECT_NE(error_of(minimal + "middleware: [[x]]\n").find("middleware entries must be a string"), std::string::npos);
 }
+
+TEST(DeploymentConfigTest, StoreDefaultsToRunsDbInTheStateDir) {
+  auto d = load_string(minimal, "/srv/app/deploy.yaml");
+  EXPECT_EQ(d.store.path, fs::path("/srv/app/.taskhost/runs.db"));
+  EXPECT_FALSE(d.store.full_durability);
+  EXPECT_EQ(d.store.retention_days, 30);
+  EXPECT_EQ(d.max_output_bytes, 10u << 20);
+  auto moved = load_string(minimal + "state_dir: /var/lib/th\n", "/srv/app/deploy.yaml");
+  EXPECT_EQ(moved.store.path, fs::path("/var/lib/th/runs.db")) << "follows state_dir wherever it is written";
+}
+
+TEST(DeploymentConfigTest, StoreKeysAreReadAndChecked) {
+  auto d = load_string(minimal + "store: {path: data/r.db, durability: full, retention_days: 0.5}\nlimits: {max_output_bytes: 1000}\n",
+                       "/srv/app/deploy.yaml");
+  EXPECT_EQ(d.store.path, fs::path("/srv/app/data/r.db"));
+  EXPECT_TRUE(d.store.full_durability);
+  EXPECT_EQ(d.store.retention_days, 0.5);
+  EXPECT_EQ(d.max_output_bytes, 1000u);
+  EXPECT_EQ(load_string(minimal + "store: {path: ':memory:'}\n", "/x/d.yaml").store.path, fs::path(":memory:"));
+
+  EXPECT_EQ(error_of(minimal + "store: {durability: sometimes}\n").rfind("/srv/app/deploy.yaml:3:", 0), 0u);
+  EXPECT_NE(error_of(minimal + "store: {durability: sometimes}\n").find("store.durability"), std::string::npos);
+  EXPECT_NE(error_of(minimal + "store: {retention_days: 0}\n").find("store.retention_days must be a number of days above 0"),
+            std::string::npos);
+  EXPECT_NE(error_of(minimal + "store: {retention_days: soon}\n").find("store.retention_days must be a number"), std::string::npos);
+  EXPECT_NE(error_of(minimal + "store: {path: ''}\n").find("store.path must not be empty"), std::string::npos);
+  EXPECT_NE(error_of(minimal + "store: {paht: x}\n").find("paht"), std::string::npos) << "unknown keys are errors";
+  EXPECT_NE(error_of(minimal + "limits: {max_output_bytes: 0}\n").find("limits.max_output_bytes"), std::string::npos);
+}
