@@ -498,25 +498,18 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         advance(run_id);
       },
       [=](timeout_atom, const std::string& run_id, int attempt) {
-        bool timed_out = false;
-        json error;
         bool live = false;
+        milliseconds took{0};
         env->store->read_live(run_id, [&](const run_record& r) {
           live = !r.attempts.empty() && r.attempts.back().number == attempt && !r.attempts.back().finished_at;
+          if (live) took = std::chrono::duration_cast<milliseconds>(clock_type::now() - r.attempts.back().started_at);
         });
         if (!live) return;  // the attempt ended in time (the common case: no write)
-        env->store->update_live(run_id, [&](run_record& r) {
-          if (r.attempts.empty() || r.attempts.back().number != attempt ||
-              r.attempts.back().finished_at)
-            return;  // the attempt ended in time
-          auto took = std::chrono::duration_cast<milliseconds>(clock_type::now() - r.attempts.back().started_at);
-          error = json{{"name", "MaxDurationExceededError"},
-                       {"message", "attempt " + std::to_string(attempt) + " ran past its max duration (" +
-                                       std::to_string(took.count()) + " ms)"}};
-          finish_run(r, run_status::timed_out, attempt_status::failed, error);
-          timed_out = true;
-        });
-        if (!timed_out) return;
+        const json error = {{"name", "MaxDurationExceededError"},
+                            {"message", "attempt " + std::to_string(attempt) + " ran past its max duration (" +
+                                            std::to_string(took.count()) + " ms)"}};
+        // Its final hooks are queued before the run shows TIMED_OUT: whoever sees that status
+        // (a shutdown, say) finds them already on their way.
         if (auto f = st->flows.find(run_id); f != st->flows.end()) {
           f->second.in.token->cancel(TH_CANCEL_TIMED_OUT);
           final_hooks(f->second.in, TH_CANCEL_TIMED_OUT, error);
@@ -524,6 +517,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
           st->flows.erase(f);
         }
         release_locals(run_id);
+        env->store->update_live(run_id, [&](run_record& r) { finish_run(r, run_status::timed_out, attempt_status::failed, error); });
         log::warn("run timed out", {{"run", run_id}, {"task", env->task.id}, {"attempt", attempt}, {"error", error["message"]}});
       },
       [=](cancel_atom, const std::string& run_id) {

@@ -590,6 +590,7 @@ bool run_store::flush() {
           auto k = h.r.task_id + '\n' + h.r.idempotency_key;
           if (auto i = idem_.find(k); i != idem_.end() && i->second == op.id) idem_.erase(i);
           hot_.erase(it);
+          ++stats_.evictions;
         }
       } else if (op.insert) {
         // Never acknowledged, never routed: the run did not happen.

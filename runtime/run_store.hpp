@@ -132,6 +132,7 @@ public:
     uint64_t commits = 0;
     uint64_t rows_written = 0;
     uint64_t failed_commits = 0;
+    uint64_t evictions = 0;    ///< final runs that left memory after their commit
   };
   stats_t stats() const;
 
