@@ -187,7 +187,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
       job = [chain = f.chain, in = f.in, me, announce, stage, outcome = std::move(outcome)] {
         if (in.token->reason() != TH_CANCEL_NONE && is_enter(stage)) return;
         if (announce) {
-          auto t = std::chrono::duration_cast<milliseconds>(clock_type::now().time_since_epoch());
+          auto t = std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now().time_since_epoch());
           caf::anon_send(me, started_atom::value, in.run_id, in.attempt, int64_t{t.count()});
         }
         std::string error;
@@ -198,7 +198,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
       job = [env, in = f.in, me, announce] {
         if (in.token->reason() != TH_CANCEL_NONE) return;  // cancelled while it waited for a thread
         if (announce) {
-          auto t = std::chrono::duration_cast<milliseconds>(clock_type::now().time_since_epoch());
+          auto t = std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now().time_since_epoch());
           caf::anon_send(me, started_atom::value, in.run_id, in.attempt, int64_t{t.count()});
         }
         attempt_outcome o = run_attempt(env->task, in);
@@ -211,7 +211,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
       job = [env, in = f.in, me, announce, stage, stop_on_error, input = std::move(input)] {
         if (in.token->reason() != TH_CANCEL_NONE) return;
         if (announce) {
-          auto t = std::chrono::duration_cast<milliseconds>(clock_type::now().time_since_epoch());
+          auto t = std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now().time_since_epoch());
           caf::anon_send(me, started_atom::value, in.run_id, in.attempt, int64_t{t.count()});
         }
         auto o = run_hooks(env->hooks[stage], in, input, stop_on_error);
@@ -370,8 +370,8 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         st->flows.emplace(run_id, std::move(f));
         advance(run_id);
       },
-      [=](started_atom, const std::string& run_id, int attempt, int64_t started_ms) {
-        const time_point at{milliseconds(started_ms)};
+      [=](started_atom, const std::string& run_id, int attempt, int64_t started_us) {
+        const time_point at{std::chrono::microseconds(started_us)};
         milliseconds limit = env->max_duration;
         bool live = false;
         env->store->update_live(run_id, [&](run_record& r) {  // false: cancelled meanwhile

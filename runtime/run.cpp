@@ -38,6 +38,8 @@ bool releases_idempotency_key(run_status s) {
 
 int64_t to_ms(time_point t) { return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count(); }
 time_point from_ms(int64_t ms) { return time_point(std::chrono::milliseconds(ms)); }
+int64_t to_us(time_point t) { return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count(); }
+time_point from_us(int64_t us) { return time_point(std::chrono::microseconds(us)); }
 
 std::string apply_metadata_op(json& metadata, const json& op) {
   if (!op.is_object()) return "a metadata operation must be an object";
@@ -82,8 +84,8 @@ std::string apply_metadata_op(json& metadata, const json& op) {
 json attempts_to_storage(const std::vector<attempt_record>& attempts) {
   json out = json::array();
   for (const auto& a : attempts) {
-    json j = {{"n", a.number}, {"s", to_string(a.status)}, {"t0", to_ms(a.started_at)}};
-    if (a.finished_at) j["t1"] = to_ms(*a.finished_at);
+    json j = {{"n", a.number}, {"s", to_string(a.status)}, {"t0", to_us(a.started_at)}};
+    if (a.finished_at) j["t1"] = to_us(*a.finished_at);
     if (a.error) j["e"] = *a.error;
     if (!a.stages.empty()) {
       json st = json::array();
@@ -106,8 +108,8 @@ std::vector<attempt_record> attempts_from_storage(const json& j) {
     attempt_record r;
     r.number = a.value("n", 0);
     r.status = attempt_status_from_string(a.value("s", "")).value_or(attempt_status::failed);
-    r.started_at = from_ms(a.value("t0", int64_t{0}));
-    if (a.contains("t1")) r.finished_at = from_ms(a["t1"].get<int64_t>());
+    r.started_at = from_us(a.value("t0", int64_t{0}));
+    if (a.contains("t1")) r.finished_at = from_us(a["t1"].get<int64_t>());
     if (a.contains("e")) r.error = a["e"];
     if (auto st = a.find("st"); st != a.end())
       for (const auto& s : *st) r.stages.push_back({s.value("n", ""), s.value("ok", true), s.contains("e") ? std::optional<json>(s["e"]) : std::nullopt});

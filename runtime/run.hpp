@@ -102,12 +102,14 @@ bool releases_idempotency_key(run_status s);
 /// then unchanged). The result must stay within max_metadata_bytes.
 std::string apply_metadata_op(json& metadata, const json& op);
 
-/// The attempts in the store's JSON form (times as epoch milliseconds) and back.
+/// The attempts in the store's JSON form (times as epoch microseconds) and back.
 json attempts_to_storage(const std::vector<attempt_record>& attempts);
 std::vector<attempt_record> attempts_from_storage(const json& j);
 
 int64_t to_ms(time_point t);
 time_point from_ms(int64_t ms);
+int64_t to_us(time_point t);  ///< epoch microseconds: how the store keeps times
+time_point from_us(int64_t us);
 
 /// Limits on what a run keeps of its logs; lines beyond them are dropped (and counted as such).
 constexpr size_t max_log_lines_per_run = 1000;

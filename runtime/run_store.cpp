@@ -17,6 +17,7 @@ namespace {
 
 // Forward migrations: entry i takes the schema from version i to i + 1. Never edit one that has
 // shipped; append a new one.
+// Times are stored as epoch microseconds (the API shows milliseconds; measurements need more).
 const std::vector<std::string_view> migrations = {
     R"sql(
 CREATE TABLE runs (
@@ -72,14 +73,14 @@ constexpr std::string_view run_columns =
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-std::optional<int64_t> opt_ms(const std::optional<time_point>& t) {
+std::optional<int64_t> opt_us(const std::optional<time_point>& t) {
   if (!t) return std::nullopt;
-  return to_ms(*t);
+  return to_us(*t);
 }
 
 std::optional<time_point> opt_time(const std::optional<int64_t>& ms) {
   if (!ms) return std::nullopt;
-  return from_ms(*ms);
+  return from_us(*ms);
 }
 
 /// Reads the columns of `run_columns` (and payload, output after them when `full`).
@@ -88,8 +89,8 @@ run_record read_row(const sqlite::stmt& s, bool full) {
   r.id = s.text(0);
   r.task_id = s.text(1);
   r.status = run_status_from_string(s.text(2)).value_or(run_status::system_failure);
-  r.created_at = from_ms(s.int64(3));
-  r.updated_at = from_ms(s.int64(4));
+  r.created_at = from_us(s.int64(3));
+  r.updated_at = from_us(s.int64(4));
   r.started_at = opt_time(s.opt_int64(5));
   r.finished_at = opt_time(s.opt_int64(6));
   r.delay_until = opt_time(s.opt_int64(7));
@@ -125,31 +126,31 @@ std::vector<log_line> load_logs(sqlite::db& d, const std::string& run_id) {
   auto ls = d.prepare("SELECT time, attempt, level, message, attributes FROM run_logs WHERE run_id = ? ORDER BY seq");
   ls.bind(1, run_id);
   while (ls.step())
-    out.push_back({from_ms(ls.int64(0)), static_cast<int>(ls.int64(1)), ls.text(2), ls.text(3),
+    out.push_back({from_us(ls.int64(0)), static_cast<int>(ls.int64(1)), ls.text(2), ls.text(3),
                    ls.is_null(4) ? json() : json::parse(ls.text(4), nullptr, false)});
   return out;
 }
 
-std::string make_cursor(const run_record& r) { return "c" + std::to_string(to_ms(r.created_at)) + "_" + r.id; }
+std::string make_cursor(const run_record& r) { return "c" + std::to_string(to_us(r.created_at)) + "_" + r.id; }
 
-bool parse_cursor(const std::string& c, int64_t& ms, std::string& id) {
+bool parse_cursor(const std::string& c, int64_t& us, std::string& id) {
   if (c.size() < 4 || c[0] != 'c') return false;
-  auto us = c.find('_');
-  if (us == std::string::npos || us < 2 || us + 1 >= c.size()) return false;
-  for (size_t i = 1; i < us; ++i)
+  auto sep = c.find('_');
+  if (sep == std::string::npos || sep < 2 || sep + 1 >= c.size()) return false;
+  for (size_t i = 1; i < sep; ++i)
     if (!std::isdigit(static_cast<unsigned char>(c[i]))) return false;
-  if (us - 1 > 18) return false;
-  ms = std::stoll(c.substr(1, us - 1));
-  id = c.substr(us + 1);
+  if (sep - 1 > 18) return false;
+  us = std::stoll(c.substr(1, sep - 1));
+  id = c.substr(sep + 1);
   return true;
 }
 
 }  // namespace
 
 bool valid_list_cursor(const std::string& cursor) {
-  int64_t ms;
+  int64_t us;
   std::string id;
-  return parse_cursor(cursor, ms, id);
+  return parse_cursor(cursor, us, id);
 }
 
 struct run_store::hot_run {
@@ -482,7 +483,7 @@ bool run_store::flush() {
         op.ttl_ms = r.ttl_ms;
         op.max_attempts = r.max_attempts;
         op.max_duration_ms = r.max_duration_ms;
-        op.created = to_ms(r.created_at);
+        op.created = to_us(r.created_at);
         op.created_waiters.swap(h.created);
       }
       if (r.output) op.output = dump(*r.output);
@@ -491,13 +492,13 @@ bool run_store::flush() {
       op.attempts = dump(attempts_to_storage(r.attempts));
       op.idem_key = r.idempotency_key;
       op.idem_user = r.idempotency_key_user;
-      op.idem_expires = opt_ms(r.idempotency_expires_at);
-      op.updated = to_ms(r.updated_at);
-      op.started = opt_ms(r.started_at);
-      op.finished = is_final(r.status) ? opt_ms(r.finished_at ? r.finished_at : std::optional<time_point>(r.updated_at)) : std::nullopt;
-      op.delay_until = opt_ms(r.delay_until);
-      op.expires_at = opt_ms(r.expires_at);
-      op.retry_at = opt_ms(r.retry_at);
+      op.idem_expires = opt_us(r.idempotency_expires_at);
+      op.updated = to_us(r.updated_at);
+      op.started = opt_us(r.started_at);
+      op.finished = is_final(r.status) ? opt_us(r.finished_at ? r.finished_at : std::optional<time_point>(r.updated_at)) : std::nullopt;
+      op.delay_until = opt_us(r.delay_until);
+      op.expires_at = opt_us(r.expires_at);
+      op.retry_at = opt_us(r.retry_at);
       op.log_bytes = static_cast<int64_t>(r.log_bytes);
       op.logs_truncated = r.logs_truncated;
       op.logs_from = h.logs_persisted;
@@ -553,7 +554,7 @@ bool run_store::flush() {
           }
           for (size_t i = 0; i < op.new_logs.size(); ++i) {
             const auto& l = op.new_logs[i];
-            logq.bind(1, op.id).bind(2, static_cast<int64_t>(op.logs_from + i)).bind(3, to_ms(l.time)).bind(4, int64_t{l.attempt});
+            logq.bind(1, op.id).bind(2, static_cast<int64_t>(op.logs_from + i)).bind(3, to_us(l.time)).bind(4, int64_t{l.attempt});
             logq.bind(5, l.level).bind(6, l.message);
             if (l.attributes.is_object() && !l.attributes.empty()) logq.bind(7, dump(l.attributes));
             else logq.bind_null(7);
@@ -622,11 +623,11 @@ run_list_page run_store::list(const run_list_query& q) const {
   if (!q.tags.empty()) sql += " AND id IN (SELECT run_id FROM run_tags WHERE tag IN " + placeholders(q.tags.size()) + ")";
   if (q.created_from) sql += " AND created_at >= ?";
   if (q.created_to) sql += " AND created_at <= ?";
-  int64_t c_ms = 0;
+  int64_t c_us = 0;
   std::string c_id;
   const bool backwards = q.after.empty() && !q.before.empty();
-  if (!q.after.empty() && parse_cursor(q.after, c_ms, c_id)) sql += " AND (created_at < ? OR (created_at = ? AND id < ?))";
-  else if (backwards && parse_cursor(q.before, c_ms, c_id)) sql += " AND (created_at > ? OR (created_at = ? AND id > ?))";
+  if (!q.after.empty() && parse_cursor(q.after, c_us, c_id)) sql += " AND (created_at < ? OR (created_at = ? AND id < ?))";
+  else if (backwards && parse_cursor(q.before, c_us, c_id)) sql += " AND (created_at > ? OR (created_at = ? AND id > ?))";
   sql += backwards ? " ORDER BY created_at ASC, id ASC" : " ORDER BY created_at DESC, id DESC";
   const size_t size = std::clamp<size_t>(q.page_size, 1, 100);
   sql += " LIMIT " + std::to_string(size + 1);
@@ -639,10 +640,10 @@ run_list_page run_store::list(const run_list_query& q) const {
     for (auto s : q.statuses) st.bind(i++, to_string(s));
     for (const auto& t : q.task_ids) st.bind(i++, t);
     for (const auto& t : q.tags) st.bind(i++, t);
-    if (q.created_from) st.bind(i++, to_ms(*q.created_from));
-    if (q.created_to) st.bind(i++, to_ms(*q.created_to));
+    if (q.created_from) st.bind(i++, to_us(*q.created_from));
+    if (q.created_to) st.bind(i++, to_us(*q.created_to));
     if (!c_id.empty()) {
-      st.bind(i, c_ms).bind(i + 1, c_ms).bind(i + 2, c_id);
+      st.bind(i, c_us).bind(i + 1, c_us).bind(i + 2, c_id);
       i += 3;
     }
     while (st.step()) page.runs.push_back(read_row(st, false));
@@ -676,13 +677,13 @@ size_t run_store::purge_finished_before(time_point cutoff) {
   std::lock_guard wl(db_->write_mu);
   auto& w = *db_->writer;
   size_t n = 0;
-  const int64_t ms = to_ms(cutoff);
+  const int64_t us = to_us(cutoff);
   sqlite::transaction(w, [&] {
-    const std::string old = "(SELECT id FROM runs WHERE finished_at IS NOT NULL AND finished_at < " + std::to_string(ms) + ")";
+    const std::string old = "(SELECT id FROM runs WHERE finished_at IS NOT NULL AND finished_at < " + std::to_string(us) + ")";
     w.exec("DELETE FROM run_tags WHERE run_id IN " + old);
     w.exec("DELETE FROM run_logs WHERE run_id IN " + old);
     auto st = w.prepare("DELETE FROM runs WHERE finished_at IS NOT NULL AND finished_at < ?");
-    st.bind(1, ms);
+    st.bind(1, us);
     st.step();
     n = static_cast<size_t>(w.changes());
   });

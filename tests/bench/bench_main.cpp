@@ -1,11 +1,20 @@
 // `make bench`: taskhost's own benchmarks, each repeated, reported as median and spread, with
 // physical baselines measured in the same run. Prints a table and appends JSON lines to
-// bench/results/<date>.jsonl. Scenarios so far (issue 8 lists the rest):
-//   embedded-throughput   N no-op runs triggered and completed through the embedding API
-//   embedded-fail-twice   1,000 runs that fail twice, then succeed, zero backoff
-//   http-trigger-ack      sequential HTTP triggers into an idle runtime (keep-alive): ack latency
-//   baseline-http-noop    GET /healthz on the same server stack (the floor for http-trigger-ack)
-//   rss                   resident memory idle and after the throughput runs
+// bench/results/<date>.jsonl. Scenarios (issue 8 lists the ones still to come: HTTP batches,
+// parent/child, runs waiting):
+//   baseline-sqlite-insert    rows/s inserting in transactions of 1,000 (WAL, NORMAL)
+//   baseline-caf-request      µs per request/response, non-actor thread → actor, and actor → actor
+//   baseline-store-memory     the throughput scenario on a :memory: store
+//   embedded-throughput       N no-op runs triggered and completed through the embedding API
+//   embedded-fail-twice       1,000 runs that fail twice, then succeed, zero backoff
+//   http-single-50-inflight   single HTTP triggers from a separate client process, 50 connections
+//   baseline-http-noop        GET /healthz on the same server stack (the floor for the HTTP ones)
+//   http-trigger-ack          sequential HTTP triggers into an idle runtime: ack latency, and from
+//                             the runs' own timestamps start − receipt and complete − receipt
+//   scaling-tasks-N           runs/s spread over N tasks (1, 10, 100, 1,000)
+//   scaling-payload-B         runs/s with payloads of 100 B, 10 KB, 1 MB
+//   scaling-executor-T        runs/s with T executor threads
+//   rss                       resident memory idle, at the peak of the throughput runs, after
 #include <atomic>
 #include <sys/resource.h>
 
@@ -26,6 +35,7 @@
 #include "actors/deployment_runtime.hpp"
 #include "runtime/http_client.hpp"
 #include "runtime/log.hpp"
+#include "bench/baselines.hpp"
 
 namespace fs = std::filesystem;
 using clk = std::chrono::steady_clock;
@@ -68,11 +78,13 @@ void report(const std::string& name, const std::string& unit, const stats& s, js
 
 /// Triggers `n` runs of `task` and waits until every one is final and committed (the store holds
 /// no run in memory any more), without reading runs back.
-void run_many(taskhost::deployment_runtime& rt, const std::string& task, int n) {
+void run_many(taskhost::deployment_runtime& rt, const std::string& task, int n, const json& payload = nullptr,
+              int spread_over_tasks = 0) {
   std::atomic<int> acked{0};
   for (int i = 0; i < n; ++i) {
     taskhost::trigger_input in;
-    in.task_id = task;
+    in.task_id = spread_over_tasks ? "bench-task-" + std::to_string(i % spread_over_tasks) : task;
+    in.payload = payload;
     rt.trigger(std::move(in), [&](taskhost::trigger_outcome o) {
       if (o.status != 200) throw std::runtime_error("trigger refused: " + o.error);
       ++acked;
@@ -81,29 +93,57 @@ void run_many(taskhost::deployment_runtime& rt, const std::string& task, int n) 
   while (acked.load() < n || rt.store_stats().hot_runs > 0) std::this_thread::sleep_for(std::chrono::microseconds(100));
 }
 
+/// The client process of http-single-50-inflight: `conns` keep-alive connections, each sending
+/// its share of `n` single triggers one after the other. Prints acknowledged/s.
+int http_client_main(const std::string& url, int n, int conns) {
+  std::atomic<int> left{n}, failed{0};
+  std::vector<std::thread> ts;
+  auto t0 = clk::now();
+  for (int c = 0; c < conns; ++c)
+    ts.emplace_back([&] {
+      taskhost::http_client client(url);
+      while (left.fetch_sub(1) > 0)
+        if (client.request("POST", "/api/v1/tasks/bench-noop/trigger", R"({"payload":null})").status != 200) ++failed;
+    });
+  for (auto& t : ts) t.join();
+  double s = std::chrono::duration<double>(clk::now() - t0).count();
+  std::printf("%f %d\n", n / s, failed.load());
+  return failed ? 1 : 0;
+}
+
+/// A deployment of the bench plugins in `dir`, on a store at `dir`/state/runs.db.
+taskhost::config::deployment bench_deployment(const fs::path& dir, const fs::path& plugin, unsigned threads = 0) {
+  fs::create_directories(dir / "plugins");
+  fs::copy_file(plugin, dir / "plugins" / plugin.filename(), fs::copy_options::overwrite_existing);
+  taskhost::config::deployment cfg;
+  cfg.file = dir / "bench.yaml";
+  cfg.name = "bench";
+  cfg.plugins_dir = dir / "plugins";
+  cfg.state_dir = dir / "state";
+  cfg.http.port = 0;
+  cfg.executor_threads = threads;
+  return cfg;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 5 && std::string(argv[1]) == "--http-client") return http_client_main(argv[2], std::atoi(argv[3]), std::atoi(argv[4]));
   const int runs = argc > 1 ? std::atoi(argv[1]) : 100000;
   const int reps = argc > 2 ? std::atoi(argv[2]) : 5;
   taskhost::log::setup("error", "text");  // retries log warnings; keep the table readable
   fs::path tmp = fs::temp_directory_path() / ("taskhost-bench-" + std::to_string(::getpid()));
-  fs::create_directories(tmp / "plugins");
-  fs::copy_file(fs::path(TASKHOST_BENCH_PLUGIN), tmp / "plugins/bench.so");
   fs::create_directories("bench/results");
   char day[32];
   std::time_t now = std::time(nullptr);
   std::strftime(day, sizeof day, "%Y-%m-%d", std::gmtime(&now));
   results.open(std::string("bench/results/") + day + ".jsonl", std::ios::app);
 
-  taskhost::config::deployment cfg;
-  cfg.file = tmp / "bench.yaml";
-  cfg.name = "bench";
-  cfg.plugins_dir = tmp / "plugins";
-  cfg.state_dir = tmp / "state";
-  cfg.http.port = 0;
+  auto cfg = bench_deployment(tmp, TASKHOST_BENCH_PLUGIN);
   std::printf("taskhost benchmarks: %d runs x %d repetitions, %u cores\n", runs, reps, std::thread::hardware_concurrency());
   std::printf("%-24s %12s %12s %12s\n", "scenario", "median", "min", "max");
+
+  double rows_per_run = 0;
   {
     // The same deployment twice: the store on disk (the default) and on :memory:, measured in
     // turns so that both see the same machine noise.
@@ -134,9 +174,11 @@ int main(int argc, char** argv) {
            {{"runs", runs}, {"store", "sqlite-wal-normal"}, {"ratio_to_memory_store", memory.median / disk.median}});
     std::printf("  durable store costs %.2fx the :memory: store (target <= 1.5x)\n", memory.median / disk.median);
     auto st = rt.store_stats();
-    std::printf("  store: %llu commits for %llu row writes (%.0f rows per commit)\n", (unsigned long long)st.commits,
-                (unsigned long long)st.rows_written, st.commits ? double(st.rows_written) / double(st.commits) : 0.0);
+    std::printf("  store: %llu commits for %llu row writes (%.0f rows per commit)\n",
+                (unsigned long long)st.commits, (unsigned long long)st.rows_written,
+                st.commits ? double(st.rows_written) / double(st.commits) : 0.0);
     long rss_after = rss_kb();
+    rows_per_run = double(st.rows_written) / (double(reps) * runs);
 
     std::vector<double> fail_ms;
     for (int r = 0; r < reps; ++r) {
@@ -160,17 +202,98 @@ int main(int argc, char** argv) {
     auto base = latency("GET", "/healthz", "");
     auto ack = latency("POST", "/api/v1/tasks/bench-noop/trigger", R"({"payload":null})");
     auto pct = [](const std::vector<double>& v) {
-      return json{{"p50", percentile(v, .5)}, {"p90", percentile(v, .9)}, {"p99", percentile(v, .99)}};
+      return json{{"p50", percentile(v, .5)}, {"p90", percentile(v, .9)}, {"p99", percentile(v, .99)}, {"max", percentile(v, 1)}};
     };
     report("baseline-http-noop", "us", {percentile(base, 0), percentile(base, .5), percentile(base, 1)}, pct(base));
     report("http-trigger-ack", "us", {percentile(ack, 0), percentile(ack, .5), percentile(ack, 1)}, pct(ack));
     std::printf("  http-trigger-ack p90 %.1f us, p99 %.1f us; ratio to baseline at p50: %.2f\n", percentile(ack, .9),
                 percentile(ack, .99), percentile(ack, .5) / percentile(base, .5));
+
+    // Start − receipt and complete − receipt from the runs' own timestamps (receipt = createdAt,
+    // set when the request has been parsed), for 2,000 sequential triggers into an idle runtime.
+    {
+      std::vector<std::string> ids;
+      for (int i = 0; i < 2000; ++i) {
+        auto res = c.request("POST", "/api/v1/tasks/bench-noop/trigger", R"({"payload":null})");
+        ids.push_back(json::parse(res.body)["id"]);
+        while (rt.store_stats().hot_runs > 0) std::this_thread::sleep_for(std::chrono::microseconds(20));
+      }
+      std::vector<double> start_us, complete_us;
+      for (const auto& id : ids) {
+        auto r = rt.get_run(id);
+        if (!r || r->attempts.empty() || !r->finished_at) continue;
+        start_us.push_back(std::chrono::duration<double, std::micro>(r->attempts[0].started_at - r->created_at).count());
+        complete_us.push_back(std::chrono::duration<double, std::micro>(*r->finished_at - r->created_at).count());
+      }
+      report("run-start-after-receipt", "us", {percentile(start_us, 0), percentile(start_us, .5), percentile(start_us, 1)}, pct(start_us));
+      report("run-complete-after-receipt", "us", {percentile(complete_us, 0), percentile(complete_us, .5), percentile(complete_us, 1)},
+             pct(complete_us));
+      std::printf("  start - receipt p99 %.1f us; complete - receipt p99 %.1f us\n", percentile(start_us, .99), percentile(complete_us, .99));
+    }
+
+    // Single HTTP triggers, 50 in flight, from a separate client process.
+    {
+      const std::string url = "http://127.0.0.1:" + std::to_string(rt.http_port());
+      const int n = std::min(runs, 50000);
+      std::vector<double> acked_per_s, done_per_s;
+      for (int r = 0; r < reps; ++r) {
+        auto t0 = clk::now();
+        std::string cmd = std::string("'") + fs::canonical("/proc/self/exe").string() + "' --http-client " + url + " " + std::to_string(n) + " 50";
+        FILE* p = popen(cmd.c_str(), "r");
+        double rate = 0;
+        int failed = 0;
+        if (!p || std::fscanf(p, "%lf %d", &rate, &failed) != 2 || pclose(p) != 0 || failed)
+          throw std::runtime_error("the http client process failed");
+        while (rt.store_stats().hot_runs > 0) std::this_thread::sleep_for(std::chrono::microseconds(100));
+        acked_per_s.push_back(rate);
+        done_per_s.push_back(n / std::chrono::duration<double>(clk::now() - t0).count());
+      }
+      report("http-single-50-inflight", "acked/s", summarize(acked_per_s),
+             {{"runs", n}, {"completed_per_s", summarize(done_per_s).median}});
+      std::printf("  triggered and completed: %.0f runs/s\n", summarize(done_per_s).median);
+    }
     report("rss", "MB", {rss_idle / 1024.0, rss_idle / 1024.0, rss_peak / 1024.0},
            {{"idle_mb", rss_idle / 1024.0}, {"peak_mb", rss_peak / 1024.0}, {"after_throughput_mb", rss_after / 1024.0}});
     std::printf("  rss idle %.1f MB, peak during %d x %d runs %.1f MB, after %.1f MB (final runs leave memory)\n",
                 rss_idle / 1024.0, reps, runs, rss_peak / 1024.0, rss_after / 1024.0);
   }
+
+  // Physical baselines (after the runtime figures, so that idle RSS is the runtime's alone).
+  std::vector<double> sql, caf_ext, caf_int;
+  for (int r = 0; r < reps; ++r) {
+    sql.push_back(taskhost::bench::sqlite_batched_insert_rows_per_s(tmp / "baseline.db", 100000, 1000));
+    caf_ext.push_back(taskhost::bench::caf_request_response_us(20000));
+    caf_int.push_back(taskhost::bench::caf_actor_round_trip_us(100000));
+  }
+  report("baseline-sqlite-insert", "rows/s", summarize(sql), {{"batch", 1000}});
+  report("baseline-caf-request", "us", summarize(caf_ext), {{"from", "non-actor thread"}});
+  report("baseline-caf-actor-rt", "us", summarize(caf_int), {{"from", "actor"}});
+  std::printf("  SQLite alone inserts %.0f rows/s in batches of 1,000; the store wrote %.1f rows per run above\n",
+              summarize(sql).median, rows_per_run);
+
+  // Scaling: tasks, payload size, executor threads (20,000 runs each unless noted).
+  const int scale_runs = std::max(1000, runs / 5);
+  auto scale = [&](const std::string& name, const taskhost::config::deployment& c, int n, const json& payload, int spread) {
+    std::vector<double> v;
+    taskhost::deployment_runtime rt(c);
+    for (int r = 0; r < reps; ++r) {
+      auto t0 = clk::now();
+      run_many(rt, "bench-noop", n, payload, spread);
+      v.push_back(n / std::chrono::duration<double>(clk::now() - t0).count());
+    }
+    report(name, "runs/s", summarize(v), {{"runs", n}});
+  };
+  for (int tasks : {1, 10, 100, 1000})
+    scale("scaling-tasks-" + std::to_string(tasks), bench_deployment(tmp / ("many-" + std::to_string(tasks)), TASKHOST_BENCH_MANY_PLUGIN),
+          scale_runs, nullptr, tasks);
+  for (auto [label, bytes, n] : {std::tuple{"100B", 100, scale_runs}, std::tuple{"10KB", 10 * 1024, scale_runs / 4},
+                                 std::tuple{"1MB", 1 << 20, 200}})
+    scale(std::string("scaling-payload-") + label, bench_deployment(tmp / (std::string("payload-") + label), TASKHOST_BENCH_PLUGIN),
+          n, json{{"blob", std::string(size_t(bytes), 'x')}}, 0);
+  for (unsigned threads : {1u, 2u, 4u, 8u})
+    scale("scaling-executor-" + std::to_string(threads),
+          bench_deployment(tmp / ("threads-" + std::to_string(threads)), TASKHOST_BENCH_PLUGIN, threads), scale_runs, nullptr, 0);
+
   fs::remove_all(tmp);
   return 0;
 }
