@@ -5,6 +5,7 @@
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <shared_mutex>
 #include <unordered_map>
 
 #include "actors/messages.hpp"
@@ -47,6 +48,7 @@ struct deployment_runtime::impl {
   std::unique_ptr<http_server> http;
   std::atomic<bool> accepting{true};
   std::mutex shutdown_mu;
+  std::shared_mutex actors_mu;  ///< guards router and supervisors against shutdown() dropping them
   bool shut_down = false;
   bool shutdown_clean = true;
 };
@@ -242,9 +244,17 @@ void deployment_runtime::trigger(trigger_input in, std::function<void(trigger_ou
     r.idempotency_expires_at = r.created_at + std::chrono::milliseconds(in.idempotency_key_ttl_ms);
   }
   // Acknowledged, and handed to its task, only once its transaction has committed.
-  i.store->create(std::move(r), [&i, task = in.task_id, done = std::move(done)](create_result c) {
+  // Straight to the task's supervisor: a hop fewer than through the router.
+  caf::actor sup;
+  {
+    std::shared_lock lock(i.actors_mu);  // shutdown() drops the handles
+    auto it = i.supervisors.find(in.task_id);
+    if (it == i.supervisors.end()) return done({503, {}, "taskhost is shutting down; not accepting new runs"});
+    sup = it->second;
+  }
+  i.store->create(std::move(r), [sup = std::move(sup), done = std::move(done)](create_result c) {
     if (c.status != 200) return done({c.status, {}, c.error});
-    if (!c.cached) caf::anon_send(i.router, actors::trigger_atom::value, task, c.run_id);
+    if (!c.cached) caf::anon_send(sup, actors::start_atom::value, c.run_id);
     done({200, std::move(c.run_id), {}, c.cached});
   });
 }
@@ -326,8 +336,11 @@ bool deployment_runtime::shutdown() {
   i.store->set_notify({});
   if (i.store->dirty() && !i.store->flush()) log::error("run store: the last commit failed; the next start recovers from the last good one");
   i.writer = nullptr;
-  i.router = nullptr;
-  i.supervisors.clear();
+  {
+    std::unique_lock lock(i.actors_mu);
+    i.router = nullptr;
+    i.supervisors.clear();
+  }
   if (i.http) i.http->stop();
   if (i.shutdown_clean) {
     i.system.reset();

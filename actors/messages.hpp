@@ -13,7 +13,8 @@ namespace taskhost::actors {
 using trigger_atom = caf::atom_constant<caf::atom("trigger")>;
 /// supervisor  ← (start_atom, run_id): run the next attempt of this run.
 using start_atom = caf::atom_constant<caf::atom("start")>;
-/// supervisor  ← (started_atom, run_id, attempt, started_at_us): an executor thread began the attempt.
+/// supervisor  ← (started_atom, run_id, attempt, started_at_us, limit_ms): an executor thread began an
+/// attempt that has a max duration (it recorded the start itself); arm its deadline.
 using started_atom = caf::atom_constant<caf::atom("started")>;
 /// supervisor  ← (done_atom, run_id, attempt, stage, ok, json, retryable): a stage of an attempt
 /// ended (stage: a th_hook_kind, or run_stage for `run`).

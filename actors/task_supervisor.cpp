@@ -83,6 +83,23 @@ void finish_run(run_record& r, run_status status, attempt_status attempt_end, co
   r.finished_at = now;
 }
 
+/// On the executor thread, as the first stage of an attempt begins: records the attempt (the run
+/// is EXECUTING from now) straight into the store, and only when the attempt has a deadline asks
+/// the supervisor to arm it — one message fewer per run than announcing every start.
+void begin_attempt(const supervisor_env& env, const attempt_input& in, const caf::actor& me) {
+  const auto at = clock_type::now();
+  milliseconds limit = env.max_duration;
+  bool live = false;
+  env.store->update_live(in.run_id, [&](run_record& r) {  // false: cancelled or expired meanwhile
+    live = true;
+    r.status = run_status::executing;
+    if (!r.started_at) r.started_at = at;
+    r.attempts.push_back({in.attempt, attempt_status::executing, at, std::nullopt, std::nullopt, {}});
+    if (r.max_duration_ms > 0) limit = milliseconds(r.max_duration_ms);
+  });
+  if (live && limit.count() > 0) caf::anon_send(me, started_atom::value, in.run_id, in.attempt, to_us(at), int64_t{limit.count()});
+}
+
 /// Reads catch_error's "retry" answer on top of the task's policy.
 config::retry_config retry_from_answer(config::retry_config base, const json& o) {
   if (auto v = o.find("maxAttempts"); v != o.end() && v->is_number_integer()) base.max_attempts = std::clamp(v->get<int>(), 1, 250);
@@ -184,12 +201,9 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
     if (is_enter(stage) || is_exit(stage)) {
       json outcome = {{"ok", f.ok}};
       if (!f.ok && !f.value.is_null()) outcome["error"] = f.value;
-      job = [chain = f.chain, in = f.in, me, announce, stage, outcome = std::move(outcome)] {
+      job = [env, chain = f.chain, in = f.in, me, announce, stage, outcome = std::move(outcome)] {
         if (in.token->reason() != TH_CANCEL_NONE && is_enter(stage)) return;
-        if (announce) {
-          auto t = std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now().time_since_epoch());
-          caf::anon_send(me, started_atom::value, in.run_id, in.attempt, int64_t{t.count()});
-        }
+        if (announce) begin_attempt(*env, in, me);
         std::string error;
         bool ok = is_enter(stage) ? chain->enter(mw_index(stage), error) : chain->exit(mw_index(stage), outcome, error);
         caf::anon_send(me, done_atom::value, in.run_id, in.attempt, stage, ok, ok ? std::string("null") : error, true);
@@ -197,10 +211,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
     } else if (stage == run_stage) {
       job = [env, in = f.in, me, announce] {
         if (in.token->reason() != TH_CANCEL_NONE) return;  // cancelled while it waited for a thread
-        if (announce) {
-          auto t = std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now().time_since_epoch());
-          caf::anon_send(me, started_atom::value, in.run_id, in.attempt, int64_t{t.count()});
-        }
+        if (announce) begin_attempt(*env, in, me);
         attempt_outcome o = run_attempt(env->task, in);
         caf::anon_send(me, done_atom::value, in.run_id, in.attempt, run_stage, o.ok, std::move(o.json), o.retryable);
       };
@@ -210,10 +221,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
       json input = hook_input(f, stage);
       job = [env, in = f.in, me, announce, stage, stop_on_error, input = std::move(input)] {
         if (in.token->reason() != TH_CANCEL_NONE) return;
-        if (announce) {
-          auto t = std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now().time_since_epoch());
-          caf::anon_send(me, started_atom::value, in.run_id, in.attempt, int64_t{t.count()});
-        }
+        if (announce) begin_attempt(*env, in, me);
         auto o = run_hooks(env->hooks[stage], in, input, stop_on_error);
         std::string body = (o.ok ? o.answer : o.error).dump(-1, ' ', false, json::error_handler_t::replace);
         caf::anon_send(me, done_atom::value, in.run_id, in.attempt, stage, o.ok, std::move(body), true);
@@ -370,21 +378,11 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         st->flows.emplace(run_id, std::move(f));
         advance(run_id);
       },
-      [=](started_atom, const std::string& run_id, int attempt, int64_t started_us) {
-        const time_point at{std::chrono::microseconds(started_us)};
-        milliseconds limit = env->max_duration;
-        bool live = false;
-        env->store->update_live(run_id, [&](run_record& r) {  // false: cancelled meanwhile
-          live = true;
-          r.status = run_status::executing;
-          if (!r.started_at) r.started_at = at;
-          r.attempts.push_back({attempt, attempt_status::executing, at, std::nullopt, std::nullopt, {}});
-          if (r.max_duration_ms > 0) limit = milliseconds(r.max_duration_ms);
-        });
+      [=](started_atom, const std::string& run_id, int attempt, int64_t started_us, int64_t limit_ms) {
         // The deadline counts from the moment the attempt started, not from now.
-        if (live && limit.count() > 0)
-          self->delayed_send(self, std::max(limit - (clock_type::now() - at), clock_type::duration::zero()),
-                             timeout_atom::value, run_id, attempt);
+        const time_point at{std::chrono::microseconds(started_us)};
+        const auto left = milliseconds(limit_ms) - (clock_type::now() - at);
+        self->delayed_send(self, std::max<clock_type::duration>(left, clock_type::duration::zero()), timeout_atom::value, run_id, attempt);
       },
       [=](done_atom, const std::string& run_id, int attempt, int stage, bool ok, const std::string& body, bool retryable) {
         auto it = st->flows.find(run_id);
