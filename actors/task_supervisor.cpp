@@ -310,6 +310,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
           return;
         }
         attempt_flow f;
+        json payload;
         bool runnable = false;
         bool expired = false;
         std::optional<clock_type::duration> expire_in;
@@ -334,8 +335,9 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
           runnable = true;
           f.in.task_id = r.task_id;
           f.in.attempt = static_cast<int>(r.attempts.size()) + 1;
-          f.in.payload = r.payload.dump(-1, ' ', false, json::error_handler_t::replace);
+          payload = r.payload;  // serialized below, outside the store's lock
         });
+        if (runnable) f.in.payload = payload.dump(-1, ' ', false, json::error_handler_t::replace);
         if (expired) {
           log::warn("run expired: its TTL passed before it started", {{"run", run_id}, {"task", env->task.id}});
           return;

@@ -444,6 +444,8 @@ struct row_op {
   std::string id;
   bool insert = false;
   std::string task_id, status, payload, payload_type, output, error, metadata, tags, attempts, ttl;
+  json payload_value, output_value;  ///< copied under the lock, serialized after it (they may be MBs)
+  bool has_output = false;
   std::string idem_key, idem_user;
   int64_t created = 0, updated = 0, ttl_ms = 0, max_attempts = 0, max_duration_ms = 0, log_bytes = 0, logs_truncated = 0;
   std::optional<int64_t> started, finished, delay_until, expires_at, retry_at, idem_expires;
@@ -475,7 +477,7 @@ bool run_store::flush() {
       op.task_id = r.task_id;
       op.status = std::string(to_string(r.status));
       if (op.insert) {
-        op.payload = dump(r.payload);
+        op.payload_value = r.payload;
         op.payload_type = r.payload_type;
         op.tags = dump(json(r.tags));
         op.tag_list = r.tags;
@@ -486,7 +488,10 @@ bool run_store::flush() {
         op.created = to_us(r.created_at);
         op.created_waiters.swap(h.created);
       }
-      if (r.output) op.output = dump(*r.output);
+      if (r.output) {
+        op.output_value = *r.output;
+        op.has_output = true;
+      }
       if (r.error) op.error = dump(*r.error);
       if (!r.metadata.is_null()) op.metadata = dump(r.metadata);
       op.attempts = dump(attempts_to_storage(r.attempts));
@@ -506,6 +511,12 @@ bool run_store::flush() {
       ops.push_back(std::move(op));
     }
     dirty_.clear();
+  }
+  for (auto& op : ops) {
+    if (op.insert) op.payload = dump(op.payload_value);
+    if (op.has_output) op.output = dump(op.output_value);
+    op.payload_value = nullptr;
+    op.output_value = nullptr;
   }
 
   std::string error;
