@@ -144,9 +144,10 @@ void deployment_runtime::recover() {
     i.store->update_live(id, [&](run_record& r) {
       task = r.task_id;
       auto t = i.report.tasks.find(r.task_id);
-      const int max = t == i.report.tasks.end()
-                          ? std::max(r.max_attempts, 1)
-                          : retry_policy(apply_task_retry(i.cfg.retry_for(r.task_id), t->second.retry)).max_attempts(r.max_attempts);
+      // A task no plugin provides any more: the deployment's policy for it, as it will have when
+      // it comes back.
+      const auto policy = t == i.report.tasks.end() ? i.cfg.retry_for(r.task_id) : apply_task_retry(i.cfg.retry_for(r.task_id), t->second.retry);
+      const int max = retry_policy(policy).max_attempts(r.max_attempts);
       if (!r.attempts.empty() && !r.attempts.back().finished_at) {
         auto& a = r.attempts.back();
         a.status = attempt_status::interrupted;
