@@ -204,7 +204,11 @@ TEST(FaultTest, DiskFullRefusesTriggersWith503KeepsReadsAndRecovers) {
   ASSERT_FALSE(after.empty()) << "triggers still refused after space came back";
   EXPECT_EQ(s.wait_final(after)["status"], "COMPLETED");
   for (const auto& id : accepted_while_full) EXPECT_EQ(s.wait_final(id)["status"], "COMPLETED") << id;
-  EXPECT_NE(s.log().find("commits succeed again"), std::string::npos);
+  // The writer says so once the first commit after the failures succeeded (logged just after it).
+  auto log_deadline = std::chrono::steady_clock::now() + 5s;
+  while (s.log().find("commits succeed again") == std::string::npos && std::chrono::steady_clock::now() < log_deadline)
+    std::this_thread::sleep_for(20ms);
+  EXPECT_NE(s.log().find("commits succeed again"), std::string::npos) << s.log();
 
   // And after a restart nothing half-written shows: every run in the store is whole.
   s.proc.signal(SIGTERM);
