@@ -196,6 +196,8 @@ int main(int argc, char** argv) {
         auto res = c.request(method, path, body);
         us.push_back(std::chrono::duration<double, std::micro>(clk::now() - t0).count());
         if (res.status != 200) throw std::runtime_error(path + " answered " + std::to_string(res.status));
+        // Into an idle runtime: the previous run has finished and been committed.
+        while (rt.store_stats().hot_runs > 0) std::this_thread::sleep_for(std::chrono::microseconds(20));
       }
       return us;
     };
