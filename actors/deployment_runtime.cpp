@@ -292,10 +292,13 @@ void deployment_runtime::cancel(const std::string& id, std::function<void(trigge
   auto& i = *impl_;
   std::lock_guard lock(i.shutdown_mu);  // the actors must outlive the request
   if (i.shut_down) return done({503, {}, "taskhost is shutting down"});
-  auto run = i.store->get(id);
-  if (!run) return done({404, {}, "Run not found: " + id});
-  auto sup = i.supervisors.find(run->task_id);
-  if (is_final(run->status) || sup == i.supervisors.end()) return done({200, id, {}});
+  std::string task;
+  if (!i.store->read_live(id, [&](const run_record& r) { task = r.task_id; })) {
+    // Finished (left as it is) or unknown: only then is SQLite asked.
+    return i.store->get(id) ? done({200, id, {}}) : done({404, {}, "Run not found: " + id});
+  }
+  auto sup = i.supervisors.find(task);
+  if (sup == i.supervisors.end()) return done({200, id, {}});
   // A short blocking request (cancels are rare): the answer comes once the supervisor has
   // recorded the new state, so a read right after the response sees CANCELED.
   caf::scoped_actor self{*i.system};

@@ -179,7 +179,7 @@ void api_gateway::list(std::string_view query, http_responder respond) {
       else
         t = parse_iso_time(value);
       if (!t) return respond(error_response(400, key + " must be epoch milliseconds or an ISO date, got '" + value + "'"));
-      (key.back() == ']' && key.find("[from]") != std::string::npos ? q.created_from : q.created_to) = t;
+      (key == "filter[createdAt][from]" ? q.created_from : q.created_to) = t;
     } else if (key == "filter[createdAt][period]") {
       auto d = config::parse_duration(value);
       if (!d) return respond(error_response(400, "filter[createdAt][period] must be a duration like 7d, got '" + value + "'"));

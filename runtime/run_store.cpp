@@ -374,19 +374,22 @@ bool run_store::read(const std::string& id, const std::function<void(const run_r
   return true;
 }
 
-bool run_store::update(const std::string& id, const std::function<void(run_record&)>& f) {
+bool run_store::change(const std::string& id, const std::function<void(run_record&)>& f, bool live_only) {
   std::function<void()> notify;
   {
     std::lock_guard lock(mu_);
     auto it = hot_.find(id);
     if (it == hot_.end()) {
-      auto r = load_locked(id, true);
+      if (live_only) return false;
+      auto r = load_locked(id, true);  // final and committed: back into memory for this change
       if (!r) return false;
       hot_run h;
       h.r = std::move(*r);
       h.committed = true;
       h.logs_persisted = h.r.logs.size();
       it = hot_.emplace(id, std::move(h)).first;
+    } else if (live_only && is_final(it->second.r.status)) {
+      return false;
     }
     f(it->second.r);
     it->second.r.updated_at = clock_type::now();
@@ -397,26 +400,15 @@ bool run_store::update(const std::string& id, const std::function<void(run_recor
   return true;
 }
 
+bool run_store::update(const std::string& id, const std::function<void(run_record&)>& f) { return change(id, f, false); }
+
+bool run_store::update_live(const std::string& id, const std::function<void(run_record&)>& f) { return change(id, f, true); }
+
 bool run_store::read_live(const std::string& id, const std::function<void(const run_record&)>& f) const {
   std::lock_guard lock(mu_);
   auto it = hot_.find(id);
   if (it == hot_.end() || is_final(it->second.r.status)) return false;
   f(it->second.r);
-  return true;
-}
-
-bool run_store::update_live(const std::string& id, const std::function<void(run_record&)>& f) {
-  std::function<void()> notify;
-  {
-    std::lock_guard lock(mu_);
-    auto it = hot_.find(id);
-    if (it == hot_.end() || is_final(it->second.r.status)) return false;
-    f(it->second.r);
-    it->second.r.updated_at = clock_type::now();
-    mark_dirty_locked(id, it->second);
-    notify = wake_locked();
-  }
-  if (notify) notify();
   return true;
 }
 

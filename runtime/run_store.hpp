@@ -140,6 +140,8 @@ private:
   struct hot_run;
   struct db_state;
 
+  /// update() (live_only false: a final run is loaded back) and update_live() (live_only true).
+  bool change(const std::string& id, const std::function<void(run_record&)>& f, bool live_only);
   void mark_dirty_locked(const std::string& id, hot_run& h);
   /// The notify to call (after unlocking) if the writer is not already woken; else empty.
   std::function<void()> wake_locked();
