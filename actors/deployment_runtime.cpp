@@ -38,6 +38,7 @@ struct deployment_runtime::impl {
   config::deployment cfg;
   plugin_load_report report;
   std::unique_ptr<run_store> store;
+  std::unique_ptr<wait_coordinator> waits;
   caf::actor writer;
   std::unique_ptr<executor> exec;
   caf::actor_system_config caf_cfg;
@@ -85,6 +86,32 @@ deployment_runtime::deployment_runtime(config::deployment cfg) : impl_(std::make
       log::warn(t.position.str() + ": tasks." + id + " configures a task that no loaded plugin provides", {{"task", id}});
 
   i.exec = std::make_unique<executor>(i.cfg.executor_threads);
+  {
+    wait_env we;
+    we.store = i.store.get();
+    we.has_task = [this](const std::string& t) { return impl_->report.tasks.count(t) > 0; };
+    we.create_run = [this](run_record r, std::function<void(create_result)> done) {
+      auto& im = *impl_;
+      caf::actor sup;
+      {
+        std::shared_lock lock(im.actors_mu);
+        if (auto it = im.supervisors.find(r.task_id); it != im.supervisors.end()) sup = it->second;
+      }
+      if (!sup || !im.accepting) return done({503, {}, false, "taskhost is shutting down; not accepting new runs"});
+      im.store->create(std::move(r), [sup = std::move(sup), done = std::move(done)](create_result c) {
+        if (c.status == 200 && !c.cached) caf::anon_send(sup, actors::start_atom::value, c.run_id);
+        done(std::move(c));
+      });
+    };
+    we.wake = [this](const std::string& run_id, const std::string& task) {
+      auto& im = *impl_;
+      std::shared_lock lock(im.actors_mu);
+      if (auto it = im.supervisors.find(task); it != im.supervisors.end()) caf::anon_send(it->second, actors::wake_atom::value, run_id);
+    };
+    we.max_payload_bytes = i.cfg.max_payload_bytes;
+    i.waits = std::make_unique<wait_coordinator>(std::move(we));
+    i.store->set_final_listener([w = i.waits.get()](const std::string& id) { w->run_finished(id); });
+  }
   i.system = std::make_unique<caf::actor_system>(configure(i.caf_cfg));
   auto all_hooks = std::make_shared<const std::vector<loaded_hook>>(i.report.hooks);
   auto all_middleware = std::make_shared<const std::map<std::string, loaded_middleware>>(i.report.middleware);
@@ -105,6 +132,7 @@ deployment_runtime::deployment_runtime(config::deployment cfg) : impl_(std::make
     for (const auto& h : *all_hooks)
       if (h.task_id.empty() && h.kind == TH_HOOK_CATCH_ERROR) env->hooks[h.kind].push_back(&h);
     env->all_middleware = all_middleware;
+    env->waits = i.waits.get();
     for (const auto& m : i.cfg.middleware) env->middleware.push_back(&all_middleware->at(m.name));
     if (auto t = i.cfg.tasks.find(id); t != i.cfg.tasks.end())
       for (const auto& m : t->second.middleware) env->middleware.push_back(&all_middleware->at(m.name));
@@ -135,7 +163,7 @@ void deployment_runtime::recover() {
   auto& i = *impl_;
   const auto ids = i.store->unfinished_runs();
   if (ids.empty()) return;
-  size_t interrupted = 0, crashed = 0, finished = 0, waiting_for_task = 0, resumed = 0;
+  size_t interrupted = 0, crashed = 0, finished = 0, waiting_for_task = 0, resumed = 0, waiting = 0;
   std::map<std::string, size_t> missing_tasks;
   const auto now = clock_type::now();
   for (const auto& id : ids) {
@@ -148,6 +176,12 @@ void deployment_runtime::recover() {
       // it comes back.
       const auto policy = t == i.report.tasks.end() ? i.cfg.retry_for(r.task_id) : apply_task_retry(i.cfg.retry_for(r.task_id), t->second.retry);
       const int max = retry_policy(policy).max_attempts(r.max_attempts);
+      if (r.status == run_status::waiting) {
+        // It waits without holding anything: it is replayed from its journal once its wait is done.
+        ++waiting;
+        route = true;
+        return;
+      }
       if (!r.attempts.empty() && !r.attempts.back().finished_at) {
         auto& a = r.attempts.back();
         a.status = attempt_status::interrupted;
@@ -185,6 +219,8 @@ void deployment_runtime::recover() {
       }
       route = true;
     });
+    // Children and tokens it waits for are watched again; those that ended meanwhile count now.
+    i.waits->restore(id);
     if (!route) continue;
     if (!i.supervisors.count(task)) {
       ++missing_tasks[task];
@@ -195,7 +231,7 @@ void deployment_runtime::recover() {
     caf::anon_send(i.router, actors::trigger_atom::value, task, id);
   }
   log::info("recovered unfinished runs", {{"runs", ids.size()}, {"resumed", resumed}, {"interrupted_attempts", interrupted},
-                                          {"crashed", crashed}, {"finished_before_the_stop", finished},
+                                          {"crashed", crashed}, {"finished_before_the_stop", finished}, {"waiting", waiting},
                                           {"waiting_for_their_task", waiting_for_task}});
   for (const auto& [task, n] : missing_tasks)
     log::error("runs of a task that no loaded plugin provides stay queued until it is deployed again",
@@ -224,32 +260,13 @@ void deployment_runtime::trigger(trigger_input in, std::function<void(trigger_ou
   auto& i = *impl_;
   if (!i.accepting) return done({503, {}, "taskhost is shutting down; not accepting new runs"});
   if (!i.report.tasks.count(in.task_id)) return done({404, {}, "Task '" + in.task_id + "' not found"});
-  run_record r;
-  r.id = new_run_id();
-  r.task_id = in.task_id;
-  r.created_at = r.updated_at = clock_type::now();
-  r.status = in.delay_until ? run_status::delayed : run_status::queued;
-  r.delay_until = in.delay_until;
-  r.payload = std::move(in.payload);
-  r.payload_type = std::move(in.payload_type);
-  r.tags = std::move(in.tags);
-  r.metadata = std::move(in.metadata);
-  r.max_attempts = in.max_attempts;
-  r.max_duration_ms = in.max_duration_ms;
-  r.ttl = std::move(in.ttl);
-  r.ttl_ms = in.ttl_ms;
-  if (r.ttl_ms > 0 && !r.delay_until) r.expires_at = r.created_at + std::chrono::milliseconds(r.ttl_ms);
-  if (!in.idempotency_key.empty()) {
-    r.idempotency_key = std::move(in.idempotency_key);
-    r.idempotency_key_user = std::move(in.idempotency_key_user);
-    r.idempotency_expires_at = r.created_at + std::chrono::milliseconds(in.idempotency_key_ttl_ms);
-  }
+  run_record r = new_run_record(std::move(in), new_run_id(), clock_type::now());
   // Acknowledged, and handed to its task, only once its transaction has committed.
   // Straight to the task's supervisor: a hop fewer than through the router.
   caf::actor sup;
   {
     std::shared_lock lock(i.actors_mu);  // shutdown() drops the handles
-    auto it = i.supervisors.find(in.task_id);
+    auto it = i.supervisors.find(r.task_id);
     if (it == i.supervisors.end()) return done({503, {}, "taskhost is shutting down; not accepting new runs"});
     sup = it->second;
   }
@@ -306,9 +323,67 @@ void deployment_runtime::cancel(const std::string& id, std::function<void(trigge
   self->request(sup->second, std::chrono::seconds(10), actors::cancel_atom::value, id)
       .receive([](bool) {}, [&](caf::error& e) { out = {503, {}, "cancel did not complete: " + i.system->render(e)}; });
   if (out.status != 200) return done(std::move(out));
+  cancel_children(id);
   i.store->after_commit([id, done = std::move(done)](bool ok, const std::string& err) {
     done(ok ? trigger_outcome{200, id, {}} : trigger_outcome{503, {}, err});
   });
+}
+
+void deployment_runtime::cancel_children(const std::string& parent_id) {
+  // Cancelling a run cancels its runs in progress, and theirs (caller holds shutdown_mu).
+  auto& i = *impl_;
+  for (const auto& child : i.store->live_children(parent_id)) {
+    std::string task;
+    if (!i.store->read_live(child, [&](const run_record& r) { task = r.task_id; })) continue;
+    if (auto sup = i.supervisors.find(task); sup != i.supervisors.end()) {
+      caf::scoped_actor self{*i.system};
+      self->request(sup->second, std::chrono::seconds(10), actors::cancel_atom::value, child).receive([](bool) {}, [](caf::error&) {});
+    }
+    log::info("child run canceled with its parent", {{"run", child}, {"parent", parent_id}});
+    cancel_children(child);
+  }
+}
+
+api_answer deployment_runtime::create_token(const json& options) {
+  try {
+    return {200, impl_->waits->create_token(options)};
+  } catch (const call_error& e) {
+    return {400, {{"error", e.what()}}};
+  }
+}
+
+api_answer deployment_runtime::complete_token(const std::string& id, const json& data) {
+  std::string error;
+  int status = impl_->waits->complete_token(id, data, error);
+  if (status != 200) return {status, {{"error", error}}};
+  return {200, {{"success", true}}};
+}
+
+api_answer deployment_runtime::get_token(const std::string& id) {
+  if (auto t = impl_->waits->token_json(id)) return {200, *t};
+  return {404, {{"error", "Waitpoint token not found: " + id}}};
+}
+
+api_answer deployment_runtime::list_tokens(const std::string& status, size_t limit, const std::string& after) {
+  return {200, impl_->waits->list_tokens(status, limit, after)};
+}
+
+api_answer deployment_runtime::get_batch(const std::string& id) const {
+  auto runs = impl_->store->batch_runs(id);
+  if (runs.empty()) return {404, {{"error", "Batch not found: " + id}}};
+  json ids = json::array();
+  bool all_final = true;
+  time_point updated = runs.front().created_at;
+  for (const auto& r : runs) {
+    ids.push_back(r.id);
+    all_final = all_final && is_final(r.status);
+    updated = std::max(updated, r.updated_at);
+  }
+  // Trigger.dev's status is about triggering the items (all were, at once); ours also tells
+  // whether they have all finished.
+  return {200, {{"id", id}, {"status", "COMPLETED"}, {"runCount", runs.size()}, {"runs", ids},
+                {"createdAt", format_time(runs.front().created_at)}, {"updatedAt", format_time(updated)},
+                {"allRunsFinished", all_final}, {"parentId", runs.front().parent_id}}};
 }
 
 bool deployment_runtime::shutdown() {

@@ -49,11 +49,18 @@ public:
   run_list_page list_runs(const run_list_query& q) const override;
   void reschedule(const std::string& id, time_point delay_until, std::function<void(trigger_outcome)> done) override;
 
+  api_answer create_token(const nlohmann::json& options) override;
+  api_answer complete_token(const std::string& id, const nlohmann::json& data) override;
+  api_answer get_token(const std::string& id) override;
+  api_answer list_tokens(const std::string& status, size_t limit, const std::string& after) override;
+  api_answer get_batch(const std::string& id) const override;
+
   /// The run store's counters (commits, rows written, runs in memory).
   run_store::stats_t store_stats() const;
 
 private:
   void recover();
+  void cancel_children(const std::string& parent_id);
   struct impl;
   std::unique_ptr<impl> impl_;
 };

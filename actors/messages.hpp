@@ -20,6 +20,11 @@ using started_atom = caf::atom_constant<caf::atom("started")>;
 /// ended (stage: a th_hook_kind, or run_stage for `run`).
 using done_atom = caf::atom_constant<caf::atom("done")>;
 constexpr int run_stage = -1;
+/// supervisor  ← (suspended_atom, run_id, attempt, keys_json): the run's code awaits these journal
+/// entries; its execution is kept, holding no thread, until they are done.
+using suspended_atom = caf::atom_constant<caf::atom("suspended")>;
+/// supervisor  ← (wake_atom, run_id): something the run waits for completed, or a wait's time came.
+using wake_atom = caf::atom_constant<caf::atom("wake")>;
 /// supervisor  ← (timeout_atom, run_id, attempt): the attempt's max duration has passed.
 using timeout_atom = caf::atom_constant<caf::atom("timeout")>;
 /// supervisor  ← (cancel_atom, run_id) → bool: cancel the run; true once recorded.

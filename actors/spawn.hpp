@@ -14,6 +14,7 @@
 #include "runtime/plugin_loader.hpp"
 #include "runtime/retry_policy.hpp"
 #include "runtime/run_store.hpp"
+#include "runtime/waits.hpp"
 
 namespace taskhost::actors {
 
@@ -35,6 +36,8 @@ struct supervisor_env {
   /// The middleware of this task, outermost first: the deployment's global list, then the task's.
   std::vector<const loaded_middleware*> middleware{};
   std::shared_ptr<const std::map<std::string, loaded_middleware>> all_middleware{};
+  /// Waits, child runs, tokens and steps of the runs' code. OWNERSHIP: outlives every actor.
+  wait_coordinator* waits = nullptr;
 };
 
 /// One per task: drives each run of the task attempt by attempt, retrying per its policy.

@@ -46,11 +46,19 @@ struct attempt_flow {
   std::optional<milliseconds> retry_in;
   std::optional<config::retry_config> retry_override;  // from catch_error
   bool skip_retry = false;
+  std::shared_ptr<task_execution> exec;  // the run stage's execution (a coroutine frame between waits)
+  bool suspended = false;            // its code awaits journal entries
+  bool busy = false;                 // a stage's job is on the executor (one at a time)
+  std::string wait_kinds;            // what it waits for, for hooks and logs
+  int64_t limit_ms = 0;              // max duration of the attempt (time spent waiting excluded)
+  time_point executing_since{};      // when it last began or resumed executing
+  milliseconds executed{0};          // executing time before that
 };
 
 struct supervisor_state {
   std::unordered_map<std::string, attempt_flow> flows;  // run id → its current attempt
   std::unordered_map<std::string, std::shared_ptr<run_locals>> locals;  // run id → its locals, until it ends
+  std::unordered_map<std::string, time_point> armed;  // run id → when its next wake timer fires
 };
 
 std::string_view level_name(log::level l) {
@@ -94,7 +102,9 @@ void begin_attempt(const supervisor_env& env, const attempt_input& in, const caf
     live = true;
     r.status = run_status::executing;
     if (!r.started_at) r.started_at = at;
-    r.attempts.push_back({in.attempt, attempt_status::executing, at, std::nullopt, std::nullopt, {}});
+    // A replay goes on with the attempt that was running (or waiting) before the restart.
+    if (!(in.replay && !r.attempts.empty() && r.attempts.back().number == in.attempt && !r.attempts.back().finished_at))
+      r.attempts.push_back({in.attempt, attempt_status::executing, at, std::nullopt, std::nullopt, {}});
     if (r.max_duration_ms > 0) limit = milliseconds(r.max_duration_ms);
   });
   if (live && limit.count() > 0) caf::anon_send(me, started_atom::value, in.run_id, in.attempt, to_us(at), int64_t{limit.count()});
@@ -128,6 +138,10 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
   auto hook_input = [](const attempt_flow& f, int stage) {
     json in = {{"payload", json::parse(f.in.payload, nullptr, false)}, {"attempt", f.in.attempt}};
     if (stage == TH_HOOK_INIT || stage == TH_HOOK_ON_START || stage == TH_HOOK_ON_START_ATTEMPT) return in;
+    if (stage == TH_HOOK_ON_WAIT || stage == TH_HOOK_ON_RESUME) {
+      in["wait"] = {{"kinds", f.wait_kinds}};
+      return in;
+    }
     if (f.ok) in["output"] = f.value;
     else if (!f.value.is_null()) in["error"] = f.value;
     in["ok"] = f.ok;
@@ -148,6 +162,8 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
     auto it = st->flows.find(run_id);
     if (it == st->flows.end()) return;
     attempt_flow& f = it->second;
+    if (f.busy) return;  // its stage in flight calls advance again when it is done
+    if (f.pending.empty() && f.suspended) return;  // waiting: a wake-up resumes it
     if (f.pending.empty() && f.chain && !f.unwound) {
       // Everything inside the middleware is done: resume them, innermost first.
       f.unwound = true;
@@ -174,8 +190,10 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
           r.finished_at = now;
         } else {
           // Stays EXECUTING while it waits to be retried, as in Trigger.dev; the time is kept so
-          // that a restart keeps it.
+          // that a restart keeps it. The retry runs its code afresh: positional journal entries
+          // go, those with an idempotency key stay.
           r.retry_at = now + *retry_in;
+          new_journal_epoch(r, attempt + 1);
         }
       });
       json attrs = {{"run", run_id}, {"task", env->task.id}, {"attempt", attempt}};
@@ -209,11 +227,18 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         caf::anon_send(me, done_atom::value, in.run_id, in.attempt, stage, ok, ok ? std::string("null") : error, true);
       };
     } else if (stage == run_stage) {
-      job = [env, in = f.in, me, announce] {
+      if (!f.exec) f.exec = std::make_shared<task_execution>(env->task, f.in);
+      job = [env, ex = f.exec, me, announce] {
+        const attempt_input& in = ex->input();
         if (in.token->reason() != TH_CANCEL_NONE) return;  // cancelled while it waited for a thread
         if (announce) begin_attempt(*env, in, me);
-        attempt_outcome o = run_attempt(env->task, in);
-        caf::anon_send(me, done_atom::value, in.run_id, in.attempt, run_stage, o.ok, std::move(o.json), o.retryable);
+        step_outcome s = ex->step();
+        if (s.kind == step_outcome::suspended) {
+          caf::anon_send(me, suspended_atom::value, in.run_id, in.attempt, s.wait_for.dump());
+          return;
+        }
+        caf::anon_send(me, done_atom::value, in.run_id, in.attempt, run_stage, s.outcome.ok, std::move(s.outcome.json),
+                       s.outcome.retryable);
       };
     } else {
       const bool stop_on_error = stage == TH_HOOK_INIT || stage == TH_HOOK_ON_START || stage == TH_HOOK_ON_START_ATTEMPT ||
@@ -227,7 +252,9 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         caf::anon_send(me, done_atom::value, in.run_id, in.attempt, stage, o.ok, std::move(body), true);
       };
     }
+    f.busy = true;
     if (!env->exec->post(std::move(job))) {
+      f.busy = false;
       // Shutting down: the stage never starts. After run, the outcome is known: record it without
       // the remaining hooks (logged), rather than leave a finished run looking interrupted.
       if (stage == TH_HOOK_ON_SUCCESS || stage == TH_HOOK_ON_FAILURE || stage == TH_HOOK_ON_COMPLETE || stage == TH_HOOK_CLEANUP ||
@@ -272,9 +299,15 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
     if (has_hooks(TH_HOOK_CLEANUP)) f.pending.push_back(TH_HOOK_CLEANUP);
   };
 
-  // A run ended from outside: its middleware frames are destroyed on an executor thread.
-  auto release_chain = [=](std::shared_ptr<middleware_chain> chain) {
-    if (chain) env->exec->post([c = std::move(chain)]() mutable { c.reset(); }, /*finish_on_stop=*/true);
+  // A run ended from outside: its middleware frames and its run's execution (a coroutine frame
+  // when it waits) are destroyed on an executor thread: their destructors are user code.
+  auto release_chain = [=](attempt_flow& f) {
+    st->armed.erase(f.in.run_id);
+    if (f.chain || f.exec)
+      env->exec->post([c = std::move(f.chain), e = std::move(f.exec)]() mutable {
+        c.reset();
+        e.reset();
+      }, /*finish_on_stop=*/true);
   };
 
   // Runs on_cancel (if cancelled), on_failure and on_complete for a run that was ended from outside.
@@ -292,6 +325,100 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
     }, /*finish_on_stop=*/true);
   };
 
+  // Builds the rest of an attempt's flow and posts its first stage. A replay (after a restart)
+  // goes on with the attempt that was waiting: on_start and on_start_attempt do not run again.
+  auto launch = [=](const std::string& run_id, attempt_flow f) {
+    f.in.run_id = run_id;
+    auto& locals = st->locals[run_id];
+    if (!locals) locals = std::make_shared<run_locals>();
+    f.in.locals = locals;
+    f.in.max_output_bytes = env->max_output_bytes;
+    f.in.on_log = [store = env->store, run_id, attempt = f.in.attempt](log::level l, std::string_view msg, const json& attrs) {
+      json a = attrs;
+      for (auto k : {"run", "task", "attempt"}) a.erase(k);
+      store->update(run_id, [&](run_record& r) {
+        append_log(r, {clock_type::now(), attempt, std::string(level_name(l)), std::string(msg), std::move(a)});
+      });
+    };
+    f.in.on_metadata = [store = env->store, run_id](const json& op) {
+      std::string why = "the run has already finished";
+      store->update_live(run_id, [&](run_record& r) { why = apply_metadata_op(r.metadata, op); });
+      return why;
+    };
+    f.in.get_metadata = [store = env->store, run_id] {
+      json m = json::object();
+      store->read(run_id, [&](const run_record& r) {
+        if (r.metadata.is_object()) m = r.metadata;
+      });
+      return m;
+    };
+    if (env->waits)
+      f.in.on_call = [waits = env->waits, run_id](const std::string& method, const json& req) { return waits->call(run_id, method, req); };
+    if (!env->middleware.empty()) {
+      f.chain = std::make_shared<middleware_chain>(env->middleware, f.in);
+      for (size_t i = 0; i < env->middleware.size(); ++i) f.pending.push_back(enter_stage(i));
+    }
+    if (has_hooks(TH_HOOK_INIT)) f.pending.push_back(TH_HOOK_INIT);
+    if (!f.in.replay) {
+      if (f.in.attempt == 1 && has_hooks(TH_HOOK_ON_START)) f.pending.push_back(TH_HOOK_ON_START);
+      if (has_hooks(TH_HOOK_ON_START_ATTEMPT)) f.pending.push_back(TH_HOOK_ON_START_ATTEMPT);
+    } else if (has_hooks(TH_HOOK_ON_RESUME)) {
+      f.pending.push_back(TH_HOOK_ON_RESUME);
+    }
+    f.pending.push_back(run_stage);
+    st->flows.emplace(run_id, std::move(f));
+    advance(run_id);
+  };
+
+  // A wake-up at `at` (in steps of at most a day); one timer per run, the earliest.
+  auto arm = [=](const std::string& run_id, std::optional<time_point> at) {
+    if (!at) return;
+    const auto now = clock_type::now();
+    if (auto a = st->armed.find(run_id); a != st->armed.end() && a->second > now && a->second <= *at) return;
+    auto in = std::min<clock_type::duration>(std::max<clock_type::duration>(*at - now, clock_type::duration::zero()), std::chrono::hours(24));
+    st->armed[run_id] = now + in;
+    self->delayed_send(self, std::chrono::ceil<milliseconds>(in), wake_atom::value, run_id);
+  };
+
+  // The waits of a suspended run are all done: it executes again (and its deadline runs again).
+  auto resume = [=](attempt_flow& f) {
+    f.suspended = false;
+    f.executing_since = clock_type::now();
+    st->armed.erase(f.in.run_id);
+    if (has_hooks(TH_HOOK_ON_RESUME)) f.pending.push_back(TH_HOOK_ON_RESUME);
+    f.pending.push_back(run_stage);
+    if (f.limit_ms > 0)
+      self->delayed_send(self, std::max(milliseconds(0), milliseconds(f.limit_ms) - f.executed), timeout_atom::value, f.in.run_id, f.in.attempt);
+    log::debug("run resumed", {{"run", f.in.run_id}, {"task", env->task.id}, {"wait", f.wait_kinds}});
+    advance(f.in.run_id);
+  };
+
+  // A run that waits without an execution in memory (the runtime restarted since it suspended):
+  // once everything it waits for is done, its attempt is replayed from the start of `run`.
+  std::function<void(const std::string&)> look_at_waits = [=](const std::string& run_id) {
+    if (!env->waits) return;
+    auto w = env->waits->check(run_id, true);
+    if (!w.known) return;
+    if (!w.all_done) return arm(run_id, w.next_wake);
+    st->armed.erase(run_id);
+    attempt_flow f;
+    json payload;
+    bool ok = false;
+    env->store->read_live(run_id, [&](const run_record& r) {
+      if (r.attempts.empty()) return;
+      ok = true;
+      f.in.task_id = r.task_id;
+      f.in.attempt = r.attempts.back().number;
+      payload = r.payload;
+    });
+    if (!ok) return;
+    f.in.payload = payload.dump(-1, ' ', false, json::error_handler_t::replace);
+    f.in.replay = true;
+    f.wait_kinds = w.kinds;
+    log::info("run resumes: replaying its attempt from the journal", {{"run", run_id}, {"task", env->task.id}, {"attempt", f.in.attempt}});
+    launch(run_id, std::move(f));
+  };
+
   return {
       [=](start_atom, const std::string& run_id) {
         if (st->flows.count(run_id)) return;
@@ -299,12 +426,18 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         // Not yet? DELAYED until its time, or waiting to be retried: come back then (in steps of
         // at most a day, so that a timer never has to span months).
         std::optional<clock_type::duration> wait;
+        bool waiting = false;
         env->store->read_live(run_id, [&](const run_record& r) {
+          waiting = r.status == run_status::waiting;
           std::optional<time_point> at;
           if (r.status == run_status::delayed && r.delay_until && *r.delay_until > now) at = r.delay_until;
           else if (r.retry_at && *r.retry_at > now + milliseconds(5)) at = r.retry_at;
           if (at) wait = std::min<clock_type::duration>(*at - now, std::chrono::hours(24));
         });
+        if (waiting) {  // after a restart: replayed once what it waits for is done
+          look_at_waits(run_id);
+          return;
+        }
         if (wait) {
           self->delayed_send(self, std::chrono::ceil<milliseconds>(*wait), start_atom::value, run_id);
           return;
@@ -345,46 +478,50 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         if (!runnable) return;
         if (expire_in)
           self->delayed_send(self, std::chrono::ceil<milliseconds>(*expire_in), expire_atom::value, run_id);
-        f.in.run_id = run_id;
-        auto& locals = st->locals[run_id];
-        if (!locals) locals = std::make_shared<run_locals>();
-        f.in.locals = locals;
-        f.in.max_output_bytes = env->max_output_bytes;
-        f.in.on_log = [store = env->store, run_id, attempt = f.in.attempt](log::level l, std::string_view msg, const json& attrs) {
-          json a = attrs;
-          for (auto k : {"run", "task", "attempt"}) a.erase(k);
-          store->update(run_id, [&](run_record& r) {
-            append_log(r, {clock_type::now(), attempt, std::string(level_name(l)), std::string(msg), std::move(a)});
-          });
-        };
-        f.in.on_metadata = [store = env->store, run_id](const json& op) {
-          std::string why = "the run has already finished";
-          store->update_live(run_id, [&](run_record& r) { why = apply_metadata_op(r.metadata, op); });
-          return why;
-        };
-        f.in.get_metadata = [store = env->store, run_id] {
-          json m = json::object();
-          store->read(run_id, [&](const run_record& r) {
-            if (r.metadata.is_object()) m = r.metadata;
-          });
-          return m;
-        };
-        if (!env->middleware.empty()) {
-          f.chain = std::make_shared<middleware_chain>(env->middleware, f.in);
-          for (size_t i = 0; i < env->middleware.size(); ++i) f.pending.push_back(enter_stage(i));
-        }
-        if (has_hooks(TH_HOOK_INIT)) f.pending.push_back(TH_HOOK_INIT);
-        if (f.in.attempt == 1 && has_hooks(TH_HOOK_ON_START)) f.pending.push_back(TH_HOOK_ON_START);
-        if (has_hooks(TH_HOOK_ON_START_ATTEMPT)) f.pending.push_back(TH_HOOK_ON_START_ATTEMPT);
-        f.pending.push_back(run_stage);
-        st->flows.emplace(run_id, std::move(f));
-        advance(run_id);
+        launch(run_id, std::move(f));
       },
       [=](started_atom, const std::string& run_id, int attempt, int64_t started_us, int64_t limit_ms) {
         // The deadline counts from the moment the attempt started, not from now.
         const time_point at{std::chrono::microseconds(started_us)};
+        if (auto f = st->flows.find(run_id); f != st->flows.end() && f->second.in.attempt == attempt) {
+          f->second.limit_ms = limit_ms;
+          if (!f->second.suspended) f->second.executing_since = at;
+        }
         const auto left = milliseconds(limit_ms) - (clock_type::now() - at);
         self->delayed_send(self, std::max<clock_type::duration>(left, clock_type::duration::zero()), timeout_atom::value, run_id, attempt);
+      },
+      [=](suspended_atom, const std::string& run_id, int attempt, const std::string& keys_json) {
+        auto it = st->flows.find(run_id);
+        if (it == st->flows.end() || it->second.in.attempt != attempt) return;  // canceled or timed out meanwhile
+        attempt_flow& f = it->second;
+        f.busy = false;
+        json keys = json::parse(keys_json, nullptr, false);
+        if (!keys.is_array()) keys = json::array();
+        f.suspended = true;
+        if (f.executing_since != time_point{})
+          f.executed += std::chrono::duration_cast<milliseconds>(clock_type::now() - f.executing_since);
+        auto w = env->waits->suspend(run_id, keys);
+        if (!w.known) return;
+        f.wait_kinds = w.kinds;
+        if (w.all_done) return resume(f);  // everything it awaits completed while it ran
+        // WAITING: no thread, no slot. on_wait hooks run; a wake-up resumes it.
+        log::debug("run waiting", {{"run", run_id}, {"task", env->task.id}, {"wait", w.kinds}});
+        arm(run_id, w.next_wake);
+        if (has_hooks(TH_HOOK_ON_WAIT)) {
+          f.pending.push_back(TH_HOOK_ON_WAIT);
+          advance(run_id);
+        }
+      },
+      [=](wake_atom, const std::string& run_id) {
+        if (auto a = st->armed.find(run_id); a != st->armed.end() && a->second <= clock_type::now() + milliseconds(5)) st->armed.erase(a);
+        auto it = st->flows.find(run_id);
+        if (it == st->flows.end()) return look_at_waits(run_id);
+        attempt_flow& f = it->second;
+        if (!f.suspended) return;
+        auto w = env->waits->check(run_id, true);
+        if (!w.known) return;
+        if (w.all_done) return resume(f);
+        arm(run_id, w.next_wake);
       },
       [=](done_atom, const std::string& run_id, int attempt, int stage, bool ok, const std::string& body, bool retryable) {
         auto it = st->flows.find(run_id);
@@ -400,6 +537,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
           return;
         }
         attempt_flow& f = it->second;
+        f.busy = false;
         auto value = json::parse(body, nullptr, false);
         if (value.is_discarded()) value = json{{"message", body}};
         if (stage == run_stage && !ok && value.is_object() && !value.contains("stage")) value["stage"] = "run";
@@ -505,6 +643,15 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
           if (live) took = std::chrono::duration_cast<milliseconds>(clock_type::now() - r.attempts.back().started_at);
         });
         if (!live) return;  // the attempt ended in time (the common case: no write)
+        if (auto f = st->flows.find(run_id); f != st->flows.end() && f->second.in.attempt == attempt) {
+          // Time spent waiting does not count: a waiting run is checked again when it resumes.
+          const attempt_flow& fl = f->second;
+          if (fl.suspended) return;
+          auto used = fl.executed + (fl.executing_since == time_point{} ? milliseconds(0)
+                                     : std::chrono::duration_cast<milliseconds>(clock_type::now() - fl.executing_since));
+          if (fl.limit_ms > 0 && used < milliseconds(fl.limit_ms) - milliseconds(2)) return;
+          took = used;
+        }
         const json error = {{"name", "MaxDurationExceededError"},
                             {"message", "attempt " + std::to_string(attempt) + " ran past its max duration (" +
                                             std::to_string(took.count()) + " ms)"}};
@@ -513,7 +660,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         if (auto f = st->flows.find(run_id); f != st->flows.end()) {
           f->second.in.token->cancel(TH_CANCEL_TIMED_OUT);
           final_hooks(f->second.in, TH_CANCEL_TIMED_OUT, error);
-          release_chain(std::move(f->second.chain));
+          release_chain(f->second);
           st->flows.erase(f);
         }
         release_locals(run_id);
@@ -531,7 +678,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         if (auto f = st->flows.find(run_id); f != st->flows.end()) {
           f->second.in.token->cancel(TH_CANCEL_CANCELED);
           if (was_running) final_hooks(f->second.in, TH_CANCEL_CANCELED, json());
-          release_chain(std::move(f->second.chain));
+          release_chain(f->second);
           st->flows.erase(f);
         }
         release_locals(run_id);
@@ -553,7 +700,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         });
         if (auto f = st->flows.find(run_id); f != st->flows.end()) {
           f->second.in.token->cancel(TH_CANCEL_CANCELED);  // its first stage must not start now
-          release_chain(std::move(f->second.chain));
+          release_chain(f->second);
           st->flows.erase(f);
         }
         release_locals(run_id);

@@ -45,6 +45,18 @@ std::vector<std::string> split_list(std::string_view v) {
   return out;
 }
 
+std::vector<std::string_view> split_on(std::string_view v, char sep) {
+  std::vector<std::string_view> out;
+  size_t i = 0;
+  while (i <= v.size()) {
+    size_t j = v.find(sep, i);
+    if (j == std::string_view::npos) j = v.size();
+    if (j > i) out.push_back(v.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
+}
+
 }  // namespace
 
 api_gateway::api_gateway(run_service& runs, uint64_t max_payload_bytes) : runs_(runs), max_payload_bytes_(max_payload_bytes) {}
@@ -123,6 +135,67 @@ void api_gateway::handle(http_request req, http_responder respond) {
     auto run = runs_.get_run(run_id);
     if (!run) return respond(error_response(404, "Run not found: " + run_id));
     return respond({200, logs_to_api_json(*run).dump(-1, ' ', false, json::error_handler_t::replace), {}});
+  }
+  auto answer = [&](const api_answer& a) {
+    if (a.status != 200) return respond(error_response(a.status, a.body.value("error", std::string("error"))));
+    respond({200, a.body.dump(-1, ' ', false, json::error_handler_t::replace), {}});
+  };
+  auto id_at = [&](size_t i, std::string& out) {
+    if (percent_decode(parts[i], out)) return true;
+    respond(error_response(400, "bad percent-escape in the path"));
+    return false;
+  };
+  if (is({"api", "v1", "waitpoints", "tokens"}, 99)) {
+    if (req.method == "POST") {
+      json body = req.body.find_first_not_of(" \t\r\n") == std::string::npos ? json::object() : json::parse(req.body, nullptr, false);
+      if (!body.is_object()) return respond(error_response(400, "the body must be a JSON object"));
+      return answer(runs_.create_token(body));
+    }
+    if (req.method != "GET") return method_not_allowed("GET, POST");
+    std::string status, after;
+    size_t limit = 25;
+    auto q = target.find('?');
+    std::string_view query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
+    for (const auto& pair : split_on(query, '&')) {
+      auto eq = pair.find('=');
+      std::string key, value;
+      if (!percent_decode(pair.substr(0, eq), key) || !percent_decode(eq == std::string::npos ? std::string_view() : pair.substr(eq + 1), value))
+        return respond(error_response(400, "bad percent-escape in the query string"));
+      if (key == "filter[status]") {
+        if (value != "WAITING" && value != "COMPLETED" && value != "TIMED_OUT")
+          return respond(error_response(400, "filter[status] must be WAITING, COMPLETED or TIMED_OUT"));
+        status = value;
+      } else if (key == "page[size]") {
+        if (value.empty() || value.size() > 3 || value.find_first_not_of("0123456789") != std::string::npos || std::stoi(value) < 1 ||
+            std::stoi(value) > 100)
+          return respond(error_response(400, "page[size] must be a whole number from 1 to 100"));
+        limit = static_cast<size_t>(std::stoi(value));
+      } else if (key == "page[after]") {
+        after = value;
+      }
+    }
+    return answer(runs_.list_tokens(status, limit, after));
+  }
+  if (is({"api", "v1", "waitpoints", "tokens", "*"}, 4)) {
+    if (req.method != "GET") return method_not_allowed("GET");
+    std::string id;
+    if (!id_at(4, id)) return;
+    return answer(runs_.get_token(id));
+  }
+  if (is({"api", "v1", "waitpoints", "tokens", "*", "complete"}, 4)) {
+    if (req.method != "POST") return method_not_allowed("POST");
+    std::string id;
+    if (!id_at(4, id)) return;
+    json body = req.body.find_first_not_of(" \t\r\n") == std::string::npos ? json::object() : json::parse(req.body, nullptr, false);
+    if (!body.is_object()) return respond(error_response(400, "the body must be a JSON object: {\"data\": ...}"));
+    if (body.dump().size() > max_payload_bytes_) return respond(error_response(413, "the token's data is over the payload limit"));
+    return answer(runs_.complete_token(id, body.value("data", json())));
+  }
+  if (is({"api", "v1", "batches", "*"}, 3)) {
+    if (req.method != "GET") return method_not_allowed("GET");
+    std::string id;
+    if (!id_at(3, id)) return;
+    return answer(runs_.get_batch(id));
   }
   if (is({"healthz"}, 99)) return respond({200, R"({"ok":true})", {}});
   respond(error_response(404, "No route for " + req.method + " " + std::string(path)));

@@ -11,6 +11,7 @@ using json = nlohmann::json;
 /// What host callbacks receive as `host_run`.
 struct host_run_state {
   const attempt_input* in;
+  std::string call_buf;  ///< the last response of host_call
 };
 
 void host_log(void* host_run, int level, const char* msg, size_t msg_len, const char* attrs, size_t attrs_len) noexcept {
@@ -95,8 +96,31 @@ size_t host_metadata_get(void* host_run, char* buf, size_t cap) noexcept {
   }
 }
 
+int host_call(void* host_run, const char* method, const char* req, size_t req_len, th_bytes* response) noexcept {
+  auto* st = static_cast<host_run_state*>(host_run);
+  int rc = 1;
+  try {
+    json r = json::parse(std::string_view(req, req_len), nullptr, false);
+    if (r.is_discarded()) {
+      st->call_buf = json{{"message", "the request is not JSON"}}.dump();
+    } else if (!st->in->on_call) {
+      st->call_buf = json{{"message", "waits, child runs and steps are only available in a task's run"}}.dump();
+    } else {
+      st->call_buf = st->in->on_call(method ? method : "", r).dump(-1, ' ', false, json::error_handler_t::replace);
+      rc = 0;
+    }
+  } catch (const std::exception& e) {
+    st->call_buf = json{{"message", e.what()}}.dump(-1, ' ', false, json::error_handler_t::replace);
+  } catch (...) {
+    st->call_buf = R"({"message":"internal error"})";
+  }
+  *response = th_bytes{st->call_buf.data(), st->call_buf.size()};
+  return rc;
+}
+
 const th_host_api host_api = {sizeof(th_host_api), &host_log,      &host_cancel_reason,   &host_wait_cancelled,
-                              &host_local_set,     &host_local_get, &host_metadata_update, &host_metadata_get};
+                              &host_local_set,     &host_local_get, &host_metadata_update, &host_metadata_get,
+                              &host_call};
 
 std::string internal_error(const std::string& message) {
   return json{{"name", "InternalError"}, {"message", message}}.dump();
@@ -133,8 +157,10 @@ th_run_info make_run_info(const attempt_input& in, host_run_state& state) {
 hook_stage_outcome run_hooks(const std::vector<const loaded_hook*>& hooks, const attempt_input& in, const json& input,
                              bool stop_on_error) {
   hook_stage_outcome out;
-  host_run_state state{&in};
-  const th_run_info info = make_run_info(in, state);
+  attempt_input hook_in = in;
+  hook_in.on_call = nullptr;  // hooks do not wait
+  host_run_state state{&hook_in, {}};
+  const th_run_info info = make_run_info(hook_in, state);
   const std::string bytes = input.dump(-1, ' ', false, json::error_handler_t::replace);
   for (const loaded_hook* h : hooks) {
     th_bytes answer{};
@@ -165,21 +191,48 @@ hook_stage_outcome run_hooks(const std::vector<const loaded_hook*>& hooks, const
   return out;
 }
 
-attempt_outcome run_attempt(const loaded_task& task, const attempt_input& in) {
-  attempt_outcome out;
-  const th_task_descriptor* d = task.descriptor;
-  host_run_state state{&in};
-  const th_run_info info = make_run_info(in, state);
-
+struct task_execution::impl {
+  const loaded_task* task;
+  attempt_input in;
+  host_run_state state{nullptr, {}};
+  th_run_info info{};
   th_execution* ex = nullptr;
-  th_bytes err{};
-  if (d->start(d->user_data, &info, &ex, &err) != 0 || ex == nullptr) {
-    out.json = err.data ? normalize_error(std::string_view(err.data, err.len), out.retryable)
-                        : internal_error("the plugin could not start the run");
-    return out;
+  bool started = false;
+};
+
+task_execution::task_execution(const loaded_task& task, attempt_input in) : impl_(std::make_unique<impl>()) {
+  impl_->task = &task;
+  impl_->in = std::move(in);
+  impl_->state.in = &impl_->in;
+  impl_->info = make_run_info(impl_->in, impl_->state);
+}
+
+task_execution::~task_execution() {
+  if (impl_->ex) impl_->task->descriptor->destroy(impl_->ex);
+}
+
+const attempt_input& task_execution::input() const { return impl_->in; }
+
+step_outcome task_execution::step() {
+  step_outcome so;
+  attempt_outcome& out = so.outcome;
+  const th_task_descriptor* d = impl_->task->descriptor;
+  const attempt_input& in = impl_->in;
+  if (!impl_->started) {
+    impl_->started = true;
+    th_bytes err{};
+    if (d->start(d->user_data, &impl_->info, &impl_->ex, &err) != 0 || impl_->ex == nullptr) {
+      impl_->ex = nullptr;
+      out.json = err.data ? normalize_error(std::string_view(err.data, err.len), out.retryable)
+                          : internal_error("the plugin could not start the run");
+      return so;
+    }
+  } else if (impl_->ex == nullptr) {
+    out.json = internal_error("the execution has already ended");
+    return so;
   }
   th_bytes result{};
-  th_step_status st = d->step(ex, &result);
+  th_step_status st = d->step(impl_->ex, &result);
   std::string_view bytes = result.data ? std::string_view(result.data, result.len) : std::string_view();
   switch (st) {
     case TH_STEP_COMPLETED:
@@ -192,26 +245,46 @@ attempt_outcome run_attempt(const loaded_task& task, const attempt_input& in) {
       } else {
         out.ok = true;
         out.json = bytes.empty() ? "null" : std::string(bytes);
+        so.kind = step_outcome::completed;
       }
       break;
     case TH_STEP_FAILED:
       out.json = normalize_error(bytes, out.retryable);
       break;
-    case TH_STEP_SUSPENDED:
-      out.json = internal_error("the task suspended on a wait, which this taskhost does not support yet");
+    case TH_STEP_SUSPENDED: {
+      json req = json::parse(bytes, nullptr, false);
+      if (req.is_object() && req.contains("waitFor") && req["waitFor"].is_array() && !req["waitFor"].empty()) {
+        so.kind = step_outcome::suspended;
+        so.wait_for = req["waitFor"];
+        return so;  // the execution stays, suspended
+      }
+      out.json = internal_error("the task suspended without saying what it waits for");
       out.retryable = false;
       break;
+    }
     default:
       out.json = internal_error("the plugin returned unknown step status " + std::to_string(int(st)));
       break;
   }
-  d->destroy(ex);
-  return out;
+  d->destroy(std::exchange(impl_->ex, nullptr));
+  return so;
+}
+
+attempt_outcome run_attempt(const loaded_task& task, const attempt_input& in) {
+  task_execution ex(task, in);
+  step_outcome s = ex.step();
+  if (s.kind == step_outcome::suspended) {
+    attempt_outcome out;
+    out.json = internal_error("the task suspended on a wait, and nothing here resumes it");
+    out.retryable = false;
+    return out;
+  }
+  return s.outcome;
 }
 
 struct middleware_chain::impl {
   attempt_input in;
-  host_run_state state{nullptr};
+  host_run_state state{nullptr, {}};
   th_run_info info{};
   std::vector<th_execution*> execs;
 };

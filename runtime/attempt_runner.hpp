@@ -44,6 +44,37 @@ struct attempt_input {
   std::function<std::string(const nlohmann::json& op)> on_metadata;
   /// The run's current metadata (an object). May be empty.
   std::function<nlohmann::json()> get_metadata;
+  /// Serves th_host_api.call (waits, child runs, tokens, steps): returns the response or throws
+  /// (the message goes to the plugin as its error). May be empty (then calls are refused).
+  std::function<nlohmann::json(const std::string& method, const nlohmann::json& request)> on_call;
+  /// True when this execution replays an attempt that was running before a restart.
+  bool replay = false;
+};
+
+/// How one step of a task's execution ended.
+struct step_outcome {
+  enum kind_t { completed, failed, suspended } kind = failed;
+  attempt_outcome outcome;   ///< completed / failed
+  nlohmann::json wait_for;   ///< suspended: the journal keys it awaits (array)
+};
+
+/// One execution of one attempt of a task (for a coroutine task: its frame), stepped until it
+/// completes or fails; between steps it may be suspended on waits, holding no thread. Use from
+/// one executor thread at a time; destroy it on one (the frame's destructors are user code).
+class task_execution {
+public:
+  task_execution(const loaded_task& task, attempt_input in);
+  ~task_execution();
+  task_execution(const task_execution&) = delete;
+  task_execution& operator=(const task_execution&) = delete;
+
+  /// Starts (first call) or resumes the execution.
+  step_outcome step();
+  const attempt_input& input() const;
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
 };
 
 struct hook_stage_outcome {

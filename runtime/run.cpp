@@ -131,6 +131,8 @@ std::string format_time(time_point t) {
   return buf;
 }
 
+std::string format_time_us(int64_t us) { return format_time(from_us(us)); }
+
 namespace {
 
 /// The fields GET /api/v3/runs/{id} and GET /api/v1/runs share.
@@ -169,6 +171,9 @@ json common_api_json(const run_record& r) {
   if (!r.idempotency_key.empty()) j["idempotencyKey"] = r.idempotency_key_user.empty() ? r.idempotency_key : r.idempotency_key_user;
   if (r.metadata.is_object()) j["metadata"] = r.metadata;
   if (r.error) j["error"] = *r.error;
+  if (!r.parent_id.empty()) j["parentId"] = r.parent_id;
+  if (!r.root_id.empty()) j["rootId"] = r.root_id;
+  if (!r.batch_id.empty()) j["batchId"] = r.batch_id;
   return j;
 }
 
@@ -182,9 +187,29 @@ json to_api_list_item_json(const run_record& r) {
 
 json to_api_json(const run_record& r) {
   json j = common_api_json(r);
-  j["depth"] = 0;
-  j["triggerFunction"] = "trigger";
-  j["relatedRuns"] = json::object();
+  j["depth"] = r.depth;
+  j["triggerFunction"] = r.batch_id.empty() ? "trigger" : "batchTrigger";
+  json related = json::object();
+  if (!r.parent_id.empty()) {
+    related["parent"] = {{"id", r.parent_id}};
+    related["root"] = {{"id", r.root_id.empty() ? r.parent_id : r.root_id}};
+  }
+  j["relatedRuns"] = std::move(related);
+  if (r.status == run_status::waiting && r.journal.is_object()) {
+    // What the run waits for, as the journal records it.
+    json waits = json::array();
+    const json& ops = r.journal.value("ops", json::object());
+    for (const auto& k : r.journal.value("waiting", json::array()))
+      if (k.is_string() && ops.contains(k.get<std::string>())) {
+        const json& e = ops[k.get<std::string>()];
+        json w = {{"kind", e.value("kind", "")}, {"done", e.value("done", false)}};
+        for (auto f : {"runId", "batchId", "tokenId"})
+          if (e.contains(f)) w[f] = e[f];
+        if (e.contains("until")) w["until"] = format_time_us(e["until"].get<int64_t>());
+        waits.push_back(std::move(w));
+      }
+    j["waitingFor"] = std::move(waits);
+  }
   j["payload"] = r.payload;
   json attempts = json::array();
   for (const auto& a : r.attempts) {

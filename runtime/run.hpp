@@ -85,6 +85,14 @@ struct run_record {
   std::vector<log_line> logs;         ///< capped: see append_log
   size_t log_bytes = 0;
   bool logs_truncated = false;
+  // --- runs triggered by runs (ctx.trigger, trigger_and_wait, batches) ---
+  std::string parent_id;              ///< the run that triggered this one; "" = triggered from outside
+  std::string root_id;                ///< the first run of the chain; "" = this is a root
+  int depth = 0;                      ///< 0 for a root, parent's depth + 1 for a child
+  std::string batch_id;               ///< the batch this run was triggered in; "" = none
+  /// The run's wait journal (see runtime/waits.hpp): {"epoch": n, "ops": {key: entry}, "waiting":
+  /// [keys]}; null until the run first waits, triggers or steps.
+  json journal;
 };
 
 /// Limits on what a trigger may attach to a run (Trigger.dev's).
@@ -123,6 +131,8 @@ json logs_to_api_json(const run_record& r);
 
 /// RFC 3339 UTC with milliseconds: 2025-01-01T00:00:00.000Z
 std::string format_time(time_point t);
+/// format_time of epoch microseconds.
+std::string format_time_us(int64_t us);
 
 /// The run as the HTTP API shows it: Trigger.dev's RetrieveRunResponse plus our `attempts`.
 /// Absent optional fields are omitted, never null.

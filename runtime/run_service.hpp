@@ -19,6 +19,13 @@ struct trigger_outcome {
   bool cached = false;    ///< an earlier run with the same idempotency key (run_id is that run)
 };
 
+/// An answer of the API's other resources (tokens, batches): status and JSON body ({"error"} when
+/// status is not 200).
+struct api_answer {
+  int status = 200;
+  nlohmann::json body;
+};
+
 class run_service {
 public:
   virtual ~run_service() = default;
@@ -35,6 +42,15 @@ public:
   /// Moves a DELAYED run to a new time. `done` gets 200 once the change is committed, 400 if the
   /// run is not DELAYED, 404 if unknown.
   virtual void reschedule(const std::string& id, time_point delay_until, std::function<void(trigger_outcome)> done) = 0;
+
+  /// Wait tokens: create ({"timeout"?, "idempotencyKey"?, "idempotencyKeyTTL"?, "tags"?}),
+  /// complete (200; 404 unknown; 409 already completed or timed out), retrieve, list.
+  virtual api_answer create_token(const nlohmann::json& options) = 0;
+  virtual api_answer complete_token(const std::string& id, const nlohmann::json& data) = 0;
+  virtual api_answer get_token(const std::string& id) = 0;
+  virtual api_answer list_tokens(const std::string& status, size_t limit, const std::string& after) = 0;
+  /// A batch of runs triggered together: {"id", "status", "runCount", "runs": [ids], ...}; 404 unknown.
+  virtual api_answer get_batch(const std::string& id) const = 0;
 };
 
 }  // namespace taskhost

@@ -64,12 +64,36 @@ CREATE TABLE run_logs (
   PRIMARY KEY (run_id, seq)
 ) WITHOUT ROWID;
 )sql",
+    // 2: runs triggered by runs, the wait journal, wait tokens.
+    R"sql(
+ALTER TABLE runs ADD COLUMN parent_id TEXT;
+ALTER TABLE runs ADD COLUMN root_id TEXT;
+ALTER TABLE runs ADD COLUMN depth INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN batch_id TEXT;
+ALTER TABLE runs ADD COLUMN journal TEXT;
+CREATE INDEX runs_by_batch ON runs(batch_id, created_at) WHERE batch_id IS NOT NULL;
+CREATE INDEX runs_by_parent ON runs(parent_id) WHERE parent_id IS NOT NULL;
+CREATE TABLE waitpoint_tokens (
+  id TEXT PRIMARY KEY,
+  status TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  completed_at INTEGER,
+  timeout_at INTEGER,
+  idempotency_key TEXT,
+  idempotency_expires_at INTEGER,
+  tags TEXT NOT NULL DEFAULT '[]',
+  output TEXT
+);
+CREATE INDEX waitpoint_tokens_by_created ON waitpoint_tokens(created_at, id);
+CREATE INDEX waitpoint_tokens_by_key ON waitpoint_tokens(idempotency_key) WHERE idempotency_key IS NOT NULL;
+)sql",
 };
 
 constexpr std::string_view run_columns =
     "id, task_id, status, created_at, updated_at, started_at, finished_at, delay_until, expires_at, retry_at, ttl, "
     "ttl_ms, idempotency_key, idempotency_key_user, idempotency_expires_at, max_attempts, max_duration_ms, "
-    "payload_type, error, metadata, tags, attempts, log_bytes, logs_truncated";  // then payload, output
+    "payload_type, error, metadata, tags, attempts, log_bytes, logs_truncated, parent_id, root_id, depth, batch_id, "
+    "journal";  // then payload, output
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
@@ -113,10 +137,18 @@ run_record read_row(const sqlite::stmt& s, bool full) {
   r.attempts = attempts_from_storage(json::parse(s.text(21), nullptr, false));
   r.log_bytes = static_cast<size_t>(s.int64(22));
   r.logs_truncated = s.int64(23) != 0;
+  r.parent_id = s.text(24);
+  r.root_id = s.text(25);
+  r.depth = static_cast<int>(s.int64(26));
+  r.batch_id = s.text(27);
+  if (!s.is_null(28)) {
+    r.journal = json::parse(s.text(28), nullptr, false);
+    if (r.journal.is_discarded()) r.journal = nullptr;
+  }
   if (full) {
-    r.payload = json::parse(s.text(24), nullptr, false);
+    r.payload = json::parse(s.text(29), nullptr, false);
     if (r.payload.is_discarded()) r.payload = nullptr;
-    if (!s.is_null(25)) r.output = json::parse(s.text(25), nullptr, false);
+    if (!s.is_null(30)) r.output = json::parse(s.text(30), nullptr, false);
   }
   return r;
 }
@@ -376,6 +408,7 @@ bool run_store::read(const std::string& id, const std::function<void(const run_r
 
 bool run_store::change(const std::string& id, const std::function<void(run_record&)>& f, bool live_only) {
   std::function<void()> notify;
+  bool turned_final = false;
   {
     std::lock_guard lock(mu_);
     auto it = hot_.find(id);
@@ -391,13 +424,56 @@ bool run_store::change(const std::string& id, const std::function<void(run_recor
     } else if (live_only && is_final(it->second.r.status)) {
       return false;
     }
+    const bool was_final = is_final(it->second.r.status);
     f(it->second.r);
+    turned_final = !was_final && is_final(it->second.r.status) && final_listener_;
     it->second.r.updated_at = clock_type::now();
     mark_dirty_locked(id, it->second);
     notify = wake_locked();
   }
   if (notify) notify();
+  if (turned_final) final_listener_(id);
   return true;
+}
+
+void run_store::set_final_listener(std::function<void(const std::string&)> f) {
+  std::lock_guard lock(mu_);
+  final_listener_ = std::move(f);
+}
+
+std::vector<std::string> run_store::live_children(const std::string& parent_id) const {
+  std::vector<std::string> out;
+  std::lock_guard lock(mu_);
+  for (const auto& [id, h] : hot_)
+    if (h.r.parent_id == parent_id && !is_final(h.r.status)) out.push_back(id);
+  return out;
+}
+
+std::vector<run_record> run_store::batch_runs(const std::string& batch_id) const {
+  std::vector<run_record> out;
+  std::unordered_map<std::string, size_t> at;
+  {
+    std::lock_guard rl(*db_->read_mu);
+    auto st = db_->read_db().prepare("SELECT " + std::string(run_columns) + " FROM runs WHERE batch_id = ? ORDER BY created_at, id");
+    st.bind(1, batch_id);
+    while (st.step()) {
+      at[st.text(0)] = out.size();
+      out.push_back(read_row(st, false));
+    }
+  }
+  // Newer states (and runs not committed yet) are in memory.
+  std::lock_guard lock(mu_);
+  for (const auto& [id, h] : hot_) {
+    if (h.r.batch_id != batch_id) continue;
+    run_record r = h.r;
+    r.payload = nullptr;
+    r.output.reset();
+    r.logs.clear();
+    if (auto i = at.find(id); i != at.end()) out[i->second] = std::move(r);
+    else out.push_back(std::move(r));
+  }
+  std::stable_sort(out.begin(), out.end(), [](const run_record& a, const run_record& b) { return a.created_at < b.created_at; });
+  return out;
 }
 
 bool run_store::update(const std::string& id, const std::function<void(run_record&)>& f) { return change(id, f, false); }
@@ -436,6 +512,8 @@ struct row_op {
   std::string id;
   bool insert = false;
   std::string task_id, status, payload, payload_type, output, error, metadata, tags, attempts, ttl;
+  std::string parent_id, root_id, batch_id, journal;
+  int64_t depth = 0;
   json payload_value, output_value;  ///< copied under the lock, serialized after it (they may be MBs)
   bool has_output = false;
   std::string idem_key, idem_user;
@@ -479,6 +557,10 @@ bool run_store::flush() {
         op.max_duration_ms = r.max_duration_ms;
         op.created = to_us(r.created_at);
         op.created_waiters.swap(h.created);
+        op.parent_id = r.parent_id;
+        op.root_id = r.root_id;
+        op.batch_id = r.batch_id;
+        op.depth = r.depth;
       }
       if (r.output) {
         op.output_value = *r.output;
@@ -487,6 +569,7 @@ bool run_store::flush() {
       if (r.error) op.error = dump(*r.error);
       if (!r.metadata.is_null()) op.metadata = dump(r.metadata);
       op.attempts = dump(attempts_to_storage(r.attempts));
+      if (!r.journal.is_null()) op.journal = dump(r.journal);
       op.idem_key = r.idempotency_key;
       op.idem_user = r.idempotency_key_user;
       op.idem_expires = opt_us(r.idempotency_expires_at);
@@ -522,11 +605,12 @@ bool run_store::flush() {
             "INSERT INTO runs (id, task_id, status, created_at, updated_at, started_at, finished_at, delay_until, "
             "expires_at, retry_at, ttl, ttl_ms, idempotency_key, idempotency_key_user, idempotency_expires_at, "
             "max_attempts, max_duration_ms, payload_type, error, metadata, tags, attempts, log_bytes, logs_truncated, "
-            "payload, output) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+            "payload, output, parent_id, root_id, depth, batch_id, journal) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
         auto upd = w.prepare(
             "UPDATE runs SET status=?, updated_at=?, started_at=?, finished_at=?, delay_until=?, expires_at=?, "
             "retry_at=?, idempotency_key=?, idempotency_key_user=?, idempotency_expires_at=?, error=?, metadata=?, "
-            "attempts=?, log_bytes=?, logs_truncated=?, output=? WHERE id=?");
+            "attempts=?, log_bytes=?, logs_truncated=?, output=?, journal=? WHERE id=?");
         auto tag = w.prepare("INSERT OR IGNORE INTO run_tags (tag, run_id) VALUES (?, ?)");
         auto logq = w.prepare(
             "INSERT OR REPLACE INTO run_logs (run_id, seq, time, attempt, level, message, attributes) VALUES (?,?,?,?,?,?,?)");
@@ -539,6 +623,8 @@ bool run_store::flush() {
             ins.bind(17, op.max_duration_ms).bind(18, op.payload_type).bind_text_or_null(19, op.error);
             ins.bind_text_or_null(20, op.metadata).bind(21, op.tags).bind(22, op.attempts).bind(23, op.log_bytes);
             ins.bind(24, op.logs_truncated).bind(25, op.payload).bind_text_or_null(26, op.output);
+            ins.bind_text_or_null(27, op.parent_id).bind_text_or_null(28, op.root_id).bind(29, op.depth);
+            ins.bind_text_or_null(30, op.batch_id).bind_text_or_null(31, op.journal);
             ins.step();
             ins.reset();
             for (const auto& t : op.tag_list) {
@@ -551,7 +637,7 @@ bool run_store::flush() {
             upd.bind(6, op.expires_at).bind(7, op.retry_at).bind_text_or_null(8, op.idem_key).bind_text_or_null(9, op.idem_user);
             upd.bind(10, op.idem_expires).bind_text_or_null(11, op.error).bind_text_or_null(12, op.metadata);
             upd.bind(13, op.attempts).bind(14, op.log_bytes).bind(15, op.logs_truncated).bind_text_or_null(16, op.output);
-            upd.bind(17, op.id);
+            upd.bind_text_or_null(17, op.journal).bind(18, op.id);
             upd.step();
             upd.reset();
           }
@@ -691,6 +777,131 @@ size_t run_store::purge_finished_before(time_point cutoff) {
     n = static_cast<size_t>(w.changes());
   });
   return n;
+}
+
+namespace {
+
+constexpr std::string_view token_columns =
+    "id, status, created_at, completed_at, timeout_at, idempotency_key, idempotency_expires_at, tags, output";
+
+token_record read_token(const sqlite::stmt& s) {
+  token_record t;
+  t.id = s.text(0);
+  t.status = s.text(1);
+  t.created_at = from_us(s.int64(2));
+  t.completed_at = opt_time(s.opt_int64(3));
+  t.timeout_at = opt_time(s.opt_int64(4));
+  t.idempotency_key = s.text(5);
+  t.idempotency_expires_at = opt_time(s.opt_int64(6));
+  auto tags = json::parse(s.text(7), nullptr, false);
+  if (tags.is_array())
+    for (const auto& x : tags)
+      if (x.is_string()) t.tags.push_back(x.get<std::string>());
+  if (!s.is_null(8)) t.output = json::parse(s.text(8), nullptr, false);
+  return t;
+}
+
+}  // namespace
+
+token_record run_store::create_token(token_record t, bool& cached) {
+  cached = false;
+  std::lock_guard wl(db_->write_mu);
+  auto& w = *db_->writer;
+  try {
+    if (!t.idempotency_key.empty()) {
+      auto q = w.prepare("SELECT " + std::string(token_columns) +
+                         " FROM waitpoint_tokens WHERE idempotency_key = ? ORDER BY created_at DESC LIMIT 1");
+      q.bind(1, t.idempotency_key);
+      if (q.step()) {
+        token_record old = read_token(q);
+        if (!old.idempotency_expires_at || *old.idempotency_expires_at > clock_type::now()) {
+          cached = true;
+          return old;
+        }
+      }
+    }
+    auto st = w.prepare("INSERT INTO waitpoint_tokens (" + std::string(token_columns) + ") VALUES (?,?,?,?,?,?,?,?,?)");
+    st.bind(1, t.id).bind(2, t.status).bind(3, to_us(t.created_at)).bind(4, opt_us(t.completed_at));
+    st.bind(5, opt_us(t.timeout_at)).bind_text_or_null(6, t.idempotency_key).bind(7, opt_us(t.idempotency_expires_at));
+    st.bind(8, dump(json(t.tags)));
+    if (t.output) st.bind(9, dump(*t.output));
+    else st.bind_null(9);
+    st.step();
+  } catch (const sqlite::error& e) {
+    throw store_error(std::string("the token could not be recorded: ") + e.what());
+  }
+  return t;
+}
+
+std::optional<token_record> run_store::get_token(const std::string& id) {
+  auto read = [&]() -> std::optional<token_record> {
+    std::lock_guard rl(*db_->read_mu);
+    auto st = db_->read_db().prepare("SELECT " + std::string(token_columns) + " FROM waitpoint_tokens WHERE id = ?");
+    st.bind(1, id);
+    if (!st.step()) return std::nullopt;
+    return read_token(st);
+  };
+  auto t = read();
+  if (t && t->status == "WAITING" && t->timeout_at && *t->timeout_at <= clock_type::now()) {
+    time_out_token(id);
+    t = read();
+  }
+  return t;
+}
+
+namespace {
+token_change token_transition(sqlite::db& w, const std::string& id, const std::string& sql,
+                              const std::function<void(sqlite::stmt&)>& bind) {
+  auto st = w.prepare(sql);
+  bind(st);
+  st.step();
+  if (w.changes() > 0) return token_change::changed;
+  auto q = w.prepare("SELECT status FROM waitpoint_tokens WHERE id = ?");
+  q.bind(1, id);
+  return q.step() ? token_change::already_final : token_change::unknown;
+}
+}  // namespace
+
+token_change run_store::complete_token(const std::string& id, const json& output) {
+  std::lock_guard wl(db_->write_mu);
+  try {
+    const int64_t now = to_us(clock_type::now());
+    return token_transition(*db_->writer, id,
+                            "UPDATE waitpoint_tokens SET status='COMPLETED', completed_at=?, output=? "
+                            "WHERE id=? AND status='WAITING' AND (timeout_at IS NULL OR timeout_at > ?)",
+                            [&](sqlite::stmt& st) { st.bind(1, now).bind(2, dump(output)).bind(3, id).bind(4, now); });
+  } catch (const sqlite::error& e) {
+    throw store_error(std::string("the token could not be completed: ") + e.what());
+  }
+}
+
+token_change run_store::time_out_token(const std::string& id) {
+  std::lock_guard wl(db_->write_mu);
+  try {
+    const int64_t now = to_us(clock_type::now());
+    return token_transition(*db_->writer, id,
+                            "UPDATE waitpoint_tokens SET status='TIMED_OUT', completed_at=timeout_at "
+                            "WHERE id=? AND status='WAITING' AND timeout_at IS NOT NULL AND timeout_at <= ?",
+                            [&](sqlite::stmt& st) { st.bind(1, id).bind(2, now); });
+  } catch (const sqlite::error& e) {
+    throw store_error(std::string("the token could not be timed out: ") + e.what());
+  }
+}
+
+std::vector<token_record> run_store::list_tokens(const std::string& status, size_t limit, const std::string& after) {
+  std::vector<token_record> out;
+  std::lock_guard rl(*db_->read_mu);
+  std::string sql = "SELECT " + std::string(token_columns) + " FROM waitpoint_tokens WHERE 1=1";
+  if (!status.empty()) sql += " AND status = ?";
+  if (!after.empty()) sql += " AND (created_at, id) < (SELECT created_at, id FROM waitpoint_tokens WHERE id = ?)";
+  sql += " ORDER BY created_at DESC, id DESC LIMIT ?";
+  auto st = db_->read_db().prepare(sql);
+  int i = 1;
+  if (!status.empty()) st.bind(i++, status);
+  if (!after.empty()) st.bind(i++, after);
+  st.bind(i, static_cast<int64_t>(limit));
+  while (st.step()) out.push_back(read_token(st));
+  return out;
 }
 
 }  // namespace taskhost

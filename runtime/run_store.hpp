@@ -66,6 +66,23 @@ struct run_list_query {
   std::string before;                     ///< cursor: runs newer than it
 };
 
+/// A wait token (ctx.create_token, POST /api/v1/waitpoints/tokens): WAITING until completed or
+/// timed out. Kept in SQLite only (tokens are few next to runs), written at once.
+struct token_record {
+  std::string id;                       ///< "waitpoint_..."
+  std::string status = "WAITING";       ///< WAITING | COMPLETED | TIMED_OUT
+  time_point created_at{};
+  std::optional<time_point> completed_at;
+  std::optional<time_point> timeout_at;
+  std::string idempotency_key;          ///< "" = none
+  std::optional<time_point> idempotency_expires_at;
+  std::vector<std::string> tags;
+  std::optional<json> output;           ///< the data it was completed with
+};
+
+/// What completing (or timing out) a token did.
+enum class token_change { changed, unknown, already_final };
+
 struct run_list_page {
   std::vector<run_record> runs;           ///< newest first; without payload, output and logs
   std::string next;                       ///< cursor for the next (older) page; "" = none
@@ -113,6 +130,26 @@ public:
 
   run_list_page list(const run_list_query& q) const;
 
+  /// Called (on the thread that made the change, without the store's lock) each time a run turns
+  /// final. Set before runs flow.
+  void set_final_listener(std::function<void(const std::string& id)> f);
+  /// The ids of the runs triggered by `parent_id` that are not final yet.
+  std::vector<std::string> live_children(const std::string& parent_id) const;
+  /// The runs of a batch, oldest first (without payload, output and logs).
+  std::vector<run_record> batch_runs(const std::string& batch_id) const;
+
+  /// Records a token at once. If one with the same idempotency key exists and its key has not
+  /// expired, that one is returned and `cached` set. Throws store_error when it cannot commit.
+  token_record create_token(token_record t, bool& cached);
+  /// The token; a WAITING token past its timeout is timed out first.
+  std::optional<token_record> get_token(const std::string& id);
+  /// WAITING → COMPLETED with `output`.
+  token_change complete_token(const std::string& id, const json& output);
+  /// WAITING → TIMED_OUT if its timeout has passed (unchanged: already_final or unknown).
+  token_change time_out_token(const std::string& id);
+  /// Tokens newest first, optionally of one status; `after` is the id of the last one seen.
+  std::vector<token_record> list_tokens(const std::string& status, size_t limit, const std::string& after);
+
   /// The runs that were not final when the store was opened (the previous process stopped with
   /// them in flight), oldest first. Recovery changes them with update().
   std::vector<std::string> unfinished_runs() const;
@@ -155,6 +192,7 @@ private:
   std::vector<std::string> dirty_;
   std::vector<std::function<void(bool, const std::string&)>> commit_waiters_;
   std::function<void()> notify_;
+  std::function<void(const std::string&)> final_listener_;
   bool notified_ = false;
   std::vector<std::string> unfinished_;
   stats_t stats_;

@@ -229,4 +229,28 @@ trigger_parse_result parse_trigger_body(std::string_view task_id, std::string_vi
   return {std::move(in), {}};
 }
 
+run_record new_run_record(trigger_input in, std::string id, std::chrono::system_clock::time_point now) {
+  run_record r;
+  r.id = std::move(id);
+  r.task_id = std::move(in.task_id);
+  r.created_at = r.updated_at = now;
+  r.status = in.delay_until ? run_status::delayed : run_status::queued;
+  r.delay_until = in.delay_until;
+  r.payload = std::move(in.payload);
+  r.payload_type = std::move(in.payload_type);
+  r.tags = std::move(in.tags);
+  r.metadata = std::move(in.metadata);
+  r.max_attempts = in.max_attempts;
+  r.max_duration_ms = in.max_duration_ms;
+  r.ttl = std::move(in.ttl);
+  r.ttl_ms = in.ttl_ms;
+  if (r.ttl_ms > 0 && !r.delay_until) r.expires_at = r.created_at + std::chrono::milliseconds(r.ttl_ms);
+  if (!in.idempotency_key.empty()) {
+    r.idempotency_key = std::move(in.idempotency_key);
+    r.idempotency_key_user = std::move(in.idempotency_key_user);
+    r.idempotency_expires_at = r.created_at + std::chrono::milliseconds(in.idempotency_key_ttl_ms);
+  }
+  return r;
+}
+
 }  // namespace taskhost

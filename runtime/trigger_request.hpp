@@ -47,6 +47,11 @@ struct trigger_parse_result {
   request_error error;  ///< meaningful when !input
 };
 
+struct run_record;
+
+/// The run a trigger creates: QUEUED, or DELAYED until its delay; TTL and idempotency key applied.
+run_record new_run_record(trigger_input in, std::string id, std::chrono::system_clock::time_point now);
+
 trigger_parse_result parse_trigger_body(std::string_view task_id, std::string_view body, uint64_t max_payload_bytes);
 
 /// An ISO 8601 / RFC 3339 date-time ("2026-01-02T03:04:05.678Z", "...+02:00"); nullopt if not one.

@@ -27,10 +27,10 @@
  * never concurrently, but possibly on different threads. Different executions may run concurrently.
  *
  * HOW IT GROWS (each a minor bump, old plugins keep loading):
- *  - coroutine tasks and waits: `step` already returns TH_STEP_SUSPENDED with a wait request; the
- *    host resumes by calling `step` again with the wait's result made available through new
- *    th_host_api functions (results are journaled by the host, so a replayed attempt gets them
- *    back without waiting again);
+ *  - coroutine tasks and waits (1.4): `step` returns TH_STEP_SUSPENDED naming the journal entries
+ *    it awaits (made through th_host_api.call); the host calls `step` again once they are done
+ *    and the coroutine reads their results through `call`. After a restart the host starts a new
+ *    execution of the same attempt and its code meets its entries again (a replay);
  *  - lifecycle hooks: th_hook_descriptor, an array at the end of th_plugin_descriptor (1.2);
  *  - middleware (`next()`): another array there, driven one stage at a time with the
  *    start/step/destroy shape (a middleware suspends at next());
@@ -53,7 +53,7 @@ extern "C" {
 #define TASKHOST_ABI_MAJOR 1
 #endif
 #ifndef TASKHOST_ABI_MINOR
-#define TASKHOST_ABI_MINOR 3
+#define TASKHOST_ABI_MINOR 4
 #endif
 
 #define TASKHOST_EXPORT __attribute__((visibility("default")))
@@ -106,6 +106,19 @@ typedef struct th_host_api {
   /* Copies the run's metadata (a JSON object, "{}" when unset) into buf when it fits in cap and
    * returns its length; call again with a larger buffer when the result is > cap. */
   size_t (*metadata_get)(void* host_run, char* buf, size_t cap);
+  /* --- ABI 1.4: waits, child runs, wait tokens and steps (the run's journal) --- */
+  /* Calls the host with a JSON request. Methods:
+   *   "op"        {"seq": n | "key": "...", "kind": ..., args} → {"key", "done", "result"?}
+   *               kinds: duration {"ms" | "untilMs"}, task {"task","payload","options"},
+   *               batch {"task","items":[{"payload","options"}]}, token {"id"}, step {"name"},
+   *               trigger / batch_trigger (as task / batch, not awaited), create_token {"options"},
+   *               complete_token {"id","data"}. An entry already in the journal answers with
+   *               its recorded result (a replay); a new one is recorded.
+   *   "step_done" {"key", "name", "result"}                  → {}
+   * Returns 0 and sets *response (JSON), or non-zero with *response = {"message": ...}.
+   * *response stays valid until the next call for the same host_run. Only from `step` of a task
+   * (not from hooks or middleware). */
+  int (*call)(void* host_run, const char* method, const char* request, size_t request_len, th_bytes* response);
 } th_host_api;
 
 enum { TH_LOCAL_OK = 0, TH_LOCAL_MISSING = 1, TH_LOCAL_TYPE_MISMATCH = 2 };
@@ -144,8 +157,8 @@ typedef enum th_step_status {
   TH_STEP_COMPLETED = 0, /* out = output JSON */
   TH_STEP_FAILED = 1,    /* out = error JSON: {"message": str, "name"?: str, "stackTrace"?: str,
                             "retry"?: false} */
-  TH_STEP_SUSPENDED = 2  /* reserved for waits: out = a wait request JSON; the host calls step
-                            again once the wait completes. Not produced by ABI 1.0 plugins. */
+  TH_STEP_SUSPENDED = 2  /* the run awaits journal entries (ABI 1.4): out = {"waitFor": [keys]};
+                            the host calls step again once every one of them is done. */
 } th_step_status;
 
 typedef struct th_task_descriptor {
@@ -176,8 +189,8 @@ typedef enum th_hook_kind {
   TH_HOOK_ON_COMPLETE = 5,       /* after on_success / on_failure */
   TH_HOOK_CLEANUP = 6,           /* end of every attempt */
   TH_HOOK_CATCH_ERROR = 7,       /* a retryable failure: may answer how to retry */
-  TH_HOOK_ON_WAIT = 8,           /* reserved for waits */
-  TH_HOOK_ON_RESUME = 9,         /* reserved for waits */
+  TH_HOOK_ON_WAIT = 8,           /* the run suspended on a wait; input has "wait": {"kinds"} */
+  TH_HOOK_ON_RESUME = 9,         /* the wait completed; the run goes on */
   TH_HOOK_ON_CANCEL = 10,        /* an executing run was cancelled */
   TH_HOOK_KIND_COUNT = 11
 } th_hook_kind;

@@ -36,6 +36,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <tuple>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -241,11 +242,345 @@ private:
   const th_run_info* run_;
 };
 
+/// The coroutine type of tasks, helpers and middleware: `-> th::async<th::json>`, `-> th::async<void>`,
+/// `-> th::async<int>`... An async<T> is awaited with `co_await`; exceptions pass through it.
+template <class T = void>
+class async;
+
+namespace detail {
+struct final_awaiter {
+  bool await_ready() noexcept { return false; }
+  template <class P>
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
+    auto c = h.promise().continuation;
+    return c ? c : std::noop_coroutine();
+  }
+  void await_resume() noexcept {}
+};
+struct promise_base {
+  std::exception_ptr error;
+  std::coroutine_handle<> continuation;  ///< who awaits this coroutine (none for the outermost)
+  std::suspend_always initial_suspend() noexcept { return {}; }
+  final_awaiter final_suspend() noexcept { return {}; }
+  void unhandled_exception() noexcept { error = std::current_exception(); }
+};
+template <class T>
+struct value_promise : promise_base {
+  std::optional<T> value;
+  template <class U>
+  void return_value(U&& v) {
+    value.emplace(std::forward<U>(v));
+  }
+};
+struct void_promise : promise_base {
+  void return_void() noexcept {}
+};
+}  // namespace detail
+
+template <class T>
+class async {
+public:
+  struct promise_type : std::conditional_t<std::is_void_v<T>, detail::void_promise, detail::value_promise<std::conditional_t<std::is_void_v<T>, int, T>>> {
+    async get_return_object() { return async{std::coroutine_handle<promise_type>::from_promise(*this)}; }
+  };
+  explicit async(std::coroutine_handle<promise_type> h) : h_(h) {}
+  async(async&& o) noexcept : h_(std::exchange(o.h_, {})) {}
+  async(const async&) = delete;
+  ~async() {
+    if (h_) h_.destroy();
+  }
+  std::coroutine_handle<promise_type> handle() const { return h_; }
+
+  // Awaiting it runs it, then continues the awaiting coroutine with its result.
+  bool await_ready() const noexcept { return false; }
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiting) noexcept {
+    h_.promise().continuation = awaiting;
+    return h_;
+  }
+  T await_resume() {
+    if (h_.promise().error) std::rethrow_exception(h_.promise().error);
+    if constexpr (!std::is_void_v<T>) return std::move(*h_.promise().value);
+  }
+
+private:
+  std::coroutine_handle<promise_type> h_;
+};
+
+namespace detail {
+template <class T>
+struct is_async : std::false_type {};
+template <class T>
+struct is_async<async<T>> : std::true_type {};
+
+/// The journal side of one execution of a task's run: numbers its operations, calls the host,
+/// and remembers what the coroutine waits for when it suspends.
+struct wait_host {
+  const th_run_info* run = nullptr;
+  int seq = 0;                          ///< the next positional operation
+  json waiting = json::array();         ///< journal keys the suspended coroutine awaits
+  std::coroutine_handle<> resume_point; ///< the coroutine to resume when they are done
+
+  json call(const char* method, const json& req) const {
+    if (run == nullptr || run->host == nullptr || run->host->struct_size < offsetof(th_host_api, call) + sizeof(void*) ||
+        run->host->call == nullptr)
+      throw std::logic_error("waits, child runs, tokens and steps need taskhost with plugin ABI 1.4 or newer");
+    std::string s = req.dump(-1, ' ', false, json::error_handler_t::replace);
+    th_bytes out{};
+    int rc = run->host->call(run->host_run, method, s.data(), s.size(), &out);
+    json r = out.data ? json::parse(std::string_view(out.data, out.len), nullptr, false) : json();
+    if (rc != 0) throw std::runtime_error(r.is_object() ? r.value("message", std::string("host call failed")) : std::string("host call failed"));
+    return r;
+  }
+  /// Records (or, on a replay, finds) an operation: {"key", "done", "result"?}.
+  json op(json req) {
+    if (!req.contains("key")) req["seq"] = seq++;
+    return call("op", req);
+  }
+};
+}  // namespace detail
+
+/// An error of a child run or a token wait: {"message", "name"} as recorded.
+struct task_error {
+  std::string message;
+  std::string name;
+  json raw;  ///< the whole error JSON
+  static task_error from(const json& e) {
+    task_error t;
+    t.raw = e;
+    if (e.is_object()) {
+      t.message = e.value("message", std::string());
+      t.name = e.value("name", std::string());
+    }
+    return t;
+  }
+};
+
+/// Thrown by run_result::unwrap() for a child that did not complete.
+class child_run_error : public std::runtime_error {
+public:
+  child_run_error(std::string run_id, task_error e)
+      : std::runtime_error("child run " + run_id + " failed: " + e.message), run_id(std::move(run_id)), error(std::move(e)) {}
+  std::string run_id;
+  task_error error;
+};
+
+/// What trigger_and_wait gives: the child's output, or its error (any final status but
+/// COMPLETED, e.g. FAILED, CANCELED, TIMED_OUT; or the task does not exist).
+struct run_result {
+  bool ok = false;
+  std::string id;        ///< the child run ("" when it could not be triggered)
+  std::string status;    ///< its final status
+  json output;           ///< when ok
+  task_error error;      ///< when !ok
+  /// The output, or throws child_run_error with the child's message.
+  const json& unwrap() const {
+    if (!ok) throw child_run_error(id, error);
+    return output;
+  }
+  static run_result from(const json& r) {
+    run_result x;
+    x.ok = r.value("ok", false);
+    x.id = r.value("id", std::string());
+    x.status = r.value("status", std::string());
+    if (x.ok) x.output = r.value("output", json());
+    else x.error = task_error::from(r.value("error", json::object()));
+    return x;
+  }
+};
+
+/// What batch_trigger_and_wait gives: one run_result per item, in item order.
+struct batch_result {
+  std::string id;  ///< the batch id (GET /api/v1/batches/{id})
+  std::vector<run_result> runs;
+  size_t size() const { return runs.size(); }
+  const run_result& operator[](size_t i) const { return runs[i]; }
+  auto begin() const { return runs.begin(); }
+  auto end() const { return runs.end(); }
+  static batch_result from(const json& r) {
+    batch_result b;
+    b.id = r.value("id", std::string());
+    for (const auto& x : r.value("runs", json::array())) b.runs.push_back(run_result::from(x));
+    return b;
+  }
+};
+
+/// What wait_for_token gives: ok and the data it was completed with, or a timeout error.
+struct token_result {
+  bool ok = false;
+  json output;
+  task_error error;  ///< name "WaitpointTimeoutError" when it timed out
+  static token_result from(const json& r) {
+    token_result t;
+    t.ok = r.value("ok", false);
+    if (t.ok) t.output = r.value("output", json());
+    else t.error = task_error::from(r.value("error", json::object()));
+    return t;
+  }
+};
+
+/// What wait_for / wait_until give (nothing to report; the time has come).
+struct wait_done {
+  static wait_done from(const json&) { return {}; }
+};
+
+/// A run triggered without waiting: its id.
+struct run_handle {
+  std::string id;
+};
+/// A batch triggered without waiting.
+struct batch_handle {
+  std::string batch_id;
+  std::vector<std::string> run_ids;
+};
+/// A wait token: complete it over HTTP, the CLI, or ctx.complete_token; await it with wait_for_token.
+struct wait_token {
+  std::string id;
+  bool is_cached = false;  ///< an earlier token with the same idempotency key
+  json raw;                ///< the token as the API shows it
+};
+
+struct token_options {
+  std::optional<std::chrono::milliseconds> timeout;  ///< none: waits until completed
+  std::string idempotency_key;                        ///< "" = none
+  std::vector<std::string> tags;
+};
+
+/// Options of a wait: with an idempotency key, the wait's result is kept across attempts (a retried
+/// attempt does not wait again), and the key must be unique within the run.
+struct wait_options {
+  std::string idempotency_key;
+};
+
+/// An awaitable journaled operation (a wait, a child run, a batch, a token). It is recorded when it
+/// is first awaited; a replay finds it in the journal.
+template <class R>
+class operation {
+public:
+  operation(detail::wait_host* host, json req) : host_(host), req_(std::move(req)) {
+    if (host_ == nullptr) throw std::logic_error("waits and child runs are only available in a task's run");
+  }
+  /// Records the operation with the host (once). Used by co_await and th::all.
+  void record() {
+    if (recorded_) return;
+    json r = host_->op(req_);
+    key_ = r.value("key", std::string());
+    done_ = r.value("done", false);
+    if (done_) result_ = r.value("result", json());
+    req_["key_resolved"] = key_;
+    recorded_ = true;
+  }
+  bool done() const { return done_; }
+  const std::string& key() const { return key_; }
+  detail::wait_host* host() const { return host_; }
+  /// After a resume: the recorded result.
+  R result() {
+    if (!done_) {
+      json r = host_->call("op", lookup());
+      if (!r.value("done", false)) throw std::logic_error("resumed before " + key_ + " was done");
+      result_ = r.value("result", json());
+      done_ = true;
+    }
+    return R::from(result_);
+  }
+
+  bool await_ready() {
+    record();
+    return done_;
+  }
+  void await_suspend(std::coroutine_handle<> awaiting) {
+    host_->waiting = json::array({key_});
+    host_->resume_point = awaiting;
+  }
+  R await_resume() { return result(); }
+
+private:
+  json lookup() const {
+    json q = req_;
+    q.erase("key_resolved");
+    // The same request again finds the journal entry: by key, or by the position it took.
+    if (key_.rfind("k:", 0) != 0) q["seq"] = std::stoi(key_.substr(key_.find('#') + 1));
+    return q;
+  }
+  detail::wait_host* host_;
+  json req_;
+  std::string key_;
+  bool recorded_ = false;
+  bool done_ = false;
+  json result_;
+};
+
+/// `co_await th::all(a, b, ...)`: waits for every operation at once and gives a tuple of their
+/// results. Beyond Trigger.dev, which allows one wait at a time.
+template <class... R>
+class all_of {
+public:
+  explicit all_of(operation<R>... ops) : ops_(std::move(ops)...) {}
+  bool await_ready() {
+    std::apply([](auto&... o) { (o.record(), ...); }, ops_);
+    return std::apply([](auto&... o) { return (o.done() && ...); }, ops_);
+  }
+  void await_suspend(std::coroutine_handle<> awaiting) {
+    detail::wait_host* h = std::get<0>(ops_).host();
+    h->waiting = json::array();
+    std::apply([h](auto&... o) { ((o.done() ? void() : h->waiting.push_back(o.key())), ...); }, ops_);
+    h->resume_point = awaiting;
+  }
+  std::tuple<R...> await_resume() {
+    return std::apply([](auto&... o) { return std::tuple<R...>(o.result()...); }, ops_);
+  }
+
+private:
+  std::tuple<operation<R>...> ops_;
+};
+template <class... R>
+all_of<R...> all(operation<R>... ops) {
+  static_assert(sizeof...(R) > 0, "th::all needs at least one operation");
+  return all_of<R...>(std::move(ops)...);
+}
+
+/// `co_await ctx.step("name", fn)`: runs fn once per run and journals its result (JSON-convertible),
+/// so a replay gets the recorded value instead of running it again. Put side effects and anything
+/// that differs between runs of the code (time, random numbers, I/O) in steps.
+template <class F>
+class step_op {
+public:
+  using value_type = std::invoke_result_t<F&>;
+  step_op(detail::wait_host* host, std::string name, F fn) : host_(host), name_(std::move(name)), fn_(std::move(fn)) {
+    if (host_ == nullptr) throw std::logic_error("ctx.step is only available in a task's run");
+  }
+  bool await_ready() {
+    json r = host_->op({{"kind", "step"}, {"name", name_}});
+    if (r.value("done", false)) {
+      result_ = r.value("result", json());
+      return true;
+    }
+    if constexpr (std::is_void_v<value_type>) {
+      fn_();
+      result_ = nullptr;
+    } else {
+      result_ = json(fn_());
+    }
+    host_->call("step_done", {{"key", r.value("key", std::string())}, {"name", name_}, {"result", result_}});
+    return true;
+  }
+  void await_suspend(std::coroutine_handle<>) {}
+  value_type await_resume() {
+    if constexpr (!std::is_void_v<value_type>) return result_.get<value_type>();
+  }
+
+private:
+  detail::wait_host* host_;
+  std::string name_;
+  F fn_;
+  json result_;
+};
+
 /// What a run's code can see and use while it executes. Passed by reference to `run`; valid until
 /// `run` returns. Not thread-safe: use it from the thread that runs the task.
 class run_context {
 public:
-  explicit run_context(const th_run_info* run) : logger(run), signal(run), locals(run), metadata(run), run_(run) {}
+  explicit run_context(const th_run_info* run, detail::wait_host* waits = nullptr)
+      : logger(run), signal(run), locals(run), metadata(run), run_(run), waits_(waits) {}
   std::string_view run_id() const { return run_->run_id; }
   std::string_view task_id() const { return run_->task_id; }
   /// 1 for the first attempt, 2 for the first retry, ...
@@ -253,17 +588,89 @@ public:
   /// Shorthand for signal.cancelled().
   bool cancelled() const { return signal.cancelled(); }
 
+  // --- Waits (co_await them; the run holds no thread while it waits and survives restarts) ---
+  /// Waits `d` (not negative). `opts.idempotency_key`: a retried attempt does not wait again.
+  template <class Rep, class Period>
+  operation<wait_done> wait_for(std::chrono::duration<Rep, Period> d, wait_options opts = {}) {
+    return {host(), with_key({{"kind", "duration"}, {"ms", std::chrono::duration_cast<std::chrono::milliseconds>(d).count()}}, opts)};
+  }
+  operation<wait_done> wait_until(std::chrono::system_clock::time_point t, wait_options opts = {}) {
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+    return {host(), with_key({{"kind", "duration"}, {"untilMs", ms}}, opts)};
+  }
+  /// Triggers `task` as a child of this run and waits for its end. `options` as in the HTTP API
+  /// (tags, delay, ttl, idempotencyKey, maxAttempts, metadata...). An unknown task gives an error
+  /// result, not a hang.
+  operation<run_result> trigger_and_wait(const std::string& task, json payload = nullptr, json options = json::object()) {
+    return {host(), {{"kind", "task"}, {"task", task}, {"payload", std::move(payload)}, {"options", std::move(options)}}};
+  }
+  /// Triggers one child run per element of `payloads` (≤ 1,000) and waits for all of them. An
+  /// item that cannot be triggered (bad options, over the payload limit) throws, naming its index.
+  operation<batch_result> batch_trigger_and_wait(const std::string& task, const json& payloads, json options = json::object()) {
+    return {host(), {{"kind", "batch"}, {"task", task}, {"items", items_of(payloads, options)}}};
+  }
+  /// Waits until the token is completed (→ ok, output) or times out (→ !ok).
+  operation<token_result> wait_for_token(const std::string& token_id, wait_options opts = {}) {
+    return {host(), with_key({{"kind", "token"}, {"id", token_id}}, opts)};
+  }
+  operation<token_result> wait_for_token(const wait_token& t, wait_options opts = {}) { return wait_for_token(t.id, std::move(opts)); }
+  /// Runs fn once per run (see step_op).
+  template <class F>
+  step_op<F> step(std::string name, F fn) {
+    return step_op<F>(host(), std::move(name), std::move(fn));
+  }
+
+  // --- Without waiting (journaled too: a replay returns the same ids) ---
+  run_handle trigger(const std::string& task, json payload = nullptr, json options = json::object()) {
+    json r = host()->op({{"kind", "trigger"}, {"task", task}, {"payload", std::move(payload)}, {"options", std::move(options)}});
+    return {r["result"].value("id", std::string())};
+  }
+  batch_handle batch_trigger(const std::string& task, const json& payloads, json options = json::object()) {
+    json r = host()->op({{"kind", "batch_trigger"}, {"task", task}, {"items", items_of(payloads, options)}});
+    batch_handle b{r["result"].value("batchId", std::string()), {}};
+    for (const auto& id : r["result"].value("runs", json::array())) b.run_ids.push_back(id.get<std::string>());
+    return b;
+  }
+  wait_token create_token(const token_options& o = {}) {
+    json opts = json::object();
+    if (o.timeout) opts["timeout"] = std::to_string(std::max<int64_t>(1, (o.timeout->count() + 999) / 1000)) + "s";
+    if (!o.idempotency_key.empty()) opts["idempotencyKey"] = o.idempotency_key;
+    if (!o.tags.empty()) opts["tags"] = o.tags;
+    json r = host()->op({{"kind", "create_token"}, {"options", opts}});
+    return {r["result"].value("id", std::string()), r["result"].value("isCached", false), r["result"]};
+  }
+  /// Completes a token (any run may wait for it). Throws if it is unknown or already completed.
+  void complete_token(const std::string& token_id, json data = nullptr) {
+    host()->op({{"kind", "complete_token"}, {"id", token_id}, {"data", std::move(data)}});
+  }
+
   taskhost::logger logger;
   cancel_signal signal;
   locals_view locals;   ///< the run's locals (see locals_view)
   metadata_view metadata;  ///< the run's metadata (see metadata_view)
 
 private:
+  detail::wait_host* host() const {
+    if (waits_ == nullptr) throw std::logic_error("waits, child runs, tokens and steps are only available in a task's run");
+    return waits_;
+  }
+  static json with_key(json req, const wait_options& o) {
+    if (!o.idempotency_key.empty()) req["key"] = o.idempotency_key;
+    return req;
+  }
+  static json items_of(const json& payloads, const json& options) {
+    if (!payloads.is_array()) throw std::invalid_argument("a batch needs an array of payloads");
+    json items = json::array();
+    for (const auto& p : payloads) items.push_back({{"payload", p}, {"options", options}});
+    return items;
+  }
   const th_run_info* run_;
+  detail::wait_host* waits_;
 };
 
 /// The body of a task. Accepts any callable `R(json payload, run_context&)` where R converts to
-/// json (or is void, which gives a null output).
+/// json (or is void, which gives a null output) — or a coroutine returning th::async<R>, which
+/// may co_await waits, child runs, tokens and steps.
 class run_function {
 public:
   run_function() = default;
@@ -271,23 +678,40 @@ public:
             class = std::enable_if_t<std::is_invocable_v<F&, json, run_context&> &&
                                      !std::is_same_v<std::decay_t<F>, run_function>>>
   run_function(F f) {  // NOLINT: implicit on purpose, so `.run = [](...) {...}` reads naturally
-    fn_ = [f = std::move(f)](json payload, run_context& ctx) mutable -> json {
-      using R = std::invoke_result_t<F&, json, run_context&>;
-      if constexpr (std::is_void_v<R>) {
-        f(std::move(payload), ctx);
-        return nullptr;
-      } else {
-        return json(f(std::move(payload), ctx));
-      }
-    };
+    using R = std::invoke_result_t<F&, json, run_context&>;
+    if constexpr (detail::is_async<R>::value) {
+      afn_ = std::make_shared<F>(std::move(f));
+      coro_ = [](std::shared_ptr<void> fn, json payload, run_context& ctx) -> async<json> {
+        F& g = *static_cast<F*>(fn.get());
+        if constexpr (std::is_void_v<decltype(std::declval<R>().await_resume())>) {
+          co_await g(std::move(payload), ctx);
+          co_return json(nullptr);
+        } else {
+          co_return json(co_await g(std::move(payload), ctx));
+        }
+      };
+    } else {
+      fn_ = [f = std::move(f)](json payload, run_context& ctx) mutable -> json {
+        if constexpr (std::is_void_v<R>) {
+          f(std::move(payload), ctx);
+          return nullptr;
+        } else {
+          return json(f(std::move(payload), ctx));
+        }
+      };
+    }
   }
-  explicit operator bool() const { return static_cast<bool>(fn_); }
+  explicit operator bool() const { return static_cast<bool>(fn_) || static_cast<bool>(afn_); }
+  /// True for a coroutine body.
+  bool is_coroutine() const { return static_cast<bool>(afn_); }
   json operator()(json payload, run_context& ctx) const { return fn_(std::move(payload), ctx); }
+  async<json> start(json payload, run_context& ctx) const { return coro_(afn_, std::move(payload), ctx); }
 
 private:
   std::function<json(json, run_context&)> fn_;
+  std::shared_ptr<void> afn_;  // the coroutine callable (kept alive by every frame that uses it)
+  async<json> (*coro_)(std::shared_ptr<void>, json, run_context&) = nullptr;
 };
-
 
 /// A task's own retry policy; unset fields come from the deployment (tasks.<id>.retry, then
 /// defaults.retry). The trigger's maxAttempts beats max_attempts here.
@@ -405,34 +829,6 @@ private:
   task_definition def_;
 };
 
-/// The coroutine type of middleware: `[](th::middleware_context& mw, th::next next) -> th::async<void> { ... }`.
-/// Inside a middleware, `co_await next()` is the one thing to await for now (waits come later).
-template <class T = void>
-class async;
-
-template <>
-class async<void> {
-public:
-  struct promise_type {
-    std::exception_ptr error;
-    async get_return_object() { return async{std::coroutine_handle<promise_type>::from_promise(*this)}; }
-    std::suspend_always initial_suspend() noexcept { return {}; }
-    std::suspend_always final_suspend() noexcept { return {}; }
-    void return_void() noexcept {}
-    void unhandled_exception() noexcept { error = std::current_exception(); }
-  };
-  explicit async(std::coroutine_handle<promise_type> h) : h_(h) {}
-  async(async&& o) noexcept : h_(std::exchange(o.h_, {})) {}
-  async(const async&) = delete;
-  ~async() {
-    if (h_) h_.destroy();
-  }
-  std::coroutine_handle<promise_type> handle() const { return h_; }
-
-private:
-  std::coroutine_handle<promise_type> h_;
-};
-
 /// What `co_await next()` gives a middleware: how everything inside it (hooks, run, the
 /// middleware further in) ended. It never throws for a failed attempt.
 struct next_result {
@@ -500,15 +896,20 @@ inline std::string error_json(std::string_view name, std::string_view message, b
 }
 
 /// One attempt of one run, as the plugin sees it. OWNERSHIP: created by `start`, freed by `destroy`.
+/// For a coroutine body the frame lives here between steps (while the run waits).
 struct execution {
   const task* t;
   const th_run_info* run;
   std::string out;  // bytes handed to the host by step; valid until the next step or destroy
+  wait_host host;
+  std::unique_ptr<run_context> ctx;
+  std::optional<async<json>> coro;  // destroyed before ctx (declared after it)
 };
 
 inline int start(void* user_data, const th_run_info* run, th_execution** out, th_bytes* error) noexcept {
   try {
-    auto* e = new execution{static_cast<const task*>(user_data), run, {}};
+    auto* e = new execution{static_cast<const task*>(user_data), run, {}, {}, {}, {}};
+    e->host.run = run;
     *out = reinterpret_cast<th_execution*>(e);
     return 0;
   } catch (...) {
@@ -523,20 +924,43 @@ inline th_step_status step(th_execution* raw, th_bytes* out) noexcept {
   auto* e = reinterpret_cast<execution*>(raw);
   th_step_status status = TH_STEP_FAILED;
   try {
-    json payload;
-    try {
-      const th_bytes& p = e->run->payload;
-      payload = p.len == 0 ? json(nullptr) : json::parse(std::string_view(p.data, p.len));
-    } catch (const json::parse_error& pe) {
-      e->out = error_json("PayloadParseError", pe.what(), false);
-      *out = th_bytes{e->out.data(), e->out.size()};
-      return TH_STEP_FAILED;
-    }
-    run_context ctx(e->run);
     const task_definition& def = e->t->definition();
-    json result = def.run(std::move(payload), ctx);
-    e->out = result.dump(-1, ' ', false, json::error_handler_t::replace);
-    status = TH_STEP_COMPLETED;
+    if (!e->ctx) {
+      json payload;
+      try {
+        const th_bytes& p = e->run->payload;
+        payload = p.len == 0 ? json(nullptr) : json::parse(std::string_view(p.data, p.len));
+      } catch (const json::parse_error& pe) {
+        e->out = error_json("PayloadParseError", pe.what(), false);
+        *out = th_bytes{e->out.data(), e->out.size()};
+        return TH_STEP_FAILED;
+      }
+      e->ctx = std::make_unique<run_context>(e->run, &e->host);
+      if (!def.run.is_coroutine()) {
+        json result = def.run(std::move(payload), *e->ctx);
+        e->out = result.dump(-1, ' ', false, json::error_handler_t::replace);
+        *out = th_bytes{e->out.data(), e->out.size()};
+        return TH_STEP_COMPLETED;
+      }
+      e->coro.emplace(def.run.start(std::move(payload), *e->ctx));
+      e->host.resume_point = e->coro->handle();
+    }
+    auto resume = std::exchange(e->host.resume_point, {});
+    e->host.waiting = json::array();
+    if (!resume) throw std::logic_error("the run was resumed but does not wait for anything");
+    resume.resume();
+    auto h = e->coro->handle();
+    if (h.done()) {
+      if (h.promise().error) std::rethrow_exception(h.promise().error);
+      e->out = h.promise().value->dump(-1, ' ', false, json::error_handler_t::replace);
+      status = TH_STEP_COMPLETED;
+    } else if (!e->host.waiting.empty()) {
+      e->out = json{{"waitFor", e->host.waiting}}.dump();
+      status = TH_STEP_SUSPENDED;
+    } else {
+      e->out = error_json("InvalidAwaitError", "the run awaited something that is not a taskhost wait (only ctx waits, "
+                                               "child runs, tokens, steps, th::all and th::async may be awaited)", false);
+    }
   } catch (const abort_run& ex) {
     e->out = error_json("AbortTaskRunError", ex.what(), false);
   } catch (const std::exception& ex) {

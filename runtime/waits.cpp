@@ -1,0 +1,490 @@
+#include "runtime/waits.hpp"
+
+#include <algorithm>
+#include <set>
+
+#include "runtime/ids.hpp"
+#include "runtime/log.hpp"
+#include "taskhost/config/duration.hpp"
+
+namespace taskhost {
+namespace {
+
+const json empty_object = json::object();
+
+json& journal_of(run_record& r) {
+  if (!r.journal.is_object()) {
+    int epoch = r.attempts.empty() ? 1 : r.attempts.back().number;
+    r.journal = {{"epoch", epoch}, {"ops", json::object()}, {"waiting", json::array()}};
+  }
+  return r.journal;
+}
+
+bool all_done(const json& journal) {
+  const json& ops = journal.value("ops", empty_object);
+  for (const auto& k : journal.value("waiting", json::array())) {
+    if (!k.is_string()) continue;
+    auto it = ops.find(k.get<std::string>());
+    if (it == ops.end() || !it->value("done", false)) return false;
+  }
+  return true;
+}
+
+json error_result(const std::string& id, const std::string& name, const std::string& message) {
+  return {{"ok", false}, {"id", id}, {"error", {{"name", name}, {"message", message}}}};
+}
+
+json token_result(const token_record& t) {
+  if (t.status == "COMPLETED") return {{"ok", true}, {"output", t.output ? *t.output : json(nullptr)}};
+  return {{"ok", false},
+          {"error", {{"name", "WaitpointTimeoutError"}, {"message", "wait token " + t.id + " timed out"}}}};
+}
+
+}  // namespace
+
+void new_journal_epoch(run_record& r, int attempt) {
+  if (!r.journal.is_object()) return;
+  json& ops = r.journal["ops"];
+  for (auto it = ops.begin(); it != ops.end();) {
+    if (it.key().rfind("k:", 0) == 0) ++it;
+    else it = ops.erase(it);
+  }
+  r.journal["epoch"] = attempt;
+  r.journal["waiting"] = json::array();
+}
+
+std::string wait_kinds(const json& journal, const json& keys) {
+  std::set<std::string> kinds;
+  const json& ops = journal.is_object() ? journal.value("ops", empty_object) : empty_object;
+  for (const auto& k : keys)
+    if (k.is_string())
+      if (auto it = ops.find(k.get<std::string>()); it != ops.end()) kinds.insert(it->value("kind", ""));
+  std::string out;
+  for (const auto& k : kinds) out += (out.empty() ? "" : ",") + k;
+  return out;
+}
+
+json token_to_json(const token_record& t) {
+  std::string status = t.status;
+  if (status == "WAITING" && t.timeout_at && *t.timeout_at <= clock_type::now()) status = "TIMED_OUT";
+  json j = {{"id", t.id}, {"status", status}, {"createdAt", format_time(t.created_at)}, {"tags", t.tags}};
+  if (t.completed_at) j["completedAt"] = format_time(*t.completed_at);
+  if (t.timeout_at) j["timeoutAt"] = format_time(*t.timeout_at);
+  if (!t.idempotency_key.empty()) j["idempotencyKey"] = t.idempotency_key;
+  if (t.idempotency_expires_at) j["idempotencyKeyExpiresAt"] = format_time(*t.idempotency_expires_at);
+  if (t.output) {
+    j["output"] = *t.output;
+    j["outputIsError"] = false;
+  }
+  return j;
+}
+
+wait_coordinator::wait_coordinator(wait_env env) : env_(std::move(env)) {}
+
+json wait_coordinator::call(const std::string& run_id, const std::string& method, const json& req) {
+  if (!req.is_object()) throw call_error("the request is not a JSON object");
+  if (method == "op") return op(run_id, req);
+  if (method == "step_done") {
+    const std::string key = req.value("key", "");
+    bool found = false;
+    env_.store->update_live(run_id, [&](run_record& r) {
+      json& ops = journal_of(r)["ops"];
+      found = true;
+      ops[key] = {{"kind", "step"}, {"name", req.value("name", "")}, {"done", true}, {"result", req.value("result", json())}};
+    });
+    if (!found) throw call_error("the run has ended (canceled or timed out)");
+    return json::object();
+  }
+  throw call_error("unknown host call '" + method + "'");
+}
+
+json wait_coordinator::op(const std::string& run_id, const json& req) {
+  const std::string kind = req.value("kind", "");
+  std::string key;
+  std::optional<json> existing;
+  run_record parent;  // the fields a child takes from it
+  bool live = env_.store->read_live(run_id, [&](const run_record& r) {
+    int epoch = r.journal.is_object() ? r.journal.value("epoch", 1) : (r.attempts.empty() ? 1 : r.attempts.back().number);
+    if (req.contains("key") && req["key"].is_string() && !req["key"].get<std::string>().empty())
+      key = "k:" + req["key"].get<std::string>();
+    else
+      key = "e" + std::to_string(epoch) + "#" + std::to_string(req.value("seq", -1));
+    if (r.journal.is_object())
+      if (auto it = r.journal["ops"].find(key); it != r.journal["ops"].end()) existing = *it;
+    parent.id = r.id;
+    parent.root_id = r.root_id;
+    parent.depth = r.depth;
+  });
+  if (!live) throw call_error("the run has ended (canceled or timed out)");
+  if (existing) {
+    const std::string was = existing->value("kind", "");
+    if (was != kind)
+      throw call_error("replay diverged: the run's code now does '" + kind + "' where its journal recorded '" + was +
+                       "' (" + key + "). Code between awaits must do the same on every replay: keep what changes "
+                       "(time, random numbers, I/O) inside ctx.step");
+    return {{"key", key}, {"done", existing->value("done", false)}, {"result", existing->value("result", json())}};
+  }
+
+  auto record = [&](json entry) {
+    if (!env_.store->update_live(run_id, [&](run_record& r) { journal_of(r)["ops"][key] = entry; }))
+      throw call_error("the run has ended (canceled or timed out)");
+    return json{{"key", key}, {"done", entry.value("done", false)}, {"result", entry.value("result", json())}};
+  };
+  auto parse_item = [&](const std::string& task, const json& item, const std::string& where) {
+    json body = {{"payload", item.value("payload", json())}, {"options", item.value("options", json::object())}};
+    auto p = parse_trigger_body(task, body.dump(-1, ' ', false, json::error_handler_t::replace), env_.max_payload_bytes);
+    if (!p.input) throw call_error(where + p.error.message);
+    return std::move(*p.input);
+  };
+
+  if (kind == "step") return {{"key", key}, {"done", false}};  // recorded by step_done
+  if (kind == "duration") {
+    const auto now = clock_type::now();
+    int64_t until_us;
+    if (req.contains("untilMs")) {
+      until_us = req.value("untilMs", int64_t{0}) * 1000;
+    } else {
+      int64_t ms = req.value("ms", int64_t{0});
+      if (ms < 0) throw call_error("a wait of negative length (" + std::to_string(ms) + " ms)");
+      until_us = to_us(now) + ms * 1000;
+    }
+    bool done = until_us <= to_us(now);
+    return record({{"kind", "duration"}, {"until", until_us}, {"done", done}, {"result", done ? json::object() : json()}});
+  }
+  if (kind == "task" || kind == "trigger") {
+    const std::string task = req.value("task", "");
+    if (!env_.has_task(task)) {
+      if (kind == "trigger") throw call_error("Task '" + task + "' not found");
+      return record({{"kind", kind}, {"runId", ""}, {"done", true}, {"result", error_result("", "TaskNotFoundError", "Task '" + task + "' not found")}});
+    }
+    trigger_input in = parse_item(task, req, "");
+    const std::string child = new_run_id();
+    json out = record(kind == "task" ? json{{"kind", kind}, {"runId", child}, {"done", false}}
+                                     : json{{"kind", kind}, {"done", true}, {"result", {{"id", child}}}});
+    start_child(run_id, kind == "task" ? key : std::string(), -1, "", child, std::move(in), parent);
+    return out;
+  }
+  if (kind == "batch" || kind == "batch_trigger") {
+    const std::string task = req.value("task", "");
+    const json& items = req.contains("items") ? req["items"] : empty_object;
+    if (!items.is_array()) throw call_error("a batch needs an array of items");
+    if (items.size() > max_batch_items)
+      throw call_error("a batch holds at most " + std::to_string(max_batch_items) + " items; this one has " + std::to_string(items.size()));
+    if (!env_.has_task(task)) throw call_error("batch of task '" + task + "': the task is not deployed, so no item can be triggered");
+    std::vector<trigger_input> inputs;
+    inputs.reserve(items.size());
+    for (size_t i = 0; i < items.size(); ++i)
+      inputs.push_back(parse_item(task, items[i].is_object() ? items[i] : json::object(), "batch item " + std::to_string(i) + ": "));
+    const std::string batch = new_id("batch_");
+    json runs = json::array();
+    std::vector<std::string> ids;
+    for (size_t i = 0; i < inputs.size(); ++i) ids.push_back(new_run_id());
+    for (const auto& id : ids) runs.push_back(id);
+    json entry;
+    if (kind == "batch") {
+      entry = {{"kind", kind}, {"batchId", batch}, {"runs", runs}, {"results", json::array()}, {"remaining", ids.size()},
+               {"done", ids.empty()}};
+      for (size_t i = 0; i < ids.size(); ++i) entry["results"].push_back(nullptr);
+      if (ids.empty()) entry["result"] = {{"id", batch}, {"runs", json::array()}};
+    } else {
+      entry = {{"kind", kind}, {"done", true}, {"result", {{"batchId", batch}, {"runs", runs}}}};
+    }
+    json out = record(std::move(entry));
+    for (size_t i = 0; i < inputs.size(); ++i)
+      start_child(run_id, kind == "batch" ? key : std::string(), static_cast<int>(i), batch, ids[i], std::move(inputs[i]), parent);
+    return out;
+  }
+  if (kind == "token") {
+    const std::string id = req.value("id", "");
+    auto t = env_.store->get_token(id);
+    if (!t) throw call_error("unknown wait token '" + id + "'");
+    json entry = {{"kind", "token"}, {"tokenId", id}, {"done", false}};
+    if (t->timeout_at) entry["timeoutAt"] = to_us(*t->timeout_at);
+    json out = record(std::move(entry));
+    watch(id, {run_id, key, -1});
+    if (t->status != "WAITING") {
+      complete_op(run_id, key, -1, token_result(*t));
+      return {{"key", key}, {"done", true}, {"result", token_result(*t)}};
+    }
+    return out;
+  }
+  if (kind == "create_token") return record({{"kind", kind}, {"done", true}, {"result", create_token(req.value("options", json::object()))}});
+  if (kind == "complete_token") {
+    std::string error;
+    if (complete_token(req.value("id", ""), req.value("data", json()), error) != 200) throw call_error(error);
+    return record({{"kind", kind}, {"done", true}, {"result", json::object()}});
+  }
+  throw call_error("unknown operation kind '" + kind + "'");
+}
+
+void wait_coordinator::start_child(const std::string& parent_id, const std::string& key, int index, const std::string& batch_id,
+                                   const std::string& id, trigger_input in, const run_record& parent) {
+  // The id was made before the run is recorded: the parent's journal names it first, so a
+  // restart never finds a child that its parent does not know about.
+  run_record r = new_run_record(std::move(in), id, clock_type::now());
+  r.parent_id = parent_id;
+  r.root_id = parent.root_id.empty() ? parent_id : parent.root_id;
+  r.depth = parent.depth + 1;
+  r.batch_id = batch_id;
+  if (!key.empty()) watch(id, {parent_id, key, index});
+  env_.create_run(std::move(r), [this, parent_id, key, index, id](create_result c) {
+    if (key.empty()) return;
+    if (c.status != 200) {
+      complete_op(parent_id, key, index, error_result(id, "TriggerError", "the child run could not be recorded: " + c.error));
+    } else if (c.run_id != id) {
+      // An idempotency key gave an earlier run: wait for that one instead.
+      {
+        std::lock_guard lock(mu_);
+        waiters_.erase(id);
+      }
+      env_.store->update_live(parent_id, [&](run_record& r) {
+        json& e = r.journal["ops"][key];
+        if (index >= 0) e["runs"][static_cast<size_t>(index)] = c.run_id;
+        else e["runId"] = c.run_id;
+      });
+      watch(c.run_id, {parent_id, key, index});
+      json res = run_result(c.run_id);
+      if (!res.contains("pending")) run_finished(c.run_id);
+    }
+  });
+}
+
+void wait_coordinator::watch(const std::string& target, waiter w) {
+  std::lock_guard lock(mu_);
+  waiters_[target].push_back(std::move(w));
+}
+
+json wait_coordinator::run_result(const std::string& id) {
+  auto r = env_.store->get(id);
+  if (!r) return error_result(id, "RunNotFoundError", "run " + id + " was never recorded (taskhost stopped before it was committed)");
+  if (!is_final(r->status)) return {{"pending", true}};
+  if (r->status == run_status::completed)
+    return {{"ok", true}, {"id", id}, {"status", "COMPLETED"}, {"output", r->output ? *r->output : json(nullptr)}};
+  json err = r->error ? *r->error : json{{"message", "run " + id + " ended " + std::string(to_string(r->status))}};
+  if (!err.is_object()) err = json{{"message", err.dump()}};
+  if (!err.contains("message")) err["message"] = "run " + id + " ended " + std::string(to_string(r->status));
+  return {{"ok", false}, {"id", id}, {"status", to_string(r->status)}, {"error", err}};
+}
+
+void wait_coordinator::run_finished(const std::string& id) {
+  std::vector<waiter> ws;
+  {
+    std::lock_guard lock(mu_);
+    auto it = waiters_.find(id);
+    if (it == waiters_.end()) return;
+    ws = std::move(it->second);
+    waiters_.erase(it);
+  }
+  json res = run_result(id);
+  for (auto& w : ws) complete_op(w.run_id, w.key, w.index, res);
+}
+
+void wait_coordinator::complete_op(const std::string& run_id, const std::string& key, int index, json result) {
+  bool wake = false;
+  std::string task;
+  env_.store->update_live(run_id, [&](run_record& r) {
+    if (!r.journal.is_object()) return;
+    json& ops = r.journal["ops"];
+    auto it = ops.find(key);
+    if (it == ops.end() || it->value("done", false)) return;
+    json& e = *it;
+    if (e.value("kind", "") == "batch") {
+      json& res = e["results"];
+      if (index < 0 || static_cast<size_t>(index) >= res.size() || !res[static_cast<size_t>(index)].is_null()) return;
+      res[static_cast<size_t>(index)] = std::move(result);
+      int64_t left = e.value("remaining", int64_t{1}) - 1;
+      e["remaining"] = left;
+      if (left > 0) return;
+      e["result"] = {{"id", e["batchId"]}, {"runs", res}};
+    } else {
+      e["result"] = std::move(result);
+    }
+    e["done"] = true;
+    if (r.status == run_status::waiting && all_done(r.journal)) {
+      wake = true;
+      task = r.task_id;
+    }
+  });
+  if (wake) env_.wake(run_id, task);
+}
+
+wait_coordinator::wait_state wait_coordinator::suspend(const std::string& run_id, const json& keys) {
+  env_.store->update_live(run_id, [&](run_record& r) { journal_of(r)["waiting"] = keys; });
+  return check(run_id, true);
+}
+
+wait_coordinator::wait_state wait_coordinator::check(const std::string& run_id, bool resume_if_done) {
+  // Tokens past their timeout first (SQLite, outside the store's lock).
+  std::vector<std::string> due_tokens;
+  const auto now = clock_type::now();
+  env_.store->read_live(run_id, [&](const run_record& r) {
+    if (!r.journal.is_object()) return;
+    const json& ops = r.journal["ops"];
+    for (const auto& k : r.journal.value("waiting", json::array())) {
+      auto it = ops.find(k.get<std::string>());
+      if (it == ops.end() || it->value("done", false) || it->value("kind", "") != "token") continue;
+      if (it->contains("timeoutAt") && (*it)["timeoutAt"].get<int64_t>() <= to_us(now)) due_tokens.push_back(it->value("tokenId", ""));
+    }
+  });
+  for (const auto& t : due_tokens) {
+    try {
+      env_.store->time_out_token(t);
+      if (auto tok = env_.store->get_token(t)) finish_token(t, token_result(*tok));
+    } catch (const store_error& e) {
+      log::error("wait token could not be timed out", {{"token", t}, {"error", e.what()}});
+    }
+  }
+  wait_state w;
+  env_.store->update_live(run_id, [&](run_record& r) {
+    w.known = true;
+    json& j = journal_of(r);
+    json& ops = j["ops"];
+    const json keys = j["waiting"];
+    w.kinds = wait_kinds(j, keys);
+    for (const auto& k : keys) {
+      auto it = ops.find(k.get<std::string>());
+      if (it == ops.end() || it->value("done", false)) continue;
+      if (it->value("kind", "") == "duration") {
+        int64_t until = it->value("until", int64_t{0});
+        if (until <= to_us(now)) {
+          (*it)["done"] = true;
+          (*it)["result"] = json::object();
+          continue;
+        }
+        if (!w.next_wake || from_us(until) < *w.next_wake) w.next_wake = from_us(until);
+      } else if (it->value("kind", "") == "token" && it->contains("timeoutAt")) {
+        auto at = from_us((*it)["timeoutAt"].get<int64_t>());
+        if (!w.next_wake || at < *w.next_wake) w.next_wake = at;
+      }
+    }
+    w.all_done = all_done(j);
+    if (w.all_done && resume_if_done) {
+      j["waiting"] = json::array();
+      r.status = run_status::executing;
+    } else if (!w.all_done) {
+      r.status = run_status::waiting;
+    }
+  });
+  return w;
+}
+
+void wait_coordinator::restore(const std::string& run_id) {
+  std::vector<std::tuple<std::string, std::string, int, std::string>> pending;  // key, kind, index, target
+  env_.store->read_live(run_id, [&](const run_record& r) {
+    if (!r.journal.is_object()) return;
+    for (const auto& [key, e] : r.journal["ops"].items()) {
+      if (e.value("done", false)) continue;
+      const std::string kind = e.value("kind", "");
+      if (kind == "task") pending.emplace_back(key, kind, -1, e.value("runId", ""));
+      else if (kind == "token") pending.emplace_back(key, kind, -1, e.value("tokenId", ""));
+      else if (kind == "batch")
+        for (size_t i = 0; i < e["runs"].size(); ++i)
+          if (e["results"][i].is_null()) pending.emplace_back(key, kind, static_cast<int>(i), e["runs"][i].get<std::string>());
+    }
+  });
+  for (const auto& [key, kind, index, target] : pending) {
+    watch(target, {run_id, key, index});
+    if (kind == "token") {
+      auto t = env_.store->get_token(target);
+      if (!t) complete_op(run_id, key, index, {{"ok", false}, {"error", {{"name", "WaitpointNotFoundError"}, {"message", "wait token " + target + " is gone"}}}});
+      else if (t->status != "WAITING") finish_token(target, token_result(*t));
+    } else {
+      json res = run_result(target);
+      if (!res.contains("pending")) run_finished(target);
+    }
+  }
+}
+
+void wait_coordinator::finish_token(const std::string& token_id, const json& result) {
+  std::vector<waiter> ws;
+  {
+    std::lock_guard lock(mu_);
+    auto it = waiters_.find(token_id);
+    if (it == waiters_.end()) return;
+    ws = std::move(it->second);
+    waiters_.erase(it);
+  }
+  for (auto& w : ws) complete_op(w.run_id, w.key, w.index, result);
+}
+
+json wait_coordinator::create_token(const json& opts) {
+  if (!opts.is_object()) throw call_error("token options must be a JSON object");
+  token_record t;
+  t.id = new_id("waitpoint_");
+  t.created_at = clock_type::now();
+  if (auto it = opts.find("timeout"); it != opts.end() && !it->is_null()) {
+    std::string why;
+    auto at = parse_delay(*it, why);
+    if (!at) throw call_error("timeout: " + why);
+    t.timeout_at = *at;
+  }
+  if (auto it = opts.find("idempotencyKey"); it != opts.end() && !it->is_null()) {
+    if (!it->is_string() || it->get<std::string>().empty() || it->get<std::string>().size() > max_idempotency_key_chars)
+      throw call_error("idempotencyKey must be a non-empty string of at most 2048 characters");
+    t.idempotency_key = it->get<std::string>();
+    std::chrono::milliseconds ttl = std::chrono::hours(24 * 30);
+    if (auto k = opts.find("idempotencyKeyTTL"); k != opts.end() && !k->is_null()) {
+      auto d = k->is_string() ? config::parse_duration(k->get<std::string>()) : std::nullopt;
+      if (!d || d->count() <= 0) throw call_error("idempotencyKeyTTL must be a duration like \"10m\" or \"7d\"");
+      ttl = *d;
+    }
+    t.idempotency_expires_at = t.created_at + ttl;
+  }
+  if (auto it = opts.find("tags"); it != opts.end() && !it->is_null()) {
+    json tags = it->is_string() ? json::array({*it}) : *it;
+    if (!tags.is_array() || tags.size() > max_tags_per_run) throw call_error("tags must be a string or an array of at most 10 strings");
+    for (const auto& x : tags) {
+      if (!x.is_string() || x.get<std::string>().empty() || x.get<std::string>().size() > max_tag_chars)
+        throw call_error("each tag must be a non-empty string of at most 128 characters");
+      t.tags.push_back(x.get<std::string>());
+    }
+  }
+  bool cached = false;
+  try {
+    t = env_.store->create_token(std::move(t), cached);
+  } catch (const store_error& e) {
+    throw call_error(e.what());
+  }
+  json j = token_to_json(t);
+  j["isCached"] = cached;
+  return j;
+}
+
+int wait_coordinator::complete_token(const std::string& id, const json& data, std::string& error) {
+  token_change c;
+  try {
+    c = env_.store->complete_token(id, data);
+  } catch (const store_error& e) {
+    error = e.what();
+    return 503;
+  }
+  if (c == token_change::unknown) {
+    error = "Waitpoint token not found: " + id;
+    return 404;
+  }
+  if (c == token_change::already_final) {
+    auto t = env_.store->get_token(id);
+    error = "Waitpoint token " + id + " is already " + (t && t->status == "TIMED_OUT" ? "timed out" : "completed");
+    if (t && t->status == "TIMED_OUT") finish_token(id, token_result(*t));
+    return 409;
+  }
+  finish_token(id, {{"ok", true}, {"output", data}});
+  return 200;
+}
+
+std::optional<json> wait_coordinator::token_json(const std::string& id) {
+  auto t = env_.store->get_token(id);
+  if (!t) return std::nullopt;
+  return token_to_json(*t);
+}
+
+json wait_coordinator::list_tokens(const std::string& status, size_t limit, const std::string& after) {
+  auto ts = env_.store->list_tokens(status, limit + 1, after);
+  json data = json::array();
+  for (size_t i = 0; i < ts.size() && i < limit; ++i) data.push_back(token_to_json(ts[i]));
+  json page = json::object();
+  if (ts.size() > limit && limit > 0) page["next"] = ts[limit - 1].id;
+  return {{"data", std::move(data)}, {"pagination", page}};
+}
+
+}  // namespace taskhost

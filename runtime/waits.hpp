@@ -1,0 +1,130 @@
+// Waits without threads: the journal of a run's waits, child runs and steps, and what completes
+// them. Plain code (no actors): the supervisor asks it what a run waits for; the deployment wires
+// it to the store, to run creation and to the supervisors' wake-ups.
+//
+// The journal (run_record::journal) is {"epoch": n, "ops": {key: entry}, "waiting": [keys]}.
+// Every ctx operation of a run's code that must not happen twice — a wait, a child run, a batch, a
+// token, a step — is an entry. Its key is positional ("e<epoch>#<seq>": the seq-th operation since
+// the start of `run`) or the caller's idempotency key ("k:<key>"). When an attempt is replayed
+// (after a restart) its code meets its entries in the same order and gets their recorded results
+// at once. A failed attempt's retry starts a new epoch: positional entries are forgotten, keyed
+// ones are kept (so a retried attempt does not wait again for a keyed wait). An attempt
+// interrupted by a crash keeps the epoch: its replay continues where the journal stops.
+//
+// Entries: {"kind", "done", "result"?, ...}:
+//   duration  "until" (epoch µs)                     result {}
+//   task      "runId"                                result {"ok", "id", "output" | "error"}
+//   batch     "batchId", "runs", "results", "remaining"  result {"id", "runs": [task results]}
+//   token     "tokenId", "timeoutAt"?                result {"ok": true, "output"} | {"ok": false, "error"}
+//   step      "name"                                 result: the step's value
+//   trigger / batch_trigger / create_token / complete_token: done at once, result as returned
+//
+// Example (what the supervisor does when a run's code suspends):
+//
+//   auto w = waits.suspend(run_id, keys);   // records WAITING's keys; tells if all are done
+//   if (w.all_done) resume(); else arm_timer(w.next_wake);
+#pragma once
+
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/run.hpp"
+#include "runtime/run_store.hpp"
+#include "runtime/trigger_request.hpp"
+
+namespace taskhost {
+
+/// A refused ctx operation: the run's code gets it as an exception.
+class call_error : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Starts a new journal epoch for `attempt` (a failed attempt is retried): positional entries go.
+void new_journal_epoch(run_record& r, int attempt);
+
+/// The kinds of the entries `keys` names ("duration", "task", "batch", "token"), unique, joined
+/// with ",", for hooks and logs.
+std::string wait_kinds(const json& journal, const json& keys);
+
+constexpr size_t max_batch_items = 1000;
+
+struct wait_env {
+  run_store* store = nullptr;
+  /// True if a task with this id is deployed.
+  std::function<bool(const std::string& task_id)> has_task;
+  /// Records a new run (a child) under its own id and hands it to its task once committed.
+  /// `done` gets the store's answer (a cached run has another id).
+  std::function<void(run_record r, std::function<void(create_result)> done)> create_run;
+  /// The run should look at its waits again: something it waits for completed.
+  std::function<void(const std::string& run_id, const std::string& task_id)> wake;
+  uint64_t max_payload_bytes = 3u << 20;
+};
+
+class wait_coordinator {
+public:
+  explicit wait_coordinator(wait_env env);
+
+  /// A ctx operation of a run's code (from the executor thread running it). Methods:
+  ///   "op"        {"seq" | "key", "kind", ...args} → {"key", "done", "result"?}
+  ///   "step_done" {"key", "result"}                → {}
+  /// Throws call_error with a message for the run's code.
+  json call(const std::string& run_id, const std::string& method, const json& req);
+
+  /// The store saw `id` turn final: whoever waits for it gets its result.
+  void run_finished(const std::string& id);
+
+  struct wait_state {
+    bool known = false;       ///< the run is live
+    bool all_done = false;    ///< every entry it waits for is done
+    std::optional<time_point> next_wake;  ///< earliest pending duration or token timeout
+    std::string kinds;        ///< wait_kinds of what it waits for
+  };
+  /// The run's code suspended awaiting `keys`: records them (the run is WAITING unless all are
+  /// done already) and tells what is left.
+  wait_state suspend(const std::string& run_id, const json& keys);
+  /// Completes what is due (durations whose time came, tokens past their timeout) and tells what
+  /// the run still waits for. When all is done the run is EXECUTING again and `waiting` cleared.
+  wait_state check(const std::string& run_id, bool resume_if_done);
+
+  /// After a restart: registers the run's pending entries again (children, tokens) and completes
+  /// those that ended while the runtime was down.
+  void restore(const std::string& run_id);
+
+  // --- tokens (ctx.create_token, the HTTP API, the CLI) ---
+  /// {"timeout"?: "1h" | ISO date, "idempotencyKey"?, "idempotencyKeyTTL"?, "tags"?}. Throws call_error (400).
+  json create_token(const json& opts);
+  /// 200 completed, 404 unknown, 409 already completed or timed out. `error` says why.
+  int complete_token(const std::string& id, const json& data, std::string& error);
+  std::optional<json> token_json(const std::string& id);
+  json list_tokens(const std::string& status, size_t limit, const std::string& after);
+
+private:
+  struct waiter {
+    std::string run_id;
+    std::string key;
+    int index = -1;  ///< position in a batch
+  };
+  json op(const std::string& run_id, const json& req);
+  void start_child(const std::string& parent_id, const std::string& key, int index, const std::string& batch_id,
+                   const std::string& id, trigger_input in, const run_record& parent);
+  void watch(const std::string& target, waiter w);
+  void complete_op(const std::string& run_id, const std::string& key, int index, json result);
+  json run_result(const std::string& id);
+  void finish_token(const std::string& token_id, const json& result);
+
+  wait_env env_;
+  std::mutex mu_;
+  std::unordered_map<std::string, std::vector<waiter>> waiters_;  ///< child run or token id → who waits
+};
+
+/// A token as the API shows it (Trigger.dev's WaitpointTokenItem).
+json token_to_json(const token_record& t);
+
+}  // namespace taskhost
