@@ -221,6 +221,42 @@ int cmd_runs_cancel(const std::string& url, const std::string& id) {
   return exit_ok;
 }
 
+int cmd_tokens_complete(const std::string& url, const std::string& id, const std::string& data) {
+  json d = json::parse(data.empty() ? std::string("null") : data, nullptr, false);
+  if (d.is_discarded()) throw cli_error("the token's data is not JSON: " + data);
+  taskhost::http_client c(url);
+  api_json(c.request("POST", "/api/v1/waitpoints/tokens/" + encode_path_segment(id) + "/complete", json{{"data", d}}.dump()),
+           "tokens complete " + id);
+  std::cout << id << " COMPLETED\n";
+  return exit_ok;
+}
+
+int cmd_tokens_create(const std::string& url, const std::string& timeout, const std::string& key, const std::vector<std::string>& tags) {
+  json body = json::object();
+  if (!timeout.empty()) body["timeout"] = timeout;
+  if (!key.empty()) body["idempotencyKey"] = key;
+  if (!tags.empty()) body["tags"] = tags;
+  taskhost::http_client c(url);
+  json t = api_json(c.request("POST", "/api/v1/waitpoints/tokens", body.dump()), "tokens create");
+  std::cout << str(t, "id") << (t.value("isCached", false) ? "  (existing token for this idempotency key)" : "") << "\n";
+  return exit_ok;
+}
+
+int cmd_tokens_get(const std::string& url, const std::string& id) {
+  taskhost::http_client c(url);
+  json t = api_json(c.request("GET", "/api/v1/waitpoints/tokens/" + encode_path_segment(id)), "tokens get " + id);
+  std::cout << t.dump(2) << "\n";
+  return exit_ok;
+}
+
+int cmd_tokens_list(const std::string& url, const std::string& status) {
+  taskhost::http_client c(url);
+  std::string q = status.empty() ? "" : "?filter%5Bstatus%5D=" + status;
+  json page = api_json(c.request("GET", "/api/v1/waitpoints/tokens" + q), "tokens list");
+  for (const auto& t : page["data"]) std::cout << str(t, "id") << "  " << str(t, "status") << "  " << str(t, "createdAt") << "\n";
+  return exit_ok;
+}
+
 int cmd_runs_logs(const std::string& url, const std::string& id, bool as_json) {
   taskhost::http_client c(url);
   json logs = api_json(c.request("GET", "/api/v1/runs/" + id + "/logs"), "runs logs " + id);
@@ -375,6 +411,26 @@ int main(int argc, char** argv) {
   runs_logs->add_flag("--json", as_json, "print the lines as the API returns them");
   add_url(runs_logs);
 
+  auto* tokens = app.add_subcommand("tokens", "Wait tokens: create, inspect and complete them");
+  tokens->require_subcommand(1);
+  std::string token_id, token_data, token_timeout, token_key, token_status;
+  std::vector<std::string> token_tags;
+  auto* tokens_complete = tokens->add_subcommand("complete", "Complete a wait token; runs waiting for it resume with DATA");
+  tokens_complete->add_option("id", token_id, "token id (waitpoint_...)")->required();
+  tokens_complete->add_option("data", token_data, "JSON the waiting runs receive (default null)");
+  add_url(tokens_complete);
+  auto* tokens_create = tokens->add_subcommand("create", "Create a wait token; prints its id");
+  tokens_create->add_option("--timeout", token_timeout, "a duration (30s, 2h, 7d) or an ISO date; none: waits until completed");
+  tokens_create->add_option("--idempotency-key", token_key, "a second create with the same key returns the same token");
+  tokens_create->add_option("--tag", token_tags, "a tag (repeatable)");
+  add_url(tokens_create);
+  auto* tokens_get = tokens->add_subcommand("get", "Show a wait token");
+  tokens_get->add_option("id", token_id, "token id (waitpoint_...)")->required();
+  add_url(tokens_get);
+  auto* tokens_list = tokens->add_subcommand("list", "List wait tokens, newest first");
+  tokens_list->add_option("--status", token_status, "WAITING, COMPLETED or TIMED_OUT");
+  add_url(tokens_list);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -393,6 +449,10 @@ int main(int argc, char** argv) {
     if (*runs_get) return cmd_runs_get(url, run_id, as_json);
     if (*runs_cancel) return cmd_runs_cancel(url, run_id);
     if (*runs_logs) return cmd_runs_logs(url, run_id, as_json);
+    if (*tokens_complete) return cmd_tokens_complete(url, token_id, token_data);
+    if (*tokens_create) return cmd_tokens_create(url, token_timeout, token_key, token_tags);
+    if (*tokens_get) return cmd_tokens_get(url, token_id);
+    if (*tokens_list) return cmd_tokens_list(url, token_status);
   } catch (const taskhost::config::config_error& e) {
     std::cerr << e.what() << "\n";
     return exit_usage;

@@ -590,30 +590,52 @@ public:
 
   // --- Waits (co_await them; the run holds no thread while it waits and survives restarts) ---
   /// Waits `d` (not negative). `opts.idempotency_key`: a retried attempt does not wait again.
+  //
+  // (No default arguments of class type here, only overloads: g++ 12 destroys such a default
+  // argument twice when the call sits inside a co_await expression.)
   template <class Rep, class Period>
-  operation<wait_done> wait_for(std::chrono::duration<Rep, Period> d, wait_options opts = {}) {
+  operation<wait_done> wait_for(std::chrono::duration<Rep, Period> d, const wait_options& opts) {
     return {host(), with_key({{"kind", "duration"}, {"ms", std::chrono::duration_cast<std::chrono::milliseconds>(d).count()}}, opts)};
   }
-  operation<wait_done> wait_until(std::chrono::system_clock::time_point t, wait_options opts = {}) {
+  template <class Rep, class Period>
+  operation<wait_done> wait_for(std::chrono::duration<Rep, Period> d) {
+    return {host(), with_key({{"kind", "duration"}, {"ms", std::chrono::duration_cast<std::chrono::milliseconds>(d).count()}}, {})};
+  }
+  operation<wait_done> wait_until(std::chrono::system_clock::time_point t, const wait_options& opts) {
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
     return {host(), with_key({{"kind", "duration"}, {"untilMs", ms}}, opts)};
+  }
+  operation<wait_done> wait_until(std::chrono::system_clock::time_point t) {
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+    return {host(), with_key({{"kind", "duration"}, {"untilMs", ms}}, {})};
   }
   /// Triggers `task` as a child of this run and waits for its end. `options` as in the HTTP API
   /// (tags, delay, ttl, idempotencyKey, maxAttempts, metadata...). An unknown task gives an error
   /// result, not a hang.
-  operation<run_result> trigger_and_wait(const std::string& task, json payload = nullptr, json options = json::object()) {
-    return {host(), {{"kind", "task"}, {"task", task}, {"payload", std::move(payload)}, {"options", std::move(options)}}};
+  operation<run_result> trigger_and_wait(const std::string& task, const json& payload, const json& options) {
+    return {host(), {{"kind", "task"}, {"task", task}, {"payload", payload}, {"options", options}}};
+  }
+  operation<run_result> trigger_and_wait(const std::string& task, const json& payload) {
+    return {host(), {{"kind", "task"}, {"task", task}, {"payload", payload}, {"options", json::object()}}};
+  }
+  operation<run_result> trigger_and_wait(const std::string& task) {
+    return {host(), {{"kind", "task"}, {"task", task}, {"payload", nullptr}, {"options", json::object()}}};
   }
   /// Triggers one child run per element of `payloads` (≤ 1,000) and waits for all of them. An
   /// item that cannot be triggered (bad options, over the payload limit) throws, naming its index.
-  operation<batch_result> batch_trigger_and_wait(const std::string& task, const json& payloads, json options = json::object()) {
+  operation<batch_result> batch_trigger_and_wait(const std::string& task, const json& payloads, const json& options) {
     return {host(), {{"kind", "batch"}, {"task", task}, {"items", items_of(payloads, options)}}};
   }
+  operation<batch_result> batch_trigger_and_wait(const std::string& task, const json& payloads) {
+    return {host(), {{"kind", "batch"}, {"task", task}, {"items", items_of(payloads, json::object())}}};
+  }
   /// Waits until the token is completed (→ ok, output) or times out (→ !ok).
-  operation<token_result> wait_for_token(const std::string& token_id, wait_options opts = {}) {
+  operation<token_result> wait_for_token(const std::string& token_id, const wait_options& opts) {
     return {host(), with_key({{"kind", "token"}, {"id", token_id}}, opts)};
   }
-  operation<token_result> wait_for_token(const wait_token& t, wait_options opts = {}) { return wait_for_token(t.id, std::move(opts)); }
+  operation<token_result> wait_for_token(const std::string& token_id) { return {host(), {{"kind", "token"}, {"id", token_id}}}; }
+  operation<token_result> wait_for_token(const wait_token& t, const wait_options& opts) { return wait_for_token(t.id, opts); }
+  operation<token_result> wait_for_token(const wait_token& t) { return wait_for_token(t.id); }
   /// Runs fn once per run (see step_op).
   template <class F>
   step_op<F> step(std::string name, F fn) {

@@ -1,0 +1,280 @@
+// End to end: tasks that trigger tasks and wait — child runs, batches, nested runs, tokens, steps,
+// th::all, idempotent waits across retries, cancel cascades — and runs killed (SIGKILL) while they
+// wait, restarted, and finished from their journal. All through the real binary, over HTTP and the CLI.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <csignal>
+#include <fstream>
+#include <thread>
+
+#include "runtime/http_client.hpp"
+#include "support/process.hpp"
+#include "support/taskhost_server.hpp"
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+using taskhost::http_client;
+using taskhost::test::deployment_dir;
+using taskhost::test::server;
+
+namespace {
+
+deployment_dir waits_dir() { return deployment_dir("", {"fixture_waits"}); }
+
+std::string trigger(server& s, const std::string& task, const json& payload) {
+  http_client c(s.url);
+  auto r = c.request("POST", "/api/v1/tasks/" + task + "/trigger", json{{"payload", payload}}.dump());
+  EXPECT_EQ(r.status, 200) << r.body;
+  return json::parse(r.body).value("id", "");
+}
+
+/// Polls the run until `pred` holds (or 20 s pass); returns the last state.
+template <class P>
+json wait_until(server& s, const std::string& id, P pred) {
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  for (;;) {
+    json r = s.get_run(id);
+    if (pred(r) || std::chrono::steady_clock::now() > deadline) return r;
+    std::this_thread::sleep_for(10ms);
+  }
+}
+
+int lines(const std::filesystem::path& f) {
+  std::ifstream in(f);
+  int n = 0;
+  for (std::string l; std::getline(in, l);) ++n;
+  return n;
+}
+
+TEST(WaitsTest, ChildResultsErrorsAndLineage) {
+  auto d = waits_dir();
+  server s(d);
+  auto ok = s.wait_final(trigger(s, "w-parent", {{"child", {{"value", 21}}}}));
+  ASSERT_EQ(ok["status"], "COMPLETED") << ok.dump() << s.log();
+  EXPECT_EQ(ok["output"]["ok"], true);
+  EXPECT_EQ(ok["output"]["child"]["doubled"], 42);
+  const std::string child_id = ok["output"]["childId"];
+  auto child = s.get_run(child_id);
+  EXPECT_EQ(child["parentId"], ok["id"]);
+  EXPECT_EQ(child["rootId"], ok["id"]);
+  EXPECT_EQ(child["depth"], 1);
+  EXPECT_EQ(child["relatedRuns"]["parent"]["id"], ok["id"]);
+
+  auto failed = s.wait_final(trigger(s, "w-parent", {{"child", {{"value", 3}, {"fail", true}}}}));
+  ASSERT_EQ(failed["status"], "COMPLETED") << failed.dump();
+  EXPECT_EQ(failed["output"]["ok"], false);
+  EXPECT_EQ(failed["output"]["status"], "FAILED");
+  EXPECT_NE(failed["output"]["error"].get<std::string>().find("child refused 3"), std::string::npos) << failed.dump();
+
+  // unwrap() turns a failed child into a failed parent, with the child's message.
+  auto unwrapped = s.wait_final(trigger(s, "w-unwrap", {{"value", 1}, {"fail", true}}));
+  EXPECT_EQ(unwrapped["status"], "FAILED");
+  EXPECT_NE(unwrapped["error"]["message"].get<std::string>().find("child refused 1"), std::string::npos) << unwrapped.dump();
+
+  // An unknown task is an error result, not a hang.
+  auto unknown = s.wait_final(trigger(s, "w-parent", {{"task", "no-such-task"}}));
+  ASSERT_EQ(unknown["status"], "COMPLETED") << unknown.dump();
+  EXPECT_EQ(unknown["output"]["ok"], false);
+  EXPECT_NE(unknown["output"]["error"].get<std::string>().find("no-such-task"), std::string::npos);
+}
+
+TEST(WaitsTest, BatchOfAThousandChildrenAndItsBatchResource) {
+  auto d = waits_dir();
+  server s(d);
+  json items = json::array();
+  int expected = 0;
+  for (int i = 0; i < 1000; ++i) {
+    bool fail = i % 100 == 7;
+    items.push_back({{"value", i}, {"fail", fail}});
+    if (!fail) expected += 2 * i;
+  }
+  auto r = s.wait_final(trigger(s, "w-batch", {{"items", items}}));
+  ASSERT_EQ(r["status"], "COMPLETED") << r.dump().substr(0, 2000) << s.log();
+  EXPECT_EQ(r["output"]["count"], 1000);
+  EXPECT_EQ(r["output"]["failed"], 10);
+  EXPECT_EQ(r["output"]["sum"], expected);
+  http_client c(s.url);
+  auto b = c.request("GET", "/api/v1/batches/" + r["output"]["batchId"].get<std::string>());
+  ASSERT_EQ(b.status, 200) << b.body;
+  auto bj = json::parse(b.body);
+  EXPECT_EQ(bj["runCount"], 1000);
+  EXPECT_EQ(bj["runs"].size(), 1000u);
+  EXPECT_EQ(bj["allRunsFinished"], true);
+  EXPECT_EQ(bj["parentId"], r["id"]);
+  EXPECT_EQ(c.request("GET", "/api/v1/batches/batch_nope").status, 404);
+
+  // An item over the payload limit fails the parent, naming the item.
+  auto bad = s.wait_final(trigger(s, "w-batch", {{"items", json::array({json{{"value", 1}}})}, {"big_item_bytes", (3u << 20) + 10}}));
+  EXPECT_EQ(bad["status"], "FAILED") << bad.dump().substr(0, 500);
+  EXPECT_NE(bad.dump().find("batch item 1"), std::string::npos) << bad.dump().substr(0, 500);
+}
+
+TEST(WaitsTest, NestedFiveDeepAndFireAndForget) {
+  auto d = waits_dir();
+  server s(d);
+  auto r = s.wait_final(trigger(s, "w-nested", {{"n", 5}}));
+  ASSERT_EQ(r["status"], "COMPLETED") << r.dump() << s.log();
+  EXPECT_EQ(r["output"]["depth"], 5);
+  // The deepest run knows the root and its depth.
+  http_client c(s.url);
+  auto page = json::parse(c.request("GET", "/api/v1/runs?filter%5BtaskIdentifier%5D=w-nested&page%5Bsize%5D=10").body);
+  ASSERT_EQ(page["data"].size(), 6u);
+  int max_depth = 0;
+  for (const auto& run : page["data"]) {
+    auto full = s.get_run(run["id"]);
+    max_depth = std::max(max_depth, full["depth"].get<int>());
+    if (full["depth"] != 0) EXPECT_EQ(full["rootId"], r["id"]);
+  }
+  EXPECT_EQ(max_depth, 5);
+
+  auto f = s.wait_final(trigger(s, "w-fire", json::object()));
+  ASSERT_EQ(f["status"], "COMPLETED") << f.dump();
+  auto child = s.wait_final(f["output"]["child"]);
+  EXPECT_EQ(child["output"]["doubled"], 8);
+  EXPECT_EQ(child["parentId"], f["id"]);
+  ASSERT_EQ(f["output"]["batch_runs"].size(), 2u);
+  EXPECT_EQ(s.wait_final(f["output"]["batch_runs"][1])["output"]["doubled"], 4);
+}
+
+TEST(WaitsTest, TokensCompletedOverHttpAndTheCliAndTimedOut) {
+  auto d = waits_dir();
+  server s(d);
+  http_client c(s.url);
+  const std::string id = trigger(s, "w-token", json::object());
+  auto waiting = wait_until(s, id, [](const json& r) { return r["status"] == "WAITING"; });
+  ASSERT_EQ(waiting["status"], "WAITING") << waiting.dump() << s.log();
+  ASSERT_EQ(waiting["waitingFor"][0]["kind"], "token");
+  const std::string token = waiting["metadata"]["token"];
+  auto t = json::parse(c.request("GET", "/api/v1/waitpoints/tokens/" + token).body);
+  EXPECT_EQ(t["status"], "WAITING");
+  auto done = c.request("POST", "/api/v1/waitpoints/tokens/" + token + "/complete", R"({"data":{"approved":true}})");
+  ASSERT_EQ(done.status, 200) << done.body;
+  auto r = s.wait_final(id);
+  ASSERT_EQ(r["status"], "COMPLETED") << r.dump();
+  EXPECT_EQ(r["output"]["ok"], true);
+  EXPECT_EQ(r["output"]["output"]["approved"], true);
+  EXPECT_EQ(json::parse(c.request("GET", "/api/v1/waitpoints/tokens/" + token).body)["status"], "COMPLETED");
+  // Completing it again: 409; an unknown token: 404.
+  auto again = c.request("POST", "/api/v1/waitpoints/tokens/" + token + "/complete", R"({"data":1})");
+  EXPECT_EQ(again.status, 409) << again.body;
+  EXPECT_NE(again.body.find("already completed"), std::string::npos);
+  EXPECT_EQ(c.request("POST", "/api/v1/waitpoints/tokens/waitpoint_nope/complete", R"({"data":1})").status, 404);
+
+  // The CLI completes one too.
+  const std::string id2 = trigger(s, "w-token", json::object());
+  auto w2 = wait_until(s, id2, [](const json& r) { return r["status"] == "WAITING"; });
+  auto out = s.cli({"tokens", "complete", w2["metadata"]["token"], R"({"via":"cli"})"});
+  ASSERT_EQ(out.exit_code, 0) << out.err;
+  EXPECT_EQ(s.wait_final(id2)["output"]["output"]["via"], "cli");
+
+  // A token created by a backend, completed by another run.
+  auto created = c.request("POST", "/api/v1/waitpoints/tokens", R"({"timeout":"1h","tags":["t1"]})");
+  ASSERT_EQ(created.status, 200) << created.body;
+  const std::string backend_token = json::parse(created.body)["id"];
+  auto comp = s.wait_final(trigger(s, "w-complete", {{"token", backend_token}, {"data", 7}}));
+  EXPECT_EQ(comp["status"], "COMPLETED") << comp.dump();
+  EXPECT_EQ(json::parse(c.request("GET", "/api/v1/waitpoints/tokens/" + backend_token).body)["output"], 7);
+  auto list = json::parse(c.request("GET", "/api/v1/waitpoints/tokens?filter%5Bstatus%5D=COMPLETED").body);
+  EXPECT_GE(list["data"].size(), 3u);
+
+  // A token that times out resumes its run with a timeout result.
+  auto timed = s.wait_final(trigger(s, "w-token", {{"timeout_ms", 300}}));
+  ASSERT_EQ(timed["status"], "COMPLETED") << timed.dump();
+  EXPECT_EQ(timed["output"]["ok"], false);
+  EXPECT_NE(timed["output"]["error"].get<std::string>().find("WaitpointTimeoutError"), std::string::npos);
+  EXPECT_EQ(c.request("POST", "/api/v1/waitpoints/tokens/" + timed["output"]["token"].get<std::string>() + "/complete", "{}").status, 409);
+
+  // Bad input.
+  EXPECT_EQ(c.request("POST", "/api/v1/waitpoints/tokens", R"({"timeout":"soon"})").status, 400);
+  EXPECT_EQ(c.request("POST", "/api/v1/waitpoints/tokens", "[1]").status, 400);
+  EXPECT_EQ(c.request("GET", "/api/v1/waitpoints/tokens/waitpoint_nope").status, 404);
+}
+
+TEST(WaitsTest, AllOfMixedWaitsIdempotentWaitsAndNegativeWaits) {
+  auto d = waits_dir();
+  server s(d);
+  auto a = s.wait_final(trigger(s, "w-all", {{"value", 5}, {"ms", 300}}));
+  ASSERT_EQ(a["status"], "COMPLETED") << a.dump() << s.log();
+  EXPECT_EQ(a["output"]["child"]["doubled"], 10);
+  EXPECT_GE(a["output"]["took_ms"].get<int>(), 290);  // it waited for the longer of the two
+
+  // The keyed wait of attempt 1 is not waited again by attempt 2.
+  auto started = std::chrono::steady_clock::now();
+  auto r = s.wait_final(trigger(s, "w-retry-wait", {{"ms", 1500}}));
+  auto took = std::chrono::steady_clock::now() - started;
+  ASSERT_EQ(r["status"], "COMPLETED") << r.dump();
+  EXPECT_EQ(r["output"]["attempt"], 2);
+  EXPECT_EQ(r["attempts"].size(), 2u);
+  EXPECT_LT(took, 2900ms) << "attempt 2 waited again";
+
+  auto neg = s.wait_final(trigger(s, "w-negative", json::object()));
+  EXPECT_EQ(neg["status"], "FAILED");
+  EXPECT_NE(neg["error"]["message"].get<std::string>().find("negative"), std::string::npos) << neg.dump();
+}
+
+TEST(WaitsTest, CancellingAParentCancelsItsChildren) {
+  auto d = waits_dir();
+  server s(d);
+  const std::string parent = trigger(s, "w-parent", {{"task", "w-slow"}});
+  auto w = wait_until(s, parent, [](const json& r) { return r["status"] == "WAITING"; });
+  ASSERT_EQ(w["status"], "WAITING") << w.dump() << s.log();
+  const std::string child = w["waitingFor"][0]["runId"];
+  wait_until(s, child, [](const json& r) { return r["status"] == "EXECUTING"; });
+  http_client c(s.url);
+  ASSERT_EQ(c.request("POST", "/api/v2/runs/" + parent + "/cancel").status, 200);
+  EXPECT_EQ(s.get_run(parent)["status"], "CANCELED");
+  EXPECT_EQ(s.wait_final(child)["status"], "CANCELED");
+}
+
+/// SIGKILL while a run waits; restart; the run finishes with each step run exactly once.
+TEST(WaitsTest, RunsWaitingAcrossAKillNineFinishFromTheirJournal) {
+  auto d = waits_dir();
+  auto marks = d.tmp / "marks";
+  std::filesystem::create_directories(marks / "sleep");
+  std::filesystem::create_directories(marks / "token");
+  std::filesystem::create_directories(marks / "parent");
+  std::string sleeper, token_run, parent, child;
+  {
+    server s(d, "first.log");
+    sleeper = trigger(s, "w-sleep", {{"ms", 2500}, {"dir", (marks / "sleep").string()}});
+    token_run = trigger(s, "w-token", {{"dir", (marks / "token").string()}});
+    parent = trigger(s, "w-parent", {{"task", "w-token"}, {"child", {{"dir", (marks / "parent").string()}}}});
+    for (const auto& id : {sleeper, token_run, parent}) {
+      auto r = wait_until(s, id, [](const json& r) { return r["status"] == "WAITING"; });
+      ASSERT_EQ(r["status"], "WAITING") << r.dump() << s.log();
+    }
+    child = s.get_run(parent)["waitingFor"][0]["runId"];
+    ASSERT_EQ(wait_until(s, child, [](const json& r) { return r["status"] == "WAITING"; })["status"], "WAITING");
+    std::this_thread::sleep_for(100ms);  // the WAITING state is committed (group commit)
+    s.proc.signal(SIGKILL);
+    ASSERT_EQ(s.proc.wait_exit(10s), 128 + SIGKILL);
+  }
+  server s(d, "second.log");
+  EXPECT_EQ(s.get_run(token_run)["status"], "WAITING") << s.log();
+  http_client c(s.url);
+  auto complete = [&](const std::string& run, const json& data) {
+    const std::string tok = s.get_run(run)["metadata"]["token"];
+    auto r = c.request("POST", "/api/v1/waitpoints/tokens/" + tok + "/complete", json{{"data", data}}.dump());
+    ASSERT_EQ(r.status, 200) << r.body;
+  };
+  complete(token_run, "yes");
+  complete(child, "child-data");
+  auto a = s.wait_final(sleeper);
+  auto b = s.wait_final(token_run);
+  auto p = s.wait_final(parent);
+  ASSERT_EQ(a["status"], "COMPLETED") << a.dump() << s.log();
+  ASSERT_EQ(b["status"], "COMPLETED") << b.dump() << s.log();
+  ASSERT_EQ(p["status"], "COMPLETED") << p.dump() << s.log();
+  EXPECT_EQ(b["output"]["output"], "yes");
+  EXPECT_EQ(p["output"]["child"]["output"], "child-data");
+  for (const char* dir : {"sleep", "token", "parent"}) {
+    EXPECT_EQ(lines(marks / dir / "before"), 1) << dir << ": the step before the wait ran again";
+    EXPECT_EQ(lines(marks / dir / "after"), 1) << dir;
+  }
+  // One attempt each: a wait is not an interruption.
+  EXPECT_EQ(a["attempts"].size(), 1u) << a.dump();
+  EXPECT_EQ(b["attempts"].size(), 1u);
+}
+
+}  // namespace
