@@ -277,4 +277,97 @@ TEST(WaitsTest, RunsWaitingAcrossAKillNineFinishFromTheirJournal) {
   EXPECT_EQ(b["attempts"].size(), 1u);
 }
 
+TEST(WaitsTest, WaitingHoldsNoThreadAndFiresWaitHooks) {
+  // One executor thread: a parent waiting for its child must not hold it (else: deadlock), and
+  // twenty runs waiting at once must not keep anything else from running.
+  auto d = deployment_dir("executor:\n  threads: 1\n", {"fixture_waits"});
+  server s(d);
+  std::vector<std::string> sleepers;
+  for (int i = 0; i < 20; ++i) sleepers.push_back(trigger(s, "w-sleep", {{"ms", 1500}}));
+  auto p = s.wait_final(trigger(s, "w-parent", {{"child", {{"value", 2}}}}));
+  ASSERT_EQ(p["status"], "COMPLETED") << p.dump() << s.log();
+  EXPECT_EQ(p["output"]["child"]["doubled"], 4);
+  for (const auto& id : sleepers) EXPECT_EQ(s.get_run(id)["status"], "WAITING") << "finished before its wait ended";
+  for (const auto& id : sleepers) {
+    auto r = s.wait_final(id);
+    ASSERT_EQ(r["status"], "COMPLETED") << r.dump();
+    EXPECT_EQ(r["metadata"]["hooks"], json::array({"wait:duration", "resume:duration"})) << r.dump();
+  }
+  EXPECT_EQ(p["metadata"]["hooks"], json::array({"wait:task", "resume:task"}));
+}
+
+TEST(WaitsTest, AChildEndingInAnyFinalStatusResumesItsParent) {
+  auto d = waits_dir();
+  server s(d);
+  http_client c(s.url);
+  // Canceled child.
+  const std::string parent = trigger(s, "w-parent", {{"task", "w-slow"}});
+  auto w = wait_until(s, parent, [](const json& r) { return r["status"] == "WAITING"; });
+  ASSERT_EQ(w["status"], "WAITING") << w.dump();
+  ASSERT_EQ(c.request("POST", "/api/v2/runs/" + w["waitingFor"][0]["runId"].get<std::string>() + "/cancel").status, 200);
+  auto r = s.wait_final(parent);
+  ASSERT_EQ(r["status"], "COMPLETED") << r.dump();
+  EXPECT_EQ(r["output"]["ok"], false);
+  EXPECT_EQ(r["output"]["status"], "CANCELED");
+  // Trigger options reach the child (a delay, a TTL counted from when it is queued, tags).
+  auto e = s.wait_final(trigger(s, "w-parent", {{"child", {{"value", 1}}}, {"options", {{"delay", "1s"}, {"ttl", "1s"}, {"tags", "x"}}}}));
+  ASSERT_EQ(e["status"], "COMPLETED") << e.dump();
+  EXPECT_EQ(e["output"]["ok"], true) << e.dump();
+  EXPECT_EQ(s.get_run(e["output"]["childId"])["tags"], json::array({"x"}));
+  // Two parents, one child: the second parent's trigger hits the first child's idempotency key.
+  json opts = {{"idempotencyKey", "shared-child"}};
+  auto a = s.wait_final(trigger(s, "w-parent", {{"child", {{"value", 8}}}, {"options", opts}}));
+  auto b = s.wait_final(trigger(s, "w-parent", {{"child", {{"value", 9}}}, {"options", opts}}));
+  ASSERT_EQ(a["status"], "COMPLETED") << a.dump();
+  ASSERT_EQ(b["status"], "COMPLETED") << b.dump();
+  EXPECT_EQ(b["output"]["childId"], a["output"]["childId"]);
+  EXPECT_EQ(b["output"]["child"]["doubled"], 16);
+  // Invalid child options fail the parent with the field named.
+  auto bad = s.wait_final(trigger(s, "w-parent", {{"child", 1}, {"options", {{"ttl", "soon"}}}}));
+  EXPECT_EQ(bad["status"], "FAILED");
+  EXPECT_NE(bad["error"]["message"].get<std::string>().find("ttl"), std::string::npos) << bad.dump();
+}
+
+TEST(WaitsTest, AnAttemptKilledMidRunReplaysItsJournalInItsNextAttempt) {
+  auto d = waits_dir();
+  auto marks = d.tmp / "marks";
+  std::filesystem::create_directories(marks);
+  std::string id;
+  {
+    server s(d, "first.log");
+    id = trigger(s, "w-step-block", {{"dir", marks.string()}});
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (lines(marks / "a") < 1 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);
+    ASSERT_EQ(lines(marks / "a"), 1);
+    std::this_thread::sleep_for(100ms);  // the step's journal entry is committed
+    s.proc.signal(SIGKILL);
+    ASSERT_EQ(s.proc.wait_exit(10s), 128 + SIGKILL);
+  }
+  server s(d, "second.log");
+  auto r = s.wait_final(id);
+  ASSERT_EQ(r["status"], "COMPLETED") << r.dump() << s.log();
+  EXPECT_EQ(r["output"]["attempt"], 2);
+  EXPECT_EQ(r["output"]["a"], 1);
+  EXPECT_EQ(r["attempts"][0]["status"], "INTERRUPTED");
+  EXPECT_EQ(lines(marks / "a"), 1) << "the journaled step ran again";
+}
+
+TEST(WaitsTest, AGracefulRestartKeepsWaitingRunsWaiting) {
+  auto d = waits_dir();
+  std::string id;
+  {
+    server s(d, "first.log");
+    id = trigger(s, "w-sleep", {{"ms", 1200}});
+    ASSERT_EQ(wait_until(s, id, [](const json& r) { return r["status"] == "WAITING"; })["status"], "WAITING");
+    s.proc.signal(SIGTERM);
+    ASSERT_EQ(s.proc.wait_exit(20s), 0) << s.log();
+  }
+  server s(d, "second.log");
+  EXPECT_EQ(s.get_run(id)["status"], "WAITING");
+  auto r = s.wait_final(id);
+  ASSERT_EQ(r["status"], "COMPLETED") << r.dump() << s.log();
+  EXPECT_EQ(r["attempts"].size(), 1u);
+  EXPECT_NE(s.log().find("replaying its attempt from the journal"), std::string::npos);
+}
+
 }  // namespace

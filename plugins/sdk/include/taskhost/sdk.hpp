@@ -788,6 +788,12 @@ public:
   /// on_failure / on_complete: the run's final status ("COMPLETED", "FAILED", "CANCELED",
   /// "TIMED_OUT"); catch_error: the status the run would end in without an answer.
   std::string status() const { return in_.value("status", ""); }
+  /// on_wait / on_resume: what the run waits (waited) for, e.g. "duration", "task", "batch",
+  /// "token", or several joined with "," for th::all.
+  std::string wait_kinds() const {
+    auto it = in_.find("wait");
+    return it != in_.end() && it->is_object() ? it->value("kinds", std::string()) : std::string();
+  }
 
   run_context ctx;          ///< run id, attempt, signal
   taskhost::logger& logger; ///< logs like ctx.logger in run

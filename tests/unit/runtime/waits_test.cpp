@@ -1,0 +1,222 @@
+// The wait coordinator on a real (in-memory) run store: journal keys and replays, durations,
+// child runs and batches completing their parent's entries, epochs across retries, and tokens.
+#include "runtime/waits.hpp"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "runtime/ids.hpp"
+
+using namespace taskhost;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct fixture {
+  run_store store{store_options{":memory:", false}};
+  std::vector<std::string> woken;
+  std::vector<std::string> created;
+  std::unique_ptr<wait_coordinator> waits;
+
+  fixture() {
+    wait_env env;
+    env.store = &store;
+    env.has_task = [](const std::string& t) { return t == "child"; };
+    env.create_run = [this](run_record r, std::function<void(create_result)> done) {
+      created.push_back(r.id);
+      store.create(std::move(r), std::move(done));
+    };
+    env.wake = [this](const std::string& run, const std::string&) { woken.push_back(run); };
+    env.max_payload_bytes = 1000;
+    waits = std::make_unique<wait_coordinator>(std::move(env));
+    store.set_final_listener([this](const std::string& id) { waits->run_finished(id); });
+  }
+
+  std::string parent(int attempt = 1) {
+    run_record r;
+    r.id = new_run_id();
+    r.task_id = "parent";
+    r.status = run_status::executing;
+    r.created_at = r.updated_at = clock_type::now();
+    r.attempts.push_back({attempt, attempt_status::executing, clock_type::now(), std::nullopt, std::nullopt, {}});
+    std::string id = r.id;
+    store.create(std::move(r), [](create_result) {});
+    store.flush();
+    return id;
+  }
+  json op(const std::string& run, json req) { return waits->call(run, "op", req); }
+  void finish(const std::string& id, bool ok, json value) {
+    store.update(id, [&](run_record& r) {
+      r.status = ok ? run_status::completed : run_status::failed;
+      if (ok) r.output = value;
+      else r.error = value;
+      r.finished_at = clock_type::now();
+    });
+  }
+  run_status status(const std::string& id) { return store.get(id)->status; }
+};
+
+TEST(WaitCoordinatorTest, PositionalAndKeyedEntriesReplayTheirResults) {
+  fixture f;
+  auto p = f.parent();
+  auto a = f.op(p, {{"seq", 0}, {"kind", "duration"}, {"ms", 0}});
+  EXPECT_EQ(a["key"], "e1#0");
+  EXPECT_EQ(a["done"], true);
+  auto b = f.op(p, {{"key", "mine"}, {"kind", "duration"}, {"ms", 60000}});
+  EXPECT_EQ(b["key"], "k:mine");
+  EXPECT_EQ(b["done"], false);
+  // A replay meets the same entries: nothing new is recorded.
+  auto again = f.op(p, {{"key", "mine"}, {"kind", "duration"}, {"ms", 1}});
+  EXPECT_EQ(again["done"], false);
+  int64_t until = 0;
+  f.store.read(p, [&](const run_record& r) { until = r.journal["ops"]["k:mine"]["until"]; });
+  EXPECT_GT(until, to_us(clock_type::now()) + 50'000'000) << "the first wait's end is kept, not restarted";
+  // Code that does something else at the same position is refused with the rule.
+  try {
+    f.op(p, {{"seq", 0}, {"kind", "step"}, {"name", "x"}});
+    FAIL() << "expected a replay error";
+  } catch (const call_error& e) {
+    EXPECT_NE(std::string(e.what()).find("replay diverged"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(f.op(p, {{"seq", 1}, {"kind", "duration"}, {"ms", -5}}), call_error);
+  EXPECT_THROW(f.op(p, {{"seq", 1}, {"kind", "teleport"}}), call_error);
+  EXPECT_THROW(f.op("run_unknown", {{"seq", 1}, {"kind", "duration"}, {"ms", 1}}), call_error);
+}
+
+TEST(WaitCoordinatorTest, DurationsResumeWhenTheirTimeComes) {
+  fixture f;
+  auto p = f.parent();
+  auto k = f.op(p, {{"seq", 0}, {"kind", "duration"}, {"ms", 80}})["key"];
+  auto w = f.waits->suspend(p, json::array({k}));
+  EXPECT_FALSE(w.all_done);
+  ASSERT_TRUE(w.next_wake.has_value());
+  EXPECT_EQ(w.kinds, "duration");
+  EXPECT_EQ(f.status(p), run_status::waiting);
+  std::this_thread::sleep_for(90ms);
+  w = f.waits->check(p, true);
+  EXPECT_TRUE(w.all_done);
+  EXPECT_EQ(f.status(p), run_status::executing);
+}
+
+TEST(WaitCoordinatorTest, AChildsEndCompletesItsParentsEntryAndWakesIt) {
+  fixture f;
+  auto p = f.parent();
+  auto r = f.op(p, {{"seq", 0}, {"kind", "task"}, {"task", "child"}, {"payload", {{"x", 1}}}});
+  ASSERT_EQ(r["done"], false);
+  f.store.flush();
+  ASSERT_EQ(f.created.size(), 1u);
+  const std::string child = f.created[0];
+  auto c = f.store.get(child);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->parent_id, p);
+  EXPECT_EQ(c->root_id, p);
+  EXPECT_EQ(c->depth, 1);
+  EXPECT_FALSE(f.waits->suspend(p, json::array({r["key"]})).all_done);
+  f.finish(child, true, {{"y", 2}});
+  ASSERT_EQ(f.woken, std::vector<std::string>{p});
+  auto done = f.op(p, {{"seq", 0}, {"kind", "task"}, {"task", "child"}});
+  EXPECT_EQ(done["done"], true);
+  EXPECT_EQ(done["result"]["ok"], true);
+  EXPECT_EQ(done["result"]["output"]["y"], 2);
+  // An unknown task: an error result at once, not a wait.
+  auto unknown = f.op(p, {{"seq", 1}, {"kind", "task"}, {"task", "nope"}});
+  EXPECT_EQ(unknown["done"], true);
+  EXPECT_EQ(unknown["result"]["ok"], false);
+  // ... but a trigger without waiting throws.
+  EXPECT_THROW(f.op(p, {{"seq", 2}, {"kind", "trigger"}, {"task", "nope"}}), call_error);
+  // A payload over the limit names the problem.
+  EXPECT_THROW(f.op(p, {{"seq", 2}, {"kind", "task"}, {"task", "child"}, {"payload", std::string(2000, 'x')}}), call_error);
+}
+
+TEST(WaitCoordinatorTest, BatchResultsKeepItemOrderWhateverTheOrderOfCompletion) {
+  fixture f;
+  auto p = f.parent();
+  json items = json::array({json{{"payload", 0}}, json{{"payload", 1}}, json{{"payload", 2}}});
+  auto r = f.op(p, {{"seq", 0}, {"kind", "batch"}, {"task", "child"}, {"items", items}});
+  f.store.flush();
+  ASSERT_EQ(f.created.size(), 3u);
+  f.waits->suspend(p, json::array({r["key"]}));
+  f.finish(f.created[2], true, 20);
+  f.finish(f.created[0], false, {{"message", "zero failed"}});
+  EXPECT_TRUE(f.woken.empty());
+  f.finish(f.created[1], true, 10);
+  ASSERT_EQ(f.woken.size(), 1u);
+  auto done = f.op(p, {{"seq", 0}, {"kind", "batch"}});
+  ASSERT_EQ(done["done"], true);
+  const json& runs = done["result"]["runs"];
+  ASSERT_EQ(runs.size(), 3u);
+  EXPECT_EQ(runs[0]["ok"], false);
+  EXPECT_EQ(runs[0]["error"]["message"], "zero failed");
+  EXPECT_EQ(runs[1]["output"], 10);
+  EXPECT_EQ(runs[2]["output"], 20);
+  EXPECT_EQ(f.store.batch_runs(done["result"]["id"]).size(), 3u);
+  // Bad batches are refused whole, naming the item.
+  json bad = json::array({json{{"payload", 1}}, json{{"payload", 2}, {"options", {{"ttl", "soon"}}}}});
+  try {
+    f.op(p, {{"seq", 1}, {"kind", "batch"}, {"task", "child"}, {"items", bad}});
+    FAIL();
+  } catch (const call_error& e) {
+    EXPECT_NE(std::string(e.what()).find("batch item 1"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(f.created.size(), 3u);
+  json many = json::array();
+  for (int i = 0; i < 1001; ++i) many.push_back(json::object());
+  EXPECT_THROW(f.op(p, {{"seq", 1}, {"kind", "batch"}, {"task", "child"}, {"items", many}}), call_error);
+}
+
+TEST(WaitCoordinatorTest, ANewEpochForgetsPositionalEntriesButKeepsKeyedOnes) {
+  fixture f;
+  auto p = f.parent();
+  f.op(p, {{"seq", 0}, {"kind", "duration"}, {"ms", 0}});
+  f.op(p, {{"key", "k"}, {"kind", "duration"}, {"ms", 0}});
+  f.store.update(p, [](run_record& r) { new_journal_epoch(r, 2); });
+  auto a = f.op(p, {{"seq", 0}, {"kind", "duration"}, {"ms", 60000}});
+  EXPECT_EQ(a["key"], "e2#0");
+  EXPECT_EQ(a["done"], false) << "the retry waits again for a positional wait";
+  EXPECT_EQ(f.op(p, {{"key", "k"}, {"kind", "duration"}, {"ms", 60000}})["done"], true);
+}
+
+TEST(WaitCoordinatorTest, TokensCompleteOnceAndTimeOut) {
+  fixture f;
+  auto t = f.waits->create_token({{"tags", {"a"}}});
+  const std::string id = t["id"];
+  EXPECT_EQ(t["status"], "WAITING");
+  auto cached = f.waits->create_token({{"idempotencyKey", "k"}});
+  EXPECT_EQ(f.waits->create_token({{"idempotencyKey", "k"}})["id"], cached["id"]);
+  EXPECT_EQ(f.waits->create_token({{"idempotencyKey", "k"}})["isCached"], true);
+  EXPECT_THROW(f.waits->create_token({{"timeout", "soon"}}), call_error);
+  EXPECT_THROW(f.waits->create_token({{"tags", json::array({1})}}), call_error);
+
+  auto p = f.parent();
+  auto r = f.op(p, {{"seq", 0}, {"kind", "token"}, {"id", id}});
+  EXPECT_EQ(r["done"], false);
+  f.waits->suspend(p, json::array({r["key"]}));
+  std::string err;
+  EXPECT_EQ(f.waits->complete_token(id, {{"v", 1}}, err), 200);
+  EXPECT_EQ(f.woken, std::vector<std::string>{p});
+  EXPECT_EQ(f.waits->complete_token(id, 2, err), 409);
+  EXPECT_NE(err.find("already completed"), std::string::npos);
+  EXPECT_EQ(f.waits->complete_token("waitpoint_nope", 2, err), 404);
+  EXPECT_EQ(f.op(p, {{"seq", 0}, {"kind", "token"}, {"id", id}})["result"]["output"]["v"], 1);
+  EXPECT_THROW(f.op(p, {{"seq", 1}, {"kind", "token"}, {"id", "waitpoint_nope"}}), call_error);
+
+  // A token that times out while a run waits for it.
+  auto short_token = f.waits->create_token({{"timeout", "1s"}});
+  auto q = f.parent();
+  auto k = f.op(q, {{"seq", 0}, {"kind", "token"}, {"id", short_token["id"]}})["key"];
+  auto w = f.waits->suspend(q, json::array({k}));
+  ASSERT_TRUE(w.next_wake);
+  EXPECT_FALSE(w.all_done);
+  std::this_thread::sleep_for(std::chrono::duration_cast<std::chrono::milliseconds>(*w.next_wake - clock_type::now()) + 20ms);
+  EXPECT_TRUE(f.waits->check(q, true).all_done);
+  auto res = f.op(q, {{"seq", 0}, {"kind", "token"}})["result"];
+  EXPECT_EQ(res["ok"], false);
+  EXPECT_EQ(res["error"]["name"], "WaitpointTimeoutError");
+  EXPECT_EQ((*f.waits->token_json(short_token["id"]))["status"], "TIMED_OUT");
+  EXPECT_EQ(f.waits->complete_token(short_token["id"], 1, err), 409);
+  EXPECT_NE(err.find("timed out"), std::string::npos);
+  EXPECT_EQ(f.waits->list_tokens("COMPLETED", 10, "")["data"].size(), 1u);
+}
+
+}  // namespace
