@@ -133,6 +133,7 @@ deployment_runtime::deployment_runtime(config::deployment cfg) : impl_(std::make
       if (h.task_id.empty() && h.kind == TH_HOOK_CATCH_ERROR) env->hooks[h.kind].push_back(&h);
     env->all_middleware = all_middleware;
     env->waits = i.waits.get();
+    env->resident_waits = i.cfg.resident_waits_per_task;
     for (const auto& m : i.cfg.middleware) env->middleware.push_back(&all_middleware->at(m.name));
     if (auto t = i.cfg.tasks.find(id); t != i.cfg.tasks.end())
       for (const auto& m : t->second.middleware) env->middleware.push_back(&all_middleware->at(m.name));

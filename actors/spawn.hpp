@@ -38,6 +38,9 @@ struct supervisor_env {
   std::shared_ptr<const std::map<std::string, loaded_middleware>> all_middleware{};
   /// Waits, child runs, tokens and steps of the runs' code. OWNERSHIP: outlives every actor.
   wait_coordinator* waits = nullptr;
+  /// Suspended executions kept in memory; the longest-waiting beyond it are dropped (and replayed
+  /// from the journal when their wait completes).
+  size_t resident_waits = 256;
 };
 
 /// One per task: drives each run of the task attempt by attempt, retrying per its policy.

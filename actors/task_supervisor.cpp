@@ -59,6 +59,7 @@ struct supervisor_state {
   std::unordered_map<std::string, attempt_flow> flows;  // run id → its current attempt
   std::unordered_map<std::string, std::shared_ptr<run_locals>> locals;  // run id → its locals, until it ends
   std::unordered_map<std::string, time_point> armed;  // run id → when its next wake timer fires
+  std::deque<std::string> resident;  // suspended runs whose execution is in memory, oldest first
 };
 
 std::string_view level_name(log::level l) {
@@ -108,6 +109,15 @@ void begin_attempt(const supervisor_env& env, const attempt_input& in, const caf
     if (r.max_duration_ms > 0) limit = milliseconds(r.max_duration_ms);
   });
   if (live && limit.count() > 0) caf::anon_send(me, started_atom::value, in.run_id, in.attempt, to_us(at), int64_t{limit.count()});
+}
+
+/// True if the journal holds positional entries of its current epoch (code to replay).
+bool has_epoch_entries(const json& journal) {
+  if (!journal.is_object()) return false;
+  const std::string prefix = "e" + std::to_string(journal.value("epoch", 0)) + "#";
+  for (const auto& [key, e] : journal["ops"].items())
+    if (key.rfind(prefix, 0) == 0) return true;
+  return false;
 }
 
 /// Reads catch_error's "retry" answer on top of the task's policy.
@@ -393,6 +403,30 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
     advance(f.in.run_id);
   };
 
+  // Keeps at most env->resident_waits suspended executions in memory: the longest-waiting beyond
+  // it are dropped (frames destroyed on an executor thread) and replayed from the journal when
+  // their wait completes. A run whose on_wait hooks still run is dropped once they are done.
+  auto evict_waiting = [=]() {
+    while (st->resident.size() > env->resident_waits) {
+      const std::string id = st->resident.front();
+      auto it = st->flows.find(id);
+      if (it == st->flows.end() || !it->second.suspended) {  // ended or resumed meanwhile
+        st->resident.pop_front();
+        continue;
+      }
+      attempt_flow& f = it->second;
+      if (f.busy || !f.pending.empty()) return;  // on_wait hooks in flight: again when they are done
+      st->resident.pop_front();
+      if (f.chain || f.exec)
+        env->exec->post([c = std::move(f.chain), e = std::move(f.exec)]() mutable {
+          c.reset();
+          e.reset();
+        }, /*finish_on_stop=*/true);
+      release_locals(id);
+      st->flows.erase(it);  // its wake timer stays armed; the wake-up finds no flow and replays
+    }
+  };
+
   // A run that waits without an execution in memory (the runtime restarted since it suspended):
   // once everything it waits for is done, its attempt is replayed from the start of `run`.
   std::function<void(const std::string&)> look_at_waits = [=](const std::string& run_id) {
@@ -409,6 +443,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
       ok = true;
       f.in.task_id = r.task_id;
       f.in.attempt = r.attempts.back().number;
+      f.in.has_journal = has_epoch_entries(r.journal);
       payload = r.payload;
     });
     if (!ok) return;
@@ -468,6 +503,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
           runnable = true;
           f.in.task_id = r.task_id;
           f.in.attempt = static_cast<int>(r.attempts.size()) + 1;
+          f.in.has_journal = has_epoch_entries(r.journal);
           payload = r.payload;  // serialized below, outside the store's lock
         });
         if (runnable) f.in.payload = payload.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -511,6 +547,8 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
           f.pending.push_back(TH_HOOK_ON_WAIT);
           advance(run_id);
         }
+        st->resident.push_back(run_id);
+        evict_waiting();
       },
       [=](wake_atom, const std::string& run_id) {
         if (auto a = st->armed.find(run_id); a != st->armed.end() && a->second <= clock_type::now() + milliseconds(5)) st->armed.erase(a);
@@ -634,12 +672,14 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
 
         if (!f.pending.empty() && f.pending.front() == decide_marker) decide(f, trigger_max_attempts);
         advance(run_id);
+        if (stage == TH_HOOK_ON_WAIT) evict_waiting();
       },
       [=](timeout_atom, const std::string& run_id, int attempt) {
         bool live = false;
         milliseconds took{0};
         env->store->read_live(run_id, [&](const run_record& r) {
-          live = !r.attempts.empty() && r.attempts.back().number == attempt && !r.attempts.back().finished_at;
+          live = !r.attempts.empty() && r.attempts.back().number == attempt && !r.attempts.back().finished_at &&
+                 r.status != run_status::waiting;  // time spent waiting does not count
           if (live) took = std::chrono::duration_cast<milliseconds>(clock_type::now() - r.attempts.back().started_at);
         });
         if (!live) return;  // the attempt ended in time (the common case: no write)
@@ -680,7 +720,20 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
           if (was_running) final_hooks(f->second.in, TH_CANCEL_CANCELED, json());
           release_chain(f->second);
           st->flows.erase(f);
+        } else if (was_running && cancelled) {
+          // Waiting without an execution in memory: its hooks still hear of the end.
+          attempt_input in;
+          in.run_id = run_id;
+          in.task_id = env->task.id;
+          json payload;
+          env->store->read(run_id, [&](const run_record& r) {
+            in.attempt = r.attempts.empty() ? 1 : r.attempts.back().number;
+            payload = r.payload;
+          });
+          in.payload = payload.dump(-1, ' ', false, json::error_handler_t::replace);
+          final_hooks(in, TH_CANCEL_CANCELED, json());
         }
+        st->armed.erase(run_id);
         release_locals(run_id);
         if (cancelled) log::info("run canceled", {{"run", run_id}, {"task", env->task.id}});
         return true;

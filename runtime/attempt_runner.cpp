@@ -11,12 +11,14 @@ using json = nlohmann::json;
 /// What host callbacks receive as `host_run`.
 struct host_run_state {
   const attempt_input* in;
-  std::string call_buf;  ///< the last response of host_call
+  std::string call_buf;    ///< the last response of host_call
+  bool replaying = false;  ///< still before the first operation that is not in the journal
 };
 
 void host_log(void* host_run, int level, const char* msg, size_t msg_len, const char* attrs, size_t attrs_len) noexcept {
   try {
     auto* st = static_cast<host_run_state*>(host_run);
+    if (st->replaying) return;  // written the first time through
     json a = attrs_len ? json::parse(std::string_view(attrs, attrs_len), nullptr, false) : json::object();
     if (!a.is_object()) a = json::object();
     a["run"] = st->in->run_id;
@@ -67,6 +69,7 @@ int host_metadata_update(void* host_run, const char* op, size_t op_len, char* er
   try {
     auto* st = static_cast<host_run_state*>(host_run);
     json j = json::parse(std::string_view(op, op_len), nullptr, false);
+    if (st->replaying) return 0;  // applied the first time through
     if (j.is_discarded()) why = "metadata operation is not valid JSON";
     else if (!st->in->on_metadata) why = "metadata is not available here";
     else why = st->in->on_metadata(j);
@@ -106,7 +109,9 @@ int host_call(void* host_run, const char* method, const char* req, size_t req_le
     } else if (!st->in->on_call) {
       st->call_buf = json{{"message", "waits, child runs and steps are only available in a task's run"}}.dump();
     } else {
-      st->call_buf = st->in->on_call(method ? method : "", r).dump(-1, ' ', false, json::error_handler_t::replace);
+      json resp = st->in->on_call(method ? method : "", r);
+      if (!(resp.is_object() && resp.value("replayed", false) && resp.value("done", false))) st->replaying = false;
+      st->call_buf = resp.dump(-1, ' ', false, json::error_handler_t::replace);
       rc = 0;
     }
   } catch (const std::exception& e) {
@@ -204,6 +209,7 @@ task_execution::task_execution(const loaded_task& task, attempt_input in) : impl
   impl_->task = &task;
   impl_->in = std::move(in);
   impl_->state.in = &impl_->in;
+  impl_->state.replaying = impl_->in.has_journal;
   impl_->info = make_run_info(impl_->in, impl_->state);
 }
 

@@ -49,6 +49,10 @@ struct attempt_input {
   std::function<nlohmann::json(const std::string& method, const nlohmann::json& request)> on_call;
   /// True when this execution replays an attempt that was running before a restart.
   bool replay = false;
+  /// True when the run's journal holds entries of this attempt's epoch: the code first replays
+  /// them, and until it meets its first new operation its log lines and metadata changes (made
+  /// already, the first time through) are dropped.
+  bool has_journal = false;
 };
 
 /// How one step of a task's execution ended.

@@ -122,7 +122,7 @@ json wait_coordinator::op(const std::string& run_id, const json& req) {
       throw call_error("replay diverged: the run's code now does '" + kind + "' where its journal recorded '" + was +
                        "' (" + key + "). Code between awaits must do the same on every replay: keep what changes "
                        "(time, random numbers, I/O) inside ctx.step");
-    return {{"key", key}, {"done", existing->value("done", false)}, {"result", existing->value("result", json())}};
+    return {{"key", key}, {"done", existing->value("done", false)}, {"result", existing->value("result", json())}, {"replayed", true}};
   }
 
   auto record = [&](json entry) {

@@ -237,6 +237,11 @@ deployment load_string(const std::string& yaml, const std::filesystem::path& fil
         rd.mapping(v, "executor",
           {{"threads", [&](auto&, auto& x) { d.executor_threads = unsigned(rd.integer(x, "executor.threads", 0, 1024)); }}});
       }},
+     {"waits", [&](auto&, auto& v) {
+        rd.mapping(v, "waits",
+          {{"resident_per_task", [&](auto&, auto& x) {
+              d.resident_waits_per_task = size_t(rd.integer(x, "waits.resident_per_task", 0, 1000000)); }}});
+      }},
      {"shutdown", [&](auto&, auto& v) {
         rd.mapping(v, "shutdown",
           {{"grace_period_ms", [&](auto&, auto& x) {

@@ -14,13 +14,18 @@
 //   scaling-tasks-N           runs/s spread over N tasks (1, 10, 100, 1,000)
 //   scaling-payload-B         runs/s with payloads of 100 B, 10 KB, 1 MB
 //   scaling-executor-T        runs/s with T executor threads
+//   parent-child-rt           2,000 sequential parents, each timing its trigger_and_wait of a no-op
+//                             child (µs, from the parent's own clock; p50/p90/p99/max)
+//   waiting-10k               10,000 runs in wait_for(1h): RSS and threads added
 //   rss                       resident memory idle, at the peak of the throughput runs, after
 #include <atomic>
+#include <malloc.h>
 #include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -55,6 +60,15 @@ stats summarize(std::vector<double> v) {
 double percentile(std::vector<double> v, double p) {
   std::sort(v.begin(), v.end());
   return v[std::min(v.size() - 1, static_cast<size_t>(p * double(v.size())))];
+}
+
+long proc_status(const char* key) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  const size_t n = std::strlen(key);
+  while (std::getline(in, line))
+    if (line.compare(0, n, key) == 0) return std::stol(line.substr(n));
+  return -1;
 }
 
 long rss_kb() {
@@ -125,6 +139,67 @@ taskhost::config::deployment bench_deployment(const fs::path& dir, const fs::pat
   return cfg;
 }
 
+/// parent-child-rt and waiting-10k, each in a deployment of its own.
+void waits_scenarios(const fs::path& tmp, int reps) {
+  auto pct = [](const std::vector<double>& v) {
+    return json{{"p50", percentile(v, .5)}, {"p90", percentile(v, .9)}, {"p99", percentile(v, .99)}, {"max", percentile(v, 1)}};
+  };
+  {
+    taskhost::deployment_runtime rt(bench_deployment(tmp / "parent-child", TASKHOST_BENCH_PLUGIN));
+    std::vector<double> rt_us;
+    for (int i = 0; i < 2000; ++i) {
+      std::promise<std::string> id;
+      taskhost::trigger_input in;
+      in.task_id = "bench-parent";
+      rt.trigger(std::move(in), [&](taskhost::trigger_outcome o) { id.set_value(o.run_id); });
+      std::string run = id.get_future().get();
+      // Into an idle runtime: parent and child finished and committed.
+      while (rt.store_stats().hot_runs > 0) std::this_thread::sleep_for(std::chrono::microseconds(20));
+      auto r = rt.get_run(run);
+      if (!r || !r->output) throw std::runtime_error("bench-parent did not complete");
+      rt_us.push_back((*r->output)["rt_us"].get<double>());
+    }
+    report("parent-child-rt", "us", {percentile(rt_us, 0), percentile(rt_us, .5), percentile(rt_us, 1)}, pct(rt_us));
+    std::printf("  parent/child round trip p90 %.1f us, p99 %.1f us (target p50 <= 150 us; BullMQ 2.0 ms)\n", percentile(rt_us, .9),
+                percentile(rt_us, .99));
+  }
+  std::vector<double> added_mb, added_threads;
+  for (int r = 0; r < std::min(reps, 3); ++r) {
+    auto wcfg = bench_deployment(tmp / ("waiting-" + std::to_string(r)), TASKHOST_BENCH_PLUGIN);
+    if (const char* res = std::getenv("TASKHOST_BENCH_RESIDENT")) wcfg.resident_waits_per_task = size_t(std::atoi(res));
+    const bool delayed = std::getenv("TASKHOST_BENCH_DELAYED") != nullptr;  // comparison: runs DELAYED an hour
+    taskhost::deployment_runtime rt(wcfg);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    ::malloc_trim(0);  // both readings without the allocator's free pages, so they compare
+    const long rss0 = rss_kb(), threads0 = proc_status("Threads:");
+    std::vector<std::string> ids(10000);
+    std::atomic<int> acked{0};
+    for (int i = 0; i < 10000; ++i) {
+      taskhost::trigger_input in;
+      in.task_id = "bench-wait-hour";
+      if (delayed) in.delay_until = std::chrono::system_clock::now() + std::chrono::hours(1);
+      rt.trigger(std::move(in), [&, i](taskhost::trigger_outcome o) {
+        ids[size_t(i)] = o.run_id;
+        ++acked;
+      });
+    }
+    while (acked.load() < 10000) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    for (const auto& id : ids)
+      for (;;) {
+        auto run = rt.get_run(id);
+        if (run && run->status == (delayed ? taskhost::run_status::delayed : taskhost::run_status::waiting)) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the last commits land
+    ::malloc_trim(0);
+    added_mb.push_back((rss_kb() - rss0) / 1024.0);
+    added_threads.push_back(double(proc_status("Threads:") - threads0));
+  }
+  report("waiting-10k", "MB added", summarize(added_mb), {{"threads_added", summarize(added_threads).median}});
+  std::printf("  10,000 runs waiting add %.1f MB RSS and %.0f threads (target <= 20 MB, 0 threads)\n", summarize(added_mb).median,
+              summarize(added_threads).median);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -142,6 +217,12 @@ int main(int argc, char** argv) {
   auto cfg = bench_deployment(tmp, TASKHOST_BENCH_PLUGIN);
   std::printf("taskhost benchmarks: %d runs x %d repetitions, %u cores\n", runs, reps, std::thread::hardware_concurrency());
   std::printf("%-24s %12s %12s %12s\n", "scenario", "median", "min", "max");
+  // TASKHOST_BENCH_ONLY=waits runs only the waits scenarios (quick, while working on them).
+  if (const char* only = std::getenv("TASKHOST_BENCH_ONLY"); only && std::string(only) == "waits") {
+    waits_scenarios(tmp, reps);
+    fs::remove_all(tmp);
+    return 0;
+  }
 
   double rows_per_run = 0;
   {
@@ -296,6 +377,7 @@ int main(int argc, char** argv) {
     scale("scaling-executor-" + std::to_string(threads),
           bench_deployment(tmp / ("threads-" + std::to_string(threads)), TASKHOST_BENCH_PLUGIN, threads), scale_runs, nullptr, 0);
 
+  waits_scenarios(tmp, reps);
   fs::remove_all(tmp);
   return 0;
 }

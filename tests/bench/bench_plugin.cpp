@@ -1,4 +1,5 @@
-// Tasks the benchmarks run: a no-op, and one that fails its first two attempts.
+// Tasks the benchmarks run: a no-op, one that fails its first two attempts, a parent that waits
+// for a no-op child (and times the round trip itself), and one that waits an hour.
 #include <taskhost/sdk.hpp>
 
 #include <stdexcept>
@@ -17,4 +18,24 @@ th::task fail_twice{{
               .max_timeout = std::chrono::milliseconds(0), .randomize = false},
 }};
 
-TASKHOST_PLUGIN("bench", "1.0.0", noop, fail_twice);
+th::task parent{{
+    .id = "bench-parent",
+    .run = [](th::json, th::run_context& ctx) -> th::async<th::json> {
+      auto t0 = std::chrono::steady_clock::now();
+      auto r = co_await ctx.trigger_and_wait("bench-noop");
+      auto us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+      if (!r.ok) throw std::runtime_error(r.error.message);
+      th::json out = {{"rt_us", us}};
+      co_return out;
+    },
+}};
+
+th::task wait_hour{{
+    .id = "bench-wait-hour",
+    .run = [](th::json, th::run_context& ctx) -> th::async<th::json> {
+      co_await ctx.wait_for(std::chrono::hours(1));
+      co_return th::json(nullptr);
+    },
+}};
+
+TASKHOST_PLUGIN("bench", "1.0.0", noop, fail_twice, parent, wait_hour);

@@ -370,4 +370,37 @@ TEST(WaitsTest, AGracefulRestartKeepsWaitingRunsWaiting) {
   EXPECT_NE(s.log().find("replaying its attempt from the journal"), std::string::npos);
 }
 
+/// With no suspended execution kept in memory, every resume is a replay from the journal: the
+/// results are the same, and log lines and metadata changes before the wait are not repeated.
+TEST(WaitsTest, RunsDroppedFromMemoryWhileWaitingResumeByReplay) {
+  auto d = deployment_dir("waits:\n  resident_per_task: 0\n", {"fixture_waits"});
+  auto marks = d.tmp / "marks";
+  std::filesystem::create_directories(marks);
+  server s(d);
+  auto sleeper = s.wait_final(trigger(s, "w-sleep", {{"ms", 300}, {"dir", marks.string()}}));
+  ASSERT_EQ(sleeper["status"], "COMPLETED") << sleeper.dump() << s.log();
+  EXPECT_EQ(sleeper["metadata"]["passes"], 1) << sleeper.dump();
+  EXPECT_EQ(sleeper["metadata"]["hooks"], json::array({"wait:duration", "resume:duration"}));
+  EXPECT_EQ(lines(marks / "before"), 1);
+  EXPECT_EQ(lines(marks / "after"), 1);
+  http_client c(s.url);
+  auto logs = json::parse(c.request("GET", "/api/v1/runs/" + sleeper["id"].get<std::string>() + "/logs").body);
+  int sleeping = 0;
+  for (const auto& l : logs["data"]) sleeping += l["message"] == "going to sleep";
+  EXPECT_EQ(sleeping, 1) << logs.dump();
+  EXPECT_NE(s.log().find("replaying its attempt from the journal"), std::string::npos);
+
+  auto p = s.wait_final(trigger(s, "w-parent", {{"child", {{"value", 6}}}}));
+  EXPECT_EQ(p["output"]["child"]["doubled"], 12) << p.dump();
+  auto a = s.wait_final(trigger(s, "w-all", {{"value", 3}, {"ms", 100}}));
+  EXPECT_EQ(a["output"]["child"]["doubled"], 6) << a.dump();
+  auto n = s.wait_final(trigger(s, "w-nested", {{"n", 3}}));
+  EXPECT_EQ(n["output"]["depth"], 3) << n.dump();
+  // Cancelling a run that waits without an execution in memory.
+  const std::string id = trigger(s, "w-token", json::object());
+  ASSERT_EQ(wait_until(s, id, [](const json& r) { return r["status"] == "WAITING"; })["status"], "WAITING");
+  ASSERT_EQ(c.request("POST", "/api/v2/runs/" + id + "/cancel").status, 200);
+  EXPECT_EQ(s.get_run(id)["status"], "CANCELED");
+}
+
 }  // namespace

@@ -220,3 +220,11 @@ TEST(DeploymentConfigTest, StoreKeysAreReadAndChecked) {
   EXPECT_NE(error_of(minimal + "store: {paht: x}\n").find("paht"), std::string::npos) << "unknown keys are errors";
   EXPECT_NE(error_of(minimal + "limits: {max_output_bytes: 0}\n").find("limits.max_output_bytes"), std::string::npos);
 }
+
+TEST(DeploymentConfigTest, WaitsResidentPerTask) {
+  EXPECT_EQ(load_string(minimal, "/srv/app/deploy.yaml").resident_waits_per_task, 256u);
+  EXPECT_EQ(load_string(minimal + "waits:\n  resident_per_task: 0\n", "/srv/app/deploy.yaml").resident_waits_per_task, 0u);
+  EXPECT_NE(error_of(minimal + "waits:\n  resident_per_task: -1\n").find("deploy.yaml:4:22"), std::string::npos)
+      << error_of(minimal + "waits:\n  resident_per_task: -1\n");
+  EXPECT_NE(error_of(minimal + "waits:\n  resident: 3\n").find("resident"), std::string::npos);
+}

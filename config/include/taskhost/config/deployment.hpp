@@ -87,6 +87,9 @@ struct deployment {
   int64_t shutdown_grace_ms = 30000;
   uint64_t max_payload_bytes = 3u << 20;
   uint64_t max_output_bytes = 10u << 20;
+  /// Suspended executions of a task kept in memory while their runs wait (waits.resident_per_task);
+  /// beyond it the longest-waiting are dropped and replayed from their journal when they resume.
+  size_t resident_waits_per_task = 256;
   store_config store;
   retry_config default_retry;
   std::chrono::milliseconds default_max_duration{0};  ///< 0 = no limit
