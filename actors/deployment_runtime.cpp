@@ -134,6 +134,9 @@ deployment_runtime::deployment_runtime(config::deployment cfg) : impl_(std::make
     env->all_middleware = all_middleware;
     env->waits = i.waits.get();
     env->resident_waits = i.cfg.resident_waits_per_task;
+    // Enough flows to keep every executor thread busy with this task alone, and a stage queued
+    // behind each; more would only hold memory while they wait for a thread.
+    env->max_running = std::max<size_t>(8, 2 * size_t(i.exec->threads()));
     for (const auto& m : i.cfg.middleware) env->middleware.push_back(&all_middleware->at(m.name));
     if (auto t = i.cfg.tasks.find(id); t != i.cfg.tasks.end())
       for (const auto& m : t->second.middleware) env->middleware.push_back(&all_middleware->at(m.name));

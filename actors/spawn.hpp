@@ -41,6 +41,8 @@ struct supervisor_env {
   /// Suspended executions kept in memory; the longest-waiting beyond it are dropped (and replayed
   /// from the journal when their wait completes).
   size_t resident_waits = 256;
+  /// Flows of this task that may run at once (the rest wait as QUEUED ids, holding no memory).
+  size_t max_running = 16;
 };
 
 /// One per task: drives each run of the task attempt by attempt, retrying per its policy.

@@ -60,6 +60,8 @@ struct supervisor_state {
   std::unordered_map<std::string, std::shared_ptr<run_locals>> locals;  // run id → its locals, until it ends
   std::unordered_map<std::string, time_point> armed;  // run id → when its next wake timer fires
   std::deque<std::string> resident;  // suspended runs whose execution is in memory, oldest first
+  size_t running = 0;                // flows that are not suspended (their stages hold or wait for a thread)
+  std::deque<std::string> backlog;   // runs to start once fewer than env->max_running flows run
 };
 
 std::string_view level_name(log::level l) {
@@ -133,6 +135,13 @@ config::retry_config retry_from_answer(config::retry_config base, const json& o)
 
 caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supervisor_env> env) {
   auto st = std::make_shared<supervisor_state>();
+  // Starts runs from the backlog while there is room (assigned below, once start_run exists).
+  auto pump = std::make_shared<std::function<void()>>();
+  // Every flow leaves through here, so that `running` stays true.
+  auto erase_flow = [=](std::unordered_map<std::string, attempt_flow>::iterator it) {
+    if (!it->second.suspended) --st->running;
+    st->flows.erase(it);
+  };
   auto has_hooks = [env](int kind) { return !env->hooks[kind].empty(); };
 
   // A run ended: its locals go. Their destructors are user code, so the last reference is
@@ -186,7 +195,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
       bool ok = f.ok;
       json value = f.value;
       int attempt = f.in.attempt;
-      st->flows.erase(it);
+      erase_flow(it);
       if (!retry_in) release_locals(run_id);
       env->store->update_live(run_id, [&](run_record& r) {
         if (ok) {
@@ -218,6 +227,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         attrs["error"] = value.value("message", "");
         log::warn("run failed", attrs);
       }
+      (*pump)();
       return;
     }
     const int stage = f.pending.front();
@@ -275,7 +285,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         continue;  // once more: with nothing pending, the attempt finishes
       }
       // Before run: a run whose attempt never began stays queued.
-      st->flows.erase(run_id);
+      erase_flow(it);
       env->store->update_live(run_id, [&](run_record& r) {
         if (r.attempts.empty() || r.attempts.back().finished_at) r.status = run_status::queued;
       });
@@ -377,6 +387,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
     }
     f.pending.push_back(run_stage);
     st->flows.emplace(run_id, std::move(f));
+    ++st->running;
     advance(run_id);
   };
 
@@ -393,6 +404,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
   // The waits of a suspended run are all done: it executes again (and its deadline runs again).
   auto resume = [=](attempt_flow& f) {
     f.suspended = false;
+    ++st->running;
     f.executing_since = clock_type::now();
     st->armed.erase(f.in.run_id);
     if (has_hooks(TH_HOOK_ON_RESUME)) f.pending.push_back(TH_HOOK_ON_RESUME);
@@ -423,7 +435,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
           e.reset();
         }, /*finish_on_stop=*/true);
       release_locals(id);
-      st->flows.erase(it);  // its wake timer stays armed; the wake-up finds no flow and replays
+      erase_flow(it);  // its wake timer stays armed; the wake-up finds no flow and replays
     }
   };
 
@@ -431,6 +443,10 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
   // once everything it waits for is done, its attempt is replayed from the start of `run`.
   std::function<void(const std::string&)> look_at_waits = [=](const std::string& run_id) {
     if (!env->waits) return;
+    if (st->running >= env->max_running) {  // no room now: it stays WAITING until there is
+      st->backlog.push_back(run_id);
+      return;
+    }
     auto w = env->waits->check(run_id, true);
     if (!w.known) return;
     if (!w.all_done) return arm(run_id, w.next_wake);
@@ -454,9 +470,15 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
     launch(run_id, std::move(f));
   };
 
-  return {
-      [=](start_atom, const std::string& run_id) {
+  // Starts the run's next attempt, or finds why not yet (delayed, retry time, waiting, no room).
+  std::function<void(const std::string&)> start_run = [=](const std::string& run_id) {
         if (st->flows.count(run_id)) return;
+        if (st->running >= env->max_running) {
+          // Every slot of this task is taken: it stays QUEUED (no memory beyond its id) until
+          // a flow ends or suspends.
+          st->backlog.push_back(run_id);
+          return;
+        }
         const auto now = clock_type::now();
         // Not yet? DELAYED until its time, or waiting to be retried: come back then (in steps of
         // at most a day, so that a timer never has to span months).
@@ -515,7 +537,17 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         if (expire_in)
           self->delayed_send(self, std::chrono::ceil<milliseconds>(*expire_in), expire_atom::value, run_id);
         launch(run_id, std::move(f));
-      },
+      };
+  *pump = [=] {
+    while (st->running < env->max_running && !st->backlog.empty()) {
+      std::string id = std::move(st->backlog.front());
+      st->backlog.pop_front();
+      start_run(id);
+    }
+  };
+
+  return {
+      [=](start_atom, const std::string& run_id) { start_run(run_id); },
       [=](started_atom, const std::string& run_id, int attempt, int64_t started_us, int64_t limit_ms) {
         // The deadline counts from the moment the attempt started, not from now.
         const time_point at{std::chrono::microseconds(started_us)};
@@ -534,6 +566,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         json keys = json::parse(keys_json, nullptr, false);
         if (!keys.is_array()) keys = json::array();
         f.suspended = true;
+        --st->running;
         if (f.executing_since != time_point{})
           f.executed += std::chrono::duration_cast<milliseconds>(clock_type::now() - f.executing_since);
         auto w = env->waits->suspend(run_id, keys);
@@ -549,6 +582,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         }
         st->resident.push_back(run_id);
         evict_waiting();
+        (*pump)();
       },
       [=](wake_atom, const std::string& run_id) {
         if (auto a = st->armed.find(run_id); a != st->armed.end() && a->second <= clock_type::now() + milliseconds(5)) st->armed.erase(a);
@@ -701,7 +735,8 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
           f->second.in.token->cancel(TH_CANCEL_TIMED_OUT);
           final_hooks(f->second.in, TH_CANCEL_TIMED_OUT, error);
           release_chain(f->second);
-          st->flows.erase(f);
+          erase_flow(f);
+          (*pump)();
         }
         release_locals(run_id);
         env->store->update_live(run_id, [&](run_record& r) { finish_run(r, run_status::timed_out, attempt_status::failed, error); });
@@ -719,7 +754,8 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
           f->second.in.token->cancel(TH_CANCEL_CANCELED);
           if (was_running) final_hooks(f->second.in, TH_CANCEL_CANCELED, json());
           release_chain(f->second);
-          st->flows.erase(f);
+          erase_flow(f);
+          (*pump)();
         } else if (was_running && cancelled) {
           // Waiting without an execution in memory: its hooks still hear of the end.
           attempt_input in;
@@ -754,7 +790,8 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         if (auto f = st->flows.find(run_id); f != st->flows.end()) {
           f->second.in.token->cancel(TH_CANCEL_CANCELED);  // its first stage must not start now
           release_chain(f->second);
-          st->flows.erase(f);
+          erase_flow(f);
+          (*pump)();
         }
         release_locals(run_id);
         log::warn("run expired: its TTL passed before it started", {{"run", run_id}, {"task", env->task.id}});

@@ -255,15 +255,22 @@ void wait_coordinator::watch(const std::string& target, waiter w) {
 }
 
 json wait_coordinator::run_result(const std::string& id) {
-  auto r = env_.store->get(id);
-  if (!r) return error_result(id, "RunNotFoundError", "run " + id + " was never recorded (taskhost stopped before it was committed)");
-  if (!is_final(r->status)) return {{"pending", true}};
-  if (r->status == run_status::completed)
-    return {{"ok", true}, {"id", id}, {"status", "COMPLETED"}, {"output", r->output ? *r->output : json(nullptr)}};
-  json err = r->error ? *r->error : json{{"message", "run " + id + " ended " + std::string(to_string(r->status))}};
-  if (!err.is_object()) err = json{{"message", err.dump()}};
-  if (!err.contains("message")) err["message"] = "run " + id + " ended " + std::string(to_string(r->status));
-  return {{"ok", false}, {"id", id}, {"status", to_string(r->status)}, {"error", err}};
+  json out;
+  bool found = env_.store->read(id, [&](const run_record& r) {  // no copy of the run (its logs, its payload)
+    if (!is_final(r.status)) {
+      out = {{"pending", true}};
+    } else if (r.status == run_status::completed) {
+      out = {{"ok", true}, {"id", id}, {"status", "COMPLETED"}, {"output", r.output ? *r.output : json(nullptr)}};
+    } else {
+      const std::string ended = "run " + id + " ended " + std::string(to_string(r.status));
+      json err = r.error ? *r.error : json{{"message", ended}};
+      if (!err.is_object()) err = json{{"message", err.dump()}};
+      if (!err.contains("message")) err["message"] = ended;
+      out = {{"ok", false}, {"id", id}, {"status", to_string(r.status)}, {"error", std::move(err)}};
+    }
+  });
+  if (!found) return error_result(id, "RunNotFoundError", "run " + id + " was never recorded (taskhost stopped before it was committed)");
+  return out;
 }
 
 void wait_coordinator::run_finished(const std::string& id) {

@@ -163,7 +163,7 @@ void waits_scenarios(const fs::path& tmp, int reps) {
     std::printf("  parent/child round trip p90 %.1f us, p99 %.1f us (target p50 <= 150 us; BullMQ 2.0 ms)\n", percentile(rt_us, .9),
                 percentile(rt_us, .99));
   }
-  std::vector<double> added_mb, added_threads;
+  std::vector<double> added_mb, added_threads, heap_mb;
   for (int r = 0; r < std::min(reps, 3); ++r) {
     auto wcfg = bench_deployment(tmp / ("waiting-" + std::to_string(r)), TASKHOST_BENCH_PLUGIN);
     if (const char* res = std::getenv("TASKHOST_BENCH_RESIDENT")) wcfg.resident_waits_per_task = size_t(std::atoi(res));
@@ -172,6 +172,7 @@ void waits_scenarios(const fs::path& tmp, int reps) {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     ::malloc_trim(0);  // both readings without the allocator's free pages, so they compare
     const long rss0 = rss_kb(), threads0 = proc_status("Threads:");
+    const size_t heap0 = ::mallinfo2().uordblks;
     std::vector<std::string> ids(10000);
     std::atomic<int> acked{0};
     for (int i = 0; i < 10000; ++i) {
@@ -193,11 +194,13 @@ void waits_scenarios(const fs::path& tmp, int reps) {
     std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the last commits land
     ::malloc_trim(0);
     added_mb.push_back((rss_kb() - rss0) / 1024.0);
+    heap_mb.push_back(double(::mallinfo2().uordblks - heap0) / (1 << 20));
     added_threads.push_back(double(proc_status("Threads:") - threads0));
   }
-  report("waiting-10k", "MB added", summarize(added_mb), {{"threads_added", summarize(added_threads).median}});
-  std::printf("  10,000 runs waiting add %.1f MB RSS and %.0f threads (target <= 20 MB, 0 threads)\n", summarize(added_mb).median,
-              summarize(added_threads).median);
+  report("waiting-10k", "MB added", summarize(added_mb),
+         {{"threads_added", summarize(added_threads).median}, {"heap_in_use_added_mb", summarize(heap_mb).median}});
+  std::printf("  10,000 runs waiting add %.1f MB RSS (%.1f MB of it heap in use) and %.0f threads (target <= 20 MB, 0 threads)\n",
+              summarize(added_mb).median, summarize(heap_mb).median, summarize(added_threads).median);
 }
 
 }  // namespace
