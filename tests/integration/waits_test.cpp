@@ -403,4 +403,33 @@ TEST(WaitsTest, RunsDroppedFromMemoryWhileWaitingResumeByReplay) {
   EXPECT_EQ(s.get_run(id)["status"], "CANCELED");
 }
 
+TEST(WaitsTest, TheWorkflowsExamplePluginWorksAsItsCommentSays) {
+  deployment_dir d;
+  std::filesystem::copy_file(std::filesystem::path(TASKHOST_PLUGIN_DIR) / "workflows.so", d.tmp / "plugins/workflows.so");
+  server s(d);
+  auto out = s.cli({"trigger", "greet-team", R"({"names":["ada","linus"]})", "--wait"});
+  ASSERT_EQ(out.exit_code, 0) << out.err << s.log();
+  EXPECT_NE(out.out.find(R"("greetings":["hello ada","hello linus"])"), std::string::npos) << out.out;
+
+  auto started = s.cli({"trigger", "await-approval", R"({"item":"laptop"})"});
+  ASSERT_EQ(started.exit_code, 0) << started.err;
+  std::string id = started.out.substr(0, started.out.find_first_of(" \n"));
+  auto w = wait_until(s, id, [](const json& r) { return r["status"] == "WAITING"; });
+  ASSERT_EQ(w["status"], "WAITING") << w.dump();
+  auto done = s.cli({"tokens", "complete", w["metadata"]["token"], R"({"approved":true})"});
+  ASSERT_EQ(done.exit_code, 0) << done.err;
+  auto r = s.wait_final(id);
+  ASSERT_EQ(r["status"], "COMPLETED") << r.dump();
+  EXPECT_EQ(r["output"]["decision"]["approved"], true);
+  EXPECT_EQ(r["output"]["audit"], "decided at attempt 1");
+  auto listed = s.cli({"tokens", "list", "--status", "COMPLETED"});
+  EXPECT_NE(listed.out.find(w["metadata"]["token"].get<std::string>()), std::string::npos) << listed.out;
+  auto bad = s.cli({"tokens", "complete", "waitpoint_nope", "1"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("not found"), std::string::npos) << bad.err;
+  auto not_json = s.cli({"tokens", "complete", "waitpoint_nope", "{oops"});
+  EXPECT_EQ(not_json.exit_code, 2);
+  EXPECT_NE(not_json.err.find("not JSON"), std::string::npos) << not_json.err;
+}
+
 }  // namespace

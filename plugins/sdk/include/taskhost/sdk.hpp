@@ -17,6 +17,26 @@
 // More: a task's own `.retry`, `.max_duration` and lifecycle hooks (`.on_success = ...`, see
 // task_definition); global hooks with th::hook; `ctx.signal` for cancellation and time-outs.
 //
+// Tasks that wait are coroutines; they hold no thread while they wait and survive restarts:
+//
+//   th::task order{{
+//       .id = "process-order",
+//       .run = [](th::json order, th::run_context& ctx) -> th::async<th::json> {
+//           auto charge = co_await ctx.trigger_and_wait("charge-card", order);   // a child run
+//           co_await ctx.wait_for(std::chrono::hours{24});
+//           auto ok = co_await ctx.wait_for_token(ctx.create_token({.timeout = std::chrono::hours{168}}));
+//           int n = co_await ctx.step("count", [&] { return count_items(order); });  // runs once
+//           th::json out = {{"charged", charge.unwrap()}, {"items", n}};  // (g++ 12: no braced JSON
+//           co_return out;                                                //  inside co_return)
+//       },
+//   }};
+//
+// The replay rule: each of these operations is journaled; after a restart (or when the runtime
+// dropped the waiting coroutine from memory) the attempt runs again from the start of `run` and
+// every journaled operation returns its recorded result at once. So code between awaits must do
+// the same on every replay: put side effects and anything that varies (time, random numbers, I/O)
+// inside ctx.step. See run_context for the whole list (waits, child runs, batches, tokens, th::all).
+//
 // Build it with `taskhost_add_plugin(hello SOURCES hello_world.cpp)` (plugins/sdk/TaskhostPlugin.cmake).
 //
 // This header is header-only and depends on the C++ standard library and nlohmann-json only. It
