@@ -152,9 +152,12 @@ deployment_runtime::deployment_runtime(config::deployment cfg) : impl_(std::make
 
 deployment_runtime::~deployment_runtime() {
   if (!shutdown() && impl_->store) {
-    // Abandoned attempts may still log into the store: keep it alive (and reachable) until exit.
+    // Abandoned attempts may still log into the store and call the wait coordinator (which
+    // refuses them now): keep both alive (and reachable) until exit.
     static auto* abandoned = new std::vector<std::unique_ptr<run_store>>();
+    static auto* abandoned_waits = new std::vector<std::unique_ptr<wait_coordinator>>();
     abandoned->push_back(std::move(impl_->store));
+    abandoned_waits->push_back(std::move(impl_->waits));
   }
 }
 
@@ -401,6 +404,7 @@ bool deployment_runtime::shutdown() {
   auto grace = std::chrono::milliseconds(i.cfg.shutdown_grace_ms);
   log::info("shutting down", {{"running_attempts", i.exec->in_flight()}, {"grace_period_ms", grace.count()}});
   i.shutdown_clean = i.exec->stop(grace);
+  i.waits->stop();  // attempts still running (abandoned) may call in: refused from now on
   if (!i.shutdown_clean)
     log::warn("grace period over; attempts still running are abandoned", {{"running_attempts", i.exec->in_flight()}});
   {

@@ -472,72 +472,72 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
 
   // Starts the run's next attempt, or finds why not yet (delayed, retry time, waiting, no room).
   std::function<void(const std::string&)> start_run = [=](const std::string& run_id) {
-        if (st->flows.count(run_id)) return;
-        if (st->running >= env->max_running) {
-          // Every slot of this task is taken: it stays QUEUED (no memory beyond its id) until
-          // a flow ends or suspends.
-          st->backlog.push_back(run_id);
+    if (st->flows.count(run_id)) return;
+    if (st->running >= env->max_running) {
+      // Every slot of this task is taken: it stays QUEUED (no memory beyond its id) until
+      // a flow ends or suspends.
+      st->backlog.push_back(run_id);
+      return;
+    }
+    const auto now = clock_type::now();
+    // Not yet? DELAYED until its time, or waiting to be retried: come back then (in steps of
+    // at most a day, so that a timer never has to span months).
+    std::optional<clock_type::duration> wait;
+    bool waiting = false;
+    env->store->read_live(run_id, [&](const run_record& r) {
+      waiting = r.status == run_status::waiting;
+      std::optional<time_point> at;
+      if (r.status == run_status::delayed && r.delay_until && *r.delay_until > now) at = r.delay_until;
+      else if (r.retry_at && *r.retry_at > now + milliseconds(5)) at = r.retry_at;
+      if (at) wait = std::min<clock_type::duration>(*at - now, std::chrono::hours(24));
+    });
+    if (waiting) {  // after a restart: replayed once what it waits for is done
+      look_at_waits(run_id);
+      return;
+    }
+    if (wait) {
+      self->delayed_send(self, std::chrono::ceil<milliseconds>(*wait), start_atom::value, run_id);
+      return;
+    }
+    attempt_flow f;
+    json payload;
+    bool runnable = false;
+    bool expired = false;
+    std::optional<clock_type::duration> expire_in;
+    env->store->update_live(run_id, [&](run_record& r) {
+      if (r.status == run_status::delayed) {  // its time has come: queued from now on
+        r.status = run_status::queued;
+        r.delay_until.reset();
+        if (r.ttl_ms > 0) r.expires_at = now + milliseconds(r.ttl_ms);
+      }
+      if (r.attempts.empty() && r.expires_at) {
+        if (*r.expires_at <= now) {
+          r.status = run_status::expired;
+          r.finished_at = now;
+          expired = true;
           return;
         }
-        const auto now = clock_type::now();
-        // Not yet? DELAYED until its time, or waiting to be retried: come back then (in steps of
-        // at most a day, so that a timer never has to span months).
-        std::optional<clock_type::duration> wait;
-        bool waiting = false;
-        env->store->read_live(run_id, [&](const run_record& r) {
-          waiting = r.status == run_status::waiting;
-          std::optional<time_point> at;
-          if (r.status == run_status::delayed && r.delay_until && *r.delay_until > now) at = r.delay_until;
-          else if (r.retry_at && *r.retry_at > now + milliseconds(5)) at = r.retry_at;
-          if (at) wait = std::min<clock_type::duration>(*at - now, std::chrono::hours(24));
-        });
-        if (waiting) {  // after a restart: replayed once what it waits for is done
-          look_at_waits(run_id);
-          return;
-        }
-        if (wait) {
-          self->delayed_send(self, std::chrono::ceil<milliseconds>(*wait), start_atom::value, run_id);
-          return;
-        }
-        attempt_flow f;
-        json payload;
-        bool runnable = false;
-        bool expired = false;
-        std::optional<clock_type::duration> expire_in;
-        env->store->update_live(run_id, [&](run_record& r) {
-          if (r.status == run_status::delayed) {  // its time has come: queued from now on
-            r.status = run_status::queued;
-            r.delay_until.reset();
-            if (r.ttl_ms > 0) r.expires_at = now + milliseconds(r.ttl_ms);
-          }
-          if (r.attempts.empty() && r.expires_at) {
-            if (*r.expires_at <= now) {
-              r.status = run_status::expired;
-              r.finished_at = now;
-              expired = true;
-              return;
-            }
-            expire_in = *r.expires_at - now;
-          }
-          r.retry_at.reset();
-          // DEQUEUED until an executor thread really starts the attempt (all threads may be busy).
-          r.status = run_status::dequeued;
-          runnable = true;
-          f.in.task_id = r.task_id;
-          f.in.attempt = static_cast<int>(r.attempts.size()) + 1;
-          f.in.has_journal = has_epoch_entries(r.journal);
-          payload = r.payload;  // serialized below, outside the store's lock
-        });
-        if (runnable) f.in.payload = payload.dump(-1, ' ', false, json::error_handler_t::replace);
-        if (expired) {
-          log::warn("run expired: its TTL passed before it started", {{"run", run_id}, {"task", env->task.id}});
-          return;
-        }
-        if (!runnable) return;
-        if (expire_in)
-          self->delayed_send(self, std::chrono::ceil<milliseconds>(*expire_in), expire_atom::value, run_id);
-        launch(run_id, std::move(f));
-      };
+        expire_in = *r.expires_at - now;
+      }
+      r.retry_at.reset();
+      // DEQUEUED until an executor thread really starts the attempt (all threads may be busy).
+      r.status = run_status::dequeued;
+      runnable = true;
+      f.in.task_id = r.task_id;
+      f.in.attempt = static_cast<int>(r.attempts.size()) + 1;
+      f.in.has_journal = has_epoch_entries(r.journal);
+      payload = r.payload;  // serialized below, outside the store's lock
+    });
+    if (runnable) f.in.payload = payload.dump(-1, ' ', false, json::error_handler_t::replace);
+    if (expired) {
+      log::warn("run expired: its TTL passed before it started", {{"run", run_id}, {"task", env->task.id}});
+      return;
+    }
+    if (!runnable) return;
+    if (expire_in)
+      self->delayed_send(self, std::chrono::ceil<milliseconds>(*expire_in), expire_atom::value, run_id);
+    launch(run_id, std::move(f));
+  };
   *pump = [=] {
     while (st->running < env->max_running && !st->backlog.empty()) {
       std::string id = std::move(st->backlog.front());
@@ -545,6 +545,8 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
       start_run(id);
     }
   };
+  // The lambdas above reach one another through `pump`: break that cycle when the actor goes.
+  self->attach_functor([pump] { *pump = nullptr; });
 
   return {
       [=](start_atom, const std::string& run_id) { start_run(run_id); },

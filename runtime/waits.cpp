@@ -82,6 +82,7 @@ json token_to_json(const token_record& t) {
 wait_coordinator::wait_coordinator(wait_env env) : env_(std::move(env)) {}
 
 json wait_coordinator::call(const std::string& run_id, const std::string& method, const json& req) {
+  if (stopped_) throw call_error("taskhost is shutting down");
   if (!req.is_object()) throw call_error("the request is not a JSON object");
   if (method == "op") return op(run_id, req);
   if (method == "step_done") {
@@ -227,6 +228,7 @@ void wait_coordinator::start_child(const std::string& parent_id, const std::stri
   r.depth = parent.depth + 1;
   r.batch_id = batch_id;
   if (!key.empty()) watch(id, {parent_id, key, index});
+  if (stopped_) throw call_error("taskhost is shutting down");
   env_.create_run(std::move(r), [this, parent_id, key, index, id](create_result c) {
     if (key.empty()) return;
     if (c.status != 200) {
@@ -312,7 +314,7 @@ void wait_coordinator::complete_op(const std::string& run_id, const std::string&
       task = r.task_id;
     }
   });
-  if (wake) env_.wake(run_id, task);
+  if (wake && !stopped_) env_.wake(run_id, task);
 }
 
 wait_coordinator::wait_state wait_coordinator::suspend(const std::string& run_id, const json& keys) {

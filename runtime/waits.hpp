@@ -25,6 +25,7 @@
 //   if (w.all_done) resume(); else arm_timer(w.next_wake);
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -80,6 +81,10 @@ public:
   /// The store saw `id` turn final: whoever waits for it gets its result.
   void run_finished(const std::string& id);
 
+  /// The deployment is going: from now on calls from runs' code are refused and nothing is
+  /// created or woken (attempts abandoned at shutdown may still call in).
+  void stop() { stopped_ = true; }
+
   struct wait_state {
     bool known = false;       ///< the run is live
     bool all_done = false;    ///< every entry it waits for is done
@@ -120,6 +125,7 @@ private:
   void finish_token(const std::string& token_id, const json& result);
 
   wait_env env_;
+  std::atomic<bool> stopped_{false};
   std::mutex mu_;
   std::unordered_map<std::string, std::vector<waiter>> waiters_;  ///< child run or token id → who waits
 };
