@@ -545,8 +545,14 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
       start_run(id);
     }
   };
-  // The lambdas above reach one another through `pump`: break that cycle when the actor goes.
-  self->attach_functor([pump] { *pump = nullptr; });
+  // When the actor goes: the executions still suspended in it point into env (their task), so
+  // they go first, while env lives; then the cycle through `pump` (the lambdas above reach one
+  // another through it) is broken.
+  self->attach_functor([st, env, pump] {
+    st->flows.clear();
+    st->locals.clear();
+    *pump = nullptr;
+  });
 
   return {
       [=](start_atom, const std::string& run_id) { start_run(run_id); },
