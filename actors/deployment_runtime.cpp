@@ -318,8 +318,11 @@ void deployment_runtime::cancel(const std::string& id, std::function<void(trigge
   if (i.shut_down) return done({503, {}, "taskhost is shutting down"});
   std::string task;
   if (!i.store->read_live(id, [&](const run_record& r) { task = r.task_id; })) {
-    // Finished (left as it is) or unknown: only then is SQLite asked.
-    return i.store->get(id) ? done({200, id, {}}) : done({404, {}, "Run not found: " + id});
+    // Finished (left as it is), waiting out of memory, or unknown: only then is SQLite asked.
+    auto r = i.store->get(id);
+    if (!r) return done({404, {}, "Run not found: " + id});
+    if (is_final(r->status)) return done({200, id, {}});
+    task = r->task_id;
   }
   auto sup = i.supervisors.find(task);
   if (sup == i.supervisors.end()) return done({200, id, {}});
@@ -339,9 +342,7 @@ void deployment_runtime::cancel(const std::string& id, std::function<void(trigge
 void deployment_runtime::cancel_children(const std::string& parent_id) {
   // Cancelling a run cancels its runs in progress, and theirs (caller holds shutdown_mu).
   auto& i = *impl_;
-  for (const auto& child : i.store->live_children(parent_id)) {
-    std::string task;
-    if (!i.store->read_live(child, [&](const run_record& r) { task = r.task_id; })) continue;
+  for (const auto& [child, task] : i.store->live_children(parent_id)) {
     if (auto sup = i.supervisors.find(task); sup != i.supervisors.end()) {
       caf::scoped_actor self{*i.system};
       self->request(sup->second, std::chrono::seconds(10), actors::cancel_atom::value, child).receive([](bool) {}, [](caf::error&) {});

@@ -62,6 +62,7 @@ struct supervisor_state {
   std::deque<std::string> resident;  // suspended runs whose execution is in memory, oldest first
   size_t running = 0;                // flows that are not suspended (their stages hold or wait for a thread)
   std::deque<std::string> backlog;   // runs to start once fewer than env->max_running flows run
+  std::deque<std::string> wait_backlog;  // waiting runs to replay then (their waits are done)
 };
 
 std::string_view level_name(log::level l) {
@@ -436,6 +437,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         }, /*finish_on_stop=*/true);
       release_locals(id);
       erase_flow(it);  // its wake timer stays armed; the wake-up finds no flow and replays
+      env->store->let_go(id);  // and its record may leave memory too
     }
   };
 
@@ -444,12 +446,16 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
   std::function<void(const std::string&)> look_at_waits = [=](const std::string& run_id) {
     if (!env->waits) return;
     if (st->running >= env->max_running) {  // no room now: it stays WAITING until there is
-      st->backlog.push_back(run_id);
+      st->wait_backlog.push_back(run_id);
       return;
     }
     auto w = env->waits->check(run_id, true);
     if (!w.known) return;
-    if (!w.all_done) return arm(run_id, w.next_wake);
+    if (!w.all_done) {
+      arm(run_id, w.next_wake);
+      env->store->let_go(run_id);  // nothing here holds it while it waits
+      return;
+    }
     st->armed.erase(run_id);
     attempt_flow f;
     json payload;
@@ -539,6 +545,11 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
     launch(run_id, std::move(f));
   };
   *pump = [=] {
+    while (st->running < env->max_running && !st->wait_backlog.empty()) {  // resumes first
+      std::string id = std::move(st->wait_backlog.front());
+      st->wait_backlog.pop_front();
+      look_at_waits(id);
+    }
     while (st->running < env->max_running && !st->backlog.empty()) {
       std::string id = std::move(st->backlog.front());
       st->backlog.pop_front();
@@ -753,7 +764,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
       [=](cancel_atom, const std::string& run_id) {
         bool cancelled = false;
         bool was_running = false;
-        env->store->update_live(run_id, [&](run_record& r) {  // finished runs stay as they are
+        env->store->update_unfinished(run_id, [&](run_record& r) {  // finished runs stay as they are
           was_running = !r.attempts.empty() && !r.attempts.back().finished_at;
           finish_run(r, run_status::canceled, attempt_status::canceled, std::nullopt);
           cancelled = true;

@@ -8,6 +8,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <map>
 
 #include "runtime/log.hpp"
 #include "runtime/sqlite.hpp"
@@ -189,6 +190,7 @@ struct run_store::hot_run {
   run_record r;
   bool committed = false;  ///< its row exists in SQLite
   bool dirty = false;      ///< changed since its last commit
+  bool cold_ok = false;    ///< WAITING and let go: may leave memory once committed
   size_t logs_persisted = 0;
   std::vector<std::function<void(create_result)>> created;  ///< answered when its insert commits
 };
@@ -406,26 +408,29 @@ bool run_store::read(const std::string& id, const std::function<void(const run_r
   return true;
 }
 
-bool run_store::change(const std::string& id, const std::function<void(run_record&)>& f, bool live_only) {
+bool run_store::change(const std::string& id, const std::function<void(run_record&)>& f, reach how) {
   std::function<void()> notify;
   bool turned_final = false;
   {
     std::lock_guard lock(mu_);
     auto it = hot_.find(id);
     if (it == hot_.end()) {
-      if (live_only) return false;
-      auto r = load_locked(id, true);  // final and committed: back into memory for this change
+      if (how == reach::live) return false;
+      auto r = load_locked(id, true);  // final or waiting, and committed: back into memory for this change
       if (!r) return false;
+      if (how == reach::unfinished && is_final(r->status)) return false;
       hot_run h;
       h.r = std::move(*r);
       h.committed = true;
+      h.cold_ok = h.r.status == run_status::waiting;  // it was let go before it left
       h.logs_persisted = h.r.logs.size();
       it = hot_.emplace(id, std::move(h)).first;
-    } else if (live_only && is_final(it->second.r.status)) {
+    } else if (how != reach::any && is_final(it->second.r.status)) {
       return false;
     }
     const bool was_final = is_final(it->second.r.status);
     f(it->second.r);
+    if (it->second.r.status != run_status::waiting) it->second.cold_ok = false;
     turned_final = !was_final && is_final(it->second.r.status) && final_listener_;
     it->second.r.updated_at = clock_type::now();
     mark_dirty_locked(id, it->second);
@@ -436,17 +441,41 @@ bool run_store::change(const std::string& id, const std::function<void(run_recor
   return true;
 }
 
+void run_store::let_go(const std::string& id) {
+  std::lock_guard lock(mu_);
+  auto it = hot_.find(id);
+  if (it == hot_.end() || it->second.r.status != run_status::waiting) return;
+  hot_run& h = it->second;
+  h.cold_ok = true;
+  if (h.committed && !h.dirty && h.created.empty()) {
+    auto k = h.r.task_id + '\n' + h.r.idempotency_key;
+    if (auto i = idem_.find(k); i != idem_.end() && i->second == id) idem_.erase(i);
+    hot_.erase(it);
+    ++stats_.evictions;
+  }
+}
+
 void run_store::set_final_listener(std::function<void(const std::string&)> f) {
   std::lock_guard lock(mu_);
   final_listener_ = std::move(f);
 }
 
-std::vector<std::string> run_store::live_children(const std::string& parent_id) const {
-  std::vector<std::string> out;
+std::vector<std::pair<std::string, std::string>> run_store::live_children(const std::string& parent_id) const {
+  std::map<std::string, std::string> found;  // id → task id
+  {
+    // Cold ones (waiting) from SQLite; the memory's view of the others wins below.
+    std::lock_guard rl(*db_->read_mu);
+    auto st = db_->read_db().prepare("SELECT id, task_id FROM runs WHERE parent_id = ? AND finished_at IS NULL");
+    st.bind(1, parent_id);
+    while (st.step()) found[st.text(0)] = st.text(1);
+  }
   std::lock_guard lock(mu_);
-  for (const auto& [id, h] : hot_)
-    if (h.r.parent_id == parent_id && !is_final(h.r.status)) out.push_back(id);
-  return out;
+  for (const auto& [id, h] : hot_) {
+    if (h.r.parent_id != parent_id) continue;
+    if (is_final(h.r.status)) found.erase(id);
+    else found[id] = h.r.task_id;
+  }
+  return {found.begin(), found.end()};
 }
 
 std::vector<run_record> run_store::batch_runs(const std::string& batch_id) const {
@@ -476,9 +505,13 @@ std::vector<run_record> run_store::batch_runs(const std::string& batch_id) const
   return out;
 }
 
-bool run_store::update(const std::string& id, const std::function<void(run_record&)>& f) { return change(id, f, false); }
+bool run_store::update(const std::string& id, const std::function<void(run_record&)>& f) { return change(id, f, reach::any); }
 
-bool run_store::update_live(const std::string& id, const std::function<void(run_record&)>& f) { return change(id, f, true); }
+bool run_store::update_live(const std::string& id, const std::function<void(run_record&)>& f) { return change(id, f, reach::live); }
+
+bool run_store::update_unfinished(const std::string& id, const std::function<void(run_record&)>& f) {
+  return change(id, f, reach::unfinished);
+}
 
 bool run_store::read_live(const std::string& id, const std::function<void(const run_record&)>& f) const {
   std::lock_guard lock(mu_);
@@ -676,7 +709,9 @@ bool run_store::flush() {
         h.committed = true;
         h.logs_persisted = std::max(h.logs_persisted, op.logs_from + op.new_logs.size());
         for (auto& c : op.created_waiters) answers.emplace_back(std::move(c), create_result{200, op.id, false, {}});
-        if (!h.dirty && is_final(h.r.status) && h.created.empty()) {
+        // A final run leaves memory once committed; so does a WAITING one (it may wait for
+        // months): whatever completes its wait loads it back (update_unfinished).
+        if (!h.dirty && (is_final(h.r.status) || (h.cold_ok && h.r.status == run_status::waiting)) && h.created.empty()) {
           auto k = h.r.task_id + '\n' + h.r.idempotency_key;
           if (auto i = idem_.find(k); i != idem_.end() && i->second == op.id) idem_.erase(i);
           hot_.erase(it);

@@ -1,7 +1,9 @@
 // Where runs live: SQLite on disk (WAL), with the runs that are still going kept in memory.
 //
 // The model: every run that is not final is "hot" — held in memory, read and changed under one
-// mutex by the actors that drive it. A change marks the run dirty; the store's writer (one actor,
+// mutex by the actors that drive it — except a WAITING one that its supervisor let go (let_go:
+// it keeps no execution of it in memory either), which leaves memory once committed (it may wait
+// for months) and is loaded back by whatever completes its wait (update_unfinished). A change marks the run dirty; the store's writer (one actor,
 // actors/store_writer.cpp) calls flush(), which writes every dirty run in ONE transaction (group
 // commit) and then calls the waiters of what it committed. A new run is acknowledged (its
 // `created` callback) only after the transaction holding it has committed, and only then is it
@@ -123,18 +125,25 @@ public:
   /// commit. A final run is loaded back from SQLite for this. False if unknown.
   bool update(const std::string& id, const std::function<void(run_record&)>& f);
 
-  /// Like read() and update(), for a run that is not final yet: false (and `f` not called) for a
-  /// final or unknown run. Never touches SQLite: this is what the actors use on their hot path.
+  /// Like read() and update(), for a run in memory that is not final: false (and `f` not called)
+  /// for a final, unknown or cold (WAITING and committed) run. Never touches SQLite: this is
+  /// what the actors use on their hot path (a run that executes is always in memory).
   bool read_live(const std::string& id, const std::function<void(const run_record&)>& f) const;
   bool update_live(const std::string& id, const std::function<void(run_record&)>& f);
+  /// The run is WAITING and nothing in memory drives it: it may leave memory once committed (and
+  /// does again each time it is loaded back while still WAITING). No effect on other runs.
+  void let_go(const std::string& id);
+  /// Like update(), for a run that is not final, in memory or cold (loaded back for the change):
+  /// false, and `f` not called, for a final or unknown run.
+  bool update_unfinished(const std::string& id, const std::function<void(run_record&)>& f);
 
   run_list_page list(const run_list_query& q) const;
 
   /// Called (on the thread that made the change, without the store's lock) each time a run turns
   /// final. Set before runs flow.
   void set_final_listener(std::function<void(const std::string& id)> f);
-  /// The ids of the runs triggered by `parent_id` that are not final yet.
-  std::vector<std::string> live_children(const std::string& parent_id) const;
+  /// The runs triggered by `parent_id` that are not final yet, as (id, task id), in memory or cold.
+  std::vector<std::pair<std::string, std::string>> live_children(const std::string& parent_id) const;
   /// The runs of a batch, oldest first (without payload, output and logs).
   std::vector<run_record> batch_runs(const std::string& batch_id) const;
 
@@ -177,8 +186,9 @@ private:
   struct hot_run;
   struct db_state;
 
-  /// update() (live_only false: a final run is loaded back) and update_live() (live_only true).
-  bool change(const std::string& id, const std::function<void(run_record&)>& f, bool live_only);
+  enum class reach { live, unfinished, any };
+  /// update() (any: a final or cold run is loaded back), update_unfinished() and update_live().
+  bool change(const std::string& id, const std::function<void(run_record&)>& f, reach how);
   void mark_dirty_locked(const std::string& id, hot_run& h);
   /// The notify to call (after unlocking) if the writer is not already woken; else empty.
   std::function<void()> wake_locked();

@@ -239,7 +239,7 @@ void wait_coordinator::start_child(const std::string& parent_id, const std::stri
         std::lock_guard lock(mu_);
         waiters_.erase(id);
       }
-      env_.store->update_live(parent_id, [&](run_record& r) {
+      env_.store->update_unfinished(parent_id, [&](run_record& r) {
         json& e = r.journal["ops"][key];
         if (index >= 0) e["runs"][static_cast<size_t>(index)] = c.run_id;
         else e["runId"] = c.run_id;
@@ -291,7 +291,7 @@ void wait_coordinator::run_finished(const std::string& id) {
 void wait_coordinator::complete_op(const std::string& run_id, const std::string& key, int index, json result) {
   bool wake = false;
   std::string task;
-  env_.store->update_live(run_id, [&](run_record& r) {
+  env_.store->update_unfinished(run_id, [&](run_record& r) {  // a waiting run may be cold
     if (!r.journal.is_object()) return;
     json& ops = r.journal["ops"];
     auto it = ops.find(key);
@@ -326,8 +326,8 @@ wait_coordinator::wait_state wait_coordinator::check(const std::string& run_id, 
   // Tokens past their timeout first (SQLite, outside the store's lock).
   std::vector<std::string> due_tokens;
   const auto now = clock_type::now();
-  env_.store->read_live(run_id, [&](const run_record& r) {
-    if (!r.journal.is_object()) return;
+  env_.store->read(run_id, [&](const run_record& r) {  // a waiting run may be cold
+    if (is_final(r.status) || !r.journal.is_object()) return;
     const json& ops = r.journal["ops"];
     for (const auto& k : r.journal.value("waiting", json::array())) {
       auto it = ops.find(k.get<std::string>());
@@ -344,7 +344,7 @@ wait_coordinator::wait_state wait_coordinator::check(const std::string& run_id, 
     }
   }
   wait_state w;
-  env_.store->update_live(run_id, [&](run_record& r) {
+  env_.store->update_unfinished(run_id, [&](run_record& r) {
     w.known = true;
     json& j = journal_of(r);
     json& ops = j["ops"];
@@ -379,8 +379,8 @@ wait_coordinator::wait_state wait_coordinator::check(const std::string& run_id, 
 
 void wait_coordinator::restore(const std::string& run_id) {
   std::vector<std::tuple<std::string, std::string, int, std::string>> pending;  // key, kind, index, target
-  env_.store->read_live(run_id, [&](const run_record& r) {
-    if (!r.journal.is_object()) return;
+  env_.store->read(run_id, [&](const run_record& r) {
+    if (is_final(r.status) || !r.journal.is_object()) return;
     for (const auto& [key, e] : r.journal["ops"].items()) {
       if (e.value("done", false)) continue;
       const std::string kind = e.value("kind", "");

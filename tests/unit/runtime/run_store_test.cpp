@@ -349,3 +349,46 @@ TEST(RunStoreTest, InMemoryStoreWorksTheSameWay) {
   EXPECT_EQ(s.get(id)->status, run_status::completed);
   EXPECT_EQ(s.list({}).runs.size(), 1u);
 }
+
+TEST(RunStoreTest, AWaitingRunLetGoLeavesMemoryOnceCommittedAndComesBackForItsWait) {
+  run_store s({":memory:"});
+  auto parent = new_run("t", run_status::executing);
+  const std::string pid = parent.id;
+  create_committed(s, parent);
+  auto child = new_run("c");
+  child.parent_id = pid;
+  const std::string cid = child.id;
+  create_committed(s, child);
+  ASSERT_TRUE(s.update_live(pid, [](run_record& r) {
+    r.status = run_status::waiting;
+    r.journal = {{"epoch", 1}, {"ops", {{"e1#0", {{"kind", "duration"}, {"done", false}}}}}, {"waiting", {"e1#0"}}};
+  }));
+  ASSERT_TRUE(s.flush());
+  EXPECT_TRUE(s.read_live(pid, [](const run_record&) {})) << "its supervisor still holds it";
+  s.let_go(pid);
+  EXPECT_FALSE(s.read_live(pid, [](const run_record&) {})) << "a committed WAITING run let go is not held in memory";
+  EXPECT_EQ(s.stats().hot_runs, 1u);  // the child
+  auto cold = s.get(pid);
+  ASSERT_TRUE(cold);
+  EXPECT_EQ(cold->status, run_status::waiting);
+  EXPECT_EQ(cold->journal["waiting"][0], "e1#0");
+  // Cancelling it (its children are found too) or completing its wait loads it back.
+  auto kids = s.live_children(pid);
+  ASSERT_EQ(kids.size(), 1u);
+  EXPECT_EQ(kids[0].first, cid);
+  EXPECT_EQ(kids[0].second, "c");
+  ASSERT_TRUE(s.update_unfinished(pid, [](run_record& r) {
+    r.journal["ops"]["e1#0"]["done"] = true;
+    r.status = run_status::executing;
+  }));
+  EXPECT_TRUE(s.read_live(pid, [](const run_record& r) { EXPECT_EQ(r.journal["ops"]["e1#0"]["done"], true); }));
+  ASSERT_TRUE(s.flush());
+  EXPECT_TRUE(s.read_live(pid, [](const run_record&) {})) << "an executing run stays in memory";
+  finish(s, pid, run_status::completed);
+  ASSERT_TRUE(s.flush());
+  bool called = false;
+  EXPECT_FALSE(s.update_unfinished(pid, [&](run_record&) { called = true; }));
+  EXPECT_FALSE(called) << "a final run is not changed by update_unfinished";
+  EXPECT_FALSE(s.update_unfinished("run_unknown", [&](run_record&) { called = true; }));
+  EXPECT_FALSE(called);
+}
