@@ -195,6 +195,7 @@ void waits_scenarios(const fs::path& tmp, int reps) {
     ::malloc_trim(0);
     added_mb.push_back((rss_kb() - rss0) / 1024.0);
     heap_mb.push_back(double(::mallinfo2().uordblks - heap0) / (1 << 20));
+    if (std::getenv("TASKHOST_BENCH_DEBUG")) std::printf("  (runs in memory: %zu)\n", rt.store_stats().hot_runs);
     added_threads.push_back(double(proc_status("Threads:") - threads0));
   }
   report("waiting-10k", "MB added", summarize(added_mb),
