@@ -118,7 +118,9 @@ void begin_attempt(const supervisor_env& env, const attempt_input& in, const caf
 bool has_epoch_entries(const json& journal) {
   if (!journal.is_object()) return false;
   const std::string prefix = "e" + std::to_string(journal.value("epoch", 0)) + "#";
-  for (const auto& [key, e] : journal["ops"].items())
+  auto ops = journal.find("ops");
+  if (ops == journal.end() || !ops->is_object()) return false;
+  for (const auto& [key, e] : ops->items())
     if (key.rfind(prefix, 0) == 0) return true;
   return false;
 }
@@ -589,6 +591,17 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         if (f.executing_since != time_point{})
           f.executed += std::chrono::duration_cast<milliseconds>(clock_type::now() - f.executing_since);
         auto w = env->waits->suspend(run_id, keys);
+        if (!w.invalid.empty() && w.known) {
+          // A plugin that suspends on something it never started would wait forever: its
+          // attempt fails instead (not retried: the same code would do it again).
+          f.suspended = false;
+          ++st->running;
+          if (f.exec) env->exec->post([e = std::move(f.exec)]() mutable { e.reset(); }, /*finish_on_stop=*/true);
+          f.busy = true;
+          json error = {{"name", "InvalidWaitError"}, {"message", w.invalid}};
+          self->send(self, done_atom::value, run_id, attempt, run_stage, false, error.dump(), false);
+          return;
+        }
         if (!w.known) return;
         f.wait_kinds = w.kinds;
         if (w.all_done) return resume(f);  // everything it awaits completed while it ran

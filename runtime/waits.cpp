@@ -20,6 +20,13 @@ json& journal_of(run_record& r) {
   return r.journal;
 }
 
+/// The journal's entries, read-only (an empty object when there are none).
+const json& ops_of(const json& journal) {
+  if (!journal.is_object()) return empty_object;
+  auto it = journal.find("ops");
+  return it != journal.end() && it->is_object() ? *it : empty_object;
+}
+
 bool all_done(const json& journal) {
   const json& ops = journal.value("ops", empty_object);
   for (const auto& k : journal.value("waiting", json::array())) {
@@ -111,7 +118,7 @@ json wait_coordinator::op(const std::string& run_id, const json& req) {
     else
       key = "e" + std::to_string(epoch) + "#" + std::to_string(req.value("seq", -1));
     if (r.journal.is_object())
-      if (auto it = r.journal["ops"].find(key); it != r.journal["ops"].end()) existing = *it;
+      if (auto it = ops_of(r.journal).find(key); it != ops_of(r.journal).end()) existing = *it;
     parent.id = r.id;
     parent.root_id = r.root_id;
     parent.depth = r.depth;
@@ -240,6 +247,7 @@ void wait_coordinator::start_child(const std::string& parent_id, const std::stri
         waiters_.erase(id);
       }
       env_.store->update_unfinished(parent_id, [&](run_record& r) {
+        if (!ops_of(r.journal).contains(key)) return;
         json& e = r.journal["ops"][key];
         if (index >= 0) e["runs"][static_cast<size_t>(index)] = c.run_id;
         else e["runId"] = c.run_id;
@@ -318,7 +326,21 @@ void wait_coordinator::complete_op(const std::string& run_id, const std::string&
 }
 
 wait_coordinator::wait_state wait_coordinator::suspend(const std::string& run_id, const json& keys) {
-  env_.store->update_live(run_id, [&](run_record& r) { journal_of(r)["waiting"] = keys; });
+  // Only what the run's own journal holds can complete: anything else would never wake it.
+  std::string invalid;
+  bool live = env_.store->update_live(run_id, [&](run_record& r) {
+    const json& ops = ops_of(r.journal);
+    for (const auto& k : keys)
+      if (!k.is_string() || !ops.contains(k.get<std::string>())) invalid = k.dump();
+    if (keys.empty()) invalid = "[]";
+    if (invalid.empty()) journal_of(r)["waiting"] = keys;
+  });
+  if (!invalid.empty()) {
+    wait_state w;
+    w.known = live;
+    w.invalid = "the run suspended waiting for " + invalid + ", which is not an operation it started (a plugin bug)";
+    return w;
+  }
   return check(run_id, true);
 }
 
@@ -328,8 +350,9 @@ wait_coordinator::wait_state wait_coordinator::check(const std::string& run_id, 
   const auto now = clock_type::now();
   env_.store->read(run_id, [&](const run_record& r) {  // a waiting run may be cold
     if (is_final(r.status) || !r.journal.is_object()) return;
-    const json& ops = r.journal["ops"];
+    const json& ops = ops_of(r.journal);
     for (const auto& k : r.journal.value("waiting", json::array())) {
+      if (!k.is_string()) continue;
       auto it = ops.find(k.get<std::string>());
       if (it == ops.end() || it->value("done", false) || it->value("kind", "") != "token") continue;
       if (it->contains("timeoutAt") && (*it)["timeoutAt"].get<int64_t>() <= to_us(now)) due_tokens.push_back(it->value("tokenId", ""));
@@ -351,6 +374,7 @@ wait_coordinator::wait_state wait_coordinator::check(const std::string& run_id, 
     const json keys = j["waiting"];
     w.kinds = wait_kinds(j, keys);
     for (const auto& k : keys) {
+      if (!k.is_string()) continue;
       auto it = ops.find(k.get<std::string>());
       if (it == ops.end() || it->value("done", false)) continue;
       if (it->value("kind", "") == "duration") {
@@ -381,7 +405,7 @@ void wait_coordinator::restore(const std::string& run_id) {
   std::vector<std::tuple<std::string, std::string, int, std::string>> pending;  // key, kind, index, target
   env_.store->read(run_id, [&](const run_record& r) {
     if (is_final(r.status) || !r.journal.is_object()) return;
-    for (const auto& [key, e] : r.journal["ops"].items()) {
+    for (const auto& [key, e] : ops_of(r.journal).items()) {
       if (e.value("done", false)) continue;
       const std::string kind = e.value("kind", "");
       if (kind == "task") pending.emplace_back(key, kind, -1, e.value("runId", ""));

@@ -90,6 +90,7 @@ public:
     bool all_done = false;    ///< every entry it waits for is done
     std::optional<time_point> next_wake;  ///< earliest pending duration or token timeout
     std::string kinds;        ///< wait_kinds of what it waits for
+    std::string invalid;      ///< suspend: why the keys cannot be waited for (nothing recorded)
   };
   /// The run's code suspended awaiting `keys`: records them (the run is WAITING unless all are
   /// done already) and tells what is left.

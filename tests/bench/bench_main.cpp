@@ -146,7 +146,7 @@ void waits_scenarios(const fs::path& tmp, int reps) {
   };
   {
     taskhost::deployment_runtime rt(bench_deployment(tmp / "parent-child", TASKHOST_BENCH_PLUGIN));
-    std::vector<double> rt_us;
+    std::vector<double> rt_us, start_gap, run_gap, tail_gap;
     for (int i = 0; i < 2000; ++i) {
       std::promise<std::string> id;
       taskhost::trigger_input in;
@@ -158,7 +158,21 @@ void waits_scenarios(const fs::path& tmp, int reps) {
       auto r = rt.get_run(run);
       if (!r || !r->output) throw std::runtime_error("bench-parent did not complete");
       rt_us.push_back((*r->output)["rt_us"].get<double>());
+      if (std::getenv("TASKHOST_BENCH_DEBUG")) {
+        auto kids = rt.list_runs({});
+        for (const auto& k : kids.runs)
+          if (k.parent_id == run && !k.attempts.empty() && k.finished_at) {
+            using us = std::chrono::duration<double, std::micro>;
+            start_gap.push_back(us(k.attempts[0].started_at - k.created_at).count());
+            run_gap.push_back(us(*k.finished_at - k.attempts[0].started_at).count());
+            tail_gap.push_back((*r->output)["rt_us"].get<double>() - us(*k.finished_at - k.created_at).count());
+            break;
+          }
+      }
     }
+    if (!start_gap.empty())
+      std::printf("  (child created -> started p50 %.1f us; started -> finished %.1f us; finished -> parent resumed %.1f us)\n",
+                  percentile(start_gap, .5), percentile(run_gap, .5), percentile(tail_gap, .5));
     report("parent-child-rt", "us", {percentile(rt_us, 0), percentile(rt_us, .5), percentile(rt_us, 1)}, pct(rt_us));
     std::printf("  parent/child round trip p90 %.1f us, p99 %.1f us (target p50 <= 150 us; BullMQ 2.0 ms)\n", percentile(rt_us, .9),
                 percentile(rt_us, .99));

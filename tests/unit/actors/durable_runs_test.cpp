@@ -265,3 +265,18 @@ TEST(DurableRunsTest, InMemoryStoreRunsTheSameButKeepsNothing) {
   deployment_runtime rt(d.cfg);
   EXPECT_FALSE(rt.get_run(id));
 }
+
+TEST(DurableRunsTest, APluginThatSuspendsOnNothingItStartedFailsInsteadOfWaitingForever) {
+  temp_deployment d({test::fixture_plugin("fixture_bad_suspend")}, 2);
+  deployment_runtime rt(d.cfg);
+  for (const char* task : {"suspend-unknown-key", "suspend-no-keys", "suspend-not-json"}) {
+    auto id = test::trigger_run(rt, {.task_id = task}).run_id;
+    auto r = test::wait_final(rt, id);
+    EXPECT_EQ(r.status, run_status::failed) << task;
+    ASSERT_TRUE(r.error) << task;
+    EXPECT_EQ(r.attempts.size(), 1u) << task << ": a broken suspension is not retried";
+    const std::string msg = r.error->value("message", "");
+    EXPECT_TRUE(msg.find("not an operation it started") != std::string::npos || msg.find("without saying what it waits for") != std::string::npos)
+        << task << ": " << msg;
+  }
+}

@@ -84,6 +84,19 @@ TEST(WaitCoordinatorTest, PositionalAndKeyedEntriesReplayTheirResults) {
   EXPECT_THROW(f.op("run_unknown", {{"seq", 1}, {"kind", "duration"}, {"ms", 1}}), call_error);
 }
 
+TEST(WaitCoordinatorTest, SuspendingOnWhatTheRunNeverStartedIsRefused) {
+  fixture f;
+  auto p = f.parent();
+  auto k = f.op(p, {{"seq", 0}, {"kind", "duration"}, {"ms", 60000}})["key"];
+  EXPECT_NE(f.waits->suspend(p, json::array({"e1#7"})).invalid, "");
+  EXPECT_NE(f.waits->suspend(p, json::array({1})).invalid, "");
+  EXPECT_NE(f.waits->suspend(p, json::array()).invalid, "");
+  EXPECT_EQ(f.status(p), run_status::executing) << "nothing was recorded";
+  auto w = f.waits->suspend(p, json::array({k}));
+  EXPECT_EQ(w.invalid, "");
+  EXPECT_EQ(f.status(p), run_status::waiting);
+}
+
 TEST(WaitCoordinatorTest, DurationsResumeWhenTheirTimeComes) {
   fixture f;
   auto p = f.parent();
