@@ -208,6 +208,11 @@ TEST(WaitsTest, AllOfMixedWaitsIdempotentWaitsAndNegativeWaits) {
   EXPECT_EQ(r["attempts"].size(), 2u);
   EXPECT_LT(took, 2900ms) << "attempt 2 waited again";
 
+  auto u = s.wait_final(trigger(s, "w-until", {{"ms", 300}}));
+  ASSERT_EQ(u["status"], "COMPLETED") << u.dump();
+  EXPECT_GE(u["output"]["took_ms"].get<int>(), 290);
+  EXPECT_LT(u["output"]["took_ms"].get<int>(), 5000);
+
   auto neg = s.wait_final(trigger(s, "w-negative", json::object()));
   EXPECT_EQ(neg["status"], "FAILED");
   EXPECT_NE(neg["error"]["message"].get<std::string>().find("negative"), std::string::npos) << neg.dump();
