@@ -1,7 +1,9 @@
 // `make bench`: taskhost's own benchmarks, each repeated, reported as median and spread, with
 // physical baselines measured in the same run. Prints a table and appends JSON lines to
-// bench/results/<date>.jsonl. Scenarios (issue 8 lists the ones still to come: HTTP batches,
-// parent/child, runs waiting):
+// bench/results/<date>.jsonl. Environment: TASKHOST_BENCH_ONLY=waits runs only the waits scenarios;
+// TASKHOST_BENCH_DEBUG=1 breaks the parent/child round trip down and prints the runs left in
+// memory; TASKHOST_BENCH_RESIDENT=N and TASKHOST_BENCH_DELAYED=1 vary the waiting scenario. Scenarios
+// (issue 8 lists the one still to come: HTTP batches):
 //   baseline-sqlite-insert    rows/s inserting in transactions of 1,000 (WAL, NORMAL)
 //   baseline-caf-request      µs per request/response, non-actor thread → actor, and actor → actor
 //   baseline-store-memory     the throughput scenario on a :memory: store
