@@ -885,42 +885,36 @@ std::optional<token_record> run_store::get_token(const std::string& id) {
 }
 
 namespace {
-token_change token_transition(sqlite::db& w, const std::string& id, const std::string& sql,
-                              const std::function<void(sqlite::stmt&)>& bind) {
-  auto st = w.prepare(sql);
-  bind(st);
-  st.step();
-  if (w.changes() > 0) return token_change::changed;
-  auto q = w.prepare("SELECT status FROM waitpoint_tokens WHERE id = ?");
-  q.bind(1, id);
-  return q.step() ? token_change::already_final : token_change::unknown;
+/// Runs one guarded UPDATE of a token; tells whether it changed it, or why not.
+token_change token_transition(sqlite::db& w, std::mutex& mu, const std::string& id, const char* what, const std::string& sql,
+                              const std::function<void(sqlite::stmt&, int64_t now)>& bind) {
+  std::lock_guard wl(mu);
+  try {
+    auto st = w.prepare(sql);
+    bind(st, to_us(clock_type::now()));
+    st.step();
+    if (w.changes() > 0) return token_change::changed;
+    auto q = w.prepare("SELECT status FROM waitpoint_tokens WHERE id = ?");
+    q.bind(1, id);
+    return q.step() ? token_change::already_final : token_change::unknown;
+  } catch (const sqlite::error& e) {
+    throw store_error(std::string("the token could not be ") + what + ": " + e.what());
+  }
 }
 }  // namespace
 
 token_change run_store::complete_token(const std::string& id, const json& output) {
-  std::lock_guard wl(db_->write_mu);
-  try {
-    const int64_t now = to_us(clock_type::now());
-    return token_transition(*db_->writer, id,
-                            "UPDATE waitpoint_tokens SET status='COMPLETED', completed_at=?, output=? "
-                            "WHERE id=? AND status='WAITING' AND (timeout_at IS NULL OR timeout_at > ?)",
-                            [&](sqlite::stmt& st) { st.bind(1, now).bind(2, dump(output)).bind(3, id).bind(4, now); });
-  } catch (const sqlite::error& e) {
-    throw store_error(std::string("the token could not be completed: ") + e.what());
-  }
+  return token_transition(*db_->writer, db_->write_mu, id, "completed",
+                          "UPDATE waitpoint_tokens SET status='COMPLETED', completed_at=?, output=? "
+                          "WHERE id=? AND status='WAITING' AND (timeout_at IS NULL OR timeout_at > ?)",
+                          [&](sqlite::stmt& st, int64_t now) { st.bind(1, now).bind(2, dump(output)).bind(3, id).bind(4, now); });
 }
 
 token_change run_store::time_out_token(const std::string& id) {
-  std::lock_guard wl(db_->write_mu);
-  try {
-    const int64_t now = to_us(clock_type::now());
-    return token_transition(*db_->writer, id,
-                            "UPDATE waitpoint_tokens SET status='TIMED_OUT', completed_at=timeout_at "
-                            "WHERE id=? AND status='WAITING' AND timeout_at IS NOT NULL AND timeout_at <= ?",
-                            [&](sqlite::stmt& st) { st.bind(1, id).bind(2, now); });
-  } catch (const sqlite::error& e) {
-    throw store_error(std::string("the token could not be timed out: ") + e.what());
-  }
+  return token_transition(*db_->writer, db_->write_mu, id, "timed out",
+                          "UPDATE waitpoint_tokens SET status='TIMED_OUT', completed_at=timeout_at "
+                          "WHERE id=? AND status='WAITING' AND timeout_at IS NOT NULL AND timeout_at <= ?",
+                          [&](sqlite::stmt& st, int64_t now) { st.bind(1, id).bind(2, now); });
 }
 
 std::vector<token_record> run_store::list_tokens(const std::string& status, size_t limit, const std::string& after) {

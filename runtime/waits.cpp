@@ -283,15 +283,18 @@ json wait_coordinator::run_result(const std::string& id) {
   return out;
 }
 
+std::vector<wait_coordinator::waiter> wait_coordinator::take_waiters(const std::string& target) {
+  std::lock_guard lock(mu_);
+  auto it = waiters_.find(target);
+  if (it == waiters_.end()) return {};
+  std::vector<waiter> ws = std::move(it->second);
+  waiters_.erase(it);
+  return ws;
+}
+
 void wait_coordinator::run_finished(const std::string& id) {
-  std::vector<waiter> ws;
-  {
-    std::lock_guard lock(mu_);
-    auto it = waiters_.find(id);
-    if (it == waiters_.end()) return;
-    ws = std::move(it->second);
-    waiters_.erase(it);
-  }
+  std::vector<waiter> ws = take_waiters(id);
+  if (ws.empty()) return;
   json res = run_result(id);
   for (auto& w : ws) complete_op(w.run_id, w.key, w.index, res);
 }
@@ -429,15 +432,7 @@ void wait_coordinator::restore(const std::string& run_id) {
 }
 
 void wait_coordinator::finish_token(const std::string& token_id, const json& result) {
-  std::vector<waiter> ws;
-  {
-    std::lock_guard lock(mu_);
-    auto it = waiters_.find(token_id);
-    if (it == waiters_.end()) return;
-    ws = std::move(it->second);
-    waiters_.erase(it);
-  }
-  for (auto& w : ws) complete_op(w.run_id, w.key, w.index, result);
+  for (auto& w : take_waiters(token_id)) complete_op(w.run_id, w.key, w.index, result);
 }
 
 json wait_coordinator::create_token(const json& opts) {

@@ -121,6 +121,8 @@ private:
   void start_child(const std::string& parent_id, const std::string& key, int index, const std::string& batch_id,
                    const std::string& id, trigger_input in, const run_record& parent);
   void watch(const std::string& target, waiter w);
+  /// Who waits for a child run or a token (removed: each is told once).
+  std::vector<waiter> take_waiters(const std::string& target);
   void complete_op(const std::string& run_id, const std::string& key, int index, json result);
   json run_result(const std::string& id);
   void finish_token(const std::string& token_id, const json& result);

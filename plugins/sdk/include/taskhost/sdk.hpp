@@ -486,7 +486,6 @@ public:
     key_ = r.value("key", std::string());
     done_ = r.value("done", false);
     if (done_) result_ = r.value("result", json());
-    req_["key_resolved"] = key_;
     recorded_ = true;
   }
   bool done() const { return done_; }
@@ -516,7 +515,6 @@ public:
 private:
   json lookup() const {
     json q = req_;
-    q.erase("key_resolved");
     // The same request again finds the journal entry: by key, or by the position it took.
     if (key_.rfind("k:", 0) != 0) q["seq"] = std::stoi(key_.substr(key_.find('#') + 1));
     return q;
