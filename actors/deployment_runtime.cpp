@@ -357,6 +357,8 @@ api_answer deployment_runtime::create_token(const json& options) {
     return {200, impl_->waits->create_token(options)};
   } catch (const call_error& e) {
     return {400, {{"error", e.what()}}};
+  } catch (const store_error& e) {
+    return {503, {{"error", e.what()}}};
   }
 }
 

@@ -216,7 +216,13 @@ json wait_coordinator::op(const std::string& run_id, const json& req) {
     }
     return out;
   }
-  if (kind == "create_token") return record({{"kind", kind}, {"done", true}, {"result", create_token(req.value("options", json::object()))}});
+  if (kind == "create_token") {
+    try {
+      return record({{"kind", kind}, {"done", true}, {"result", create_token(req.value("options", json::object()))}});
+    } catch (const store_error& e) {
+      throw call_error(e.what());
+    }
+  }
   if (kind == "complete_token") {
     std::string error;
     if (complete_token(req.value("id", ""), req.value("data", json()), error) != 200) throw call_error(error);
@@ -468,11 +474,7 @@ json wait_coordinator::create_token(const json& opts) {
     }
   }
   bool cached = false;
-  try {
-    t = env_.store->create_token(std::move(t), cached);
-  } catch (const store_error& e) {
-    throw call_error(e.what());
-  }
+  t = env_.store->create_token(std::move(t), cached);  // store_error: the caller's to answer (503)
   json j = token_to_json(t);
   j["isCached"] = cached;
   return j;

@@ -104,7 +104,8 @@ public:
   void restore(const std::string& run_id);
 
   // --- tokens (ctx.create_token, the HTTP API, the CLI) ---
-  /// {"timeout"?: "1h" | ISO date, "idempotencyKey"?, "idempotencyKeyTTL"?, "tags"?}. Throws call_error (400).
+  /// {"timeout"?: "1h" | ISO date, "idempotencyKey"?, "idempotencyKeyTTL"?, "tags"?}. Throws
+  /// call_error for bad options (400), store_error when it cannot be recorded (503).
   json create_token(const json& opts);
   /// 200 completed, 404 unknown, 409 already completed or timed out. `error` says why.
   int complete_token(const std::string& id, const json& data, std::string& error);

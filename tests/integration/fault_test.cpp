@@ -163,6 +163,8 @@ TEST(FaultTest, DiskFullRefusesTriggersWith503KeepsReadsAndRecovers) {
   ASSERT_EQ(done.status, 200);
   std::string before = json::parse(done.body)["id"];
   ASSERT_EQ(s.wait_final(before)["status"], "COMPLETED");
+  std::vector<std::string> tokens;
+  for (int i = 0; i < 5; ++i) tokens.push_back(json::parse(c.request("POST", "/api/v1/waitpoints/tokens", "{}").body)["id"]);
 
   // The file size limit of the running process stands in for a full disk: SQLite's writes fail
   // as they would with ENOSPC.
@@ -188,6 +190,21 @@ TEST(FaultTest, DiskFullRefusesTriggersWith503KeepsReadsAndRecovers) {
   }
   ASSERT_GE(refused, 1) << "never hit the limit";
   EXPECT_NE(refusal.find("disk is full"), std::string::npos) << refusal;
+  // Completing a wait token with data the disk cannot take: 503, to be retried; the token stays
+  // WAITING.
+  const std::string big_data = json{{"data", {{"blob", std::string(200 * 1024, 'x')}}}}.dump();
+  std::string token_refused;
+  for (const auto& t : tokens) {
+    auto r = c.request("POST", "/api/v1/waitpoints/tokens/" + t + "/complete", big_data);
+    if (r.status == 503) {
+      token_refused = t;
+      EXPECT_EQ(r.headers["x-should-retry"], "true");
+      break;
+    }
+    ASSERT_EQ(r.status, 200) << r.body;
+  }
+  ASSERT_FALSE(token_refused.empty()) << "no token completion hit the limit";
+  EXPECT_EQ(json::parse(c.request("GET", "/api/v1/waitpoints/tokens/" + token_refused).body)["status"], "WAITING");
   // Reads keep working.
   EXPECT_EQ(s.get_run(before)["status"], "COMPLETED");
   EXPECT_EQ(c.request("GET", "/api/v1/runs").status, 200);
@@ -195,6 +212,8 @@ TEST(FaultTest, DiskFullRefusesTriggersWith503KeepsReadsAndRecovers) {
   // Space comes back: triggers work again, and every run acknowledged before completes.
   rlimit unlimited{RLIM_INFINITY, RLIM_INFINITY};
   ASSERT_EQ(prlimit(s.proc.pid(), RLIMIT_FSIZE, &unlimited, nullptr), 0);
+  auto token_after = c.request("POST", "/api/v1/waitpoints/tokens/" + token_refused + "/complete", big_data);
+  EXPECT_EQ(token_after.status, 200) << token_after.body;
   std::string after;
   for (int i = 0; i < 100 && after.empty(); ++i) {
     auto r = c.request("POST", "/api/v1/tasks/fixture-echo/trigger", R"({"payload":{"after":true}})");
