@@ -26,10 +26,12 @@
 //           co_await ctx.wait_for(std::chrono::hours{24});
 //           auto ok = co_await ctx.wait_for_token(ctx.create_token({.timeout = std::chrono::hours{168}}));
 //           int n = co_await ctx.step("count", [&] { return count_items(order); });  // runs once
-//           th::json out = {{"charged", charge.unwrap()}, {"items", n}};  // (g++ 12: no braced JSON
-//           co_return out;                                                //  inside co_return)
+//           co_return th::json{{"charged", charge.unwrap()}, {"items", n}};
 //       },
 //   }};
+//
+// (g++ 12 rejects a braced JSON list in the same expression as a co_await, "array used as
+// initializer": build it in a variable first, `th::json arg = {{"n", 1}}; co_await f(arg);`.)
 //
 // The replay rule: each of these operations is journaled; after a restart (or when the runtime
 // dropped the waiting coroutine from memory) the attempt runs again from the start of `run` and
