@@ -443,4 +443,20 @@ TEST(WaitsTest, TheWorkflowsExamplePluginWorksAsItsCommentSays) {
   EXPECT_NE(not_json.err.find("not JSON"), std::string::npos) << not_json.err;
 }
 
+TEST(WaitsTest, TimeSpentWaitingDoesNotCountTowardMaxDuration) {
+  auto d = waits_dir();
+  server s(d);
+  // max_duration 5 s: a 5.5 s wait is fine; 2 s of work after a 4 s wait is fine too...
+  const std::string waited = trigger(s, "w-long-wait", {{"ms", 5500}});
+  const std::string both = trigger(s, "w-long-wait", {{"ms", 4000}, {"then_busy_ms", 2000}});
+  // ... but 6 s of work after the wait is not.
+  const std::string busy = trigger(s, "w-long-wait", {{"ms", 100}, {"then_busy_ms", 6000}});
+  auto a = s.wait_final(waited);
+  auto b = s.wait_final(both);
+  auto c = s.wait_final(busy);
+  EXPECT_EQ(a["status"], "COMPLETED") << a.dump();
+  EXPECT_EQ(b["status"], "COMPLETED") << b.dump();
+  EXPECT_EQ(c["status"], "TIMED_OUT") << c.dump();
+}
+
 }  // namespace

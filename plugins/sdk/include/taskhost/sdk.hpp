@@ -70,7 +70,7 @@
 
 #include <nlohmann/json.hpp>
 
-#define TASKHOST_SDK_VERSION "0.2.0"
+#define TASKHOST_SDK_VERSION "0.3.0"
 
 namespace taskhost {
 
