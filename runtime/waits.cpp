@@ -1,6 +1,7 @@
 #include "runtime/waits.hpp"
 
 #include <algorithm>
+#include <future>
 #include <set>
 
 #include "runtime/ids.hpp"
@@ -170,6 +171,7 @@ json wait_coordinator::op(const std::string& run_id, const json& req) {
     json out = record(kind == "task" ? json{{"kind", kind}, {"runId", child}, {"done", false}}
                                      : json{{"kind", kind}, {"done", true}, {"result", {{"id", child}}}});
     start_child(run_id, kind == "task" ? key : std::string(), -1, "", child, std::move(in), parent);
+    if (kind == "trigger") wait_committed(run_id, key);  // the code gets the id of a recorded run
     return out;
   }
   if (kind == "batch" || kind == "batch_trigger") {
@@ -200,6 +202,7 @@ json wait_coordinator::op(const std::string& run_id, const json& req) {
     json out = record(std::move(entry));
     for (size_t i = 0; i < inputs.size(); ++i)
       start_child(run_id, kind == "batch" ? key : std::string(), static_cast<int>(i), batch, ids[i], std::move(inputs[i]), parent);
+    if (kind == "batch_trigger") wait_committed(run_id, key);
     return out;
   }
   if (kind == "token") {
@@ -263,6 +266,21 @@ void wait_coordinator::start_child(const std::string& parent_id, const std::stri
       if (!res.contains("pending")) run_finished(c.run_id);
     }
   });
+}
+
+void wait_coordinator::wait_committed(const std::string& run_id, const std::string& key) {
+  auto done = std::make_shared<std::promise<std::string>>();
+  auto committed = done->get_future();
+  env_.store->after_commit([done](bool ok, const std::string& error) { done->set_value(ok ? std::string() : error); });
+  std::string error = committed.wait_for(std::chrono::seconds(30)) == std::future_status::ready
+                          ? committed.get()
+                          : std::string("the run store did not commit within 30 s");
+  if (error.empty()) return;
+  // Not recorded: the journal must not hand out its id again.
+  env_.store->update_live(run_id, [&](run_record& r) {
+    if (r.journal.is_object()) r.journal["ops"].erase(key);
+  });
+  throw call_error("the run could not be recorded: " + error);
 }
 
 void wait_coordinator::watch(const std::string& target, waiter w) {

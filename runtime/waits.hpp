@@ -121,6 +121,9 @@ private:
   json op(const std::string& run_id, const json& req);
   void start_child(const std::string& parent_id, const std::string& key, int index, const std::string& batch_id,
                    const std::string& id, trigger_input in, const run_record& parent);
+  /// Blocks (the run's executor thread) until what was changed so far is committed, so that the
+  /// run's code only gets ids of recorded runs; on failure forgets the entry `key` and throws.
+  void wait_committed(const std::string& run_id, const std::string& key);
   void watch(const std::string& target, waiter w);
   /// Who waits for a child run or a token (removed: each is told once).
   std::vector<waiter> take_waiters(const std::string& target);

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <future>
 #include <thread>
 
 #include "runtime/ids.hpp"
@@ -140,6 +141,21 @@ TEST(WaitCoordinatorTest, AChildsEndCompletesItsParentsEntryAndWakesIt) {
   EXPECT_THROW(f.op(p, {{"seq", 2}, {"kind", "trigger"}, {"task", "nope"}}), call_error);
   // A payload over the limit names the problem.
   EXPECT_THROW(f.op(p, {{"seq", 2}, {"kind", "task"}, {"task", "child"}, {"payload", std::string(2000, 'x')}}), call_error);
+}
+
+TEST(WaitCoordinatorTest, ATriggerWithoutWaitingAnswersOnlyOnceTheChildIsCommitted) {
+  fixture f;
+  auto p = f.parent();
+  std::promise<json> answered;
+  auto got = answered.get_future();
+  std::thread code([&] { answered.set_value(f.op(p, {{"seq", 0}, {"kind", "trigger"}, {"task", "child"}, {"payload", 1}})); });
+  EXPECT_EQ(got.wait_for(150ms), std::future_status::timeout) << "answered before the commit";
+  ASSERT_TRUE(f.store.flush());
+  ASSERT_EQ(got.wait_for(5s), std::future_status::ready);
+  code.join();
+  const std::string id = got.get()["result"]["id"];
+  ASSERT_EQ(f.created, std::vector<std::string>{id});
+  EXPECT_EQ(f.store.get(id)->parent_id, p);
 }
 
 TEST(WaitCoordinatorTest, BatchResultsKeepItemOrderWhateverTheOrderOfCompletion) {
