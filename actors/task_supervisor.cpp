@@ -324,13 +324,16 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
 
   // A run ended from outside: its middleware frames and its run's execution (a coroutine frame
   // when it waits) are destroyed on an executor thread: their destructors are user code.
-  auto release_chain = [=](attempt_flow& f) {
-    st->armed.erase(f.in.run_id);
+  auto drop_frames = [=](attempt_flow& f) {
     if (f.chain || f.exec)
       env->exec->post([c = std::move(f.chain), e = std::move(f.exec)]() mutable {
         c.reset();
         e.reset();
       }, /*finish_on_stop=*/true);
+  };
+  auto release_chain = [=](attempt_flow& f) {
+    st->armed.erase(f.in.run_id);
+    drop_frames(f);
   };
 
   // Runs on_cancel (if cancelled), on_failure and on_complete for a run that was ended from outside.
@@ -432,11 +435,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
       attempt_flow& f = it->second;
       if (f.busy || !f.pending.empty()) return;  // on_wait hooks in flight: again when they are done
       st->resident.pop_front();
-      if (f.chain || f.exec)
-        env->exec->post([c = std::move(f.chain), e = std::move(f.exec)]() mutable {
-          c.reset();
-          e.reset();
-        }, /*finish_on_stop=*/true);
+      drop_frames(f);  // its wake timer stays armed
       release_locals(id);
       erase_flow(it);  // its wake timer stays armed; the wake-up finds no flow and replays
       env->store->let_go(id);  // and its record may leave memory too

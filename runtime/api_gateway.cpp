@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <optional>
 #include <vector>
 
 #include "taskhost/config/duration.hpp"
@@ -45,16 +46,40 @@ std::vector<std::string> split_list(std::string_view v) {
   return out;
 }
 
-std::vector<std::string_view> split_on(std::string_view v, char sep) {
-  std::vector<std::string_view> out;
+/// The key=value pairs of a query string, decoded ('+' is a space); nullopt on a bad %-escape.
+std::optional<std::vector<std::pair<std::string, std::string>>> decode_query(std::string_view query) {
+  std::vector<std::pair<std::string, std::string>> out;
   size_t i = 0;
-  while (i <= v.size()) {
-    size_t j = v.find(sep, i);
-    if (j == std::string_view::npos) j = v.size();
-    if (j > i) out.push_back(v.substr(i, j - i));
-    i = j + 1;
+  while (i < query.size()) {
+    size_t amp = query.find('&', i);
+    if (amp == std::string_view::npos) amp = query.size();
+    std::string_view pair = query.substr(i, amp - i);
+    i = amp + 1;
+    if (pair.empty()) continue;
+    size_t eq = pair.find('=');
+    std::string key, value;
+    std::string raw_value(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1));
+    std::replace(raw_value.begin(), raw_value.end(), '+', ' ');
+    if (!api_gateway::percent_decode(pair.substr(0, eq), key) || !api_gateway::percent_decode(raw_value, value)) return std::nullopt;
+    out.emplace_back(std::move(key), std::move(value));
   }
   return out;
+}
+
+/// page[size]: a whole number from 1 to 100; nullopt otherwise.
+std::optional<size_t> page_size(const std::string& value) {
+  if (value.empty() || value.size() > 4 || value.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+  int n = std::stoi(value);
+  if (n < 1 || n > 100) return std::nullopt;
+  return static_cast<size_t>(n);
+}
+
+/// A request body that must be a JSON object; an empty body is {}. nullopt if it is not one.
+std::optional<json> object_body(const std::string& body) {
+  if (body.find_first_not_of(" \t\r\n") == std::string::npos) return json::object();
+  json j = json::parse(body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return std::nullopt;
+  return j;
 }
 
 }  // namespace
@@ -147,29 +172,25 @@ void api_gateway::handle(http_request req, http_responder respond) {
   };
   if (is({"api", "v1", "waitpoints", "tokens"}, 99)) {
     if (req.method == "POST") {
-      json body = req.body.find_first_not_of(" \t\r\n") == std::string::npos ? json::object() : json::parse(req.body, nullptr, false);
-      if (!body.is_object()) return respond(error_response(400, "the body must be a JSON object"));
-      return answer(runs_.create_token(body));
+      auto body = object_body(req.body);
+      if (!body) return respond(error_response(400, "the body must be a JSON object"));
+      return answer(runs_.create_token(*body));
     }
     if (req.method != "GET") return method_not_allowed("GET, POST");
     std::string status, after;
     size_t limit = 25;
     auto q = target.find('?');
-    std::string_view query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
-    for (const auto& pair : split_on(query, '&')) {
-      auto eq = pair.find('=');
-      std::string key, value;
-      if (!percent_decode(pair.substr(0, eq), key) || !percent_decode(eq == std::string::npos ? std::string_view() : pair.substr(eq + 1), value))
-        return respond(error_response(400, "bad percent-escape in the query string"));
+    auto pairs = decode_query(q == std::string_view::npos ? std::string_view() : target.substr(q + 1));
+    if (!pairs) return respond(error_response(400, "bad percent-escape in the query string"));
+    for (const auto& [key, value] : *pairs) {
       if (key == "filter[status]") {
         if (value != "WAITING" && value != "COMPLETED" && value != "TIMED_OUT")
           return respond(error_response(400, "filter[status] must be WAITING, COMPLETED or TIMED_OUT"));
         status = value;
       } else if (key == "page[size]") {
-        if (value.empty() || value.size() > 3 || value.find_first_not_of("0123456789") != std::string::npos || std::stoi(value) < 1 ||
-            std::stoi(value) > 100)
-          return respond(error_response(400, "page[size] must be a whole number from 1 to 100"));
-        limit = static_cast<size_t>(std::stoi(value));
+        auto n = page_size(value);
+        if (!n) return respond(error_response(400, "page[size] must be a whole number from 1 to 100"));
+        limit = *n;
       } else if (key == "page[after]") {
         after = value;
       }
@@ -186,10 +207,10 @@ void api_gateway::handle(http_request req, http_responder respond) {
     if (req.method != "POST") return method_not_allowed("POST");
     std::string id;
     if (!id_at(4, id)) return;
-    json body = req.body.find_first_not_of(" \t\r\n") == std::string::npos ? json::object() : json::parse(req.body, nullptr, false);
-    if (!body.is_object()) return respond(error_response(400, "the body must be a JSON object: {\"data\": ...}"));
-    if (body.dump().size() > max_payload_bytes_) return respond(error_response(413, "the token's data is over the payload limit"));
-    return answer(runs_.complete_token(id, body.value("data", json())));
+    if (req.body.size() > max_payload_bytes_) return respond(error_response(413, "the token's data is over the payload limit"));
+    auto body = object_body(req.body);
+    if (!body) return respond(error_response(400, "the body must be a JSON object: {\"data\": ...}"));
+    return answer(runs_.complete_token(id, body->value("data", json())));
   }
   if (is({"api", "v1", "batches", "*"}, 3)) {
     if (req.method != "GET") return method_not_allowed("GET");
@@ -219,20 +240,9 @@ void api_gateway::trigger(const std::string& task_id, const http_request& req, h
 
 void api_gateway::list(std::string_view query, http_responder respond) {
   run_list_query q;
-  size_t i = 0;
-  while (i < query.size()) {
-    size_t amp = query.find('&', i);
-    if (amp == std::string_view::npos) amp = query.size();
-    std::string_view pair = query.substr(i, amp - i);
-    i = amp + 1;
-    if (pair.empty()) continue;
-    size_t eq = pair.find('=');
-    std::string key, value;
-    // Query strings encode spaces as '+'.
-    std::string raw_value(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1));
-    std::replace(raw_value.begin(), raw_value.end(), '+', ' ');
-    if (!percent_decode(pair.substr(0, eq), key) || !percent_decode(raw_value, value))
-      return respond(error_response(400, "bad percent-escape in the query string"));
+  auto pairs = decode_query(query);
+  if (!pairs) return respond(error_response(400, "bad percent-escape in the query string"));
+  for (const auto& [key, value] : *pairs) {
     if (key == "filter[status]") {
       std::string bad;
       for (const auto& s : split_list(value)) {
@@ -258,10 +268,9 @@ void api_gateway::list(std::string_view query, http_responder respond) {
       if (!d) return respond(error_response(400, "filter[createdAt][period] must be a duration like 7d, got '" + value + "'"));
       q.created_from = clock_type::now() - *d;
     } else if (key == "page[size]") {
-      if (value.empty() || value.size() > 4 || value.find_first_not_of("0123456789") != std::string::npos ||
-          std::stoi(value) < 1 || std::stoi(value) > 100)
-        return respond(error_response(400, "page[size] must be a whole number from 1 to 100"));
-      q.page_size = static_cast<size_t>(std::stoi(value));
+      auto n = page_size(value);
+      if (!n) return respond(error_response(400, "page[size] must be a whole number from 1 to 100"));
+      q.page_size = *n;
     } else if (key == "page[after]" || key == "page[before]") {
       if (!valid_list_cursor(value)) return respond(error_response(400, key + " is not a cursor this server gave out"));
       (key == "page[after]" ? q.after : q.before) = value;
@@ -283,11 +292,9 @@ void api_gateway::replay(const std::string& run_id, const http_request& req, htt
   auto run = runs_.get_run(run_id);
   if (!run) return respond(error_response(404, "Run not found: " + run_id));
   // The body (may be empty) holds overrides: payload and the trigger options.
-  json body = json::object();
-  if (req.body.find_first_not_of(" \t\r\n") != std::string::npos) {
-    body = json::parse(req.body, nullptr, false);
-    if (body.is_discarded() || !body.is_object()) return respond(error_response(400, "replay body must be a JSON object of overrides"));
-  }
+  auto overrides = object_body(req.body);
+  if (!overrides) return respond(error_response(400, "replay body must be a JSON object of overrides"));
+  json body = std::move(*overrides);
   json trig = {{"options", json::object()}};
   for (auto& [k, v] : body.items()) {
     if (k == "payload") trig["payload"] = v;
