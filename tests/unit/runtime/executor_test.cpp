@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <future>
+#include <memory>
+#include <mutex>
 
 using namespace std::chrono_literals;
 using taskhost::executor;
@@ -107,4 +110,217 @@ TEST(ExecutorTest, StopStillRunsQueuedFinishOnStopJobs) {
   releaser.join();
   EXPECT_TRUE(kept_ran);
   EXPECT_FALSE(dropped_ran);
+}
+
+namespace {
+
+// Jobs block in wait() until release(); counts how many are waiting and how many got through.
+struct gate {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool open = false;
+  int waiting = 0;
+  int passed = 0;
+
+  void wait() {
+    std::unique_lock lock(mu);
+    ++waiting;
+    cv.notify_all();
+    cv.wait(lock, [&] { return open; });
+    ++passed;
+    cv.notify_all();
+  }
+  void release() {
+    {
+      std::lock_guard lock(mu);
+      open = true;
+    }
+    cv.notify_all();
+  }
+  bool wait_until_waiting(int n, std::chrono::milliseconds limit) {
+    std::unique_lock lock(mu);
+    return cv.wait_for(lock, limit, [&] { return waiting >= n; });
+  }
+  bool wait_until_passed(int n, std::chrono::milliseconds limit) {
+    std::unique_lock lock(mu);
+    return cv.wait_for(lock, limit, [&] { return passed >= n; });
+  }
+  int now_waiting() {
+    std::lock_guard lock(mu);
+    return waiting - passed;
+  }
+};
+
+// Opens the gate when the test leaves, even through a failed ASSERT: declared after the executor,
+// it runs before the executor's destructor, which waits for the blocked jobs.
+struct release_on_exit {
+  std::shared_ptr<gate> g;
+  ~release_on_exit() { g->release(); }
+};
+
+template <class Pred>
+bool eventually(Pred pred, std::chrono::milliseconds limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST(ExecutorTest, SizesDefaultAndClamp) {
+  executor a(3);
+  EXPECT_EQ(a.threads(), 3u);
+  EXPECT_EQ(a.max_threads(), 256u);
+  EXPECT_EQ(a.live_threads(), 3u);
+  EXPECT_EQ(a.threads_added(), 0u);
+  executor b(2, 1);
+  EXPECT_EQ(b.max_threads(), 2u) << "a max below the core count means a fixed pool";
+  executor c(0, 8);
+  EXPECT_EQ(c.threads(), executor::default_threads());
+  EXPECT_EQ(c.max_threads(), std::max(8u, executor::default_threads()));
+  EXPECT_EQ(executor::default_max_threads(300), 300u);
+  EXPECT_EQ(executor::default_max_threads(4), 256u);
+}
+
+TEST(ExecutorTest, GrowsWhenEveryThreadIsBlocked) {
+  executor ex(2, 8, 10ms);
+  auto g = std::make_shared<gate>();
+  release_on_exit opener{g};
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(ex.post([g] { g->wait(); }));
+  std::promise<void> quick_ran;
+  ASSERT_TRUE(ex.post([&] { quick_ran.set_value(); }));
+  // Jobs start in order, so the quick one runs after the four blocked ones started: on 5 threads.
+  EXPECT_EQ(quick_ran.get_future().wait_for(2s), std::future_status::ready) << "the pool did not grow";
+  EXPECT_EQ(g->now_waiting(), 4) << "the blocked jobs are still blocked";
+  // Exactly 3 threads: 5 jobs need 5 threads, and the pool grows only while a job waits and every
+  // thread is busy — with 5 threads and 5 jobs, no job can wait.
+  EXPECT_EQ(ex.threads_added(), 3u);
+  EXPECT_EQ(ex.live_threads(), 5u);
+  EXPECT_EQ(ex.threads(), 2u) << "threads() stays the core count";
+  g->release();
+  EXPECT_TRUE(g->wait_until_passed(4, 10s));
+  EXPECT_TRUE(ex.stop(10s));
+}
+
+// Each job is posted once the previous one is blocked: the monitor sees the queue empty between
+// them, goes idle, and must wake again for the next one.
+TEST(ExecutorTest, GrowsForJobsPostedOneAtATime) {
+  executor ex(1, 4, 10ms);
+  for (int i = 0; i < 50; ++i) {  // many chances for the monitor to wake to an empty queue
+    std::promise<void> ran;
+    ASSERT_TRUE(ex.post([&] { ran.set_value(); }));
+    ASSERT_EQ(ran.get_future().wait_for(10s), std::future_status::ready);
+    std::this_thread::sleep_for(1ms);
+  }
+  EXPECT_EQ(ex.threads_added(), 0u);
+  auto g = std::make_shared<gate>();
+  release_on_exit opener{g};
+  for (int i = 1; i <= 4; ++i) {
+    ASSERT_TRUE(ex.post([g] { g->wait(); }));
+    ASSERT_TRUE(g->wait_until_waiting(i, 10s)) << "job " << i << " did not start";
+    std::this_thread::sleep_for(30ms);
+  }
+  EXPECT_EQ(ex.threads_added(), 3u);
+  g->release();
+  EXPECT_TRUE(ex.stop(10s));
+}
+
+TEST(ExecutorTest, DoesNotGrowPastMaxThreads) {
+  executor ex(2, 2, 10ms);
+  auto g = std::make_shared<gate>();
+  release_on_exit opener{g};
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(ex.post([g] { g->wait(); }));
+  ASSERT_TRUE(g->wait_until_waiting(2, 10s));
+  std::atomic<bool> quick{false};
+  std::promise<void> quick_ran;
+  ASSERT_TRUE(ex.post([&] {
+    quick = true;
+    quick_ran.set_value();
+  }));
+  std::this_thread::sleep_for(200ms);  // 20 windows
+  EXPECT_FALSE(quick) << "ran while both threads were blocked: the pool grew past its max";
+  EXPECT_EQ(ex.threads_added(), 0u);
+  EXPECT_EQ(ex.live_threads(), 2u);
+  EXPECT_EQ(ex.queued(), 1u);
+  g->release();
+  EXPECT_EQ(quick_ran.get_future().wait_for(10s), std::future_status::ready);
+  EXPECT_TRUE(ex.stop(10s));
+}
+
+TEST(ExecutorTest, ABurstOfTinyJobsAddsNoThread) {
+  executor ex(1, 8, 10ms);
+  constexpr int n = 200'000;
+  std::atomic<int> done{0};
+  std::promise<void> all_done;
+  for (int i = 0; i < n; ++i)
+    ASSERT_TRUE(ex.post([&] {
+      if (done.fetch_add(1) + 1 == n) all_done.set_value();
+    }));
+  ASSERT_EQ(all_done.get_future().wait_for(120s), std::future_status::ready);
+  // Jobs kept starting; and on Linux the worker, when it waited for a CPU, was runnable, not blocked.
+  EXPECT_EQ(ex.threads_added(), 0u);
+  EXPECT_EQ(ex.live_threads(), 1u);
+  EXPECT_TRUE(ex.stop(10s));
+}
+
+#ifdef __linux__
+// The busy thread computes (runnable, not blocked in the kernel): more threads would only contend.
+TEST(ExecutorTest, ALongCpuBoundJobAddsNoThread) {
+  executor ex(1, 8, 10ms);
+  std::atomic<bool> spin{true};
+  std::promise<void> spinning;
+  ASSERT_TRUE(ex.post([&] {
+    spinning.set_value();
+    while (spin.load(std::memory_order_relaxed)) {
+    }
+  }));
+  spinning.get_future().wait();
+  std::promise<void> quick_ran;
+  EXPECT_TRUE(ex.post([&] { quick_ran.set_value(); }));
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(ex.threads_added(), 0u);
+  spin = false;
+  EXPECT_EQ(quick_ran.get_future().wait_for(10s), std::future_status::ready);
+  EXPECT_TRUE(ex.stop(10s));
+}
+#endif
+
+TEST(ExecutorTest, ExtraThreadsExitWhenIdle) {
+  executor ex(1, 4, 10ms, 100ms);
+  auto g = std::make_shared<gate>();
+  release_on_exit opener{g};
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(ex.post([g] { g->wait(); }));
+  ASSERT_TRUE(g->wait_until_waiting(2, 10s)) << "the pool did not grow for the second blocked job";
+  EXPECT_EQ(ex.threads_added(), 1u);
+  EXPECT_EQ(ex.live_threads(), 2u);
+  g->release();
+  EXPECT_TRUE(eventually([&] { return ex.live_threads() == 1; }, 2s)) << ex.live_threads();
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(ex.live_threads(), 1u) << "a core thread exited";
+  std::promise<void> ran;
+  ASSERT_TRUE(ex.post([&] { ran.set_value(); }));
+  EXPECT_EQ(ran.get_future().wait_for(10s), std::future_status::ready);
+  EXPECT_TRUE(ex.stop(10s));
+  EXPECT_EQ(ex.threads_added(), 1u);
+}
+
+TEST(ExecutorTest, StopGivesUpOnBlockedExtraThreads) {
+  auto ex = std::make_unique<executor>(1, 4, 10ms);
+  auto g = std::make_shared<gate>();
+  release_on_exit opener{g};
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(ex->post([g] { g->wait(); }));
+  ASSERT_TRUE(g->wait_until_waiting(2, 10s)) << "the pool did not grow for the second blocked job";
+  EXPECT_EQ(ex->threads_added(), 1u);
+  EXPECT_EQ(ex->live_threads(), 2u);
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_FALSE(ex->stop(50ms));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+  EXPECT_EQ(ex->in_flight(), 2u);
+  EXPECT_FALSE(ex->post([] {}));
+  ex.reset();  // safe while detached threads still run the jobs: they share the pool's state
+  g->release();
+  EXPECT_TRUE(g->wait_until_passed(2, 10s));
 }
