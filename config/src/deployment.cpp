@@ -4,6 +4,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -127,6 +128,41 @@ public:
     return *d;
   }
 
+  /// A queue name: 1..128 of [A-Za-z0-9_.-]. "/" is never allowed, which keeps the "task/<id>"
+  /// names of task-owned queues out of reach of the YAML.
+  std::string queue_name(const YAML::Node& v, const std::string& what) const {
+    auto s = string(v, what);
+    bool ok = !s.empty() && s.size() <= 128;
+    for (char c : s)
+      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-')) ok = false;
+    if (!ok)
+      fail(v, what + " must be 1 to 128 characters of A-Z a-z 0-9 _ . - (no '/', no spaces), got '" + s + "'");
+    return s;
+  }
+
+  /// A rate limit: {limit: 1..1000000, period: duration > 0, per_key: bool}; limit and period required.
+  rate_limit_config rate_limit(const YAML::Node& key, const YAML::Node& node, const std::string& where) const {
+    rate_limit_config r;
+    bool has_limit = false, has_period = false;
+    mapping(node, where,
+            {{"limit", [&](auto&, auto& v) { r.limit = int(integer(v, where + ".limit", 1, 1000000)); has_limit = true; }},
+             {"period", [&](auto&, auto& v) {
+                auto s = string(v, where + ".period");
+                auto d = parse_duration(s);
+                if (!d)
+                  fail(v, where + ".period must be a duration like \"1s\", \"1m\" or \"1h30m\" (one or more "
+                          "<integer><unit> pairs, units w d hr h m s), got '" + s + "'");
+                if (d->count() <= 0) fail(v, where + ".period must be above 0, got '" + s + "'");
+                r.period = *d;
+                has_period = true;
+              }},
+             {"per_key", [&](auto&, auto& v) { r.per_key = boolean(v, where + ".per_key"); }}});
+    const YAML::Node& at = node.IsNull() ? key : node;  // `rate_limit:` with nothing under it
+    if (!has_limit) fail(at, where + " is missing required key 'limit' (the most runs started per period)");
+    if (!has_period) fail(at, where + " is missing required key 'period' (a duration like \"1m\")");
+    return r;
+  }
+
   /// A list of middleware names; a name listed twice is an error.
   std::vector<middleware_ref> middleware_list(const YAML::Node& v, const std::string& what) const {
     if (!v.IsSequence()) fail(v, what + " must be a list of middleware names, like [db, tracing]");
@@ -234,8 +270,49 @@ deployment load_string(const std::string& yaml, const std::filesystem::path& fil
            {"format", [&](auto&, auto& x) { d.log.format = rd.one_of(x, "log.format", {"text", "json"}); }}});
       }},
      {"executor", [&](auto&, auto& v) {
+        YAML::Node max_node;
         rd.mapping(v, "executor",
-          {{"threads", [&](auto&, auto& x) { d.executor_threads = unsigned(rd.integer(x, "executor.threads", 0, 1024)); }}});
+          {{"threads", [&](auto&, auto& x) { d.executor_threads = unsigned(rd.integer(x, "executor.threads", 0, 1024)); }},
+           {"max_threads", [&](auto&, auto& x) {
+              d.executor_max_threads = unsigned(rd.integer(x, "executor.max_threads", 0, 4096));
+              max_node = x;
+            }}});
+        if (d.executor_threads > 0 && d.executor_max_threads > 0 && d.executor_max_threads < d.executor_threads)
+          rd.fail(max_node, "executor.max_threads (" + std::to_string(d.executor_max_threads) +
+                                ") must not be below executor.threads (" + std::to_string(d.executor_threads) +
+                                "); use 0 for automatic");
+      }},
+     {"queues", [&](auto&, auto& v) {
+        if (v.IsNull()) return;  // `queues:` with nothing under it
+        if (!v.IsSequence()) rd.fail(v, "queues must be a list of queue entries, like [{name: email, concurrency_limit: 10}]");
+        std::map<std::string, source_position> first;
+        size_t i = 0;
+        for (const auto& entry : v) {
+          const std::string where = "queues[" + std::to_string(i++) + "]";
+          // A bare `-` has no useful place of its own: point at the list, the index names the entry.
+          if (!entry.IsMap()) rd.fail(entry.IsNull() ? v : entry, where + " must be a mapping with at least a name, like {name: email}");
+          queue_config q;
+          YAML::Node name_node;
+          bool has_name = false;
+          rd.mapping(entry, where,
+            {{"name", [&](auto&, auto& x) {
+                q.name = rd.queue_name(x, where + ".name");
+                q.position = rd.pos(x.Mark());
+                name_node = x;
+                has_name = true;
+              }},
+             {"concurrency_limit", [&](auto&, auto& x) {
+                q.concurrency_limit = int(rd.integer(x, where + ".concurrency_limit", 0, 100000)); }},
+             {"total_concurrency_limit", [&](auto&, auto& x) {
+                q.total_concurrency_limit = int(rd.integer(x, where + ".total_concurrency_limit", 0, 100000)); }},
+             {"rate_limit", [&](auto& k, auto& x) { q.rate_limit = rd.rate_limit(k, x, where + ".rate_limit"); }}});
+          if (!has_name) rd.fail(entry, where + " is missing required key 'name'");
+          auto [it, fresh] = first.emplace(q.name, q.position);
+          if (!fresh)
+            rd.fail(name_node, "queue '" + q.name + "' is declared twice (first at line " +
+                                       std::to_string(it->second.line) + ")");
+          d.queues.push_back(std::move(q));
+        }
       }},
      {"waits", [&](auto&, auto& v) {
         rd.mapping(v, "waits",
@@ -290,12 +367,19 @@ deployment load_string(const std::string& yaml, const std::filesystem::path& fil
       if (!kv.first.IsScalar()) rd.fail(kv.first, "task ids under tasks must be plain names");
       std::string id = kv.first.Scalar();
       if (!seen.insert(id).second) rd.fail(kv.first, "duplicate task '" + id + "' under tasks");
-      task_config tc{id, d.default_retry, rd.pos(kv.first.Mark())};
+      task_config tc;
+      tc.id = id;
+      tc.retry = d.default_retry;
+      tc.position = rd.pos(kv.first.Mark());
       const std::string where = "tasks." + id;
       rd.mapping(kv.second, where,
                  {{"retry", [&](auto&, auto& x) { rd.retry(x, where + ".retry", tc.retry); }},
                   {"max_duration", [&](auto&, auto& x) { tc.max_duration = rd.max_duration(x, where + ".max_duration"); }},
-                  {"middleware", [&](auto&, auto& x) { tc.middleware = rd.middleware_list(x, where + ".middleware"); }}});
+                  {"middleware", [&](auto&, auto& x) { tc.middleware = rd.middleware_list(x, where + ".middleware"); }},
+                  {"queue", [&](auto&, auto& x) {
+                     tc.queue = rd.queue_name(x, where + ".queue");
+                     tc.queue_position = rd.pos(x.Mark());
+                   }}});
       d.tasks.emplace(id, std::move(tc));
     }
   }

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -50,6 +51,23 @@ struct middleware_ref {
   source_position position;
 };
 
+/// A queue's start-rate cap: at most `limit` runs start in any window of `period`.
+struct rate_limit_config {
+  int limit = 0;                        ///< 1..1000000
+  std::chrono::milliseconds period{0};  ///< > 0 (a duration: "1s", "1m", "1h")
+  bool per_key = false;                 ///< true: each concurrency key gets the whole allowance
+  bool operator==(const rate_limit_config&) const = default;
+};
+
+/// A named queue from the `queues:` section (tasks may also be put on queues their plugin declares).
+struct queue_config {
+  std::string name;                           ///< [A-Za-z0-9_.-], 1..128 characters
+  std::optional<int> concurrency_limit;       ///< runs executing at once, per concurrency key; 0..100000; none = unlimited
+  std::optional<int> total_concurrency_limit; ///< across all keys of the queue; 0..100000; none = no cap
+  std::optional<rate_limit_config> rate_limit;
+  source_position position;                   ///< where its `name` stands
+};
+
 /// Per-task overrides from the `tasks:` section.
 struct task_config {
   std::string id;
@@ -57,6 +75,8 @@ struct task_config {
   source_position position;     ///< where the task's key stands, for "no such task" warnings
   std::chrono::milliseconds max_duration{0};  ///< 0 = defaults.max_duration
   std::vector<middleware_ref> middleware;     ///< run inside the global middleware, in this order
+  std::string queue;                          ///< tasks.<id>.queue: a queue name; "" = the plugin's choice, else the task's own
+  source_position queue_position;             ///< where `queue` stands, for "no such queue"
 };
 
 struct http_config {
@@ -83,7 +103,8 @@ struct deployment {
   std::filesystem::path state_dir;   ///< absolute; default <yaml folder>/.taskhost
   http_config http;
   log_config log;
-  unsigned executor_threads = 0;     ///< 0 = automatic (see config/README.md)
+  unsigned executor_threads = 0;     ///< threads kept ready; 0 = automatic (see config/README.md)
+  unsigned executor_max_threads = 0; ///< the most the executor grows to when threads block; 0 = automatic
   int64_t shutdown_grace_ms = 30000;
   uint64_t max_payload_bytes = 3u << 20;
   uint64_t max_output_bytes = 10u << 20;
@@ -95,6 +116,7 @@ struct deployment {
   std::chrono::milliseconds default_max_duration{0};  ///< 0 = no limit
   std::vector<middleware_ref> middleware;              ///< global middleware, outermost first
   std::map<std::string, task_config> tasks;
+  std::vector<queue_config> queues;                    ///< in file order; names unique
 
   /// The retry policy of a task: its override if the deployment has one, else defaults.retry.
   const retry_config& retry_for(const std::string& task_id) const;
