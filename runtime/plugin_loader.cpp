@@ -184,6 +184,25 @@ loaded_plugin load_plugin(const fs::path& file, const fs::path& cache_dir) {
       lt.retry = r;
       lt.max_duration_ms = t->max_duration_ms;
     }
+    constexpr size_t v15 = offsetof(th_task_descriptor, queue_concurrency_limit) + sizeof(int32_t);
+    if (d->abi_minor >= 5 && t->struct_size >= v15 && d->task_descriptor_size >= v15) {
+      auto bad = [&](const std::string& what) { return plugin_error("task '" + id + "': " + what); };
+      const int32_t limit = t->queue_concurrency_limit;  // 0 = not set
+      if (limit == -1)
+        throw bad("queue.concurrency_limit 0 would never start a run (leave it unset for no limit, or pause the queue through the API)");
+      if (limit < 0 || limit > 100000)
+        throw bad("queue.concurrency_limit " + std::to_string(limit) + " is out of range (1..100000)");
+      // Bounded read: a name without a NUL within 129 bytes is too long either way.
+      std::string name = t->queue_name ? std::string(t->queue_name, strnlen(t->queue_name, 129)) : std::string();
+      if (name.size() > 128) throw bad("queue.name is longer than 128 characters");
+      if (!std::all_of(name.begin(), name.end(), [](char c) {
+            return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+                   c == '.';
+          }))
+        throw bad("queue.name '" + name + "' has characters other than letters, digits, '-', '_', '.'");
+      lt.queue_name = std::move(name);
+      lt.queue_concurrency_limit = limit == 0 ? -1 : limit;
+    }
     p.tasks.push_back(std::move(lt));
   }
   constexpr size_t v12 = offsetof(th_plugin_descriptor, hook_descriptor_size) + sizeof(uint32_t);
@@ -232,6 +251,19 @@ std::vector<std::string> unknown_middleware(const config::deployment& cfg, const
   };
   check(cfg.middleware);
   for (const auto& [id, t] : cfg.tasks) check(t.middleware);
+  return out;
+}
+
+std::vector<std::string> unknown_queues(const config::deployment& cfg, const plugin_load_report& report) {
+  std::vector<std::string> out;
+  for (const auto& [id, t] : cfg.tasks) {
+    if (t.queue.empty()) continue;
+    bool declared = std::any_of(cfg.queues.begin(), cfg.queues.end(), [&](const auto& q) { return q.name == t.queue; }) ||
+                    std::any_of(report.tasks.begin(), report.tasks.end(), [&](const auto& lt) { return lt.second.queue_name == t.queue; });
+    if (!declared)
+      out.push_back(t.queue_position.str() + ": tasks." + id + ".queue names queue '" + t.queue +
+                    "', which neither `queues:` nor any plugin declares");
+  }
   return out;
 }
 

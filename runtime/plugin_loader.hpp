@@ -42,6 +42,11 @@ struct loaded_task {
   /// The task definition's own retry policy and max duration (ABI >= 1.1; unset for 1.0 plugins).
   th_retry_options retry{0, -1, 0.0, -1, -1};
   uint64_t max_duration_ms = 0;
+  /// The queue the task definition puts it on (ABI >= 1.5): "" = its own queue. The limit is
+  /// the definition's concurrency_limit for that queue (-1 = not set: unlimited unless the
+  /// deployment's `queues:` says otherwise).
+  std::string queue_name;
+  int queue_concurrency_limit = -1;
 };
 
 /// A lifecycle hook of a loaded plugin (ABI >= 1.2). OWNERSHIP: like loaded_task.
@@ -88,6 +93,10 @@ struct plugin_load_report {
 /// The deployment's middleware names that no loaded plugin provides, as
 /// "file:line:col: middleware 'x' is not provided by any loaded plugin" messages.
 std::vector<std::string> unknown_middleware(const config::deployment& cfg, const plugin_load_report& report);
+
+/// tasks.<id>.queue names that neither the deployment's `queues:` nor any loaded task definition
+/// declares, as "file:line:col: tasks.x.queue names queue 'y', which ..." messages.
+std::vector<std::string> unknown_queues(const config::deployment& cfg, const plugin_load_report& report);
 
 /// The name of a hook kind as users write it ("on_start", "catch_error", ...).
 std::string_view hook_kind_name(int kind);

@@ -171,6 +171,50 @@ TEST(PluginLoaderTest, MaxDurationUnderFiveSecondsIsRefused) {
   EXPECT_NE(why.find("task 'too-short': max_duration must be at least 5 s"), std::string::npos) << why;
 }
 
+TEST(PluginLoaderTest, TaskDefinitionQueueIsRead) {
+  temp_dir tmp;
+  auto p = load_plugin(fixture("fixture_queues"), tmp / "cache");
+  EXPECT_EQ(p.name, "queues");
+  EXPECT_EQ(p.abi_minor, 5u);
+  std::map<std::string, const taskhost::loaded_task*> by_id;
+  for (auto& t : p.tasks) by_id[t.id] = &t;
+  ASSERT_EQ(by_id.size(), 8u);
+  for (auto id : {"q-share-a", "q-share-b"}) {
+    EXPECT_EQ(by_id.at(id)->queue_name, "shared") << id;
+    EXPECT_EQ(by_id.at(id)->queue_concurrency_limit, 2) << id;
+  }
+  EXPECT_EQ(by_id.at("q-limited")->queue_name, "") << "its own queue";
+  EXPECT_EQ(by_id.at("q-limited")->queue_concurrency_limit, 1);
+  for (auto id : {"q-parent", "q-child"}) {
+    EXPECT_EQ(by_id.at(id)->queue_name, "family") << id;
+    EXPECT_EQ(by_id.at(id)->queue_concurrency_limit, 1) << id;
+  }
+  for (auto id : {"q-work", "q-block", "q-fast"}) {
+    EXPECT_EQ(by_id.at(id)->queue_name, "") << id;
+    EXPECT_EQ(by_id.at(id)->queue_concurrency_limit, -1) << id << ": no queue declared";
+  }
+}
+
+TEST(PluginLoaderTest, PluginsWithoutQueuesGetTheirOwnUnlimitedQueue) {
+  temp_dir tmp;
+  auto old = load_plugin(fixture("fixture_abi10"), tmp / "cache");  // 1.0: the fields do not exist
+  ASSERT_EQ(old.tasks.size(), 1u);
+  EXPECT_EQ(old.tasks[0].queue_name, "");
+  EXPECT_EQ(old.tasks[0].queue_concurrency_limit, -1) << "1.0 descriptors have no queue: not read";
+  auto good = load_plugin(fixture("fixture_good"), tmp / "cache");  // 1.5, no task declares a queue
+  for (const auto& t : good.tasks) {
+    EXPECT_EQ(t.queue_name, "") << t.id;
+    EXPECT_EQ(t.queue_concurrency_limit, -1) << t.id;
+  }
+}
+
+TEST(PluginLoaderTest, QueueConcurrencyLimitOutOfRangeIsRefused) {
+  temp_dir tmp;
+  auto why = refusal(fixture("fixture_queue_decl_bad"), tmp / "cache");
+  EXPECT_NE(why.find("task 'queue-too-wide': queue.concurrency_limit 100001 is out of range (1..100000"), std::string::npos)
+      << why;
+}
+
 TEST(PluginLoaderTest, MissingFolderIsAnError) {
   temp_dir tmp;
   EXPECT_THROW(load_plugins(tmp / "nope", tmp / "cache"), plugin_error);

@@ -27,6 +27,10 @@
  * never concurrently, but possibly on different threads. Different executions may run concurrently.
  *
  * HOW IT GROWS (each a minor bump, old plugins keep loading):
+ *  - queues (1.5): th_task_descriptor.queue_name / queue_concurrency_limit put a task on a named
+ *    queue (shared by every task naming it) or give its own queue a concurrency limit. The host
+ *    reads them only when abi_minor >= 5 and the descriptor's size covers them; older plugins'
+ *    tasks run on their own queue, limited only by the deployment;
  *  - coroutine tasks and waits (1.4): `step` returns TH_STEP_SUSPENDED naming the journal entries
  *    it awaits (made through th_host_api.call); the host calls `step` again once they are done
  *    and the coroutine reads their results through `call`. After a restart the host starts a new
@@ -53,7 +57,7 @@ extern "C" {
 #define TASKHOST_ABI_MAJOR 1
 #endif
 #ifndef TASKHOST_ABI_MINOR
-#define TASKHOST_ABI_MINOR 4
+#define TASKHOST_ABI_MINOR 5
 #endif
 
 #define TASKHOST_EXPORT __attribute__((visibility("default")))
@@ -177,6 +181,11 @@ typedef struct th_task_descriptor {
   /* --- ABI 1.1 --- */
   th_retry_options retry;
   uint64_t max_duration_ms; /* 0 = not set; else >= 5000 */
+  /* --- ABI 1.5 --- */
+  const char* queue_name;          /* NULL or "": the task's own queue; else 1..128 chars of
+                                      [A-Za-z0-9_.-], shared by every task that names it */
+  int32_t queue_concurrency_limit; /* 0: not set (a zero-filled descriptor sets nothing);
+                                      1..100000: the limit; anything else is refused */
 } th_task_descriptor;
 
 /* Lifecycle hooks (ABI 1.2), in Trigger.dev's vocabulary. */

@@ -14,8 +14,9 @@
 //   }};
 //   TASKHOST_PLUGIN("hello", "1.0.0", hello_world);
 //
-// More: a task's own `.retry`, `.max_duration` and lifecycle hooks (`.on_success = ...`, see
-// task_definition); global hooks with th::hook; `ctx.signal` for cancellation and time-outs.
+// More: a task's own `.retry`, `.max_duration`, `.queue` (see queue_options) and lifecycle hooks
+// (`.on_success = ...`, see task_definition); global hooks with th::hook; `ctx.signal` for
+// cancellation and time-outs.
 //
 // Tasks that wait are coroutines; they hold no thread while they wait and survive restarts:
 //
@@ -70,7 +71,7 @@
 
 #include <nlohmann/json.hpp>
 
-#define TASKHOST_SDK_VERSION "0.3.0"
+#define TASKHOST_SDK_VERSION "0.4.0"
 
 namespace taskhost {
 
@@ -765,6 +766,25 @@ struct retry_options {
   std::optional<bool> randomize;
 };
 
+/// The queue a task runs on (Trigger.dev's `queue: {name, concurrencyLimit}`). At most
+/// concurrency_limit runs of a queue execute at once; the others wait queued. Without a name the
+/// task has a queue of its own; a name shares one queue (and its limit) among every task that
+/// names it, across plugins. The deployment (`queues:`, `tasks.<id>.queue`) may say otherwise;
+/// see config/README.md.
+///
+///   th::task send{{.id = "send-one", .run = ..., .queue = {.concurrency_limit = 1}}};  // own queue, 1 at a time
+///
+///   inline const th::queue_options email_queue{.name = "email", .concurrency_limit = 10};
+///   th::task welcome{{.id = "welcome-email", .run = ..., .queue = email_queue}};   // both share
+///   th::task digest{{.id = "digest-email", .run = ..., .queue = email_queue}};     // "email": 10
+///
+/// Tasks that name the same queue should agree on its limit; the runtime resolves a mismatch.
+struct queue_options {
+  std::string name;            ///< "" = the task's own queue; else 1..128 chars of [A-Za-z0-9_.-]
+  int concurrency_limit = -1;  ///< -1 = unlimited unless the deployment says otherwise; else 1..100000
+                               ///< (a queue that starts nothing is a paused one: see the queues API)
+};
+
 /// Kinds of lifecycle hooks. Global hooks (th::hook) of a kind run before the task's own, except
 /// catch_error, where the task's runs first; the first non-empty catch_error answer wins.
 enum class hook_kind : int {
@@ -863,6 +883,8 @@ struct task_definition {
   hook_fn cleanup = {};           ///< end of every attempt
   catch_error_fn catch_error = {};
   hook_fn on_cancel = {};         ///< the run was cancelled while executing
+  /// Optional: the queue the task runs on and its concurrency limit; see queue_options.
+  queue_options queue{};
 };
 
 /// A task. Declare one per task at namespace scope and list them in TASKHOST_PLUGIN.
@@ -1215,6 +1237,12 @@ private:
     d.retry.min_timeout_ms = r.min_timeout ? r.min_timeout->count() : -1;
     d.retry.max_timeout_ms = r.max_timeout ? r.max_timeout->count() : -1;
     d.max_duration_ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(t.definition().max_duration).count());
+    // The task (a namespace-scope th::task) owns the name, as it owns `id`: it lives as long as
+    // the plugin is loaded.
+    const queue_options& q = t.definition().queue;
+    d.queue_name = q.name.empty() ? nullptr : q.name.c_str();
+    // ABI: 0 = not set, -1 = a limit of 0 (refused by the host: it would start nothing).
+    d.queue_concurrency_limit = q.concurrency_limit == -1 ? 0 : q.concurrency_limit == 0 ? -1 : static_cast<int32_t>(q.concurrency_limit);
     descs_.push_back(d);
     const task_definition& def = t.definition();
     auto own = [&](hook_kind k, const auto& fn) {
