@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <map>
+#include <set>
 #include <mutex>
 #include <shared_mutex>
 #include <unordered_map>
@@ -41,6 +42,8 @@ struct deployment_runtime::impl {
   std::unique_ptr<wait_coordinator> waits;
   caf::actor writer;
   std::unique_ptr<executor> exec;
+  std::unique_ptr<queue_book> queues;
+  std::map<std::string, std::string> task_queue;  ///< task id → its queue
   caf::actor_system_config caf_cfg;
   std::unique_ptr<caf::actor_system> system;
   caf::actor router;
@@ -85,7 +88,8 @@ deployment_runtime::deployment_runtime(config::deployment cfg) : impl_(std::make
     if (!i.report.tasks.count(id))
       log::warn(t.position.str() + ": tasks." + id + " configures a task that no loaded plugin provides", {{"task", id}});
 
-  i.exec = std::make_unique<executor>(i.cfg.executor_threads);
+  i.exec = std::make_unique<executor>(i.cfg.executor_threads, i.cfg.executor_max_threads);
+  declare_queues();
   {
     wait_env we;
     we.store = i.store.get();
@@ -98,6 +102,7 @@ deployment_runtime::deployment_runtime(config::deployment cfg) : impl_(std::make
         if (auto it = im.supervisors.find(r.task_id); it != im.supervisors.end()) sup = it->second;
       }
       if (!sup || !im.accepting) return done({503, {}, false, "taskhost is shutting down; not accepting new runs"});
+      if (!r.queue.empty() && !im.queues->exists(r.queue)) return done({400, {}, false, "Queue '" + r.queue + "' not found"});
       im.store->create(std::move(r), [sup = std::move(sup), done = std::move(done)](create_result c) {
         if (c.status == 200 && !c.cached) caf::anon_send(sup, actors::start_atom::value, c.run_id);
         done(std::move(c));
@@ -134,14 +139,23 @@ deployment_runtime::deployment_runtime(config::deployment cfg) : impl_(std::make
     env->all_middleware = all_middleware;
     env->waits = i.waits.get();
     env->resident_waits = i.cfg.resident_waits_per_task;
-    // Enough flows to keep every executor thread busy with this task alone, and a stage queued
-    // behind each; more would only hold memory while they wait for a thread.
-    env->max_running = std::max<size_t>(8, 2 * size_t(i.exec->threads()));
+    env->queues = i.queues.get();
+    env->queue = i.task_queue.at(id);
     for (const auto& m : i.cfg.middleware) env->middleware.push_back(&all_middleware->at(m.name));
     if (auto t = i.cfg.tasks.find(id); t != i.cfg.tasks.end())
       for (const auto& m : t->second.middleware) env->middleware.push_back(&all_middleware->at(m.name));
     i.supervisors.emplace(id, actors::spawn_task_supervisor(*i.system, std::move(env)));
   }
+  // A run that got a slot of its queue while it was queued goes to its task's supervisor.
+  i.queues->set_dispatch([this](std::vector<queue_grant> grants) {
+    // (Once shutdown has dropped the supervisors, grants are dropped too: nothing starts any more.)
+    auto& im = *impl_;
+    std::shared_lock lock(im.actors_mu);
+    for (auto& g : grants)
+      if (auto it = im.supervisors.find(g.task_id); it != im.supervisors.end())
+        caf::anon_send(it->second, actors::granted_atom::value, std::move(g.run_id));
+  });
+  i.queues->start_timer();
   i.router = actors::spawn_router(*i.system, i.supervisors);
   i.writer = actors::spawn_store_writer(*i.system, i.store.get(), i.cfg.store.retention_days);
   i.store->set_notify([w = i.writer] { caf::anon_send(w, actors::flush_atom::value); });
@@ -267,6 +281,8 @@ void deployment_runtime::trigger(trigger_input in, std::function<void(trigger_ou
   auto& i = *impl_;
   if (!i.accepting) return done({503, {}, "taskhost is shutting down; not accepting new runs"});
   if (!i.report.tasks.count(in.task_id)) return done({404, {}, "Task '" + in.task_id + "' not found"});
+  if (!in.queue.empty() && !i.queues->exists(in.queue))
+    return done({400, {}, "Queue '" + in.queue + "' not found: options.queue must name a queue of the deployment"});
   run_record r = new_run_record(std::move(in), new_run_id(), clock_type::now());
   // Acknowledged, and handed to its task, only once its transaction has committed.
   // Straight to the task's supervisor: a hop fewer than through the router.
@@ -396,6 +412,145 @@ api_answer deployment_runtime::get_batch(const std::string& id) const {
                 {"allRunsFinished", all_final}, {"parentId", runs.front().parent_id}}};
 }
 
+namespace {
+
+queue_limits limits_of(const config::queue_config& q) {
+  queue_limits l;
+  l.concurrency = q.concurrency_limit;
+  l.total = q.total_concurrency_limit;
+  if (q.rate_limit) l.rate = queue_limits::rate_t{q.rate_limit->limit, q.rate_limit->period, q.rate_limit->per_key};
+  return l;
+}
+
+}  // namespace
+
+void deployment_runtime::declare_queues() {
+  // The deployment's queues; then those the task definitions name (the YAML's limits win); then
+  // each task's own queue, "task/<id>", for the tasks on no named queue.
+  auto& i = *impl_;
+  queue_book::options o;
+  // An unlimited queue lets as many runs execute as the executor can grow threads for: beyond
+  // that they would only wait for a thread, holding memory.
+  o.unlimited_cap = std::max<size_t>(8, i.exec->max_threads());
+  i.queues = std::make_unique<queue_book>(std::move(o));
+  std::set<std::string> from_yaml;
+  for (const auto& q : i.cfg.queues) {
+    i.queues->declare(q.name, limits_of(q));
+    from_yaml.insert(q.name);
+  }
+  std::map<std::string, std::pair<int, std::string>> named;  // queue → (limit, task that set it)
+  for (const auto& [id, t] : i.report.tasks) {
+    if (t.queue_name.empty() || from_yaml.count(t.queue_name)) continue;
+    auto [it, fresh] = named.emplace(t.queue_name, std::make_pair(t.queue_concurrency_limit, id));
+    if (!fresh && it->second.first != t.queue_concurrency_limit) {
+      // Two definitions disagree: the lower limit holds (the safe side), and the logs say so.
+      auto lower = [](int a, int b) { return a < 0 ? b : b < 0 ? a : std::min(a, b); };
+      log::warn("tasks declare different concurrency limits for one queue; the lower one applies",
+                {{"queue", t.queue_name}, {"task", id}, {"limit", t.queue_concurrency_limit},
+                 {"other_task", it->second.second}, {"other_limit", it->second.first}});
+      it->second.first = lower(it->second.first, t.queue_concurrency_limit);
+    }
+  }
+  for (const auto& [name, l] : named) {
+    queue_limits limits;
+    if (l.first >= 0) limits.concurrency = l.first;
+    i.queues->declare(name, limits);
+  }
+  if (auto unknown = unknown_queues(i.cfg, i.report); !unknown.empty()) {
+    std::string all;
+    for (const auto& u : unknown) all += (all.empty() ? "" : "\n") + u;
+    throw std::runtime_error(all);
+  }
+  for (const auto& [id, t] : i.report.tasks) {
+    std::string q = t.queue_name;
+    if (auto tc = i.cfg.tasks.find(id); tc != i.cfg.tasks.end() && !tc->second.queue.empty()) q = tc->second.queue;
+    if (q.empty()) {
+      q = "task/" + id;
+      queue_limits limits;
+      if (t.queue_concurrency_limit >= 0) limits.concurrency = t.queue_concurrency_limit;
+      i.queues->declare(q, limits, /*task_queue=*/true);
+    }
+    i.task_queue[id] = q;
+  }
+  // What the API changed (pause, concurrency override) outlives restarts.
+  for (const auto& p : i.store->queue_states())
+    if (i.queues->exists(p.name)) i.queues->restore(p.name, {p.paused, p.override_limit, p.overridden_at_ms});
+}
+
+namespace {
+
+json queue_json(const queue_info& q) {
+  const auto limit = q.limit();
+  auto num_or_null = [](const std::optional<int>& v) { return v ? json(*v) : json(nullptr); };
+  json j = {{"id", q.name},
+            {"name", q.task_queue ? q.name.substr(5) : q.name},
+            {"type", q.task_queue ? "task" : "custom"},
+            {"running", q.running},
+            {"queued", q.queued},
+            {"paused", q.paused},
+            {"concurrencyLimit", num_or_null(limit)},
+            {"concurrency",
+             {{"current", num_or_null(limit)},
+              {"base", num_or_null(q.base.concurrency)},
+              {"override", num_or_null(q.override_limit)},
+              {"overriddenAt", q.overridden_at_ms ? json(format_time(from_ms(*q.overridden_at_ms))) : json(nullptr)},
+              {"overriddenBy", nullptr}}},
+            // Beyond Trigger.dev:
+            {"totalConcurrencyLimit", num_or_null(q.base.total)},
+            {"concurrencyKeys", q.keys}};
+  if (q.base.rate)
+    j["rateLimit"] = {{"limit", q.base.rate->limit}, {"periodMs", q.base.rate->period.count()}, {"perKey", q.base.rate->per_key}};
+  else
+    j["rateLimit"] = nullptr;
+  return j;
+}
+
+}  // namespace
+
+api_answer deployment_runtime::list_queues(size_t page, size_t per_page) {
+  auto all = impl_->queues->list();
+  json data = json::array();
+  for (size_t k = (page - 1) * per_page; k < all.size() && k < page * per_page; ++k) data.push_back(queue_json(all[k]));
+  const size_t pages = all.empty() ? 1 : (all.size() + per_page - 1) / per_page;
+  return {200, {{"data", data}, {"pagination", {{"currentPage", page}, {"totalPages", pages}, {"count", all.size()}}}}};
+}
+
+api_answer deployment_runtime::get_queue(const std::string& id) {
+  if (auto q = impl_->queues->info(id)) return {200, queue_json(*q)};
+  return {404, {{"error", "Queue not found: " + id}}};
+}
+
+api_answer deployment_runtime::pause_queue(const std::string& id, bool pause) {
+  auto& i = *impl_;
+  auto q = i.queues->info(id);
+  if (!q) return {404, {{"error", "Queue not found: " + id}}};
+  try {
+    // Recorded first: an answer means it holds after a restart too.
+    i.store->save_queue_state({id, pause, q->override_limit, q->overridden_at_ms});
+  } catch (const store_error& e) {
+    return {503, {{"error", e.what()}}};
+  }
+  i.queues->set_paused(id, pause);
+  log::info(pause ? "queue paused" : "queue resumed", {{"queue", id}});
+  return get_queue(id);
+}
+
+api_answer deployment_runtime::override_queue(const std::string& id, std::optional<int> limit) {
+  auto& i = *impl_;
+  auto q = i.queues->info(id);
+  if (!q) return {404, {{"error", "Queue not found: " + id}}};
+  std::optional<int64_t> at;
+  if (limit) at = to_ms(clock_type::now());
+  try {
+    i.store->save_queue_state({id, q->paused, limit, at});
+  } catch (const store_error& e) {
+    return {503, {{"error", e.what()}}};
+  }
+  i.queues->set_override(id, limit);
+  log::info(limit ? "queue concurrency overridden" : "queue concurrency reset", {{"queue", id}, {"limit", limit ? json(*limit) : json(nullptr)}});
+  return get_queue(id);
+}
+
 bool deployment_runtime::shutdown() {
   auto& i = *impl_;
   std::lock_guard lock(i.shutdown_mu);
@@ -406,6 +561,7 @@ bool deployment_runtime::shutdown() {
   if (i.http) i.http->stop_accepting();
   auto grace = std::chrono::milliseconds(i.cfg.shutdown_grace_ms);
   log::info("shutting down", {{"running_attempts", i.exec->in_flight()}, {"grace_period_ms", grace.count()}});
+  i.queues->stop();  // no rate-limit timer from now on
   i.shutdown_clean = i.exec->stop(grace);
   i.waits->stop();  // attempts still running (abandoned) may call in: refused from now on
   if (!i.shutdown_clean)

@@ -54,12 +54,17 @@ public:
   api_answer get_token(const std::string& id) override;
   api_answer list_tokens(const std::string& status, size_t limit, const std::string& after) override;
   api_answer get_batch(const std::string& id) const override;
+  api_answer list_queues(size_t page, size_t per_page) override;
+  api_answer get_queue(const std::string& id) override;
+  api_answer pause_queue(const std::string& id, bool pause) override;
+  api_answer override_queue(const std::string& id, std::optional<int> limit) override;
 
   /// The run store's counters (commits, rows written, runs in memory).
   run_store::stats_t store_stats() const;
 
 private:
   void recover();
+  void declare_queues();
   void cancel_children(const std::string& parent_id);
   struct impl;
   std::unique_ptr<impl> impl_;

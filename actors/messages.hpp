@@ -13,6 +13,8 @@ namespace taskhost::actors {
 using trigger_atom = caf::atom_constant<caf::atom("trigger")>;
 /// supervisor  ← (start_atom, run_id): run the next attempt of this run.
 using start_atom = caf::atom_constant<caf::atom("start")>;
+/// supervisor  ← (granted_atom, run_id): the run's queue gave it a slot (it asked and was queued).
+using granted_atom = caf::atom_constant<caf::atom("granted")>;
 /// supervisor  ← (started_atom, run_id, attempt, started_at_us, limit_ms): an executor thread began an
 /// attempt that has a max duration (it recorded the start itself); arm its deadline.
 using started_atom = caf::atom_constant<caf::atom("started")>;

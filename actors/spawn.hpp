@@ -11,6 +11,7 @@
 #include <caf/fwd.hpp>
 
 #include "runtime/executor.hpp"
+#include "runtime/queues.hpp"
 #include "runtime/plugin_loader.hpp"
 #include "runtime/retry_policy.hpp"
 #include "runtime/run_store.hpp"
@@ -41,8 +42,11 @@ struct supervisor_env {
   /// Suspended executions kept in memory; the longest-waiting beyond it are dropped (and replayed
   /// from the journal when their wait completes).
   size_t resident_waits = 256;
-  /// Flows of this task that may run at once (the rest wait as QUEUED ids, holding no memory).
-  size_t max_running = 16;
+  /// Queues and concurrency: every attempt holds a slot of its run's queue. OWNERSHIP: outlives
+  /// every actor.
+  queue_book* queues = nullptr;
+  /// The task's queue: "task/<id>", or the named queue its definition or the YAML puts it on.
+  std::string queue;
 };
 
 /// One per task: drives each run of the task attempt by attempt, retrying per its policy.

@@ -12,6 +12,7 @@
 #include <caf/all.hpp>
 
 #include <deque>
+#include <unordered_set>
 #include <unordered_map>
 
 #include "actors/messages.hpp"
@@ -53,6 +54,9 @@ struct attempt_flow {
   int64_t limit_ms = 0;              // max duration of the attempt (time spent waiting excluded)
   time_point executing_since{};      // when it last began or resumed executing
   milliseconds executed{0};          // executing time before that
+  bool has_slot = false;             // holds a slot of its queue (every flow that is not suspended)
+  bool awaiting_slot = false;        // suspended, its waits done: asked its queue for a slot to resume
+  queue_request slot;                // what it asks its queue for when it resumes
 };
 
 struct supervisor_state {
@@ -60,9 +64,7 @@ struct supervisor_state {
   std::unordered_map<std::string, std::shared_ptr<run_locals>> locals;  // run id → its locals, until it ends
   std::unordered_map<std::string, time_point> armed;  // run id → when its next wake timer fires
   std::deque<std::string> resident;  // suspended runs whose execution is in memory, oldest first
-  size_t running = 0;                // flows that are not suspended (their stages hold or wait for a thread)
-  std::deque<std::string> backlog;   // runs to start once fewer than env->max_running flows run
-  std::deque<std::string> wait_backlog;  // waiting runs to replay then (their waits are done)
+  std::unordered_set<std::string> ttl_armed;  // queued runs whose TTL timer is set
 };
 
 std::string_view level_name(log::level l) {
@@ -138,12 +140,12 @@ config::retry_config retry_from_answer(config::retry_config base, const json& o)
 
 caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supervisor_env> env) {
   auto st = std::make_shared<supervisor_state>();
-  // Starts runs from the backlog while there is room (assigned below, once start_run exists).
-  auto pump = std::make_shared<std::function<void()>>();
-  // Every flow leaves through here, so that `running` stays true.
+  // Every flow leaves through here: its slot goes back to its queue (which may start another run).
   auto erase_flow = [=](std::unordered_map<std::string, attempt_flow>::iterator it) {
-    if (!it->second.suspended) --st->running;
+    const bool had_slot = it->second.has_slot;
+    std::string id = it->first;
     st->flows.erase(it);
+    if (had_slot) env->queues->release(id);
   };
   auto has_hooks = [env](int kind) { return !env->hooks[kind].empty(); };
 
@@ -230,7 +232,6 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         attrs["error"] = value.value("message", "");
         log::warn("run failed", attrs);
       }
-      (*pump)();
       return;
     }
     const int stage = f.pending.front();
@@ -392,8 +393,8 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
       f.pending.push_back(TH_HOOK_ON_RESUME);
     }
     f.pending.push_back(run_stage);
+    f.has_slot = true;  // every launch holds a slot of its queue
     st->flows.emplace(run_id, std::move(f));
-    ++st->running;
     advance(run_id);
   };
 
@@ -407,10 +408,29 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
     self->delayed_send(self, std::chrono::ceil<milliseconds>(in), wake_atom::value, run_id);
   };
 
-  // The waits of a suspended run are all done: it executes again (and its deadline runs again).
-  auto resume = [=](attempt_flow& f) {
+  // What the run asks its queue for: a slot of its queue (options.queue if that is declared, else
+  // the task's) and concurrency key, in order of `base` − priority.
+  auto slot_request = [env](const run_record& r, time_point base) {
+    queue_request q;
+    q.run_id = r.id;
+    q.task_id = env->task.id;
+    q.queue = env->queue;
+    if (!r.queue.empty()) {
+      if (env->queues->exists(r.queue)) q.queue = r.queue;
+      else log::warn("the run's queue is not declared any more; it uses its task's queue", {{"run", r.id}, {"queue", r.queue}});
+    }
+    q.key = r.concurrency_key;
+    q.score_us = to_us(base) - r.priority_ms * 1000;
+    return q;
+  };
+
+  // The waits of a suspended run are all done and it holds a slot again: it executes again (and
+  // its deadline runs again).
+  auto continue_run = [=](attempt_flow& f, bool waited) {
+    if (waited && env->waits) env->waits->check(f.in.run_id, true);  // WAITING → EXECUTING
     f.suspended = false;
-    ++st->running;
+    f.awaiting_slot = false;
+    f.has_slot = true;
     f.executing_since = clock_type::now();
     st->armed.erase(f.in.run_id);
     if (has_hooks(TH_HOOK_ON_RESUME)) f.pending.push_back(TH_HOOK_ON_RESUME);
@@ -419,6 +439,14 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
       self->delayed_send(self, std::max(milliseconds(0), milliseconds(f.limit_ms) - f.executed), timeout_atom::value, f.in.run_id, f.in.attempt);
     log::debug("run resumed", {{"run", f.in.run_id}, {"task", env->task.id}, {"wait", f.wait_kinds}});
     advance(f.in.run_id);
+  };
+  // The waits are done: it asks its queue for a slot (WAITING until it has one; a run that waits
+  // holds none, so a parent and its child on a queue with limit 1 do not deadlock).
+  auto resume = [=](attempt_flow& f) {
+    if (f.awaiting_slot) return;
+    st->armed.erase(f.in.run_id);
+    if (env->queues->enqueue(f.slot)) return continue_run(f, true);
+    f.awaiting_slot = true;
   };
 
   // Keeps at most env->resident_waits suspended executions in memory: the longest-waiting beyond
@@ -442,22 +470,16 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
     }
   };
 
-  // A run that waits without an execution in memory (the runtime restarted since it suspended):
-  // once everything it waits for is done, its attempt is replayed from the start of `run`.
-  std::function<void(const std::string&)> look_at_waits = [=](const std::string& run_id) {
-    if (!env->waits) return;
-    if (st->running >= env->max_running) {  // no room now: it stays WAITING until there is
-      st->wait_backlog.push_back(run_id);
+  // A run that waits without an execution in memory (the runtime restarted since it suspended,
+  // or it was evicted): once everything it waits for is done and its queue gives it a slot, its
+  // attempt is replayed from the start of `run`.
+  auto replay = [=](const std::string& run_id, const std::string& kinds) {
+    auto w = env->waits->check(run_id, true);  // WAITING → EXECUTING (and in memory again)
+    if (!w.known || !w.all_done) {
+      env->queues->release(run_id);
+      if (w.known) arm(run_id, w.next_wake);
       return;
     }
-    auto w = env->waits->check(run_id, true);
-    if (!w.known) return;
-    if (!w.all_done) {
-      arm(run_id, w.next_wake);
-      env->store->let_go(run_id);  // nothing here holds it while it waits
-      return;
-    }
-    st->armed.erase(run_id);
     attempt_flow f;
     json payload;
     bool ok = false;
@@ -467,51 +489,46 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
       f.in.task_id = r.task_id;
       f.in.attempt = r.attempts.back().number;
       f.in.has_journal = has_epoch_entries(r.journal);
+      f.slot = slot_request(r, r.created_at);
       payload = r.payload;
     });
-    if (!ok) return;
+    if (!ok) return env->queues->release(run_id), void();
     f.in.payload = payload.dump(-1, ' ', false, json::error_handler_t::replace);
     f.in.replay = true;
-    f.wait_kinds = w.kinds;
+    f.wait_kinds = kinds;
     log::info("run resumes: replaying its attempt from the journal", {{"run", run_id}, {"task", env->task.id}, {"attempt", f.in.attempt}});
     launch(run_id, std::move(f));
   };
-
-  // Starts the run's next attempt, or finds why not yet (delayed, retry time, waiting, no room).
-  std::function<void(const std::string&)> start_run = [=](const std::string& run_id) {
-    if (st->flows.count(run_id)) return;
-    if (st->running >= env->max_running) {
-      // Every slot of this task is taken: it stays QUEUED (no memory beyond its id) until
-      // a flow ends or suspends.
-      st->backlog.push_back(run_id);
+  std::function<void(const std::string&)> look_at_waits = [=](const std::string& run_id) {
+    if (!env->waits) return;
+    auto w = env->waits->check(run_id, false);
+    if (!w.known) return;
+    if (!w.all_done) {
+      arm(run_id, w.next_wake);
+      env->store->let_go(run_id);  // nothing here holds it while it waits
       return;
     }
-    const auto now = clock_type::now();
-    // Not yet? DELAYED until its time, or waiting to be retried: come back then (in steps of
-    // at most a day, so that a timer never has to span months).
-    std::optional<clock_type::duration> wait;
-    bool waiting = false;
-    env->store->read_live(run_id, [&](const run_record& r) {
-      waiting = r.status == run_status::waiting;
-      std::optional<time_point> at;
-      if (r.status == run_status::delayed && r.delay_until && *r.delay_until > now) at = r.delay_until;
-      else if (r.retry_at && *r.retry_at > now + milliseconds(5)) at = r.retry_at;
-      if (at) wait = std::min<clock_type::duration>(*at - now, std::chrono::hours(24));
+    st->armed.erase(run_id);
+    std::optional<queue_request> q;
+    env->store->read(run_id, [&](const run_record& r) {
+      if (r.status == run_status::waiting) q = slot_request(r, r.created_at);
     });
-    if (waiting) {  // after a restart: replayed once what it waits for is done
-      look_at_waits(run_id);
-      return;
-    }
-    if (wait) {
-      self->delayed_send(self, std::chrono::ceil<milliseconds>(*wait), start_atom::value, run_id);
-      return;
-    }
+    if (!q) return;
+    if (env->queues->enqueue(*q)) replay(run_id, w.kinds);
+    // else: WAITING until its queue dispatches it (granted_atom)
+  };
+
+  // The run holds a slot of its queue: its next attempt starts (DEQUEUED until an executor thread
+  // takes its first stage), unless it ended meanwhile (canceled, expired), which gives the slot back.
+  auto begin = [=](const std::string& run_id) {
+    const auto now = clock_type::now();
     attempt_flow f;
     json payload;
     bool runnable = false;
     bool expired = false;
     std::optional<clock_type::duration> expire_in;
     env->store->update_live(run_id, [&](run_record& r) {
+      if (r.status == run_status::waiting || (r.status == run_status::delayed && r.delay_until && *r.delay_until > now)) return;
       if (r.status == run_status::delayed) {  // its time has come: queued from now on
         r.status = run_status::queued;
         r.delay_until.reset();
@@ -527,47 +544,95 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         expire_in = *r.expires_at - now;
       }
       r.retry_at.reset();
-      // DEQUEUED until an executor thread really starts the attempt (all threads may be busy).
       r.status = run_status::dequeued;
       runnable = true;
       f.in.task_id = r.task_id;
       f.in.attempt = static_cast<int>(r.attempts.size()) + 1;
       f.in.has_journal = has_epoch_entries(r.journal);
+      f.slot = slot_request(r, r.created_at);  // what it asks for when it resumes after a wait
       payload = r.payload;  // serialized below, outside the store's lock
     });
-    if (runnable) f.in.payload = payload.dump(-1, ' ', false, json::error_handler_t::replace);
-    if (expired) {
-      log::warn("run expired: its TTL passed before it started", {{"run", run_id}, {"task", env->task.id}});
+    st->ttl_armed.erase(run_id);
+    if (!runnable) {
+      env->queues->release(run_id);
+      if (expired) log::warn("run expired: its TTL passed before it started", {{"run", run_id}, {"task", env->task.id}});
       return;
     }
-    if (!runnable) return;
+    f.in.payload = payload.dump(-1, ' ', false, json::error_handler_t::replace);
     if (expire_in)
       self->delayed_send(self, std::chrono::ceil<milliseconds>(*expire_in), expire_atom::value, run_id);
     launch(run_id, std::move(f));
   };
-  *pump = [=] {
-    while (st->running < env->max_running && !st->wait_backlog.empty()) {  // resumes first
-      std::string id = std::move(st->wait_backlog.front());
-      st->wait_backlog.pop_front();
-      look_at_waits(id);
+
+  // The run may start its next attempt: not yet when DELAYED or waiting to be retried (a timer
+  // comes back then, in steps of at most a day, so that a timer never spans months); a WAITING
+  // one (after a restart) is looked at; else it asks its queue for a slot and starts when it has
+  // one — QUEUED (as an id in its queue, nothing more) until then.
+  std::function<void(const std::string&)> start_run = [=](const std::string& run_id) {
+    if (st->flows.count(run_id)) return;
+    const auto now = clock_type::now();
+    std::optional<clock_type::duration> wait;
+    bool waiting = false;
+    std::optional<queue_request> q;
+    std::optional<time_point> expires;
+    env->store->read_live(run_id, [&](const run_record& r) {
+      waiting = r.status == run_status::waiting;
+      std::optional<time_point> at;
+      if (r.status == run_status::delayed && r.delay_until && *r.delay_until > now) at = r.delay_until;
+      else if (r.retry_at && *r.retry_at > now + milliseconds(5)) at = r.retry_at;
+      if (at) wait = std::min<clock_type::duration>(*at - now, std::chrono::hours(24));
+      if (waiting || at) return;
+      // Its place in the queue: when it was triggered (a delayed run: now, its delay over; a
+      // retry: now), less its priority.
+      const bool fresh = r.attempts.empty() && r.status != run_status::delayed;
+      q = slot_request(r, fresh ? r.created_at : now);
+      if (r.attempts.empty() && r.status != run_status::delayed) expires = r.expires_at;
+    });
+    if (waiting) {  // after a restart: replayed once what it waits for is done
+      look_at_waits(run_id);
+      return;
     }
-    while (st->running < env->max_running && !st->backlog.empty()) {
-      std::string id = std::move(st->backlog.front());
-      st->backlog.pop_front();
-      start_run(id);
+    if (wait) {
+      self->delayed_send(self, std::chrono::ceil<milliseconds>(*wait), start_atom::value, run_id);
+      return;
     }
+    if (!q) return;  // unknown or final
+    if (env->queues->enqueue(*q)) return begin(run_id);
+    // QUEUED: its TTL runs out while it waits for a slot.
+    if (expires && st->ttl_armed.insert(run_id).second)
+      self->delayed_send(self, std::chrono::ceil<milliseconds>(std::max<clock_type::duration>(*expires - now, clock_type::duration::zero())),
+                         expire_atom::value, run_id);
   };
+
+  // Its queue gave the run a slot (see queue_book::set_dispatch in the deployment runtime).
+  auto granted = [=](const std::string& run_id) {
+    if (auto it = st->flows.find(run_id); it != st->flows.end()) {
+      attempt_flow& f = it->second;
+      if (f.suspended && f.awaiting_slot) return continue_run(f, true);
+      if (!f.has_slot) env->queues->release(run_id);  // not asked for (any more)
+      return;
+    }
+    bool waiting = false, live = false;
+    env->store->read(run_id, [&](const run_record& r) {  // a waiting run may be out of memory
+      live = !is_final(r.status);
+      waiting = r.status == run_status::waiting;
+    });
+    if (!live) return env->queues->release(run_id), void();  // ended meanwhile
+    if (!waiting) return begin(run_id);
+    if (!env->waits) return env->queues->release(run_id), void();
+    replay(run_id, env->waits->check(run_id, false).kinds);
+  };
+
   // When the actor goes: the executions still suspended in it point into env (their task), so
-  // they go first, while env lives; then the cycle through `pump` (the lambdas above reach one
-  // another through it) is broken.
-  self->attach_functor([st, env, pump] {
+  // they go first, while env lives.
+  self->attach_functor([st, env] {
     st->flows.clear();
     st->locals.clear();
-    *pump = nullptr;
   });
 
   return {
       [=](start_atom, const std::string& run_id) { start_run(run_id); },
+      [=](granted_atom, const std::string& run_id) { granted(run_id); },
       [=](started_atom, const std::string& run_id, int attempt, int64_t started_us, int64_t limit_ms) {
         // The deadline counts from the moment the attempt started, not from now.
         const time_point at{std::chrono::microseconds(started_us)};
@@ -586,7 +651,6 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         json keys = json::parse(keys_json, nullptr, false);
         if (!keys.is_array()) keys = json::array();
         f.suspended = true;
-        --st->running;
         if (f.executing_since != time_point{})
           f.executed += std::chrono::duration_cast<milliseconds>(clock_type::now() - f.executing_since);
         auto w = env->waits->suspend(run_id, keys);
@@ -594,7 +658,6 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
           // A plugin that suspends on something it never started would wait forever: its
           // attempt fails instead (not retried: the same code would do it again).
           f.suspended = false;
-          ++st->running;
           if (f.exec) env->exec->post([e = std::move(f.exec)]() mutable { e.reset(); }, /*finish_on_stop=*/true);
           f.busy = true;
           json error = {{"name", "InvalidWaitError"}, {"message", w.invalid}};
@@ -603,8 +666,10 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         }
         if (!w.known) return;
         f.wait_kinds = w.kinds;
-        if (w.all_done) return resume(f);  // everything it awaits completed while it ran
+        if (w.all_done) return continue_run(f, false);  // everything it awaits completed while it ran: it keeps its slot
         // WAITING: no thread, no slot. on_wait hooks run; a wake-up resumes it.
+        f.has_slot = false;
+        env->queues->release(run_id);
         log::debug("run waiting", {{"run", run_id}, {"task", env->task.id}, {"wait", w.kinds}});
         arm(run_id, w.next_wake);
         if (has_hooks(TH_HOOK_ON_WAIT)) {
@@ -613,7 +678,6 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         }
         st->resident.push_back(run_id);
         evict_waiting();
-        (*pump)();
       },
       [=](wake_atom, const std::string& run_id) {
         if (auto a = st->armed.find(run_id); a != st->armed.end() && a->second <= clock_type::now() + milliseconds(5)) st->armed.erase(a);
@@ -621,7 +685,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         if (it == st->flows.end()) return look_at_waits(run_id);
         attempt_flow& f = it->second;
         if (!f.suspended) return;
-        auto w = env->waits->check(run_id, true);
+        auto w = env->waits->check(run_id, false);
         if (!w.known) return;
         if (w.all_done) return resume(f);
         arm(run_id, w.next_wake);
@@ -767,9 +831,9 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
           final_hooks(f->second.in, TH_CANCEL_TIMED_OUT, error);
           release_chain(f->second);
           erase_flow(f);
-          (*pump)();
         }
         release_locals(run_id);
+        env->queues->remove(run_id);  // if it waited for a slot
         env->store->update_live(run_id, [&](run_record& r) { finish_run(r, run_status::timed_out, attempt_status::failed, error); });
         log::warn("run timed out", {{"run", run_id}, {"task", env->task.id}, {"attempt", attempt}, {"error", error["message"]}});
       },
@@ -786,7 +850,6 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
           if (was_running) final_hooks(f->second.in, TH_CANCEL_CANCELED, json());
           release_chain(f->second);
           erase_flow(f);
-          (*pump)();
         } else if (was_running && cancelled) {
           // Waiting without an execution in memory: its hooks still hear of the end.
           attempt_input in;
@@ -801,12 +864,16 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
           final_hooks(in, TH_CANCEL_CANCELED, json());
         }
         st->armed.erase(run_id);
+        st->ttl_armed.erase(run_id);
         release_locals(run_id);
+        env->queues->remove(run_id);  // if it waited for a slot
         if (cancelled) log::info("run canceled", {{"run", run_id}, {"task", env->task.id}});
         return true;
       },
       [=](expire_atom, const std::string& run_id) {
-        // The TTL passed and the run has still not started (every executor thread busy).
+        // The TTL passed and the run has still not started (its queue had no slot for it, or
+        // every executor thread was busy).
+        st->ttl_armed.erase(run_id);
         const auto now = clock_type::now();
         bool due = false;
         env->store->read_live(run_id, [&](const run_record& r) {
@@ -822,9 +889,9 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
           f->second.in.token->cancel(TH_CANCEL_CANCELED);  // its first stage must not start now
           release_chain(f->second);
           erase_flow(f);
-          (*pump)();
         }
         release_locals(run_id);
+        env->queues->remove(run_id);  // if it waited for a slot
         log::warn("run expired: its TTL passed before it started", {{"run", run_id}, {"task", env->task.id}});
       },
       [=](drain_atom) { return caf::unit; },

@@ -218,6 +218,7 @@ void api_gateway::handle(http_request req, http_responder respond) {
     if (!id_at(3, id)) return;
     return answer(runs_.get_batch(id));
   }
+  if (parts.size() >= 3 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "queues") return queues(req, parts, std::move(respond));
   if (is({"healthz"}, 99)) return respond({200, R"({"ok":true})", {}});
   respond(error_response(404, "No route for " + req.method + " " + std::string(path)));
 }
@@ -327,6 +328,82 @@ void api_gateway::reschedule(const std::string& run_id, const http_request& req,
     if (!run) return respond(error_response(404, "Run not found: " + run_id));
     respond({200, dump(to_api_json(*run)), {}});
   });
+}
+
+void api_gateway::queues(const http_request& req, const std::vector<std::string_view>& parts, http_responder respond) {
+  // /api/v1/queues[/{queue}[/pause | /concurrency/override | /concurrency/reset]], where {queue}
+  // is a queue's id: its name, or "task/<task id>" (the slash may be sent as is or as %2F).
+  std::string_view target = req.target;
+  auto q = target.find('?');
+  auto pairs = decode_query(q == std::string_view::npos ? std::string_view() : target.substr(q + 1));
+  if (!pairs) return respond(error_response(400, "bad percent-escape in the query string"));
+  auto answer = [&](const api_answer& a) {
+    if (a.status != 200) return respond(error_response(a.status, a.body.value("error", std::string("error"))));
+    respond({200, a.body.dump(-1, ' ', false, json::error_handler_t::replace), {}});
+  };
+  auto not_allowed = [&](std::string_view allowed) {
+    auto r = error_response(405, "method " + req.method + " is not allowed here; use " + std::string(allowed));
+    r.headers.emplace_back("allow", std::string(allowed));
+    respond(std::move(r));
+  };
+  if (parts.size() == 3) {
+    if (req.method != "GET") return not_allowed("GET");
+    size_t page = 1, per_page = 25;
+    for (const auto& [key, value] : *pairs) {
+      if (key != "page" && key != "perPage") continue;
+      if (value.empty() || value.size() > 6 || value.find_first_not_of("0123456789") != std::string::npos || std::stoul(value) == 0)
+        return respond(error_response(400, key + " must be a whole number from 1"));
+      (key == "page" ? page : per_page) = std::stoul(value);
+    }
+    if (per_page > 100) return respond(error_response(400, "perPage must be at most 100"));
+    return answer(runs_.list_queues(page, per_page));
+  }
+  size_t end = parts.size();
+  std::string action;
+  if (parts.back() == "pause") {
+    action = "pause";
+    end -= 1;
+  } else if (parts.size() >= 5 && parts[end - 2] == "concurrency" && (parts.back() == "override" || parts.back() == "reset")) {
+    action = std::string(parts.back());
+    end -= 2;
+  }
+  std::string name;
+  for (size_t i = 3; i < end; ++i) {
+    std::string seg;
+    if (!percent_decode(parts[i], seg)) return respond(error_response(400, "bad percent-escape in the path"));
+    name += (i > 3 ? "/" : "") + seg;
+  }
+  if (name.empty()) return respond(error_response(404, "No route for " + req.method + " " + std::string(target.substr(0, q))));
+  std::optional<json> body;
+  if (!action.empty()) {
+    if (req.method != "POST") return not_allowed("POST");
+    body = object_body(req.body);
+    if (!body) return respond(error_response(400, "the body must be a JSON object"));
+  } else if (req.method != "GET") {
+    return not_allowed("GET");
+  }
+  // How to read {queue}: an id (default), a task id, or a custom queue's name (Trigger.dev's `type`).
+  std::string type = "id";
+  for (const auto& [key, value] : *pairs)
+    if (key == "type") type = value;
+  if (body && body->contains("type")) {
+    if (!(*body)["type"].is_string()) return respond(error_response(400, "type must be \"id\", \"task\" or \"custom\""));
+    type = (*body)["type"].get<std::string>();
+  }
+  if (type == "task") name = "task/" + name;
+  else if (type != "id" && type != "custom") return respond(error_response(400, "type must be \"id\", \"task\" or \"custom\""));
+  if (action.empty()) return answer(runs_.get_queue(name));
+  if (action == "pause") {
+    auto a = body->find("action");
+    if (a == body->end() || !a->is_string() || (*a != "pause" && *a != "resume"))
+      return respond(error_response(400, "the body must be {\"action\": \"pause\" | \"resume\"}"));
+    return answer(runs_.pause_queue(name, *a == "pause"));
+  }
+  if (action == "reset") return answer(runs_.override_queue(name, std::nullopt));
+  auto l = body->find("concurrencyLimit");
+  if (l == body->end() || !l->is_number_integer() || l->get<int64_t>() < 0 || l->get<int64_t>() > 100000)
+    return respond(error_response(400, "the body must be {\"concurrencyLimit\": a whole number from 0 to 100000}"));
+  return answer(runs_.override_queue(name, l->get<int>()));
 }
 
 }  // namespace taskhost

@@ -17,6 +17,7 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "runtime/http_server.hpp"
 #include "runtime/run_service.hpp"
@@ -38,6 +39,7 @@ public:
 private:
   void trigger(const std::string& task_id, const http_request& req, http_responder respond);
   void list(std::string_view query, http_responder respond);
+  void queues(const http_request& req, const std::vector<std::string_view>& parts, http_responder respond);
   void replay(const std::string& run_id, const http_request& req, http_responder respond);
   void reschedule(const std::string& run_id, const http_request& req, http_responder respond);
   run_service& runs_;

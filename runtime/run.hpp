@@ -90,6 +90,10 @@ struct run_record {
   std::string root_id;                ///< the first run of the chain; "" = this is a root
   int depth = 0;                      ///< 0 for a root, parent's depth + 1 for a child
   std::string batch_id;               ///< the batch this run was triggered in; "" = none
+  // --- queues ---
+  std::string queue;                  ///< options.queue: a declared queue; "" = the task's queue
+  std::string concurrency_key;        ///< options.concurrencyKey; "" = none
+  int64_t priority_ms = 0;            ///< options.priority (seconds of queue-time credit), in ms
   /// The run's wait journal (see runtime/waits.hpp): {"epoch": n, "ops": {key: entry}, "waiting":
   /// [keys]}; null until the run first waits, triggers or steps.
   json journal;

@@ -51,6 +51,15 @@ public:
   virtual api_answer list_tokens(const std::string& status, size_t limit, const std::string& after) = 0;
   /// A batch of runs triggered together: {"id", "status", "runCount", "runs": [ids], ...}; 404 unknown.
   virtual api_answer get_batch(const std::string& id) const = 0;
+
+  /// Queues (Trigger.dev's shapes): a page of them ({"data", "pagination": {"currentPage",
+  /// "totalPages", "count"}}); one by id ("task/<task id>" or a queue's name; 404 unknown);
+  /// pause / resume; a concurrency override (nullopt: back to the declared limit). Changes are
+  /// recorded before the answer (503 if they cannot be) and survive restarts.
+  virtual api_answer list_queues(size_t page, size_t per_page) = 0;
+  virtual api_answer get_queue(const std::string& id) = 0;
+  virtual api_answer pause_queue(const std::string& id, bool pause) = 0;
+  virtual api_answer override_queue(const std::string& id, std::optional<int> limit) = 0;
 };
 
 }  // namespace taskhost

@@ -88,13 +88,25 @@ CREATE TABLE waitpoint_tokens (
 CREATE INDEX waitpoint_tokens_by_created ON waitpoint_tokens(created_at, id);
 CREATE INDEX waitpoint_tokens_by_key ON waitpoint_tokens(idempotency_key) WHERE idempotency_key IS NOT NULL;
 )sql",
+    // 3: queues: a run's queue, concurrency key and priority; queue state set through the API.
+    R"sql(
+ALTER TABLE runs ADD COLUMN queue TEXT;
+ALTER TABLE runs ADD COLUMN concurrency_key TEXT;
+ALTER TABLE runs ADD COLUMN priority_ms INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE queue_state (
+  name TEXT PRIMARY KEY,
+  paused INTEGER NOT NULL DEFAULT 0,
+  concurrency_override INTEGER,
+  overridden_at INTEGER
+) WITHOUT ROWID;
+)sql",
 };
 
 constexpr std::string_view run_columns =
     "id, task_id, status, created_at, updated_at, started_at, finished_at, delay_until, expires_at, retry_at, ttl, "
     "ttl_ms, idempotency_key, idempotency_key_user, idempotency_expires_at, max_attempts, max_duration_ms, "
     "payload_type, error, metadata, tags, attempts, log_bytes, logs_truncated, parent_id, root_id, depth, batch_id, "
-    "journal";  // then payload, output
+    "journal, queue, concurrency_key, priority_ms";  // then payload, output
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
@@ -146,10 +158,13 @@ run_record read_row(const sqlite::stmt& s, bool full) {
     r.journal = json::parse(s.text(28), nullptr, false);
     if (r.journal.is_discarded()) r.journal = nullptr;
   }
+  r.queue = s.text(29);
+  r.concurrency_key = s.text(30);
+  r.priority_ms = s.int64(31);
   if (full) {
-    r.payload = json::parse(s.text(29), nullptr, false);
+    r.payload = json::parse(s.text(32), nullptr, false);
     if (r.payload.is_discarded()) r.payload = nullptr;
-    if (!s.is_null(30)) r.output = json::parse(s.text(30), nullptr, false);
+    if (!s.is_null(33)) r.output = json::parse(s.text(33), nullptr, false);
   }
   return r;
 }
@@ -545,8 +560,8 @@ struct row_op {
   std::string id;
   bool insert = false;
   std::string task_id, status, payload, payload_type, output, error, metadata, tags, attempts, ttl;
-  std::string parent_id, root_id, batch_id, journal;
-  int64_t depth = 0;
+  std::string parent_id, root_id, batch_id, journal, queue, concurrency_key;
+  int64_t depth = 0, priority_ms = 0;
   json payload_value, output_value;  ///< copied under the lock, serialized after it (they may be MBs)
   bool has_output = false;
   std::string idem_key, idem_user;
@@ -594,6 +609,9 @@ bool run_store::flush() {
         op.root_id = r.root_id;
         op.batch_id = r.batch_id;
         op.depth = r.depth;
+        op.queue = r.queue;
+        op.concurrency_key = r.concurrency_key;
+        op.priority_ms = r.priority_ms;
       }
       if (r.output) {
         op.output_value = *r.output;
@@ -638,8 +656,8 @@ bool run_store::flush() {
             "INSERT INTO runs (id, task_id, status, created_at, updated_at, started_at, finished_at, delay_until, "
             "expires_at, retry_at, ttl, ttl_ms, idempotency_key, idempotency_key_user, idempotency_expires_at, "
             "max_attempts, max_duration_ms, payload_type, error, metadata, tags, attempts, log_bytes, logs_truncated, "
-            "payload, output, parent_id, root_id, depth, batch_id, journal) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+            "payload, output, parent_id, root_id, depth, batch_id, journal, queue, concurrency_key, priority_ms) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
         auto upd = w.prepare(
             "UPDATE runs SET status=?, updated_at=?, started_at=?, finished_at=?, delay_until=?, expires_at=?, "
             "retry_at=?, idempotency_key=?, idempotency_key_user=?, idempotency_expires_at=?, error=?, metadata=?, "
@@ -658,6 +676,7 @@ bool run_store::flush() {
             ins.bind(24, op.logs_truncated).bind(25, op.payload).bind_text_or_null(26, op.output);
             ins.bind_text_or_null(27, op.parent_id).bind_text_or_null(28, op.root_id).bind(29, op.depth);
             ins.bind_text_or_null(30, op.batch_id).bind_text_or_null(31, op.journal);
+            ins.bind_text_or_null(32, op.queue).bind_text_or_null(33, op.concurrency_key).bind(34, op.priority_ms);
             ins.step();
             ins.reset();
             for (const auto& t : op.tag_list) {
@@ -931,6 +950,36 @@ std::vector<token_record> run_store::list_tokens(const std::string& status, size
   st.bind(i, static_cast<int64_t>(limit));
   while (st.step()) out.push_back(read_token(st));
   return out;
+}
+
+std::vector<queue_state_record> run_store::queue_states() const {
+  std::vector<queue_state_record> out;
+  std::lock_guard rl(*db_->read_mu);
+  auto st = db_->read_db().prepare("SELECT name, paused, concurrency_override, overridden_at FROM queue_state ORDER BY name");
+  while (st.step()) {
+    queue_state_record q;
+    q.name = st.text(0);
+    q.paused = st.int64(1) != 0;
+    if (auto o = st.opt_int64(2)) q.override_limit = static_cast<int>(*o);
+    q.overridden_at_ms = st.opt_int64(3);
+    out.push_back(std::move(q));
+  }
+  return out;
+}
+
+void run_store::save_queue_state(const queue_state_record& q) {
+  std::lock_guard wl(db_->write_mu);
+  try {
+    auto st = db_->writer->prepare(
+        "INSERT INTO queue_state (name, paused, concurrency_override, overridden_at) VALUES (?,?,?,?) "
+        "ON CONFLICT(name) DO UPDATE SET paused=excluded.paused, concurrency_override=excluded.concurrency_override, "
+        "overridden_at=excluded.overridden_at");
+    st.bind(1, q.name).bind(2, int64_t{q.paused ? 1 : 0});
+    st.bind(3, q.override_limit ? std::optional<int64_t>(*q.override_limit) : std::nullopt).bind(4, q.overridden_at_ms);
+    st.step();
+  } catch (const sqlite::error& e) {
+    throw store_error(std::string("the queue's state could not be recorded: ") + e.what());
+  }
 }
 
 }  // namespace taskhost

@@ -82,6 +82,14 @@ struct token_record {
   std::optional<json> output;           ///< the data it was completed with
 };
 
+/// A queue's state set through the API (pause, concurrency override); it survives restarts.
+struct queue_state_record {
+  std::string name;
+  bool paused = false;
+  std::optional<int> override_limit;
+  std::optional<int64_t> overridden_at_ms;
+};
+
 /// What completing (or timing out) a token did.
 enum class token_change { changed, unknown, already_final };
 
@@ -158,6 +166,11 @@ public:
   token_change time_out_token(const std::string& id);
   /// Tokens newest first, optionally of one status; `after` is the id of the last one seen.
   std::vector<token_record> list_tokens(const std::string& status, size_t limit, const std::string& after);
+
+  /// Queue states recorded by save_queue_state, by name.
+  std::vector<queue_state_record> queue_states() const;
+  /// Records a queue's state at once. Throws store_error when it cannot commit.
+  void save_queue_state(const queue_state_record& q);
 
   /// The runs that were not final when the store was opened (the previous process stopped with
   /// them in flight), oldest first. Recovery changes them with update().

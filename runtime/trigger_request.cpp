@@ -19,7 +19,7 @@ trigger_parse_result fail(int status, std::string msg) { return {std::nullopt, {
 // Options that change what a run does and that this taskhost does not implement yet: refusing
 // them beats silently running without them (a run started too early, ...).
 const std::set<std::string, std::less<>> unsupported_options = {
-    "concurrencyKey", "priority", "parentRunId", "resumeParentOnCompletion"};
+    "parentRunId", "resumeParentOnCompletion"};
 
 }  // namespace
 
@@ -219,6 +219,24 @@ trigger_parse_result parse_trigger_body(std::string_view task_id, std::string_vi
     if (!d || d->count() <= 0) return fail(400, "options.idempotencyKeyTTL must be like \"30s\", \"10m\", \"2h\" or \"7d\"");
     in.idempotency_key_ttl_ms = d->count();
   }
+  if (auto it = options.find("queue"); it != options.end() && !it->is_null()) {
+    // A name, or the SDK's {name}; the runtime checks that the queue exists.
+    const json* name = it->is_object() ? (it->contains("name") ? &(*it)["name"] : nullptr) : &*it;
+    if (!name || !name->is_string() || name->get_ref<const std::string&>().empty() || name->get_ref<const std::string&>().size() > 200)
+      return fail(400, "options.queue must be the name of a queue (a string, or {\"name\": string})");
+    in.queue = name->get<std::string>();
+  }
+  if (auto it = options.find("concurrencyKey"); it != options.end() && !it->is_null()) {
+    if (!it->is_string() || it->get_ref<const std::string&>().empty() || it->get_ref<const std::string&>().size() > max_concurrency_key_chars)
+      return fail(400, "options.concurrencyKey must be a string of 1 to " + std::to_string(max_concurrency_key_chars) + " characters");
+    in.concurrency_key = it->get<std::string>();
+  }
+  if (auto it = options.find("priority"); it != options.end() && !it->is_null()) {
+    // Trigger.dev: seconds of queue-time credit, not negative.
+    if (!it->is_number() || it->get<double>() < 0 || it->get<double>() > 10.0 * 365 * 86400)
+      return fail(400, "options.priority must be a number of seconds from 0 to 315360000");
+    in.priority_ms = static_cast<int64_t>(it->get<double>() * 1000);
+  }
   if (auto it = options.find("metadata"); it != options.end() && !it->is_null()) {
     if (!it->is_object()) return fail(400, "options.metadata must be a JSON object");
     auto size = it->dump().size();
@@ -244,6 +262,9 @@ run_record new_run_record(trigger_input in, std::string id, std::chrono::system_
   r.max_duration_ms = in.max_duration_ms;
   r.ttl = std::move(in.ttl);
   r.ttl_ms = in.ttl_ms;
+  r.queue = std::move(in.queue);
+  r.concurrency_key = std::move(in.concurrency_key);
+  r.priority_ms = in.priority_ms;
   if (r.ttl_ms > 0 && !r.delay_until) r.expires_at = r.created_at + std::chrono::milliseconds(r.ttl_ms);
   if (!in.idempotency_key.empty()) {
     r.idempotency_key = std::move(in.idempotency_key);

@@ -34,7 +34,15 @@ struct trigger_input {
   std::string idempotency_key_user;              ///< options.idempotencyKeyOptions.key, for display
   int64_t idempotency_key_ttl_ms = 30LL * 86400 * 1000;  ///< options.idempotencyKeyTTL; default 30 days
   nlohmann::json metadata;                       ///< options.metadata: an object ≤ 256 KB, or null
+  /// options.queue: a declared queue ("" = the task's); the runtime answers 400 for an unknown one.
+  std::string queue;
+  /// options.concurrencyKey: the run takes a slot of this key's copy of the queue.
+  std::string concurrency_key;
+  int64_t priority_ms = 0;                       ///< options.priority: seconds of queue-time credit, in ms
 };
+
+/// options.concurrencyKey is at most this long.
+constexpr size_t max_concurrency_key_chars = 1024;
 
 /// A refused trigger: the HTTP status to answer and a message naming the field.
 struct request_error {

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -139,7 +140,9 @@ int cmd_check(const std::string& config_file, bool list) {
     }
   }
   for (const auto& r : report.refused) std::cerr << r.file.string() << ": refused: " << r.reason << "\n";
-  if (auto unknown = taskhost::unknown_middleware(cfg, report); !unknown.empty()) {
+  auto unknown = taskhost::unknown_middleware(cfg, report);
+  for (auto& u : taskhost::unknown_queues(cfg, report)) unknown.push_back(std::move(u));
+  if (!unknown.empty()) {
     for (const auto& u : unknown) std::cerr << u << "\n";
     return exit_usage;
   }
@@ -158,7 +161,8 @@ struct trigger_flags {
   int max_attempts = 0;
   double max_duration_s = 0;
   std::vector<std::string> tags;
-  std::string delay, ttl, idempotency_key, idempotency_key_ttl, metadata;
+  std::string delay, ttl, idempotency_key, idempotency_key_ttl, metadata, queue, concurrency_key;
+  double priority_s = 0;
   json options() const {
     json o = json::object();
     if (max_attempts > 0) o["maxAttempts"] = max_attempts;
@@ -168,6 +172,9 @@ struct trigger_flags {
     if (!ttl.empty()) o["ttl"] = ttl;
     if (!idempotency_key.empty()) o["idempotencyKey"] = idempotency_key;
     if (!idempotency_key_ttl.empty()) o["idempotencyKeyTTL"] = idempotency_key_ttl;
+    if (!queue.empty()) o["queue"] = queue;
+    if (!concurrency_key.empty()) o["concurrencyKey"] = concurrency_key;
+    if (priority_s > 0) o["priority"] = priority_s;
     if (!metadata.empty()) {
       o["metadata"] = json::parse(metadata, nullptr, false);
       if (o["metadata"].is_discarded()) throw cli_error("--metadata is not valid JSON: " + metadata);
@@ -254,6 +261,47 @@ int cmd_tokens_list(const std::string& url, const std::string& status) {
   std::string q = status.empty() ? "" : "?filter%5Bstatus%5D=" + status;
   json page = api_json(c.request("GET", "/api/v1/waitpoints/tokens" + q), "tokens list");
   for (const auto& t : page["data"]) std::cout << str(t, "id") << "  " << str(t, "status") << "  " << str(t, "createdAt") << "\n";
+  return exit_ok;
+}
+
+std::string queue_line(const json& q) {
+  auto num = [](const json& v) { return v.is_number() ? std::to_string(v.get<int64_t>()) : std::string("unlimited"); };
+  std::string line = str(q, "id") + "  running " + std::to_string(q.value("running", 0)) + "/" + num(q["concurrencyLimit"]) +
+                     "  queued " + std::to_string(q.value("queued", 0));
+  if (q.value("paused", false)) line += "  PAUSED";
+  if (q["concurrency"].is_object() && q["concurrency"]["override"].is_number()) line += "  (limit overridden)";
+  return line;
+}
+
+/// A queue's path: its id ("task/<id>" keeps its slash, each part encoded).
+std::string queue_path(const std::string& id) {
+  auto slash = id.find('/');
+  if (slash == std::string::npos) return "/api/v1/queues/" + encode_path_segment(id);
+  return "/api/v1/queues/" + encode_path_segment(id.substr(0, slash)) + "/" + encode_path_segment(id.substr(slash + 1));
+}
+
+int cmd_queues_list(const std::string& url) {
+  taskhost::http_client c(url);
+  for (size_t page = 1;; ++page) {
+    json p = api_json(c.request("GET", "/api/v1/queues?perPage=100&page=" + std::to_string(page)), "queues list");
+    for (const auto& q : p["data"]) std::cout << queue_line(q) << "\n";
+    if (page >= p["pagination"].value("totalPages", size_t{1})) break;
+  }
+  return exit_ok;
+}
+
+int cmd_queues_action(const std::string& url, const std::string& id, const std::string& action, int limit) {
+  taskhost::http_client c(url);
+  json q;
+  if (action == "pause" || action == "resume")
+    q = api_json(c.request("POST", queue_path(id) + "/pause", json{{"action", action}}.dump()), "queues " + action + " " + id);
+  else if (action == "override")
+    q = api_json(c.request("POST", queue_path(id) + "/concurrency/override", json{{"concurrencyLimit", limit}}.dump()), "queues override " + id);
+  else if (action == "reset")
+    q = api_json(c.request("POST", queue_path(id) + "/concurrency/reset", "{}"), "queues reset " + id);
+  else
+    q = api_json(c.request("GET", queue_path(id)), "queues get " + id);
+  std::cout << queue_line(q) << "\n";
   return exit_ok;
 }
 
@@ -375,6 +423,9 @@ int main(int argc, char** argv) {
   trigger->add_option("--idempotency-key", tf.idempotency_key, "a second trigger with this key returns the first run");
   trigger->add_option("--idempotency-key-ttl", tf.idempotency_key_ttl, "how long the key holds (e.g. 10m, 2h, 7d; default 30d)");
   trigger->add_option("--metadata", tf.metadata, "the run's initial metadata, a JSON object");
+  trigger->add_option("--queue", tf.queue, "run on this declared queue instead of the task's");
+  trigger->add_option("--concurrency-key", tf.concurrency_key, "take a slot of this key's copy of the queue (e.g. a tenant id)");
+  trigger->add_option("--priority", tf.priority_s, "seconds of queue-time credit: starts ahead of runs queued up to this much earlier");
   trigger->add_option("--timeout", timeout_s, "with --wait: give up after this many seconds (default 3600)");
   add_url(trigger);
 
@@ -431,6 +482,23 @@ int main(int argc, char** argv) {
   tokens_list->add_option("--status", token_status, "WAITING, COMPLETED or TIMED_OUT");
   add_url(tokens_list);
 
+  auto* queues = app.add_subcommand("queues", "Queues: see what runs and waits, pause and resume, override limits");
+  queues->require_subcommand(1);
+  std::string queue_id;
+  int queue_limit = 0;
+  auto* queues_list = queues->add_subcommand("list", "List every queue: running/limit, queued, paused");
+  add_url(queues_list);
+  std::map<std::string, CLI::App*> queue_cmds;
+  for (auto [name, help] : {std::pair{"get", "Show one queue"}, {"pause", "Pause a queue: nothing new starts, queued runs stay queued"},
+                            {"resume", "Resume a paused queue"}, {"override", "Override a queue's concurrency limit"},
+                            {"reset", "Drop a queue's concurrency override"}}) {
+    auto* sub = queues->add_subcommand(name, help);
+    sub->add_option("queue", queue_id, "queue id: a queue's name, or task/<task id> for a task's own queue")->required();
+    if (std::string(name) == "override") sub->add_option("limit", queue_limit, "the new limit (0..100000)")->required()->check(CLI::Range(0, 100000));
+    add_url(sub);
+    queue_cmds[name] = sub;
+  }
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -453,6 +521,9 @@ int main(int argc, char** argv) {
     if (*tokens_create) return cmd_tokens_create(url, token_timeout, token_key, token_tags);
     if (*tokens_get) return cmd_tokens_get(url, token_id);
     if (*tokens_list) return cmd_tokens_list(url, token_status);
+    if (*queues_list) return cmd_queues_list(url);
+    for (const auto& [name, sub] : queue_cmds)
+      if (*sub) return cmd_queues_action(url, queue_id, name, queue_limit);
   } catch (const taskhost::config::config_error& e) {
     std::cerr << e.what() << "\n";
     return exit_usage;

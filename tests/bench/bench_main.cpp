@@ -1,6 +1,7 @@
 // `make bench`: taskhost's own benchmarks, each repeated, reported as median and spread, with
 // physical baselines measured in the same run. Prints a table and appends JSON lines to
 // bench/results/<date>.jsonl. Environment: TASKHOST_BENCH_ONLY=waits runs only the waits scenarios;
+// TASKHOST_BENCH_ONLY=queues only the queue bookkeeping;
 // TASKHOST_BENCH_DEBUG=1 breaks the parent/child round trip down and prints the runs left in
 // memory; TASKHOST_BENCH_RESIDENT=N and TASKHOST_BENCH_DELAYED=1 vary the waiting scenario. Scenarios
 // (issue 8 lists the one still to come: HTTP batches):
@@ -19,6 +20,8 @@
 //   parent-child-rt           2,000 sequential parents, each timing its trigger_and_wait of a no-op
 //                             child (µs, from the parent's own clock; p50/p90/p99/max)
 //   waiting-10k               10,000 runs in wait_for(1h): RSS and threads added
+//   queue-start-N             ns of queue bookkeeping per run start with N = 100 and 1,000,000
+//                             runs queued (the ratio is the O(log n) check)
 //   rss                       resident memory idle, at the peak of the throughput runs, after
 #include <atomic>
 #include <malloc.h>
@@ -42,6 +45,7 @@
 #include "actors/deployment_runtime.hpp"
 #include "runtime/http_client.hpp"
 #include "runtime/log.hpp"
+#include "runtime/queues.hpp"
 #include "bench/baselines.hpp"
 
 namespace fs = std::filesystem;
@@ -139,6 +143,46 @@ taskhost::config::deployment bench_deployment(const fs::path& dir, const fs::pat
   cfg.http.port = 0;
   cfg.executor_threads = threads;
   return cfg;
+}
+
+/// queue-start-N: the queue's bookkeeping per run start, with N runs queued behind a limit of 1:
+/// each start is a release (the running run's attempt ends) that dispatches the next run, plus
+/// the enqueue of one more run at the back (so that N stays N). ns per start, median of `reps`.
+void queue_scenarios(int reps) {
+  auto one = [](size_t queued, int starts) {
+    taskhost::queue_book book;
+    std::string running;
+    size_t got = 0;
+    book.set_dispatch([&](std::vector<taskhost::queue_grant> g) {
+      got += g.size();
+      running = std::move(g.back().run_id);
+    });
+    book.declare("q", {.concurrency = 1});
+    int64_t score = 0;
+    std::vector<std::string> ids;
+    ids.reserve(queued + starts + 1);
+    for (size_t i = 0; i < queued + size_t(starts) + 1; ++i) ids.push_back("run_" + std::to_string(1000000000000 + i));
+    running = ids[0];
+    book.enqueue({ids[0], "t", "q", "", score++});
+    for (size_t i = 1; i <= queued; ++i) book.enqueue({ids[i], "t", "q", "", score++});
+    auto t0 = clk::now();
+    for (int i = 0; i < starts; ++i) {
+      book.release(running);
+      book.enqueue({ids[queued + 1 + size_t(i)], "t", "q", "", score++});
+    }
+    double ns = std::chrono::duration<double, std::nano>(clk::now() - t0).count() / starts;
+    if (got != size_t(starts)) throw std::runtime_error("queue bench: dispatched " + std::to_string(got));
+    return ns;
+  };
+  std::vector<double> small, big;
+  for (int r = 0; r < reps; ++r) {  // in turns, so both see the same machine noise
+    small.push_back(one(100, 200000));
+    big.push_back(one(1000000, 200000));
+  }
+  auto s = summarize(small), b = summarize(big);
+  report("queue-start-100", "ns/start", s);
+  report("queue-start-1000000", "ns/start", b, {{"ratio_to_100", b.median / s.median}});
+  std::printf("%-24s %12.2f  (1,000,000 queued vs 100; target: within noise of 1)\n", "  ratio", b.median / s.median);
 }
 
 /// parent-child-rt and waiting-10k, each in a deployment of its own.
@@ -241,6 +285,10 @@ int main(int argc, char** argv) {
   if (const char* only = std::getenv("TASKHOST_BENCH_ONLY"); only && std::string(only) == "waits") {
     waits_scenarios(tmp, reps);
     fs::remove_all(tmp);
+    return 0;
+  }
+  if (const char* only = std::getenv("TASKHOST_BENCH_ONLY"); only && std::string(only) == "queues") {
+    queue_scenarios(reps);
     return 0;
   }
 
@@ -398,6 +446,7 @@ int main(int argc, char** argv) {
           bench_deployment(tmp / ("threads-" + std::to_string(threads)), TASKHOST_BENCH_PLUGIN, threads), scale_runs, nullptr, 0);
 
   waits_scenarios(tmp, reps);
+  queue_scenarios(reps);
   fs::remove_all(tmp);
   return 0;
 }

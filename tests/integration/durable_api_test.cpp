@@ -239,27 +239,34 @@ TEST(DurableApiTest, IdempotencyKeysReturnTheFirstRunUntilItFailsOrTheKeyExpires
 }
 
 TEST(DurableApiTest, RunNotStartedWithinItsTtlExpires) {
-  deployment_dir d("executor: {threads: 1}\n");
-  server s(d);
-  http_client c(s.url);
-  std::string busy = trigger(c, "fixture-sleep", {{"payload", {{"ms", 3000}}}});
-  auto b = poll_run(s, busy, [](const json& r) { return r["status"] == "EXECUTING"; });
-  ASSERT_EQ(b["status"], "EXECUTING") << b.dump();
-  std::string id = trigger(c, "fixture-echo", {{"payload", 1}, {"options", {{"ttl", 1}}}});
-  EXPECT_EQ(s.get_run(id)["ttl"], "1s");
-  auto run = s.wait_final(id);
-  EXPECT_EQ(run["status"], "EXPIRED") << run.dump();
-  EXPECT_TRUE(run.contains("expiredAt")) << run.dump();
-  EXPECT_EQ(run["isCompleted"], true);
-  EXPECT_EQ(run["attemptCount"], 0);
-  EXPECT_FALSE(run.contains("output"));
-  EXPECT_FALSE(run.contains("startedAt")) << "it never started";
-  if (run.contains("expiredAt")) {
-    int64_t lived = parse_ms(run["expiredAt"]) - parse_ms(run["createdAt"]);
-    EXPECT_GE(lived, 1000 - 5) << "expired no earlier than its TTL";
-    EXPECT_LT(lived, 2000) << "expired while the thread was still busy, not when it freed";
+  // Not started in time: its queue had no slot for it (both tasks on a queue of one), or no
+  // executor thread was free (one thread, which may not grow).
+  for (const char* yaml : {"queues:\n  - {name: one, concurrency_limit: 1}\ntasks:\n  fixture-sleep: {queue: one}\n"
+                           "  fixture-echo: {queue: one}\n",
+                           "executor: {threads: 1, max_threads: 1}\n"}) {
+    SCOPED_TRACE(yaml);
+    deployment_dir d(yaml);
+    server s(d);
+    http_client c(s.url);
+    std::string busy = trigger(c, "fixture-sleep", {{"payload", {{"ms", 3000}}}});
+    auto b = poll_run(s, busy, [](const json& r) { return r["status"] == "EXECUTING"; });
+    ASSERT_EQ(b["status"], "EXECUTING") << b.dump();
+    std::string id = trigger(c, "fixture-echo", {{"payload", 1}, {"options", {{"ttl", 1}}}});
+    EXPECT_EQ(s.get_run(id)["ttl"], "1s");
+    auto run = s.wait_final(id);
+    EXPECT_EQ(run["status"], "EXPIRED") << run.dump();
+    EXPECT_TRUE(run.contains("expiredAt")) << run.dump();
+    EXPECT_EQ(run["isCompleted"], true);
+    EXPECT_EQ(run["attemptCount"], 0);
+    EXPECT_FALSE(run.contains("output"));
+    EXPECT_FALSE(run.contains("startedAt")) << "it never started";
+    if (run.contains("expiredAt")) {
+      int64_t lived = parse_ms(run["expiredAt"]) - parse_ms(run["createdAt"]);
+      EXPECT_GE(lived, 1000 - 5) << "expired no earlier than its TTL";
+      EXPECT_LT(lived, 2000) << "expired while the thread was still busy, not when it freed";
+    }
+    EXPECT_EQ(s.wait_final(busy)["status"], "COMPLETED");
   }
-  EXPECT_EQ(s.wait_final(busy)["status"], "COMPLETED");
 }
 
 TEST(DurableApiTest, MetadataOpsAreVisibleWhileTheRunExecutes) {

@@ -138,12 +138,23 @@ test("metadata from the trigger and from ctx.metadata is returned as an object",
 });
 
 test("a ttl that passes before the run starts expires it, and poll ends", async () => {
-  const busy = [];
-  for (let i = 0; i < 4; i++) busy.push((await tasks.trigger("fixture-sleep", { ms: 1500 })).id);
-  const h = await tasks.trigger("fixture-echo", {}, { ttl: 1 });
+  // Both on a queue of one (the SDK's `queue` option): the echo waits for the sleeper's slot.
+  const busy = [(await tasks.trigger("fixture-sleep", { ms: 1500 }, { queue: "one" })).id];
+  const h = await tasks.trigger("fixture-echo", {}, { ttl: 1, queue: "one" });
   const run = await finished(h.id);
   assert.equal(run.status, "EXPIRED");
   assert.equal(run.isCompleted, true);
   assert.ok(run.expiredAt instanceof Date);
   for (const id of busy) await finished(id);
+});
+
+test("queue, concurrencyKey and priority reach the run's queue; an unknown queue is a 400", async () => {
+  const h = await tasks.trigger("fixture-echo", { x: 1 }, { queue: "one", concurrencyKey: "tenant-1", priority: 5 });
+  const run = await finished(h.id);
+  assert.equal(run.status, "COMPLETED");
+  await assert.rejects(tasks.trigger("fixture-echo", {}, { queue: "nope" }), (e) => {
+    assert.equal(e.status, 400);
+    assert.match(e.message, /Queue 'nope' not found/);
+    return true;
+  });
 });

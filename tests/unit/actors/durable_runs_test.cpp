@@ -192,6 +192,7 @@ TEST(DurableRunsTest, DelayedRunStartsAtItsTimeAndCanBeRescheduled) {
 TEST(DurableRunsTest, RunNotStartedWithinItsTtlExpires) {
   durable_deployment d;
   d.cfg.executor_threads = 1;
+  d.cfg.executor_max_threads = 1;  // its one thread is busy and may not grow
   deployment_runtime rt(d.cfg);
   auto busy = test::trigger_run(rt, {.task_id = "fixture-sleep", .payload = {{"ms", 800}}}).run_id;
   wait_status(rt, busy, run_status::executing);

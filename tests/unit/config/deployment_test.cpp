@@ -228,3 +228,187 @@ TEST(DeploymentConfigTest, WaitsResidentPerTask) {
       << error_of(minimal + "waits:\n  resident_per_task: -1\n");
   EXPECT_NE(error_of(minimal + "waits:\n  resident: 3\n").find("resident"), std::string::npos);
 }
+
+TEST(DeploymentConfigTest, ExecutorMaxThreadsIsReadAndChecked) {
+  auto d = load_string(minimal + "executor:\n  threads: 8\n  max_threads: 64\n", "/x/d.yaml");
+  EXPECT_EQ(d.executor_threads, 8u);
+  EXPECT_EQ(d.executor_max_threads, 64u);
+  EXPECT_EQ(load_string(minimal, "/x/d.yaml").executor_max_threads, 0u) << "automatic unless configured";
+  EXPECT_EQ(load_string(minimal + "executor: {threads: 8, max_threads: 0}\n", "/x/d.yaml").executor_max_threads, 0u);
+  EXPECT_EQ(load_string(minimal + "executor: {max_threads: 2}\n", "/x/d.yaml").executor_max_threads, 2u)
+      << "no lower bound besides 1 when threads is automatic";
+  EXPECT_EQ(load_string(minimal + "executor: {threads: 8, max_threads: 8}\n", "/x/d.yaml").executor_max_threads, 8u);
+  EXPECT_EQ(load_string(minimal + "executor: {max_threads: 4096}\n", "/x/d.yaml").executor_max_threads, 4096u);
+  // Written before threads, still compared with it, and the message points at max_threads.
+  auto below = error_of(minimal + "executor:\n  max_threads: 4\n  threads: 8\n");
+  EXPECT_EQ(below.rfind("/srv/app/deploy.yaml:4:16: executor.max_threads (4) must not be below executor.threads (8)", 0), 0u)
+      << below;
+  EXPECT_NE(error_of(minimal + "executor: {max_threads: 4097}\n").find("executor.max_threads must be between 0 and 4096, got 4097"),
+            std::string::npos);
+  EXPECT_NE(error_of(minimal + "executor: {max_threads: -1}\n").find("executor.max_threads must be between 0 and 4096"),
+            std::string::npos);
+  EXPECT_NE(error_of(minimal + "executor: {max_threads: lots}\n").find("deploy.yaml:3:25: executor.max_threads must be an integer"),
+            std::string::npos);
+}
+
+TEST(DeploymentConfigTest, QueuesAreReadInFileOrderWithPositions) {
+  auto d = load_string(minimal + R"(queues:
+  - name: email
+    concurrency_limit: 10
+    total_concurrency_limit: 50
+    rate_limit: {limit: 100, period: 1m, per_key: false}
+  - name: reports.v2_x-Y
+    rate_limit: {limit: 5, period: 1h30m, per_key: true}
+  - {name: bare}
+  - name: zero
+    concurrency_limit: 0
+    total_concurrency_limit: 100000
+    rate_limit:
+      limit: 1000000
+      period: 1s
+)", "/x/d.yaml");
+  ASSERT_EQ(d.queues.size(), 4u);
+  const auto& email = d.queues[0];
+  EXPECT_EQ(email.name, "email");
+  EXPECT_EQ(email.concurrency_limit, 10);
+  EXPECT_EQ(email.total_concurrency_limit, 50);
+  ASSERT_TRUE(email.rate_limit.has_value());
+  EXPECT_EQ(*email.rate_limit, (taskhost::config::rate_limit_config{100, std::chrono::minutes(1), false}));
+  EXPECT_EQ(email.position.str(), "/x/d.yaml:4:11");
+
+  const auto& reports = d.queues[1];
+  EXPECT_EQ(reports.name, "reports.v2_x-Y");
+  EXPECT_FALSE(reports.concurrency_limit.has_value()) << "absent = unlimited";
+  EXPECT_FALSE(reports.total_concurrency_limit.has_value());
+  ASSERT_TRUE(reports.rate_limit.has_value());
+  EXPECT_EQ(*reports.rate_limit, (taskhost::config::rate_limit_config{5, std::chrono::minutes(90), true}));
+
+  const auto& bare = d.queues[2];
+  EXPECT_EQ(bare.name, "bare");
+  EXPECT_FALSE(bare.concurrency_limit.has_value());
+  EXPECT_FALSE(bare.total_concurrency_limit.has_value());
+  EXPECT_FALSE(bare.rate_limit.has_value());
+  EXPECT_EQ(bare.position.str(), "/x/d.yaml:10:12");
+
+  const auto& zero = d.queues[3];
+  EXPECT_EQ(zero.concurrency_limit, 0) << "0 is a limit (nothing runs), not 'unlimited'";
+  EXPECT_EQ(zero.total_concurrency_limit, 100000);
+  ASSERT_TRUE(zero.rate_limit.has_value());
+  EXPECT_EQ(zero.rate_limit->limit, 1000000);
+  EXPECT_EQ(zero.rate_limit->period, std::chrono::seconds(1));
+  EXPECT_FALSE(zero.rate_limit->per_key) << "per_key defaults to false";
+}
+
+TEST(DeploymentConfigTest, NoQueuesOrAnEmptyQueuesKeyMeansNone) {
+  EXPECT_TRUE(load_string(minimal, "/x/d.yaml").queues.empty());
+  EXPECT_TRUE(load_string(minimal + "queues:\n", "/x/d.yaml").queues.empty());
+  EXPECT_TRUE(load_string(minimal + "queues: []\n", "/x/d.yaml").queues.empty());
+}
+
+TEST(DeploymentConfigTest, QueuesMustBeAListOfMappings) {
+  EXPECT_EQ(error_of(minimal + "queues:\n  email: {concurrency_limit: 1}\n").rfind("/srv/app/deploy.yaml:4:3: queues must be a list", 0), 0u)
+      << error_of(minimal + "queues:\n  email: {concurrency_limit: 1}\n");
+  EXPECT_EQ(error_of(minimal + "queues: email\n").rfind("/srv/app/deploy.yaml:3:9: queues must be a list", 0), 0u);
+  auto e = error_of(minimal + "queues:\n  - {name: a}\n  - email\n");
+  EXPECT_EQ(e.rfind("/srv/app/deploy.yaml:5:5: queues[1] must be a mapping", 0), 0u) << e;
+}
+
+TEST(DeploymentConfigTest, AQueueNeedsAValidName) {
+  auto missing = error_of(minimal + "queues:\n  - concurrency_limit: 3\n");
+  EXPECT_EQ(missing.rfind("/srv/app/deploy.yaml:4:5: queues[0] is missing required key 'name'", 0), 0u) << missing;
+
+  auto slash = error_of(minimal + "queues:\n  - name: task/send-email\n");
+  EXPECT_EQ(slash.rfind("/srv/app/deploy.yaml:4:11: queues[0].name must be 1 to 128 characters of A-Z a-z 0-9 _ . -", 0), 0u)
+      << slash;
+  EXPECT_NE(slash.find("got 'task/send-email'"), std::string::npos) << "task-owned queue names stay out of reach";
+  EXPECT_NE(error_of(minimal + "queues:\n  - name: 'has space'\n").find("queues[0].name must be 1 to 128"), std::string::npos);
+  EXPECT_NE(error_of(minimal + "queues:\n  - name: ''\n").find("queues[0].name must be 1 to 128"), std::string::npos);
+  EXPECT_NE(error_of(minimal + "queues:\n  - name: émail\n").find("queues[0].name must be 1 to 128"), std::string::npos);
+  EXPECT_NE(error_of(minimal + "queues:\n  - name: " + std::string(129, 'q') + "\n").find("queues[0].name must be 1 to 128"),
+            std::string::npos);
+  EXPECT_EQ(load_string(minimal + "queues:\n  - name: " + std::string(128, 'q') + "\n", "/x/d.yaml").queues.at(0).name.size(), 128u);
+  EXPECT_NE(error_of(minimal + "queues:\n  - name: [a]\n").find("queues[0].name must be a string"), std::string::npos);
+}
+
+TEST(DeploymentConfigTest, ADuplicateQueueNamePointsAtTheSecondAndNamesTheFirstLine) {
+  auto e = error_of(minimal + "queues:\n  - name: a\n  - name: b\n  - {name: a, concurrency_limit: 1}\n");
+  EXPECT_EQ(e, "/srv/app/deploy.yaml:6:12: queue 'a' is declared twice (first at line 4)");
+}
+
+TEST(DeploymentConfigTest, ConcurrencyLimitsAreIntegersUpToOneHundredThousand) {
+  auto high = error_of(minimal + "queues:\n  - name: a\n    concurrency_limit: 100001\n");
+  EXPECT_EQ(high, "/srv/app/deploy.yaml:5:24: queues[0].concurrency_limit must be between 0 and 100000, got 100001");
+  EXPECT_NE(error_of(minimal + "queues:\n  - {name: a, concurrency_limit: -1}\n").find("queues[0].concurrency_limit must be between 0 and 100000, got -1"),
+            std::string::npos);
+  EXPECT_NE(error_of(minimal + "queues:\n  - {name: a, concurrency_limit: 2.5}\n").find("queues[0].concurrency_limit must be an integer, got '2.5'"),
+            std::string::npos);
+  EXPECT_NE(error_of(minimal + "queues:\n  - {name: a, concurrency_limit: [1]}\n").find("queues[0].concurrency_limit must be an integer"),
+            std::string::npos);
+
+  auto total = error_of(minimal + "queues:\n  - name: a\n    total_concurrency_limit: 100001\n");
+  EXPECT_EQ(total, "/srv/app/deploy.yaml:5:30: queues[0].total_concurrency_limit must be between 0 and 100000, got 100001");
+  EXPECT_NE(error_of(minimal + "queues:\n  - {name: a, total_concurrency_limit: -3}\n").find("queues[0].total_concurrency_limit must be between 0 and 100000, got -3"),
+            std::string::npos);
+  EXPECT_NE(error_of(minimal + "queues:\n  - {name: a, total_concurrency_limit: ten}\n").find("queues[0].total_concurrency_limit must be an integer, got 'ten'"),
+            std::string::npos);
+}
+
+TEST(DeploymentConfigTest, RateLimitNeedsALimitAndAPeriod) {
+  EXPECT_NE(error_of(minimal + "queues:\n  - {name: a, rate_limit: 100}\n").find("deploy.yaml:4:27: queues[0].rate_limit must be a mapping"),
+            std::string::npos) << error_of(minimal + "queues:\n  - {name: a, rate_limit: 100}\n");
+  auto no_limit = error_of(minimal + "queues:\n  - name: a\n    rate_limit: {period: 1s}\n");
+  EXPECT_EQ(no_limit.rfind("/srv/app/deploy.yaml:5:17: queues[0].rate_limit is missing required key 'limit'", 0), 0u) << no_limit;
+  auto no_period = error_of(minimal + "queues:\n  - name: a\n    rate_limit: {limit: 5}\n");
+  EXPECT_EQ(no_period.rfind("/srv/app/deploy.yaml:5:17: queues[0].rate_limit is missing required key 'period'", 0), 0u) << no_period;
+  auto empty = error_of(minimal + "queues:\n  - name: a\n    rate_limit:\n");
+  EXPECT_EQ(empty.rfind("/srv/app/deploy.yaml:5:", 0), 0u) << empty;
+  EXPECT_NE(empty.find("queues[0].rate_limit is missing required key 'limit'"), std::string::npos) << empty;
+}
+
+TEST(DeploymentConfigTest, RateLimitValuesAreChecked) {
+  auto zero = error_of(minimal + "queues:\n  - name: a\n    rate_limit: {limit: 0, period: 1s}\n");
+  EXPECT_EQ(zero, "/srv/app/deploy.yaml:5:25: queues[0].rate_limit.limit must be between 1 and 1000000, got 0");
+  EXPECT_NE(error_of(minimal + "queues:\n  - {name: a, rate_limit: {limit: 1000001, period: 1s}}\n").find("rate_limit.limit must be between 1 and 1000000, got 1000001"),
+            std::string::npos);
+  EXPECT_NE(error_of(minimal + "queues:\n  - {name: a, rate_limit: {limit: many, period: 1s}}\n").find("rate_limit.limit must be an integer"),
+            std::string::npos);
+
+  auto bad = error_of(minimal + "queues:\n  - name: a\n    rate_limit: {limit: 1, period: soon}\n");
+  EXPECT_EQ(bad.rfind("/srv/app/deploy.yaml:5:36: queues[0].rate_limit.period must be a duration like \"1s\"", 0), 0u) << bad;
+  EXPECT_NE(bad.find("got 'soon'"), std::string::npos) << bad;
+  EXPECT_NE(bad.find("units w d hr h m s"), std::string::npos) << bad;
+  EXPECT_NE(error_of(minimal + "queues:\n  - {name: a, rate_limit: {limit: 1, period: 60}}\n").find("rate_limit.period must be a duration"),
+            std::string::npos) << "a bare number has no unit";
+  auto nothing = error_of(minimal + "queues:\n  - name: a\n    rate_limit: {limit: 1, period: 0s}\n");
+  EXPECT_EQ(nothing, "/srv/app/deploy.yaml:5:36: queues[0].rate_limit.period must be above 0, got '0s'");
+  EXPECT_NE(error_of(minimal + "queues:\n  - {name: a, rate_limit: {limit: 1, period: 0m0s}}\n").find("period must be above 0"),
+            std::string::npos);
+  EXPECT_NE(error_of(minimal + "queues:\n  - {name: a, rate_limit: {limit: 1, period: 1s, per_key: sometimes}}\n")
+                .find("queues[0].rate_limit.per_key must be true or false, got 'sometimes'"),
+            std::string::npos);
+}
+
+TEST(DeploymentConfigTest, UnknownKeysInQueuesAreErrors) {
+  auto entry = error_of(minimal + "queues:\n  - name: a\n    concurrency: 3\n");
+  EXPECT_EQ(entry.rfind("/srv/app/deploy.yaml:5:5: unknown key 'concurrency' in queues[0] (known keys: concurrency_limit, name, rate_limit, total_concurrency_limit)", 0), 0u)
+      << entry;
+  auto rate = error_of(minimal + "queues:\n  - name: a\n    rate_limit: {limit: 1, period: 1s, burst: 2}\n");
+  EXPECT_EQ(rate.rfind("/srv/app/deploy.yaml:5:40: unknown key 'burst' in queues[0].rate_limit (known keys: limit, per_key, period)", 0), 0u)
+      << rate;
+  EXPECT_NE(error_of(minimal + "queues:\n  - {name: a, name: b}\n").find("duplicate key 'name' in queues[0]"), std::string::npos);
+}
+
+TEST(DeploymentConfigTest, ATaskNamesItsQueueWithPosition) {
+  auto d = load_string(minimal + "tasks:\n  send-email:\n    queue: email\n  other: {}\n", "/x/d.yaml");
+  EXPECT_EQ(d.tasks.at("send-email").queue, "email");
+  EXPECT_EQ(d.tasks.at("send-email").queue_position.str(), "/x/d.yaml:5:12");
+  EXPECT_EQ(d.tasks.at("other").queue, "") << "no queue: the plugin's choice, else the task's own";
+  // The queue need not be declared under queues: (a plugin may declare it; the runtime checks).
+  EXPECT_EQ(load_string(minimal + "queues: [{name: a}]\ntasks: {t: {queue: b}}\n", "/x/d.yaml").tasks.at("t").queue, "b");
+
+  auto bad = error_of(minimal + "tasks:\n  send-email:\n    queue: task/send-email\n");
+  EXPECT_EQ(bad.rfind("/srv/app/deploy.yaml:5:12: tasks.send-email.queue must be 1 to 128 characters of A-Z a-z 0-9 _ . -", 0), 0u)
+      << bad;
+  EXPECT_NE(error_of(minimal + "tasks: {t: {queue: ''}}\n").find("tasks.t.queue must be 1 to 128"), std::string::npos);
+  EXPECT_NE(error_of(minimal + "tasks: {t: {queue: [a]}}\n").find("tasks.t.queue must be a string"), std::string::npos);
+}

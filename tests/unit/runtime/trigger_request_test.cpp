@@ -83,11 +83,40 @@ TEST(TriggerRequestTest, OversizePayloadIs413) {
 }
 
 TEST(TriggerRequestTest, UnsupportedOptionsAreRefusedNotIgnored) {
-  auto r = parse_trigger_body("t", R"({"payload":1,"options":{"concurrencyKey":"tenant-1"}})", limit);
+  auto r = parse_trigger_body("t", R"({"payload":1,"options":{"parentRunId":"run_1"}})", limit);
   ASSERT_FALSE(r.input);
-  EXPECT_EQ(r.error.message, "option 'concurrencyKey' is not supported by this taskhost yet");
+  EXPECT_EQ(r.error.message, "option 'parentRunId' is not supported by this taskhost yet");
   // Options that only matter to Trigger.dev's cloud are accepted and ignored (reference §5.1).
-  EXPECT_TRUE(parse_trigger_body("t", R"({"payload":1,"options":{"machine":"small-1x","queue":{"name":"q"}}})", limit).input);
+  EXPECT_TRUE(parse_trigger_body("t", R"({"payload":1,"options":{"machine":"small-1x"}})", limit).input);
+}
+
+TEST(TriggerRequestTest, QueueConcurrencyKeyAndPriority) {
+  auto sdk = parse_trigger_body("t", R"({"options":{"queue":{"name":"email"},"concurrencyKey":"tenant-1","priority":1.5}})", limit);
+  ASSERT_TRUE(sdk.input) << sdk.error.message;
+  EXPECT_EQ(sdk.input->queue, "email");
+  EXPECT_EQ(sdk.input->concurrency_key, "tenant-1");
+  EXPECT_EQ(sdk.input->priority_ms, 1500);
+  auto plain = parse_trigger_body("t", R"({"options":{"queue":"email"}})", limit);
+  ASSERT_TRUE(plain.input);
+  EXPECT_EQ(plain.input->queue, "email");
+  for (const char* bad : {R"({"options":{"queue":{}}})", R"({"options":{"queue":7}})", R"({"options":{"queue":""}})"}) {
+    auto b = parse_trigger_body("t", bad, limit);
+    ASSERT_FALSE(b.input) << bad;
+    EXPECT_EQ(b.error.status, 400);
+    EXPECT_NE(b.error.message.find("options.queue"), std::string::npos);
+  }
+  for (const char* bad : {R"({"options":{"priority":-1}})", R"({"options":{"priority":"high"}})"}) {
+    auto b = parse_trigger_body("t", bad, limit);
+    ASSERT_FALSE(b.input) << bad;
+    EXPECT_NE(b.error.message.find("options.priority"), std::string::npos);
+  }
+  auto key = parse_trigger_body("t", R"({"options":{"concurrencyKey":""}})", limit);
+  ASSERT_FALSE(key.input);
+  EXPECT_NE(key.error.message.find("options.concurrencyKey"), std::string::npos);
+  auto rec = new_run_record(*sdk.input, "run_x", std::chrono::system_clock::now());
+  EXPECT_EQ(rec.queue, "email");
+  EXPECT_EQ(rec.concurrency_key, "tenant-1");
+  EXPECT_EQ(rec.priority_ms, 1500);
 }
 
 TEST(TriggerRequestTest, MaxAttemptsAndTagsAreValidated) {
