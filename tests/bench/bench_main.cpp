@@ -22,6 +22,8 @@
 //   waiting-10k               10,000 runs in wait_for(1h): RSS and threads added
 //   queue-start-N             ns of queue bookkeeping per run start with N = 100 and 1,000,000
 //                             runs queued (the ratio is the O(log n) check)
+//   queue-backlog-N           end to end: runs/s from a queue (limit 16) kept at N = 100 and
+//                             1,000,000 queued runs
 //   rss                       resident memory idle, at the peak of the throughput runs, after
 #include <atomic>
 #include <malloc.h>
@@ -185,6 +187,61 @@ void queue_scenarios(int reps) {
   std::printf("%-24s %12.2f  (1,000,000 queued vs 100; target: within noise of 1)\n", "  ratio", b.median / s.median);
 }
 
+/// queue-backlog-N: end to end, runs/s started and completed from a queue (limit 16) that holds N
+/// queued runs all along: a feeder tops the queue up to N as runs leave it. N = 100 and 1,000,000
+/// (filled while the queue is paused, then resumed). Median of `reps` measurements of K runs each.
+void queue_backlog_scenario(const fs::path& tmp, int reps) {
+  const int k = 50000;
+  std::vector<double> rates[2];
+  const size_t backlogs[2] = {100, 1000000};
+  for (int b = 0; b < 2; ++b) {
+    auto cfg = bench_deployment(tmp / ("backlog-" + std::to_string(backlogs[b])), TASKHOST_BENCH_PLUGIN);
+    cfg.store.path = ":memory:";  // the same for both; the queue is what differs
+    taskhost::config::queue_config q;
+    q.name = "bench";
+    q.concurrency_limit = 16;
+    cfg.queues.push_back(q);
+    cfg.tasks["bench-noop"].id = "bench-noop";
+    cfg.tasks["bench-noop"].queue = "bench";
+    taskhost::deployment_runtime rt(cfg);
+    std::atomic<long> acked{0};
+    long triggered = 0;
+    auto fire = [&](long n) {
+      for (long i = 0; i < n; ++i) {
+        taskhost::trigger_input in;
+        in.task_id = "bench-noop";
+        rt.trigger(std::move(in), [&](taskhost::trigger_outcome o) {
+          if (o.status != 200) throw std::runtime_error("trigger refused: " + o.error);
+          ++acked;
+        });
+      }
+      triggered += n;
+    };
+    auto queued = [&] { return rt.get_queue("bench").body.value("queued", long{0}); };
+    rt.pause_queue("bench", true);
+    fire(long(backlogs[b]));
+    while (acked.load() < triggered || queued() < long(backlogs[b])) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    rt.pause_queue("bench", false);
+    for (int r = 0; r < reps; ++r) {
+      const long start_done = triggered - long(rt.store_stats().hot_runs);
+      auto t0 = clk::now();
+      for (;;) {
+        const long in_transit = triggered - acked.load();  // triggered, not yet in the queue
+        const long missing = long(backlogs[b]) - queued() - in_transit;
+        if (missing > 0) fire(std::min<long>(missing, 1000));
+        if (triggered - long(rt.store_stats().hot_runs) - start_done >= k) break;
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
+      rates[b].push_back(k / std::chrono::duration<double>(clk::now() - t0).count());
+    }
+    rt.pause_queue("bench", true);  // what is left stays queued; the runtime stops
+  }
+  auto s = summarize(rates[0]), l = summarize(rates[1]);
+  report("queue-backlog-100", "runs/s", s);
+  report("queue-backlog-1000000", "runs/s", l, {{"ratio_to_100", l.median / s.median}});
+  std::printf("%-24s %12.2f  (runs/s with 1,000,000 queued vs 100; target: within noise of 1)\n", "  ratio", l.median / s.median);
+}
+
 /// parent-child-rt and waiting-10k, each in a deployment of its own.
 void waits_scenarios(const fs::path& tmp, int reps) {
   auto pct = [](const std::vector<double>& v) {
@@ -289,6 +346,8 @@ int main(int argc, char** argv) {
   }
   if (const char* only = std::getenv("TASKHOST_BENCH_ONLY"); only && std::string(only) == "queues") {
     queue_scenarios(reps);
+    queue_backlog_scenario(tmp, reps);
+    fs::remove_all(tmp);
     return 0;
   }
 
@@ -447,6 +506,7 @@ int main(int argc, char** argv) {
 
   waits_scenarios(tmp, reps);
   queue_scenarios(reps);
+  queue_backlog_scenario(tmp, reps);
   fs::remove_all(tmp);
   return 0;
 }
