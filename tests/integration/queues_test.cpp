@@ -106,8 +106,11 @@ TEST(QueuesTest, AConcurrencyKeyWithOneRunIsNotBehindAKeyWithAThousand) {
                       "tasks:\n  q-work:\n    queue: tenants\n");
   server s(d);
   std::vector<std::string> big;
+  // tenant-a's thousand runs are all queued (the queue paused while they arrive), then start.
+  api(s, "POST", "/api/v1/queues/tenants/pause", {{"action", "pause"}});
   for (int i = 0; i < 1000; ++i) big.push_back(trigger(s, "q-work", {{"ms", 2}, {"tag", "a"}}, {{"concurrencyKey", "tenant-a"}}));
-  std::this_thread::sleep_for(50ms);
+  api(s, "POST", "/api/v1/queues/tenants/pause", {{"action", "resume"}});
+  std::this_thread::sleep_for(20ms);
   auto small_id = trigger(s, "q-work", {{"tag", "b"}}, {{"concurrencyKey", "tenant-b"}});
   auto small = s.wait_final(small_id);
   ASSERT_EQ(small["status"], "COMPLETED") << small.dump();
