@@ -2,6 +2,7 @@
 
 #include <caf/all.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <set>
@@ -57,6 +58,24 @@ struct deployment_runtime::impl {
   bool shutdown_clean = true;
 };
 
+/// executor.max_threads, or when automatic: room for every run the declared queues let execute at
+/// once (a queue's total limit, else its limit; the tasks' own queues' limits), beyond the threads
+/// kept ready — at least 256, at most 4096.
+static unsigned automatic_max_threads(const config::deployment& cfg, const plugin_load_report& report) {
+  if (cfg.executor_max_threads) return cfg.executor_max_threads;
+  uint64_t limits = cfg.executor_threads ? cfg.executor_threads : executor::default_threads();
+  std::set<std::string> yaml;
+  for (const auto& q : cfg.queues) {
+    yaml.insert(q.name);
+    if (auto l = q.total_concurrency_limit ? q.total_concurrency_limit : q.concurrency_limit) limits += uint64_t(*l);
+  }
+  std::set<std::string> seen;
+  for (const auto& [id, t] : report.tasks)
+    if (t.queue_concurrency_limit > 0 && !yaml.count(t.queue_name) && (t.queue_name.empty() || seen.insert(t.queue_name).second))
+      limits += uint64_t(t.queue_concurrency_limit);
+  return unsigned(std::clamp<uint64_t>(limits, 256, 4096));
+}
+
 deployment_runtime::deployment_runtime(config::deployment cfg) : impl_(std::make_unique<impl>()) {
   auto& i = *impl_;
   i.cfg = std::move(cfg);
@@ -88,7 +107,7 @@ deployment_runtime::deployment_runtime(config::deployment cfg) : impl_(std::make
     if (!i.report.tasks.count(id))
       log::warn(t.position.str() + ": tasks." + id + " configures a task that no loaded plugin provides", {{"task", id}});
 
-  i.exec = std::make_unique<executor>(i.cfg.executor_threads, i.cfg.executor_max_threads);
+  i.exec = std::make_unique<executor>(i.cfg.executor_threads, automatic_max_threads(i.cfg, i.report));
   declare_queues();
   {
     wait_env we;
@@ -161,7 +180,7 @@ deployment_runtime::deployment_runtime(config::deployment cfg) : impl_(std::make
   i.store->set_notify([w = i.writer] { caf::anon_send(w, actors::flush_atom::value); });
   recover();
   log::info("deployment ready", {{"name", i.cfg.name}, {"tasks", i.report.tasks.size()},
-                                 {"executor_threads", i.exec->threads()}});
+                                 {"executor_threads", i.exec->threads()}, {"executor_max_threads", i.exec->max_threads()}});
 }
 
 deployment_runtime::~deployment_runtime() {
@@ -557,6 +576,9 @@ bool deployment_runtime::shutdown() {
   if (i.shut_down) return i.shutdown_clean;
   i.shut_down = true;
   i.accepting = false;
+  // Nothing new starts from here on: slots that free up are not handed to queued runs (they stay
+  // QUEUED, or WAITING, for the next start), instead of each being started and put back.
+  i.queues->set_dispatch({});
   if (i.gateway) i.gateway->refuse_triggers();
   if (i.http) i.http->stop_accepting();
   auto grace = std::chrono::milliseconds(i.cfg.shutdown_grace_ms);
