@@ -448,10 +448,12 @@ void deployment_runtime::declare_queues() {
   // each task's own queue, "task/<id>", for the tasks on no named queue.
   auto& i = *impl_;
   queue_book::options o;
-  // An unlimited queue lets as many runs execute as the executor can grow threads for: beyond
-  // that they would only wait for a thread, holding memory.
-  o.unlimited_cap = std::max<size_t>(8, i.exec->max_threads());
+  // An unlimited queue lets twice as many runs execute as the executor has threads now (at least
+  // 8): enough to keep every thread busy with a stage queued behind each; more would only hold
+  // memory while they wait for a thread. When threads block and the executor grows, so does this.
+  o.unlimited_cap_fn = [ex = i.exec.get()] { return std::max<size_t>(8, 2 * ex->live_threads()); };
   i.queues = std::make_unique<queue_book>(std::move(o));
+  i.exec->set_on_grow([q = i.queues.get()] { q->refill(); });
   std::set<std::string> from_yaml;
   for (const auto& q : i.cfg.queues) {
     i.queues->declare(q.name, limits_of(q));
@@ -579,6 +581,7 @@ bool deployment_runtime::shutdown() {
   // Nothing new starts from here on: slots that free up are not handed to queued runs (they stay
   // QUEUED, or WAITING, for the next start), instead of each being started and put back.
   i.queues->set_dispatch({});
+  i.exec->set_on_grow({});
   if (i.gateway) i.gateway->refuse_triggers();
   if (i.http) i.http->stop_accepting();
   auto grace = std::chrono::milliseconds(i.cfg.shutdown_grace_ms);

@@ -89,6 +89,8 @@ struct executor::state {
   size_t running = 0;                // jobs in flight
   uint64_t started = 0;              // jobs ever taken: the monitor's "progress" signal
   uint64_t added = 0;                // threads ever added beyond the core ones
+  std::atomic<size_t> live{0};       // workers.size(), readable without the lock
+  std::function<void()> on_grow;     // called (without the lock) after a thread was added
   bool monitor_idle = false;         // the monitor waits for a job to be queued (it alone clears this)
   bool stopping = false;
   bool stopped = false;
@@ -104,6 +106,7 @@ struct executor::state {
       workers.erase(it);
       throw;
     }
+    live.store(workers.size(), std::memory_order_relaxed);
   }
 
   void work(worker_it self);
@@ -184,6 +187,7 @@ void executor::state::work(worker_it self) {
   // Hand the thread's own handle to whoever joins (the monitor, or stop); stop may have taken it.
   if (self->thread.joinable()) exited.push_back(std::move(self->thread));
   workers.erase(self);
+  live.store(workers.size(), std::memory_order_relaxed);
   if (!stopping) monitor_cv.notify_one();
 }
 
@@ -252,8 +256,10 @@ void executor::state::monitor(const std::shared_ptr<state>& self) {
     }
     ++added;
     attrs["threads"] = workers.size();
+    auto grown = on_grow;
     lock.unlock();
     log::debug("executor thread added: every thread was blocked and no job started for a window", attrs);
+    if (grown) grown();
     lock.lock();
   }
 }
@@ -298,9 +304,11 @@ size_t executor::queued() const {
   return st_->jobs.size();
 }
 
-size_t executor::live_threads() const {
+size_t executor::live_threads() const { return st_->live.load(std::memory_order_relaxed); }
+
+void executor::set_on_grow(std::function<void()> f) {
   std::lock_guard lock(st_->mu);
-  return st_->workers.size();
+  st_->on_grow = std::move(f);
 }
 
 uint64_t executor::threads_added() const {

@@ -64,6 +64,9 @@ public:
   size_t live_threads() const;
   /// How many threads were ever added beyond the core ones (diagnostics, tests).
   uint64_t threads_added() const;
+  /// Called on the executor's monitor thread each time it added a thread (so that those who size
+  /// their work by live_threads() may give it more). Thread-safe; {} to stop.
+  void set_on_grow(std::function<void()> f);
 
   /// The default core size: enough threads that a few blocking tasks do not starve the rest.
   static unsigned default_threads();

@@ -31,7 +31,8 @@ void queue_book::set_dispatch(std::function<void(std::vector<queue_grant>)> disp
 
 size_t queue_book::key_limit(const queue_state& q) const {
   auto l = q.override_limit ? q.override_limit : q.base.concurrency;
-  return l ? static_cast<size_t>(*l) : opts_.unlimited_cap;
+  if (l) return static_cast<size_t>(*l);
+  return opts_.unlimited_cap_fn ? opts_.unlimited_cap_fn() : opts_.unlimited_cap;
 }
 
 bool queue_book::key_eligible(const queue_state& q, const key_state& k) const {
@@ -285,6 +286,21 @@ std::vector<queue_info> queue_book::list() const {
     out.push_back(info_of(q->name, q->task_queue, q->running, q->queued, q->keys.size(), q->paused, q->base, q->override_limit,
                           q->overridden_at_ms));
   return out;
+}
+
+void queue_book::refill() {
+  std::vector<queue_grant> grants;
+  {
+    std::lock_guard lock(mu_);
+    const auto now = opts_.now();
+    for (auto& [name, q] : queues_) {
+      if (q->override_limit || q->base.concurrency) continue;
+      for (auto& [key, k] : q->keys)
+        if (key_eligible(*q, *k)) push_ring(*q, *k);
+      fill(*q, now, grants);
+    }
+  }
+  dispatch(std::move(grants));
 }
 
 void queue_book::poll() {

@@ -102,6 +102,9 @@ public:
     /// The most runs an unlimited queue (or key) lets execute at once: bounds what is in memory
     /// and on the executor at a time (a burst of 100k triggers waits here as ids).
     size_t unlimited_cap = SIZE_MAX;
+    /// When set, beats unlimited_cap: asked at each start (the executor's threads grow when its
+    /// threads block, and so may this). Call refill() when it grew.
+    std::function<size_t()> unlimited_cap_fn;
     /// The clock rate limits are measured with (tests inject one).
     std::function<clock::time_point()> now;
   };
@@ -143,6 +146,8 @@ public:
   /// Every queue, by name.
   std::vector<queue_info> list() const;
 
+  /// Dispatches what unlimited queues may start now that unlimited_cap_fn() grew.
+  void refill();
   /// Dispatches runs whose rate-limit window has opened. Called by the timer thread (or tests).
   void poll();
   /// When poll() next has something to do; nullopt = nothing is rate-limited.

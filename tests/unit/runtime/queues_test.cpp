@@ -189,6 +189,27 @@ TEST_F(QueueBookTest, UnlimitedQueuesAreBoundedByTheCap) {
   EXPECT_FALSE(book->info("task/x")->limit().has_value());
 }
 
+TEST_F(QueueBookTest, UnlimitedQueuesGrowWithTheirCapFunction) {
+  size_t cap = 2;
+  queue_book::options o;
+  o.unlimited_cap_fn = [&] { return cap; };
+  o.now = [this] { return now; };
+  book = std::make_unique<queue_book>(std::move(o));
+  book->set_dispatch([this](std::vector<queue_grant> g) {
+    for (auto& x : g) dispatched.push_back(x.run_id);
+  });
+  book->declare("task/x", {}, true);
+  book->declare("limited", {.concurrency = 1});
+  int granted = 0;
+  for (int i = 0; i < 10; ++i) granted += enq("r" + std::to_string(i), "task/x", i);
+  EXPECT_EQ(granted, 2);
+  EXPECT_TRUE(enq("l0", "limited"));
+  EXPECT_FALSE(enq("l1", "limited"));
+  cap = 5;
+  book->refill();
+  EXPECT_EQ(take(), (std::vector<std::string>{"r2", "r3", "r4"})) << "a declared limit is not touched";
+}
+
 TEST_F(QueueBookTest, ZeroLimitStartsNothing) {
   book->declare("q", {.concurrency = 0});
   EXPECT_FALSE(enq("r0", "q"));
