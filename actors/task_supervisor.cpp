@@ -519,16 +519,23 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
   };
 
   // The run holds a slot of its queue: its next attempt starts (DEQUEUED until an executor thread
-  // takes its first stage), unless it ended meanwhile (canceled, expired), which gives the slot back.
+  // takes its first stage), unless it ended meanwhile (canceled, expired), which gives the slot
+  // back. A WAITING run, or one not in memory, is left to the caller (with its slot).
+  enum class begun { started, ended, waiting, not_in_memory };
   auto begin = [=](const std::string& run_id) {
     const auto now = clock_type::now();
     attempt_flow f;
     json payload;
     bool runnable = false;
     bool expired = false;
+    bool waiting = false;
     std::optional<clock_type::duration> expire_in;
-    env->store->update_live(run_id, [&](run_record& r) {
-      if (r.status == run_status::waiting || (r.status == run_status::delayed && r.delay_until && *r.delay_until > now)) return;
+    const bool live = env->store->update_live(run_id, [&](run_record& r) {
+      if (r.status == run_status::waiting) {
+        waiting = true;
+        return;
+      }
+      if (r.status == run_status::delayed && r.delay_until && *r.delay_until > now) return;
       if (r.status == run_status::delayed) {  // its time has come: queued from now on
         r.status = run_status::queued;
         r.delay_until.reset();
@@ -552,16 +559,19 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
       f.slot = slot_request(r, r.created_at);  // what it asks for when it resumes after a wait
       payload = r.payload;  // serialized below, outside the store's lock
     });
+    if (!live) return begun::not_in_memory;
+    if (waiting) return begun::waiting;
     st->ttl_armed.erase(run_id);
     if (!runnable) {
       env->queues->release(run_id);
       if (expired) log::warn("run expired: its TTL passed before it started", {{"run", run_id}, {"task", env->task.id}});
-      return;
+      return begun::ended;
     }
     f.in.payload = payload.dump(-1, ' ', false, json::error_handler_t::replace);
     if (expire_in)
       self->delayed_send(self, std::chrono::ceil<milliseconds>(*expire_in), expire_atom::value, run_id);
     launch(run_id, std::move(f));
+    return begun::started;
   };
 
   // The run may start its next attempt: not yet when DELAYED or waiting to be retried (a timer
@@ -597,7 +607,12 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
       return;
     }
     if (!q) return;  // unknown or final
-    if (env->queues->enqueue(*q)) return begin(run_id);
+    if (env->queues->enqueue(*q)) {
+      // It was not WAITING a moment ago; should it have begun to wait or left memory since, its
+      // slot goes back (its wake-up asks again).
+      if (auto b = begin(run_id); b == begun::waiting || b == begun::not_in_memory) env->queues->release(run_id);
+      return;
+    }
     // QUEUED: its TTL runs out while it waits for a slot.
     if (expires && st->ttl_armed.insert(run_id).second)
       self->delayed_send(self, std::chrono::ceil<milliseconds>(std::max<clock_type::duration>(*expires - now, clock_type::duration::zero())),
@@ -612,13 +627,13 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
       if (!f.has_slot) env->queues->release(run_id);  // not asked for (any more)
       return;
     }
-    bool waiting = false, live = false;
-    env->store->read(run_id, [&](const run_record& r) {  // a waiting run may be out of memory
-      live = !is_final(r.status);
-      waiting = r.status == run_status::waiting;
-    });
-    if (!live) return env->queues->release(run_id), void();  // ended meanwhile
-    if (!waiting) return begin(run_id);
+    const begun b = begin(run_id);  // the common case: a queued run starts
+    if (b == begun::started || b == begun::ended) return;
+    if (b == begun::not_in_memory) {
+      bool waiting = false;
+      env->store->read(run_id, [&](const run_record& r) { waiting = r.status == run_status::waiting; });  // a waiting run may be cold
+      if (!waiting) return env->queues->release(run_id), void();  // ended meanwhile, or unknown
+    }
     if (!env->waits) return env->queues->release(run_id), void();
     replay(run_id, env->waits->check(run_id, false).kinds);
   };
