@@ -451,7 +451,7 @@ void deployment_runtime::declare_queues() {
   // An unlimited queue lets twice as many runs execute as the executor has threads now (at least
   // 8): enough to keep every thread busy with a stage queued behind each; more would only hold
   // memory while they wait for a thread. When threads block and the executor grows, so does this.
-  o.unlimited_cap_fn = [ex = i.exec.get()] { return std::max<size_t>(8, 2 * ex->live_threads()); };
+  o.unlimited_cap = [ex = i.exec.get()] { return std::max<size_t>(8, 2 * ex->live_threads()); };
   i.queues = std::make_unique<queue_book>(std::move(o));
   i.exec->set_on_grow([q = i.queues.get()] { q->refill(); });
   std::set<std::string> from_yaml;

@@ -473,7 +473,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
   // A run that waits without an execution in memory (the runtime restarted since it suspended,
   // or it was evicted): once everything it waits for is done and its queue gives it a slot, its
   // attempt is replayed from the start of `run`.
-  auto replay = [=](const std::string& run_id, const std::string& kinds) {
+  auto replay = [=](const std::string& run_id) {
     auto w = env->waits->check(run_id, true);  // WAITING → EXECUTING (and in memory again)
     if (!w.known || !w.all_done) {
       env->queues->release(run_id);
@@ -495,7 +495,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
     if (!ok) return env->queues->release(run_id), void();
     f.in.payload = payload.dump(-1, ' ', false, json::error_handler_t::replace);
     f.in.replay = true;
-    f.wait_kinds = kinds;
+    f.wait_kinds = w.kinds;
     log::info("run resumes: replaying its attempt from the journal", {{"run", run_id}, {"task", env->task.id}, {"attempt", f.in.attempt}});
     launch(run_id, std::move(f));
   };
@@ -514,7 +514,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
       if (r.status == run_status::waiting) q = slot_request(r, r.created_at);
     });
     if (!q) return;
-    if (env->queues->enqueue(*q)) replay(run_id, w.kinds);
+    if (env->queues->enqueue(*q)) replay(run_id);
     // else: WAITING until its queue dispatches it (granted_atom)
   };
 
@@ -635,7 +635,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
       if (!waiting) return env->queues->release(run_id), void();  // ended meanwhile, or unknown
     }
     if (!env->waits) return env->queues->release(run_id), void();
-    replay(run_id, env->waits->check(run_id, false).kinds);
+    replay(run_id);
   };
 
   // When the actor goes: the executions still suspended in it point into env (their task), so

@@ -74,6 +74,19 @@ std::optional<size_t> page_size(const std::string& value) {
   return static_cast<size_t>(n);
 }
 
+/// The HTTP response of a run_service answer: its body, or {"error"} with its status.
+http_response answer_response(const api_answer& a) {
+  if (a.status != 200) return error_response(a.status, a.body.value("error", std::string("error")));
+  return {200, dump(a.body), {}};
+}
+
+/// 405 with the methods the path allows.
+http_response not_allowed_response(const std::string& method, std::string_view path, std::string_view allowed) {
+  auto r = error_response(405, "method " + method + " is not allowed on " + std::string(path) + "; use " + std::string(allowed));
+  r.headers.emplace_back("allow", std::string(allowed));
+  return r;
+}
+
 /// A request body that must be a JSON object; an empty body is {}. nullopt if it is not one.
 std::optional<json> object_body(const std::string& body) {
   if (body.find_first_not_of(" \t\r\n") == std::string::npos) return json::object();
@@ -112,11 +125,7 @@ void api_gateway::handle(http_request req, http_responder respond) {
     }
     return true;
   };
-  auto method_not_allowed = [&](std::string_view allowed) {
-    auto r = error_response(405, "method " + req.method + " is not allowed on " + std::string(path) + "; use " + std::string(allowed));
-    r.headers.emplace_back("allow", std::string(allowed));
-    respond(std::move(r));
-  };
+  auto method_not_allowed = [&](std::string_view allowed) { respond(not_allowed_response(req.method, path, allowed)); };
 
   if (is({"api", "v1", "tasks", "*", "trigger"}, 3)) {
     if (req.method != "POST") return method_not_allowed("POST");
@@ -161,10 +170,7 @@ void api_gateway::handle(http_request req, http_responder respond) {
     if (!run) return respond(error_response(404, "Run not found: " + run_id));
     return respond({200, logs_to_api_json(*run).dump(-1, ' ', false, json::error_handler_t::replace), {}});
   }
-  auto answer = [&](const api_answer& a) {
-    if (a.status != 200) return respond(error_response(a.status, a.body.value("error", std::string("error"))));
-    respond({200, a.body.dump(-1, ' ', false, json::error_handler_t::replace), {}});
-  };
+  auto answer = [&](const api_answer& a) { respond(answer_response(a)); };
   auto id_at = [&](size_t i, std::string& out) {
     if (percent_decode(parts[i], out)) return true;
     respond(error_response(400, "bad percent-escape in the path"));
@@ -337,15 +343,8 @@ void api_gateway::queues(const http_request& req, const std::vector<std::string_
   auto q = target.find('?');
   auto pairs = decode_query(q == std::string_view::npos ? std::string_view() : target.substr(q + 1));
   if (!pairs) return respond(error_response(400, "bad percent-escape in the query string"));
-  auto answer = [&](const api_answer& a) {
-    if (a.status != 200) return respond(error_response(a.status, a.body.value("error", std::string("error"))));
-    respond({200, a.body.dump(-1, ' ', false, json::error_handler_t::replace), {}});
-  };
-  auto not_allowed = [&](std::string_view allowed) {
-    auto r = error_response(405, "method " + req.method + " is not allowed here; use " + std::string(allowed));
-    r.headers.emplace_back("allow", std::string(allowed));
-    respond(std::move(r));
-  };
+  auto answer = [&](const api_answer& a) { respond(answer_response(a)); };
+  auto not_allowed = [&](std::string_view allowed) { respond(not_allowed_response(req.method, target.substr(0, q), allowed)); };
   if (parts.size() == 3) {
     if (req.method != "GET") return not_allowed("GET");
     size_t page = 1, per_page = 25;

@@ -32,7 +32,7 @@ void queue_book::set_dispatch(std::function<void(std::vector<queue_grant>)> disp
 size_t queue_book::key_limit(const queue_state& q) const {
   auto l = q.override_limit ? q.override_limit : q.base.concurrency;
   if (l) return static_cast<size_t>(*l);
-  return opts_.unlimited_cap_fn ? opts_.unlimited_cap_fn() : opts_.unlimited_cap;
+  return opts_.unlimited_cap ? opts_.unlimited_cap() : SIZE_MAX;
 }
 
 bool queue_book::key_eligible(const queue_state& q, const key_state& k) const {
@@ -253,29 +253,26 @@ void queue_book::restore(const std::string& name, const queue_persisted& p) {
   it->second->overridden_at_ms = p.overridden_at_ms;
 }
 
-namespace {
-queue_info info_of(const std::string& name, bool task_queue, size_t running, size_t queued, size_t keys, bool paused,
-                   const queue_limits& base, std::optional<int> override_limit, std::optional<int64_t> at) {
+queue_info queue_book::info_of(const queue_state& q) {
   queue_info i;
-  i.name = name;
-  i.task_queue = task_queue;
-  i.running = running;
-  i.queued = queued;
-  i.keys = keys;
-  i.paused = paused;
-  i.base = base;
-  i.override_limit = override_limit;
-  i.overridden_at_ms = at;
+  i.name = q.name;
+  i.task_queue = q.task_queue;
+  i.running = q.running;
+  i.queued = q.queued;
+  i.keys = q.keys.size();
+  i.paused = q.paused;
+  i.base = q.base;
+  i.override_limit = q.override_limit;
+  i.overridden_at_ms = q.overridden_at_ms;
   return i;
 }
-}  // namespace
 
 std::optional<queue_info> queue_book::info(const std::string& name) const {
   std::lock_guard lock(mu_);
   auto it = queues_.find(name);
   if (it == queues_.end()) return std::nullopt;
   const auto& q = *it->second;
-  return info_of(q.name, q.task_queue, q.running, q.queued, q.keys.size(), q.paused, q.base, q.override_limit, q.overridden_at_ms);
+  return info_of(q);
 }
 
 std::vector<queue_info> queue_book::list() const {
@@ -283,8 +280,7 @@ std::vector<queue_info> queue_book::list() const {
   std::vector<queue_info> out;
   out.reserve(queues_.size());
   for (const auto& [name, q] : queues_)
-    out.push_back(info_of(q->name, q->task_queue, q->running, q->queued, q->keys.size(), q->paused, q->base, q->override_limit,
-                          q->overridden_at_ms));
+    out.push_back(info_of(*q));
   return out;
 }
 

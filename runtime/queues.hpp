@@ -99,12 +99,11 @@ public:
   using clock = std::chrono::steady_clock;
 
   struct options {
-    /// The most runs an unlimited queue (or key) lets execute at once: bounds what is in memory
-    /// and on the executor at a time (a burst of 100k triggers waits here as ids).
-    size_t unlimited_cap = SIZE_MAX;
-    /// When set, beats unlimited_cap: asked at each start (the executor's threads grow when its
-    /// threads block, and so may this). Call refill() when it grew.
-    std::function<size_t()> unlimited_cap_fn;
+    /// The most runs an unlimited queue (or key) lets execute at once, asked at each start (the
+    /// executor grows when its threads block, and so may this; call refill() when it grew). It
+    /// bounds what is in memory and on the executor at a time: a burst of 100k triggers waits
+    /// here as ids. Unset: no bound.
+    std::function<size_t()> unlimited_cap;
     /// The clock rate limits are measured with (tests inject one).
     std::function<clock::time_point()> now;
   };
@@ -146,7 +145,7 @@ public:
   /// Every queue, by name.
   std::vector<queue_info> list() const;
 
-  /// Dispatches what unlimited queues may start now that unlimited_cap_fn() grew.
+  /// Dispatches what unlimited queues may start now that unlimited_cap() grew.
   void refill();
   /// Dispatches runs whose rate-limit window has opened. Called by the timer thread (or tests).
   void poll();
@@ -201,6 +200,7 @@ private:
     item at;  // while queued
   };
 
+  static queue_info info_of(const queue_state& q);
   size_t key_limit(const queue_state& q) const;
   bool key_eligible(const queue_state& q, const key_state& k) const;
   void push_ring(queue_state& q, key_state& k);

@@ -30,12 +30,6 @@ constexpr bool sanitized = false;
 
 deployment_dir queues_dir(const std::string& yaml) { return deployment_dir(yaml, {"fixture_queues"}); }
 
-std::string trigger(server& s, const std::string& task, const json& payload, const json& options = json::object()) {
-  http_client c(s.url);
-  auto r = c.request("POST", "/api/v1/tasks/" + task + "/trigger", json{{"payload", payload}, {"options", options}}.dump());
-  EXPECT_EQ(r.status, 200) << r.body;
-  return json::parse(r.body).value("id", "");
-}
 
 json api(server& s, const std::string& method, const std::string& path, const json& body = nullptr, int want = 200) {
   http_client c(s.url);
@@ -67,7 +61,7 @@ TEST(QueuesTest, ALimitIsNeverExceededUnderABurstOf1000Runs) {
   // The burst arrives while the queue is paused (so that it is a burst even on a slow build),
   // then the queue lets it go at once.
   api(s, "POST", "/api/v1/queues/work/pause", {{"action", "pause"}});
-  for (int i = 0; i < 1000; ++i) ids.push_back(trigger(s, "q-work", {{"ms", 2}}));
+  for (int i = 0; i < 1000; ++i) ids.push_back(s.trigger("q-work", {{"ms", 2}}));
   auto q = api(s, "GET", "/api/v1/queues/work");
   EXPECT_EQ(q["queued"], 1000) << q.dump();
   EXPECT_EQ(q["running"], 0);
@@ -91,7 +85,7 @@ TEST(QueuesTest, TwoTasksShareAQueueDeclaredByTheirPlugin) {
   server s(d);
   std::vector<std::string> ids;
   api(s, "POST", "/api/v1/queues/shared/pause", {{"action", "pause"}});  // all queued first, then let go
-  for (int i = 0; i < 40; ++i) ids.push_back(trigger(s, i % 2 ? "q-share-b" : "q-share-a", {{"ms", 5}, {"tag", i}}));
+  for (int i = 0; i < 40; ++i) ids.push_back(s.trigger(i % 2 ? "q-share-b" : "q-share-a", {{"ms", 5}, {"tag", i}}));
   EXPECT_EQ(api(s, "GET", "/api/v1/queues/shared")["queued"], 40);
   api(s, "POST", "/api/v1/queues/shared/pause", {{"action", "resume"}});
   auto runs = finish_all(s, ids);
@@ -124,10 +118,10 @@ TEST(QueuesTest, AConcurrencyKeyWithOneRunIsNotBehindAKeyWithAThousand) {
   // tenant-a's thousand runs are all queued (the queue paused while they arrive), then start.
   api(s, "POST", "/api/v1/queues/tenants/pause", {{"action", "pause"}});
   // Each run holds the queue's one slot for 50 ms: far longer than a trigger takes to be queued.
-  for (int i = 0; i < 1000; ++i) big.push_back(trigger(s, "q-work", {{"ms", 50}, {"tag", "a"}}, {{"concurrencyKey", "tenant-a"}}));
+  for (int i = 0; i < 1000; ++i) big.push_back(s.trigger("q-work", {{"ms", 50}, {"tag", "a"}}, {{"concurrencyKey", "tenant-a"}}));
   api(s, "POST", "/api/v1/queues/tenants/pause", {{"action", "resume"}});
   std::this_thread::sleep_for(20ms);
-  auto small_id = trigger(s, "q-work", {{"tag", "b"}}, {{"concurrencyKey", "tenant-b"}});
+  auto small_id = s.trigger("q-work", {{"tag", "b"}}, {{"concurrencyKey", "tenant-b"}});
   auto small = s.wait_final(small_id);
   ASSERT_EQ(small["status"], "COMPLETED") << small.dump();
   auto q = api(s, "GET", "/api/v1/queues/tenants");
@@ -157,7 +151,7 @@ TEST(QueuesTest, TotalLimitCapsAllKeysTogether) {
   server s(d);
   std::vector<std::string> ids;
   api(s, "POST", "/api/v1/queues/capped/pause", {{"action", "pause"}});
-  for (int i = 0; i < 30; ++i) ids.push_back(trigger(s, "q-work", {{"ms", 10}}, {{"concurrencyKey", "k" + std::to_string(i % 3)}}));
+  for (int i = 0; i < 30; ++i) ids.push_back(s.trigger("q-work", {{"ms", 10}}, {{"concurrencyKey", "k" + std::to_string(i % 3)}}));
   EXPECT_EQ(api(s, "GET", "/api/v1/queues/capped")["concurrencyKeys"], 3);
   api(s, "POST", "/api/v1/queues/capped/pause", {{"action", "resume"}});
   EXPECT_EQ(max_concurrency(finish_all(s, ids)), 2);
@@ -167,7 +161,7 @@ TEST(QueuesTest, RateLimitCapsStartsPerPeriod) {
   auto d = queues_dir("queues:\n  - name: rated\n    rate_limit: {limit: 5, period: 1s}\ntasks:\n  q-work:\n    queue: rated\n");
   server s(d);
   std::vector<std::string> ids;
-  for (int i = 0; i < 12; ++i) ids.push_back(trigger(s, "q-work", json::object()));
+  for (int i = 0; i < 12; ++i) ids.push_back(s.trigger("q-work", json::object()));
   auto runs = finish_all(s, ids);
   std::vector<int64_t> starts;
   for (const auto& r : runs) starts.push_back(r["output"]["startedUs"].get<int64_t>());
@@ -183,11 +177,11 @@ TEST(QueuesTest, RateLimitCapsStartsPerPeriod) {
 TEST(QueuesTest, PriorityIsSecondsOfQueueTimeCredit) {
   auto d = queues_dir("queues:\n  - name: prio\n    concurrency_limit: 1\ntasks:\n  q-work:\n    queue: prio\n");
   server s(d);
-  auto blocker = trigger(s, "q-work", {{"ms", 300}, {"tag", "blocker"}});
+  auto blocker = s.trigger("q-work", {{"ms", 300}, {"tag", "blocker"}});
   std::this_thread::sleep_for(50ms);
   std::vector<std::string> plain;
-  for (int i = 0; i < 3; ++i) plain.push_back(trigger(s, "q-work", {{"tag", "plain"}}));
-  auto urgent = trigger(s, "q-work", {{"tag", "urgent"}}, {{"priority", 10}});
+  for (int i = 0; i < 3; ++i) plain.push_back(s.trigger("q-work", {{"tag", "plain"}}));
+  auto urgent = s.trigger("q-work", {{"tag", "urgent"}}, {{"priority", 10}});
   auto u = s.wait_final(urgent);
   auto b = s.wait_final(blocker);
   EXPECT_EQ(u["output"]["seq"].get<int>(), b["output"]["seq"].get<int>() + 1) << "the prioritized run goes next";
@@ -206,7 +200,7 @@ TEST(QueuesTest, PauseAndOverrideSurviveARestart) {
     EXPECT_EQ(o["concurrency"]["base"], 2);
     EXPECT_EQ(o["concurrency"]["override"], 1);
     EXPECT_TRUE(o["concurrency"]["overriddenAt"].is_string());
-    for (int i = 0; i < 5; ++i) ids.push_back(trigger(s, "q-work", {{"ms", 20}}));
+    for (int i = 0; i < 5; ++i) ids.push_back(s.trigger("q-work", {{"ms", 20}}));
     std::this_thread::sleep_for(300ms);
     for (const auto& id : ids) EXPECT_EQ(s.get_run(id)["status"], "QUEUED");
     EXPECT_EQ(api(s, "GET", "/api/v1/queues/p")["queued"], 5);
@@ -241,7 +235,7 @@ TEST(QueuesTest, ParentAndChildOnAQueueOfOneDoNotDeadlock) {
   auto d = queues_dir("");
   server s(d);
   std::vector<std::string> ids;
-  for (int i = 0; i < 5; ++i) ids.push_back(trigger(s, "q-parent", {{"n", i}}));
+  for (int i = 0; i < 5; ++i) ids.push_back(s.trigger("q-parent", {{"n", i}}));
   for (int i = 0; i < 5; ++i) {
     auto r = s.wait_final(ids[static_cast<size_t>(i)]);
     ASSERT_EQ(r["status"], "COMPLETED") << r.dump() << s.log();
@@ -258,7 +252,7 @@ TEST(QueuesTest, BadQueueRequestsAreClearErrors) {
   EXPECT_EQ(unknown.status, 400);
   EXPECT_NE(unknown.body.find("Queue 'nope' not found"), std::string::npos) << unknown.body;
   // A trigger may pick a declared queue.
-  auto picked = trigger(s, "q-fast", json::object(), {{"queue", {{"name", "email"}}}});
+  auto picked = s.trigger("q-fast", json::object(), {{"queue", {{"name", "email"}}}});
   EXPECT_EQ(s.wait_final(picked)["status"], "COMPLETED");
   EXPECT_EQ(c.request("GET", "/api/v1/queues/nope").status, 404);
   EXPECT_EQ(c.request("POST", "/api/v1/queues/nope/pause", R"({"action":"pause"})").status, 404);
@@ -298,7 +292,7 @@ TEST(QueuesTest, TasksThatBlockTheirThreadsDoNotStallOtherTasks) {
   auto d = queues_dir("executor:\n  threads: 4\n");
   server s(d);
   std::vector<std::string> blockers;
-  for (int i = 0; i < 20; ++i) blockers.push_back(trigger(s, "q-block", {{"ms", 2000}}));
+  for (int i = 0; i < 20; ++i) blockers.push_back(s.trigger("q-block", {{"ms", 2000}}));
   std::this_thread::sleep_for(100ms);
   std::vector<double> latency_ms;
   std::vector<std::string> fast;

@@ -22,12 +22,6 @@ namespace {
 
 deployment_dir waits_dir() { return deployment_dir("", {"fixture_waits"}); }
 
-std::string trigger(server& s, const std::string& task, const json& payload) {
-  http_client c(s.url);
-  auto r = c.request("POST", "/api/v1/tasks/" + task + "/trigger", json{{"payload", payload}}.dump());
-  EXPECT_EQ(r.status, 200) << r.body;
-  return json::parse(r.body).value("id", "");
-}
 
 /// Polls the run until `pred` holds (or 20 s pass); returns the last state.
 template <class P>
@@ -50,7 +44,7 @@ int lines(const std::filesystem::path& f) {
 TEST(WaitsTest, ChildResultsErrorsAndLineage) {
   auto d = waits_dir();
   server s(d);
-  auto ok = s.wait_final(trigger(s, "w-parent", {{"child", {{"value", 21}}}}));
+  auto ok = s.wait_final(s.trigger("w-parent", {{"child", {{"value", 21}}}}));
   ASSERT_EQ(ok["status"], "COMPLETED") << ok.dump() << s.log();
   EXPECT_EQ(ok["output"]["ok"], true);
   EXPECT_EQ(ok["output"]["child"]["doubled"], 42);
@@ -61,19 +55,19 @@ TEST(WaitsTest, ChildResultsErrorsAndLineage) {
   EXPECT_EQ(child["depth"], 1);
   EXPECT_EQ(child["relatedRuns"]["parent"]["id"], ok["id"]);
 
-  auto failed = s.wait_final(trigger(s, "w-parent", {{"child", {{"value", 3}, {"fail", true}}}}));
+  auto failed = s.wait_final(s.trigger("w-parent", {{"child", {{"value", 3}, {"fail", true}}}}));
   ASSERT_EQ(failed["status"], "COMPLETED") << failed.dump();
   EXPECT_EQ(failed["output"]["ok"], false);
   EXPECT_EQ(failed["output"]["status"], "FAILED");
   EXPECT_NE(failed["output"]["error"].get<std::string>().find("child refused 3"), std::string::npos) << failed.dump();
 
   // unwrap() turns a failed child into a failed parent, with the child's message.
-  auto unwrapped = s.wait_final(trigger(s, "w-unwrap", {{"value", 1}, {"fail", true}}));
+  auto unwrapped = s.wait_final(s.trigger("w-unwrap", {{"value", 1}, {"fail", true}}));
   EXPECT_EQ(unwrapped["status"], "FAILED");
   EXPECT_NE(unwrapped["error"]["message"].get<std::string>().find("child refused 1"), std::string::npos) << unwrapped.dump();
 
   // An unknown task is an error result, not a hang.
-  auto unknown = s.wait_final(trigger(s, "w-parent", {{"task", "no-such-task"}}));
+  auto unknown = s.wait_final(s.trigger("w-parent", {{"task", "no-such-task"}}));
   ASSERT_EQ(unknown["status"], "COMPLETED") << unknown.dump();
   EXPECT_EQ(unknown["output"]["ok"], false);
   EXPECT_NE(unknown["output"]["error"].get<std::string>().find("no-such-task"), std::string::npos);
@@ -89,7 +83,7 @@ TEST(WaitsTest, BatchOfAThousandChildrenAndItsBatchResource) {
     items.push_back({{"value", i}, {"fail", fail}});
     if (!fail) expected += 2 * i;
   }
-  auto r = s.wait_final(trigger(s, "w-batch", {{"items", items}}));
+  auto r = s.wait_final(s.trigger("w-batch", {{"items", items}}));
   ASSERT_EQ(r["status"], "COMPLETED") << r.dump().substr(0, 2000) << s.log();
   EXPECT_EQ(r["output"]["count"], 1000);
   EXPECT_EQ(r["output"]["failed"], 10);
@@ -105,7 +99,7 @@ TEST(WaitsTest, BatchOfAThousandChildrenAndItsBatchResource) {
   EXPECT_EQ(c.request("GET", "/api/v1/batches/batch_nope").status, 404);
 
   // An item over the payload limit fails the parent, naming the item.
-  auto bad = s.wait_final(trigger(s, "w-batch", {{"items", json::array({json{{"value", 1}}})}, {"big_item_bytes", (3u << 20) + 10}}));
+  auto bad = s.wait_final(s.trigger("w-batch", {{"items", json::array({json{{"value", 1}}})}, {"big_item_bytes", (3u << 20) + 10}}));
   EXPECT_EQ(bad["status"], "FAILED") << bad.dump().substr(0, 500);
   EXPECT_NE(bad.dump().find("batch item 1"), std::string::npos) << bad.dump().substr(0, 500);
 }
@@ -113,7 +107,7 @@ TEST(WaitsTest, BatchOfAThousandChildrenAndItsBatchResource) {
 TEST(WaitsTest, NestedFiveDeepAndFireAndForget) {
   auto d = waits_dir();
   server s(d);
-  auto r = s.wait_final(trigger(s, "w-nested", {{"n", 5}}));
+  auto r = s.wait_final(s.trigger("w-nested", {{"n", 5}}));
   ASSERT_EQ(r["status"], "COMPLETED") << r.dump() << s.log();
   EXPECT_EQ(r["output"]["depth"], 5);
   // The deepest run knows the root and its depth.
@@ -128,7 +122,7 @@ TEST(WaitsTest, NestedFiveDeepAndFireAndForget) {
   }
   EXPECT_EQ(max_depth, 5);
 
-  auto f = s.wait_final(trigger(s, "w-fire", json::object()));
+  auto f = s.wait_final(s.trigger("w-fire", json::object()));
   ASSERT_EQ(f["status"], "COMPLETED") << f.dump();
   auto child = s.wait_final(f["output"]["child"]);
   EXPECT_EQ(child["output"]["doubled"], 8);
@@ -141,7 +135,7 @@ TEST(WaitsTest, TokensCompletedOverHttpAndTheCliAndTimedOut) {
   auto d = waits_dir();
   server s(d);
   http_client c(s.url);
-  const std::string id = trigger(s, "w-token", json::object());
+  const std::string id = s.trigger("w-token", json::object());
   auto waiting = wait_until(s, id, [](const json& r) { return r["status"] == "WAITING"; });
   ASSERT_EQ(waiting["status"], "WAITING") << waiting.dump() << s.log();
   ASSERT_EQ(waiting["waitingFor"][0]["kind"], "token");
@@ -162,7 +156,7 @@ TEST(WaitsTest, TokensCompletedOverHttpAndTheCliAndTimedOut) {
   EXPECT_EQ(c.request("POST", "/api/v1/waitpoints/tokens/waitpoint_nope/complete", R"({"data":1})").status, 404);
 
   // The CLI completes one too.
-  const std::string id2 = trigger(s, "w-token", json::object());
+  const std::string id2 = s.trigger("w-token", json::object());
   auto w2 = wait_until(s, id2, [](const json& r) { return r["status"] == "WAITING"; });
   auto out = s.cli({"tokens", "complete", w2["metadata"]["token"], R"({"via":"cli"})"});
   ASSERT_EQ(out.exit_code, 0) << out.err;
@@ -172,14 +166,14 @@ TEST(WaitsTest, TokensCompletedOverHttpAndTheCliAndTimedOut) {
   auto created = c.request("POST", "/api/v1/waitpoints/tokens", R"({"timeout":"1h","tags":["t1"]})");
   ASSERT_EQ(created.status, 200) << created.body;
   const std::string backend_token = json::parse(created.body)["id"];
-  auto comp = s.wait_final(trigger(s, "w-complete", {{"token", backend_token}, {"data", 7}}));
+  auto comp = s.wait_final(s.trigger("w-complete", {{"token", backend_token}, {"data", 7}}));
   EXPECT_EQ(comp["status"], "COMPLETED") << comp.dump();
   EXPECT_EQ(json::parse(c.request("GET", "/api/v1/waitpoints/tokens/" + backend_token).body)["output"], 7);
   auto list = json::parse(c.request("GET", "/api/v1/waitpoints/tokens?filter%5Bstatus%5D=COMPLETED").body);
   EXPECT_GE(list["data"].size(), 3u);
 
   // A token that times out resumes its run with a timeout result.
-  auto timed = s.wait_final(trigger(s, "w-token", {{"timeout_ms", 300}}));
+  auto timed = s.wait_final(s.trigger("w-token", {{"timeout_ms", 300}}));
   ASSERT_EQ(timed["status"], "COMPLETED") << timed.dump();
   EXPECT_EQ(timed["output"]["ok"], false);
   EXPECT_NE(timed["output"]["error"].get<std::string>().find("WaitpointTimeoutError"), std::string::npos);
@@ -194,26 +188,26 @@ TEST(WaitsTest, TokensCompletedOverHttpAndTheCliAndTimedOut) {
 TEST(WaitsTest, AllOfMixedWaitsIdempotentWaitsAndNegativeWaits) {
   auto d = waits_dir();
   server s(d);
-  auto a = s.wait_final(trigger(s, "w-all", {{"value", 5}, {"ms", 300}}));
+  auto a = s.wait_final(s.trigger("w-all", {{"value", 5}, {"ms", 300}}));
   ASSERT_EQ(a["status"], "COMPLETED") << a.dump() << s.log();
   EXPECT_EQ(a["output"]["child"]["doubled"], 10);
   EXPECT_GE(a["output"]["took_ms"].get<int>(), 290);  // it waited for the longer of the two
 
   // The keyed wait of attempt 1 is not waited again by attempt 2.
   auto started = std::chrono::steady_clock::now();
-  auto r = s.wait_final(trigger(s, "w-retry-wait", {{"ms", 1500}}));
+  auto r = s.wait_final(s.trigger("w-retry-wait", {{"ms", 1500}}));
   auto took = std::chrono::steady_clock::now() - started;
   ASSERT_EQ(r["status"], "COMPLETED") << r.dump();
   EXPECT_EQ(r["output"]["attempt"], 2);
   EXPECT_EQ(r["attempts"].size(), 2u);
   EXPECT_LT(took, 2900ms) << "attempt 2 waited again";
 
-  auto u = s.wait_final(trigger(s, "w-until", {{"ms", 300}}));
+  auto u = s.wait_final(s.trigger("w-until", {{"ms", 300}}));
   ASSERT_EQ(u["status"], "COMPLETED") << u.dump();
   EXPECT_GE(u["output"]["took_ms"].get<int>(), 290);
   EXPECT_LT(u["output"]["took_ms"].get<int>(), 5000);
 
-  auto neg = s.wait_final(trigger(s, "w-negative", json::object()));
+  auto neg = s.wait_final(s.trigger("w-negative", json::object()));
   EXPECT_EQ(neg["status"], "FAILED");
   EXPECT_NE(neg["error"]["message"].get<std::string>().find("negative"), std::string::npos) << neg.dump();
 }
@@ -221,7 +215,7 @@ TEST(WaitsTest, AllOfMixedWaitsIdempotentWaitsAndNegativeWaits) {
 TEST(WaitsTest, CancellingAParentCancelsItsChildren) {
   auto d = waits_dir();
   server s(d);
-  const std::string parent = trigger(s, "w-parent", {{"task", "w-slow"}});
+  const std::string parent = s.trigger("w-parent", {{"task", "w-slow"}});
   auto w = wait_until(s, parent, [](const json& r) { return r["status"] == "WAITING"; });
   ASSERT_EQ(w["status"], "WAITING") << w.dump() << s.log();
   const std::string child = w["waitingFor"][0]["runId"];
@@ -242,9 +236,9 @@ TEST(WaitsTest, RunsWaitingAcrossAKillNineFinishFromTheirJournal) {
   std::string sleeper, token_run, parent, child;
   {
     server s(d, "first.log");
-    sleeper = trigger(s, "w-sleep", {{"ms", 2500}, {"dir", (marks / "sleep").string()}});
-    token_run = trigger(s, "w-token", {{"dir", (marks / "token").string()}});
-    parent = trigger(s, "w-parent", {{"task", "w-token"}, {"child", {{"dir", (marks / "parent").string()}}}});
+    sleeper = s.trigger("w-sleep", {{"ms", 2500}, {"dir", (marks / "sleep").string()}});
+    token_run = s.trigger("w-token", {{"dir", (marks / "token").string()}});
+    parent = s.trigger("w-parent", {{"task", "w-token"}, {"child", {{"dir", (marks / "parent").string()}}}});
     for (const auto& id : {sleeper, token_run, parent}) {
       auto r = wait_until(s, id, [](const json& r) { return r["status"] == "WAITING"; });
       ASSERT_EQ(r["status"], "WAITING") << r.dump() << s.log();
@@ -288,8 +282,8 @@ TEST(WaitsTest, WaitingHoldsNoThreadAndFiresWaitHooks) {
   auto d = deployment_dir("executor:\n  threads: 1\n", {"fixture_waits"});
   server s(d);
   std::vector<std::string> sleepers;
-  for (int i = 0; i < 20; ++i) sleepers.push_back(trigger(s, "w-sleep", {{"ms", 1500}}));
-  auto p = s.wait_final(trigger(s, "w-parent", {{"child", {{"value", 2}}}}));
+  for (int i = 0; i < 20; ++i) sleepers.push_back(s.trigger("w-sleep", {{"ms", 1500}}));
+  auto p = s.wait_final(s.trigger("w-parent", {{"child", {{"value", 2}}}}));
   ASSERT_EQ(p["status"], "COMPLETED") << p.dump() << s.log();
   EXPECT_EQ(p["output"]["child"]["doubled"], 4);
   for (const auto& id : sleepers) EXPECT_EQ(s.get_run(id)["status"], "WAITING") << "finished before its wait ended";
@@ -306,7 +300,7 @@ TEST(WaitsTest, AChildEndingInAnyFinalStatusResumesItsParent) {
   server s(d);
   http_client c(s.url);
   // Canceled child.
-  const std::string parent = trigger(s, "w-parent", {{"task", "w-slow"}});
+  const std::string parent = s.trigger("w-parent", {{"task", "w-slow"}});
   auto w = wait_until(s, parent, [](const json& r) { return r["status"] == "WAITING"; });
   ASSERT_EQ(w["status"], "WAITING") << w.dump();
   ASSERT_EQ(c.request("POST", "/api/v2/runs/" + w["waitingFor"][0]["runId"].get<std::string>() + "/cancel").status, 200);
@@ -315,20 +309,20 @@ TEST(WaitsTest, AChildEndingInAnyFinalStatusResumesItsParent) {
   EXPECT_EQ(r["output"]["ok"], false);
   EXPECT_EQ(r["output"]["status"], "CANCELED");
   // Trigger options reach the child (a delay, a TTL counted from when it is queued, tags).
-  auto e = s.wait_final(trigger(s, "w-parent", {{"child", {{"value", 1}}}, {"options", {{"delay", "1s"}, {"ttl", "1s"}, {"tags", "x"}}}}));
+  auto e = s.wait_final(s.trigger("w-parent", {{"child", {{"value", 1}}}, {"options", {{"delay", "1s"}, {"ttl", "1s"}, {"tags", "x"}}}}));
   ASSERT_EQ(e["status"], "COMPLETED") << e.dump();
   EXPECT_EQ(e["output"]["ok"], true) << e.dump();
   EXPECT_EQ(s.get_run(e["output"]["childId"])["tags"], json::array({"x"}));
   // Two parents, one child: the second parent's trigger hits the first child's idempotency key.
   json opts = {{"idempotencyKey", "shared-child"}};
-  auto a = s.wait_final(trigger(s, "w-parent", {{"child", {{"value", 8}}}, {"options", opts}}));
-  auto b = s.wait_final(trigger(s, "w-parent", {{"child", {{"value", 9}}}, {"options", opts}}));
+  auto a = s.wait_final(s.trigger("w-parent", {{"child", {{"value", 8}}}, {"options", opts}}));
+  auto b = s.wait_final(s.trigger("w-parent", {{"child", {{"value", 9}}}, {"options", opts}}));
   ASSERT_EQ(a["status"], "COMPLETED") << a.dump();
   ASSERT_EQ(b["status"], "COMPLETED") << b.dump();
   EXPECT_EQ(b["output"]["childId"], a["output"]["childId"]);
   EXPECT_EQ(b["output"]["child"]["doubled"], 16);
   // Invalid child options fail the parent with the field named.
-  auto bad = s.wait_final(trigger(s, "w-parent", {{"child", 1}, {"options", {{"ttl", "soon"}}}}));
+  auto bad = s.wait_final(s.trigger("w-parent", {{"child", 1}, {"options", {{"ttl", "soon"}}}}));
   EXPECT_EQ(bad["status"], "FAILED");
   EXPECT_NE(bad["error"]["message"].get<std::string>().find("ttl"), std::string::npos) << bad.dump();
 }
@@ -340,7 +334,7 @@ TEST(WaitsTest, AnAttemptKilledMidRunReplaysItsJournalInItsNextAttempt) {
   std::string id;
   {
     server s(d, "first.log");
-    id = trigger(s, "w-step-block", {{"dir", marks.string()}});
+    id = s.trigger("w-step-block", {{"dir", marks.string()}});
     auto deadline = std::chrono::steady_clock::now() + 10s;
     while (lines(marks / "a") < 1 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);
     ASSERT_EQ(lines(marks / "a"), 1);
@@ -363,7 +357,7 @@ TEST(WaitsTest, AGracefulRestartKeepsWaitingRunsWaiting) {
   const auto started = std::chrono::system_clock::now();
   {
     server s(d, "first.log");
-    id = trigger(s, "w-sleep", {{"ms", 1200}});
+    id = s.trigger("w-sleep", {{"ms", 1200}});
     ASSERT_EQ(wait_until(s, id, [](const json& r) { return r["status"] == "WAITING"; })["status"], "WAITING");
     s.proc.signal(SIGTERM);
     ASSERT_EQ(s.proc.wait_exit(20s), 0) << s.log();
@@ -388,7 +382,7 @@ TEST(WaitsTest, RunsDroppedFromMemoryWhileWaitingResumeByReplay) {
   auto marks = d.tmp / "marks";
   std::filesystem::create_directories(marks);
   server s(d);
-  auto sleeper = s.wait_final(trigger(s, "w-sleep", {{"ms", 300}, {"dir", marks.string()}}));
+  auto sleeper = s.wait_final(s.trigger("w-sleep", {{"ms", 300}, {"dir", marks.string()}}));
   ASSERT_EQ(sleeper["status"], "COMPLETED") << sleeper.dump() << s.log();
   EXPECT_EQ(sleeper["metadata"]["passes"], 1) << sleeper.dump();
   EXPECT_EQ(sleeper["metadata"]["hooks"], json::array({"wait:duration", "resume:duration"}));
@@ -401,14 +395,14 @@ TEST(WaitsTest, RunsDroppedFromMemoryWhileWaitingResumeByReplay) {
   EXPECT_EQ(sleeping, 1) << logs.dump();
   EXPECT_NE(s.log().find("replaying its attempt from the journal"), std::string::npos);
 
-  auto p = s.wait_final(trigger(s, "w-parent", {{"child", {{"value", 6}}}}));
+  auto p = s.wait_final(s.trigger("w-parent", {{"child", {{"value", 6}}}}));
   EXPECT_EQ(p["output"]["child"]["doubled"], 12) << p.dump();
-  auto a = s.wait_final(trigger(s, "w-all", {{"value", 3}, {"ms", 100}}));
+  auto a = s.wait_final(s.trigger("w-all", {{"value", 3}, {"ms", 100}}));
   EXPECT_EQ(a["output"]["child"]["doubled"], 6) << a.dump();
-  auto n = s.wait_final(trigger(s, "w-nested", {{"n", 3}}));
+  auto n = s.wait_final(s.trigger("w-nested", {{"n", 3}}));
   EXPECT_EQ(n["output"]["depth"], 3) << n.dump();
   // Cancelling a run that waits without an execution in memory.
-  const std::string id = trigger(s, "w-token", json::object());
+  const std::string id = s.trigger("w-token", json::object());
   ASSERT_EQ(wait_until(s, id, [](const json& r) { return r["status"] == "WAITING"; })["status"], "WAITING");
   ASSERT_EQ(c.request("POST", "/api/v2/runs/" + id + "/cancel").status, 200);
   EXPECT_EQ(s.get_run(id)["status"], "CANCELED");
@@ -447,10 +441,10 @@ TEST(WaitsTest, TimeSpentWaitingDoesNotCountTowardMaxDuration) {
   auto d = waits_dir();
   server s(d);
   // max_duration 5 s: a 5.5 s wait is fine; 2 s of work after a 4 s wait is fine too...
-  const std::string waited = trigger(s, "w-long-wait", {{"ms", 5500}});
-  const std::string both = trigger(s, "w-long-wait", {{"ms", 4000}, {"then_busy_ms", 2000}});
+  const std::string waited = s.trigger("w-long-wait", {{"ms", 5500}});
+  const std::string both = s.trigger("w-long-wait", {{"ms", 4000}, {"then_busy_ms", 2000}});
   // ... but 6 s of work after the wait is not.
-  const std::string busy = trigger(s, "w-long-wait", {{"ms", 100}, {"then_busy_ms", 6000}});
+  const std::string busy = s.trigger("w-long-wait", {{"ms", 100}, {"then_busy_ms", 6000}});
   auto a = s.wait_final(waited);
   auto b = s.wait_final(both);
   auto c = s.wait_final(busy);

@@ -1,6 +1,7 @@
 // Test support: the real taskhost binary in a temp deployment (integration tests).
 #pragma once
 
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include <regex>
@@ -58,6 +59,13 @@ public:
     args.push_back("--url");
     args.push_back(url);
     return run_command(args);
+  }
+  /// POST /api/v1/tasks/{task}/trigger; expects 200 and returns the run id.
+  std::string trigger(const std::string& task, const json& payload, const json& options = json::object()) {
+    http_client c(url);
+    auto r = c.request("POST", "/api/v1/tasks/" + task + "/trigger", json{{"payload", payload}, {"options", options}}.dump());
+    EXPECT_EQ(r.status, 200) << r.body;
+    return json::parse(r.body).value("id", "");
   }
   json get_run(const std::string& id) {
     http_client c(url);

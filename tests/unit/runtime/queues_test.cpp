@@ -17,7 +17,7 @@ struct QueueBookTest : ::testing::Test {
   void SetUp() override { make({}); }
   void make(size_t cap) {
     queue_book::options o;
-    if (cap) o.unlimited_cap = cap;
+    if (cap) o.unlimited_cap = [cap] { return cap; };
     o.now = [this] { return now; };
     book = std::make_unique<queue_book>(std::move(o));
     book->set_dispatch([this](std::vector<queue_grant> g) {
@@ -192,7 +192,7 @@ TEST_F(QueueBookTest, UnlimitedQueuesAreBoundedByTheCap) {
 TEST_F(QueueBookTest, UnlimitedQueuesGrowWithTheirCapFunction) {
   size_t cap = 2;
   queue_book::options o;
-  o.unlimited_cap_fn = [&] { return cap; };
+  o.unlimited_cap = [&] { return cap; };
   o.now = [this] { return now; };
   book = std::make_unique<queue_book>(std::move(o));
   book->set_dispatch([this](std::vector<queue_grant> g) {
