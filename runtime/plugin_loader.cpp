@@ -1,5 +1,7 @@
 #include "runtime/plugin_loader.hpp"
 
+#include "runtime/cron.hpp"
+
 #define BOOST_DLL_USE_STD_FS
 #include <boost/dll/shared_library.hpp>
 
@@ -202,6 +204,42 @@ loaded_plugin load_plugin(const fs::path& file, const fs::path& cache_dir) {
         throw bad("queue.name '" + name + "' has characters other than letters, digits, '-', '_', '.'");
       lt.queue_name = std::move(name);
       lt.queue_concurrency_limit = limit == 0 ? -1 : limit;
+    }
+    // 1.6: `scheduled` sits in 1.5's tail padding, so a 1.5 descriptor's size may cover it; only
+    // abi_minor says whether it was written.
+    constexpr size_t v16 = offsetof(th_task_descriptor, schedule_timezone) + sizeof(const char*);
+    if (d->abi_minor >= 6 && t->struct_size >= v16 && d->task_descriptor_size >= v16) {
+      auto bad = [&](const std::string& what) { return plugin_error("task '" + id + "': " + what); };
+      if (t->scheduled != 0 && t->scheduled != 1)
+        throw bad("scheduled must be 0 or 1, not " + std::to_string(t->scheduled));
+      // Bounded reads: a string without a NUL within its limit + 1 bytes is too long either way.
+      std::string cron = t->schedule_cron ? std::string(t->schedule_cron, strnlen(t->schedule_cron, 257)) : std::string();
+      std::string zone =
+          t->schedule_timezone ? std::string(t->schedule_timezone, strnlen(t->schedule_timezone, 65)) : std::string();
+      if (!t->scheduled && !cron.empty())
+        throw bad("has a cron schedule (\"" + cron.substr(0, 256) + "\") but is not a scheduled task");
+      if (!t->scheduled && !zone.empty())
+        throw bad("has a schedule time zone (\"" + zone.substr(0, 64) + "\") but is not a scheduled task");
+      if (cron.size() > 256) throw bad("the cron expression is longer than 256 characters");
+      if (zone.size() > 64) throw bad("the schedule time zone is longer than 64 characters");
+      if (!zone.empty() && cron.empty()) throw bad("has a schedule time zone (\"" + zone + "\") but no cron expression");
+      if (!cron.empty()) {
+        try {
+          cron_expression::parse(cron);
+        } catch (const std::invalid_argument& e) {  // cron_error: what() names the field
+          throw bad("invalid cron \"" + cron + "\": " + e.what());
+        }
+      }
+      if (!zone.empty()) {
+        try {
+          time_zone::locate(zone);
+        } catch (const std::invalid_argument& e) {  // what(): "unknown time zone 'Mars/Olympus'"
+          throw bad(e.what());
+        }
+      }
+      lt.scheduled = t->scheduled == 1;
+      lt.schedule_cron = std::move(cron);
+      lt.schedule_timezone = std::move(zone);
     }
     p.tasks.push_back(std::move(lt));
   }

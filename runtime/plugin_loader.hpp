@@ -15,7 +15,9 @@
 //     rebuilding the original in place must never change a loaded plugin. Loading runs the
 //     library's static initializers;
 //  4. the entry function is called and its descriptor checked: sizes, ABI major equal, ABI minor
-//     not newer than the host, a name, valid and unique task ids, all functions present.
+//     not newer than the host, a name, valid and unique task ids, all functions present, and each
+//     task's own settings (retry, max duration, queue, schedule: a cron that parses, a known
+//     time zone, only on a scheduled task).
 // A plugin that fails any check is refused whole, with the file and the reason; the others load.
 #pragma once
 
@@ -47,6 +49,14 @@ struct loaded_task {
   /// deployment's `queues:` says otherwise).
   std::string queue_name;
   int queue_concurrency_limit = -1;
+  /// A scheduled task (ABI >= 1.6; false for older plugins): only it accepts schedules, and its
+  /// runs get the schedule payload. `schedule_cron` is its declarative schedule ("" = none: its
+  /// schedules come from the deployment's YAML or the API), already checked to parse;
+  /// `schedule_timezone` the IANA zone it is read in ("" = UTC), checked to exist. Both are ""
+  /// for an ordinary task.
+  bool scheduled = false;
+  std::string schedule_cron{};
+  std::string schedule_timezone{};
 };
 
 /// A lifecycle hook of a loaded plugin (ABI >= 1.2). OWNERSHIP: like loaded_task.

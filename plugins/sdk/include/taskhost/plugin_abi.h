@@ -27,6 +27,10 @@
  * never concurrently, but possibly on different threads. Different executions may run concurrently.
  *
  * HOW IT GROWS (each a minor bump, old plugins keep loading):
+ *  - scheduled tasks (1.6): th_task_descriptor.scheduled marks a task whose runs come from
+ *    schedules (cron) and whose payload is the schedule payload; schedule_cron / schedule_timezone
+ *    give it a declarative schedule. The host reads them only when abi_minor >= 6 and the
+ *    descriptor's size covers them; older plugins' tasks are ordinary tasks;
  *  - queues (1.5): th_task_descriptor.queue_name / queue_concurrency_limit put a task on a named
  *    queue (shared by every task naming it) or give its own queue a concurrency limit. The host
  *    reads them only when abi_minor >= 5 and the descriptor's size covers them; older plugins'
@@ -57,7 +61,7 @@ extern "C" {
 #define TASKHOST_ABI_MAJOR 1
 #endif
 #ifndef TASKHOST_ABI_MINOR
-#define TASKHOST_ABI_MINOR 5
+#define TASKHOST_ABI_MINOR 6
 #endif
 
 #define TASKHOST_EXPORT __attribute__((visibility("default")))
@@ -186,6 +190,17 @@ typedef struct th_task_descriptor {
                                       [A-Za-z0-9_.-], shared by every task that names it */
   int32_t queue_concurrency_limit; /* 0: not set (a zero-filled descriptor sets nothing);
                                       1..100000: the limit; anything else is refused */
+  /* --- ABI 1.6 --- */
+  /* `scheduled` lies in what was 1.5's tail padding, so the host also requires abi_minor >= 6
+   * (not only a large enough struct_size) before it reads any of these three. */
+  int32_t scheduled;             /* 0: an ordinary task; 1: a scheduled task — only scheduled
+                                    tasks accept schedules, and their payload is the schedule
+                                    payload; anything else is refused */
+  const char* schedule_cron;     /* NULL or "": no declarative schedule (schedules come from the
+                                    deployment YAML or the API); else a cron expression, 5 fields
+                                    or 6 with leading seconds, <= 256 chars; only with scheduled */
+  const char* schedule_timezone; /* NULL or "": UTC; else an IANA zone name ("Europe/London"),
+                                    <= 64 chars; only with schedule_cron */
 } th_task_descriptor;
 
 /* Lifecycle hooks (ABI 1.2), in Trigger.dev's vocabulary. */

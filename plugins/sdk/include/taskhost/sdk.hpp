@@ -18,6 +18,15 @@
 // (`.on_success = ...`, see task_definition); global hooks with th::hook; `ctx.signal` for
 // cancellation and time-outs.
 //
+// Scheduled (cron) tasks get a th::schedule_payload instead of JSON (see scheduled_task):
+//
+//   th::scheduled_task report{{
+//       .id = "daily-report", .cron = "0 9 * * 1-5",   // or {"0 9 * * 1-5", "Europe/London"}
+//       .run = [](th::schedule_payload p, th::run_context& ctx) -> th::json {
+//           return {{"for", th::format_timestamp(p.timestamp)}};
+//       },
+//   }};
+//
 // Tasks that wait are coroutines; they hold no thread while they wait and survive restarts:
 //
 //   th::task order{{
@@ -54,6 +63,7 @@
 #include <chrono>
 #include <coroutine>
 #include <cstddef>
+#include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <functional>
@@ -71,7 +81,7 @@
 
 #include <nlohmann/json.hpp>
 
-#define TASKHOST_SDK_VERSION "0.4.0"
+#define TASKHOST_SDK_VERSION "0.5.0"
 
 namespace taskhost {
 
@@ -899,6 +909,291 @@ private:
   task_definition def_;
 };
 
+// --- Scheduled tasks (Trigger.dev's schedules.task) ---
+
+/// Parses an RFC 3339 timestamp, e.g. "2026-03-02T09:00:00.000Z" (what the host sends: UTC with
+/// milliseconds). Also accepts any number of fraction digits (none, or up to nanoseconds; more
+/// are cut), a lower-case 't' / 'z', and a "+hh:mm" / "-hh:mm" offset. Throws
+/// std::invalid_argument naming the text when it is not one.
+inline std::chrono::system_clock::time_point parse_timestamp(std::string_view s) {
+  auto bad = [&](const char* why) {
+    return std::invalid_argument("not an RFC 3339 timestamp (" + std::string(why) + "): \"" + std::string(s.substr(0, 64)) + "\"");
+  };
+  size_t i = 0;
+  auto digits = [&](size_t n) {
+    if (i + n > s.size()) throw bad("too short");
+    int v = 0;
+    for (size_t k = 0; k < n; ++k, ++i) {
+      if (s[i] < '0' || s[i] > '9') throw bad("a digit expected");
+      v = v * 10 + (s[i] - '0');
+    }
+    return v;
+  };
+  auto expect = [&](char a, char b = '\0') {
+    if (i >= s.size() || (s[i] != a && (b == '\0' || s[i] != b))) throw bad("malformed");
+    ++i;
+  };
+  const int y = digits(4);
+  expect('-');
+  const int mo = digits(2);
+  expect('-');
+  const int d = digits(2);
+  expect('T', 't');
+  const int h = digits(2);
+  expect(':');
+  const int mi = digits(2);
+  expect(':');
+  const int sec = digits(2);
+  const std::chrono::year_month_day ymd{std::chrono::year{y}, std::chrono::month{unsigned(mo)}, std::chrono::day{unsigned(d)}};
+  if (!ymd.ok()) throw bad("no such date");
+  if (h > 23 || mi > 59 || sec > 59) throw bad("time out of range");
+  std::chrono::nanoseconds frac{0};
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    const size_t first = i;
+    long long ns = 0, scale = 100000000;
+    for (; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i, scale /= 10)
+      if (scale > 0) ns += (s[i] - '0') * scale;
+    if (i == first) throw bad("no digits after '.'");
+    frac = std::chrono::nanoseconds{ns};
+  }
+  std::chrono::minutes offset{0};
+  if (i < s.size() && (s[i] == 'Z' || s[i] == 'z')) {
+    ++i;
+  } else if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
+    const int sign = s[i++] == '-' ? -1 : 1;
+    const int oh = digits(2);
+    expect(':');
+    const int om = digits(2);
+    if (oh > 23 || om > 59) throw bad("offset out of range");
+    offset = std::chrono::minutes{sign * (oh * 60 + om)};
+  } else {
+    throw bad("no time zone: 'Z' or an offset expected");
+  }
+  if (i != s.size()) throw bad("trailing characters");
+  const auto local = std::chrono::sys_days{ymd} + std::chrono::hours{h} + std::chrono::minutes{mi} + std::chrono::seconds{sec};
+  return std::chrono::time_point_cast<std::chrono::system_clock::duration>(local - offset + frac);
+}
+
+/// Formats a time point as the host does: RFC 3339 in UTC with milliseconds (cut, not rounded),
+/// "2026-03-02T09:00:00.000Z".
+inline std::string format_timestamp(std::chrono::system_clock::time_point t) {
+  using namespace std::chrono;
+  const auto ms = floor<milliseconds>(t);
+  const auto day = floor<days>(ms);
+  const year_month_day ymd{day};
+  const hh_mm_ss<milliseconds> tod{ms - day};
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", int(ymd.year()), unsigned(ymd.month()),
+                unsigned(ymd.day()), int(tod.hours().count()), int(tod.minutes().count()), int(tod.seconds().count()),
+                int(tod.subseconds().count()));
+  return buf;
+}
+
+/// What a scheduled run receives (Trigger.dev's schedule payload). The host sends it as JSON:
+///
+///   {"timestamp": "2026-03-02T09:00:00.000Z", "lastTimestamp": "2026-02-27T09:00:00.000Z",
+///    "timezone": "Europe/London", "scheduleId": "sched_...", "externalId": "user-42",
+///    "upcoming": ["2026-03-03T09:00:00.000Z", ...], "type": "IMPERATIVE"}
+///
+/// ("lastTimestamp" and "externalId" are absent when there is none).
+struct schedule_payload {
+  std::chrono::system_clock::time_point timestamp;                       ///< the occurrence's nominal time
+  std::optional<std::chrono::system_clock::time_point> last_timestamp;  ///< the previous occurrence that ran, if any
+  std::string timezone;                                                  ///< IANA name, "UTC" by default
+  std::string schedule_id;                                               ///< "sched_..."
+  std::optional<std::string> external_id;
+  std::vector<std::chrono::system_clock::time_point> upcoming;           ///< the next 5 occurrences
+  std::string type;                                                      ///< "DECLARATIVE" or "IMPERATIVE"
+  json raw;                                                              ///< the payload as received
+
+  /// Reads the JSON above. Only "timestamp" is required; a field that is present must have its
+  /// type (null counts as absent). Throws std::invalid_argument("... not a schedule payload:
+  /// ...") otherwise, e.g. for the `{}` of a run triggered by hand.
+  static schedule_payload from(const json& j) {
+    auto bad = [](const std::string& why) {
+      return std::invalid_argument("the run's payload is not a schedule payload: " + why +
+                                   " (a scheduled task runs from its schedules; to run it by hand, send the schedule "
+                                   "payload's fields)");
+    };
+    if (!j.is_object()) throw bad(std::string("a JSON object expected, got ") + j.type_name());
+    auto present = [&](const char* k) { return j.contains(k) && !j.at(k).is_null(); };
+    auto string_of = [&](const char* k) -> std::string {
+      const json& v = j.at(k);
+      if (!v.is_string()) throw bad(std::string("'") + k + "' must be a string");
+      return v.get<std::string>();
+    };
+    auto time_of = [&](const char* what, const json& v) {
+      if (!v.is_string()) throw bad(std::string("'") + what + "' must be an RFC 3339 timestamp string");
+      try {
+        return parse_timestamp(v.get_ref<const std::string&>());
+      } catch (const std::invalid_argument& e) {
+        throw bad(std::string("'") + what + "': " + e.what());
+      }
+    };
+    schedule_payload p;
+    if (!present("timestamp")) throw bad("missing 'timestamp'");
+    p.timestamp = time_of("timestamp", j.at("timestamp"));
+    if (present("lastTimestamp")) p.last_timestamp = time_of("lastTimestamp", j.at("lastTimestamp"));
+    p.timezone = present("timezone") ? string_of("timezone") : std::string("UTC");
+    if (p.timezone.empty()) p.timezone = "UTC";
+    if (present("scheduleId")) p.schedule_id = string_of("scheduleId");
+    if (present("externalId")) p.external_id = string_of("externalId");
+    if (present("upcoming")) {
+      const json& u = j.at("upcoming");
+      if (!u.is_array()) throw bad("'upcoming' must be an array of timestamps");
+      for (size_t k = 0; k < u.size(); ++k) p.upcoming.push_back(time_of(("upcoming[" + std::to_string(k) + "]").c_str(), u[k]));
+    }
+    if (present("type")) p.type = string_of("type");
+    p.raw = j;
+    return p;
+  }
+};
+
+/// A scheduled task's declarative schedule: a cron expression (5 fields, "min hour dom month dow",
+/// or 6 with leading seconds) and the IANA time zone it is read in ("" = UTC). Checked when the
+/// plugin loads: a bad expression or an unknown zone refuses the plugin.
+///
+///   .cron = "0 9 * * 1-5"                       // 09:00 UTC on weekdays
+///   .cron = {"0 9 * * 1-5", "Europe/London"}    // 09:00 London time (follows summer time)
+///
+/// Default-constructed: no declarative schedule; the deployment's YAML or the API attach them.
+class cron_pattern {
+public:
+  cron_pattern() = default;
+  cron_pattern(const char* pattern) : pattern_(pattern ? pattern : "") {}  // NOLINT: implicit on purpose
+  cron_pattern(std::string pattern) : pattern_(std::move(pattern)) {}      // NOLINT: implicit on purpose
+  cron_pattern(std::string pattern, std::string zone) : pattern_(std::move(pattern)), timezone_(std::move(zone)) {}
+  const std::string& pattern() const { return pattern_; }
+  const std::string& timezone() const { return timezone_; }  ///< "" = UTC
+  bool empty() const { return pattern_.empty(); }
+
+private:
+  std::string pattern_;
+  std::string timezone_;
+};
+
+/// The body of a scheduled task: any callable `R(schedule_payload, run_context&)` where R converts
+/// to json or is void — or a coroutine returning th::async<R>, as run_function. It becomes an
+/// ordinary run_function that reads the schedule payload first; a payload that is not one (the
+/// task triggered by hand with something else) fails the run at once (abort_run: a retry would
+/// get the same payload).
+class schedule_run_function {
+public:
+  schedule_run_function() = default;
+  template <class F,
+            class = std::enable_if_t<std::is_invocable_v<F&, schedule_payload, run_context&> &&
+                                     !std::is_same_v<std::decay_t<F>, schedule_run_function>>>
+  schedule_run_function(F f) : run_(wrap(std::move(f))) {}  // NOLINT: implicit on purpose, like run_function
+  explicit operator bool() const { return static_cast<bool>(run_); }
+  /// The run_function that the task built from a scheduled_task_definition runs.
+  const run_function& as_run_function() const { return run_; }
+
+private:
+  static schedule_payload read(const json& payload) {
+    try {
+      return schedule_payload::from(payload);
+    } catch (const std::invalid_argument& e) {
+      throw abort_run(e.what());
+    }
+  }
+  template <class F>
+  static run_function wrap(F f) {
+    using R = std::invoke_result_t<F&, schedule_payload, run_context&>;
+    if constexpr (detail::is_async<R>::value) {
+      // A coroutine too, so the parsed payload lives in this frame for as long as f's coroutine
+      // runs (f may take it by reference) and a parse error fails the attempt like any throw.
+      return run_function([f = std::move(f)](json payload, run_context& ctx) mutable -> async<json> {
+        schedule_payload p = read(payload);
+        if constexpr (std::is_void_v<decltype(std::declval<R>().await_resume())>) {
+          co_await f(p, ctx);
+          co_return json(nullptr);
+        } else {
+          json out(co_await f(p, ctx));
+          co_return out;
+        }
+      });
+    } else {
+      return run_function([f = std::move(f)](json payload, run_context& ctx) mutable -> R {
+        return f(read(payload), ctx);
+      });
+    }
+  }
+  run_function run_;
+};
+
+/// A scheduled task's definition (Trigger.dev's schedules.task). Like task_definition, with
+/// `cron` after `id` and a `run` that receives the schedule payload. Fields are added at the end
+/// only, so designated initializers keep working.
+struct scheduled_task_definition {
+  std::string id{};             ///< unique task id, kebab-case by convention ("daily-report")
+  cron_pattern cron{};          ///< optional declarative schedule; see cron_pattern
+  schedule_run_function run{};  ///< the body
+  std::string description{};    ///< optional, shown by `taskhost plugins list`
+  retry_options retry = {};     ///< optional; see retry_options
+  std::chrono::seconds max_duration{0};  ///< optional; as task_definition::max_duration
+  // Lifecycle hooks, as task_definition's (each optional). Their payload() is the raw schedule
+  // payload JSON.
+  hook_fn init = {};
+  hook_fn on_start = {};          ///< first attempt only
+  hook_fn on_start_attempt = {};  ///< every attempt
+  hook_fn on_success = {};
+  hook_fn on_failure = {};        ///< no retry follows; also for CANCELED and TIMED_OUT runs
+  hook_fn on_complete = {};       ///< after on_success / on_failure; ctx.ok() tells which
+  hook_fn cleanup = {};           ///< end of every attempt
+  catch_error_fn catch_error = {};
+  hook_fn on_cancel = {};         ///< the run was cancelled while executing
+  /// Optional: the queue the task runs on and its concurrency limit; see queue_options.
+  queue_options queue{};
+};
+
+/// A scheduled task: runs when one of its schedules fires — the declarative one in `cron`, or
+/// those the deployment's YAML or the API attach to it — with a schedule_payload. Declare one per
+/// task at namespace scope (it owns the strings its descriptor points to) and list it in
+/// TASKHOST_PLUGIN next to ordinary tasks.
+///
+///   th::scheduled_task report{{
+///       .id = "daily-report", .cron = {"0 9 * * 1-5", "Europe/London"},
+///       .run = [](th::schedule_payload p, th::run_context& ctx) -> th::json {
+///           ctx.logger.info("report", {{"for", th::format_timestamp(p.timestamp)}});
+///           return {{"upcoming", p.upcoming.size()}};
+///       },
+///   }};
+///   TASKHOST_PLUGIN("reports", "1.0.0", report);
+class scheduled_task {
+public:
+  explicit scheduled_task(scheduled_task_definition def) : cron_(def.cron), task_(to_task_definition(std::move(def))) {}
+  scheduled_task(const scheduled_task&) = delete;
+  scheduled_task& operator=(const scheduled_task&) = delete;
+  /// The ordinary task it runs as (its run reads the schedule payload, then calls yours).
+  const task& as_task() const { return task_; }
+  const task_definition& definition() const { return task_.definition(); }
+  const cron_pattern& cron() const { return cron_; }
+
+private:
+  static task_definition to_task_definition(scheduled_task_definition d) {
+    task_definition t;
+    t.id = std::move(d.id);
+    t.run = d.run.as_run_function();
+    t.description = std::move(d.description);
+    t.retry = std::move(d.retry);
+    t.max_duration = d.max_duration;
+    t.init = std::move(d.init);
+    t.on_start = std::move(d.on_start);
+    t.on_start_attempt = std::move(d.on_start_attempt);
+    t.on_success = std::move(d.on_success);
+    t.on_failure = std::move(d.on_failure);
+    t.on_complete = std::move(d.on_complete);
+    t.cleanup = std::move(d.cleanup);
+    t.catch_error = std::move(d.catch_error);
+    t.on_cancel = std::move(d.on_cancel);
+    t.queue = std::move(d.queue);
+    return t;
+  }
+  cron_pattern cron_;
+  task task_;
+};
+
 /// What `co_await next()` gives a middleware: how everything inside it (hooks, run, the
 /// middleware further in) ended. It never throws for a failed attempt.
 struct next_result {
@@ -1258,6 +1553,15 @@ private:
     own(hook_kind::catch_error, def.catch_error);
     own(hook_kind::on_cancel, def.on_cancel);
   }
+  /// A scheduled task is its task plus the ABI 1.6 fields; the scheduled_task (at namespace
+  /// scope) owns the strings, as a task owns its id.
+  void add(const scheduled_task& st) {
+    add(st.as_task());
+    th_task_descriptor& d = descs_.back();
+    d.scheduled = 1;
+    d.schedule_cron = st.cron().pattern().empty() ? nullptr : st.cron().pattern().c_str();
+    d.schedule_timezone = st.cron().timezone().empty() ? nullptr : st.cron().timezone().c_str();
+  }
   void add_hook(const hook_entry& h) {
     th_hook_descriptor d{};
     d.struct_size = sizeof(th_hook_descriptor);
@@ -1322,7 +1626,8 @@ private:
 
 }  // namespace taskhost
 
-/// Declares the plugin: its name, its version, and the tasks it provides. Use once per plugin.
+/// Declares the plugin: its name, its version, and the tasks it provides (th::task and
+/// th::scheduled_task objects, in any order). Use once per plugin.
 #define TASKHOST_PLUGIN(plugin_name, plugin_version, ...)                                      \
   extern "C" TASKHOST_EXPORT const th_plugin_descriptor* TASKHOST_ENTRY_SYMBOL(void) {         \
     try {                                                                                      \
