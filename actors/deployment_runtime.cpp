@@ -16,6 +16,7 @@
 #include "runtime/http_server.hpp"
 #include "runtime/ids.hpp"
 #include "runtime/log.hpp"
+#include "runtime/scheduler.hpp"
 
 namespace taskhost {
 
@@ -51,6 +52,8 @@ struct deployment_runtime::impl {
   std::unordered_map<std::string, caf::actor> supervisors;
   std::unique_ptr<api_gateway> gateway;
   std::unique_ptr<http_server> http;
+  std::unique_ptr<scheduler> schedules;
+  std::mutex schedules_mu;  ///< one schedule change (API, sync) at a time: store, then scheduler
   std::atomic<bool> accepting{true};
   std::mutex shutdown_mu;
   std::shared_mutex actors_mu;  ///< guards router and supervisors against shutdown() dropping them
@@ -106,6 +109,11 @@ deployment_runtime::deployment_runtime(config::deployment cfg) : impl_(std::make
   for (const auto& [id, t] : i.cfg.tasks)
     if (!i.report.tasks.count(id))
       log::warn(t.position.str() + ": tasks." + id + " configures a task that no loaded plugin provides", {{"task", id}});
+  if (auto errors = schedule_config_errors(i.cfg, i.report); !errors.empty()) {
+    std::string all;
+    for (const auto& e : errors) all += (all.empty() ? "" : "\n") + e;
+    throw std::runtime_error(all);
+  }
 
   i.exec = std::make_unique<executor>(i.cfg.executor_threads, automatic_max_threads(i.cfg, i.report));
   declare_queues();
@@ -179,6 +187,7 @@ deployment_runtime::deployment_runtime(config::deployment cfg) : impl_(std::make
   i.writer = actors::spawn_store_writer(*i.system, i.store.get(), i.cfg.store.retention_days);
   i.store->set_notify([w = i.writer] { caf::anon_send(w, actors::flush_atom::value); });
   recover();
+  sync_schedules();
   log::info("deployment ready", {{"name", i.cfg.name}, {"tasks", i.report.tasks.size()},
                                  {"executor_threads", i.exec->threads()}, {"executor_max_threads", i.exec->max_threads()}});
 }
@@ -572,11 +581,287 @@ api_answer deployment_runtime::override_queue(const std::string& id, std::option
   return get_queue(id);
 }
 
+// --- schedules ---
+
+namespace {
+
+bool is_scheduled_task(const plugin_load_report& report, const std::string& task) {
+  auto t = report.tasks.find(task);
+  return t != report.tasks.end() && t->second.scheduled;
+}
+
+}  // namespace
+
+void deployment_runtime::sync_schedules() {
+  // The declarative schedules (task definitions, then the YAML's, which win for the same key)
+  // against those the store holds from the last start: added, changed, removed. Then every
+  // schedule goes to the scheduler; those of tasks that are not loaded wait, unarmed.
+  auto& i = *impl_;
+  struct declared {
+    std::string task, cron, timezone, external_id;
+  };
+  std::map<std::string, declared> want;
+  for (const auto& [id, t] : i.report.tasks)
+    if (t.scheduled && !t.schedule_cron.empty())
+      want[id] = {id, t.schedule_cron, t.schedule_timezone.empty() ? "UTC" : t.schedule_timezone, {}};
+  for (const auto& s : i.cfg.schedules) {
+    if (!i.report.tasks.count(s.task))
+      log::warn(s.position.str() + ": schedules names task '" + s.task + "', which no loaded plugin provides; it fires once the task is deployed",
+                {{"task", s.task}});
+    want[s.key] = {s.task, s.cron, s.timezone, s.external_id};
+  }
+  i.schedules = std::make_unique<scheduler>([this](schedule_fire f) {
+    trigger_input in;
+    in.task_id = f.schedule.task_id;
+    in.payload = schedule_payload_json(f);
+    // The commit of the run records the occurrence as fired (same transaction); the key keeps a
+    // second trigger of the same occurrence from making a second run.
+    in.idempotency_key = "schedule:" + f.schedule.id + ":" + format_time(f.occurrence);
+    in.schedule_id = f.schedule.id;
+    in.schedule_occurrence = f.occurrence;
+    trigger(std::move(in), [this, f](trigger_outcome o) {
+      if (o.status == 200) {
+        log::debug("scheduled run triggered", {{"schedule", f.schedule.id}, {"run", o.run_id}, {"occurrence", format_time(f.occurrence)}});
+        return;
+      }
+      if (!impl_->accepting) return;  // stopping: the occurrence fires after the next start (catch-up)
+      log::error("a scheduled run could not be recorded; trying again",
+                 {{"schedule", f.schedule.id}, {"occurrence", format_time(f.occurrence)}, {"error", o.error}});
+      impl_->schedules->failed(f);
+    });
+  });
+  std::lock_guard lock(i.schedules_mu);
+  const auto now = clock_type::now();
+  size_t added = 0, changed = 0, removed = 0;
+  std::vector<schedule_record> all;
+  try {
+    for (auto& r : i.store->schedules()) {
+      if (r.type != "DECLARATIVE") {
+        all.push_back(std::move(r));
+        continue;
+      }
+      auto w = want.find(r.dedup_key);
+      if (w == want.end()) {
+        i.store->delete_schedule(r.id);
+        log::info("declarative schedule removed", {{"schedule", r.id}, {"task", r.task_id}, {"cron", r.cron}});
+        ++removed;
+        continue;
+      }
+      const declared& d = w->second;
+      if (r.task_id != d.task || r.cron != d.cron || r.timezone != d.timezone || r.external_id != d.external_id) {
+        // A new plan starts now: no catch-up of what the old one missed.
+        if (r.task_id != d.task || r.cron != d.cron || r.timezone != d.timezone) r.since = now;
+        r.task_id = d.task;
+        r.cron = d.cron;
+        r.timezone = d.timezone;
+        r.external_id = d.external_id;
+        r.updated_at = now;
+        i.store->save_schedule(r);
+        log::info("declarative schedule changed", {{"schedule", r.id}, {"task", r.task_id}, {"cron", r.cron}, {"timezone", r.timezone}});
+        ++changed;
+      }
+      want.erase(w);
+      all.push_back(std::move(r));
+    }
+    for (auto& [key, d] : want) {
+      schedule_record r;
+      r.id = new_id("sched_");
+      r.type = "DECLARATIVE";
+      r.task_id = d.task;
+      r.cron = d.cron;
+      r.timezone = d.timezone;
+      r.external_id = d.external_id;
+      r.dedup_key = key;
+      r.created_at = r.updated_at = r.since = now;
+      i.store->save_schedule(r);
+      log::info("declarative schedule added", {{"schedule", r.id}, {"task", r.task_id}, {"cron", r.cron}, {"timezone", r.timezone}});
+      ++added;
+      all.push_back(std::move(r));
+    }
+  } catch (const store_error& e) {
+    throw std::runtime_error(std::string("schedules: ") + e.what());
+  }
+  size_t waiting = 0;
+  for (auto& r : all) {
+    const bool armed = is_scheduled_task(i.report, r.task_id);
+    if (!armed && r.active) ++waiting;
+    try {
+      i.schedules->put(r, armed);
+    } catch (const std::exception& e) {
+      log::error("a stored schedule cannot be read; it does not fire", {{"schedule", r.id}, {"cron", r.cron}, {"error", e.what()}});
+    }
+  }
+  if (!all.empty())
+    log::info("schedules", {{"schedules", all.size()}, {"declarative_added", added}, {"declarative_changed", changed},
+                            {"declarative_removed", removed}, {"waiting_for_their_task", waiting}});
+  i.schedules->start();
+}
+
+namespace {
+
+/// The fields of a schedule body, checked: {task, cron, deduplicationKey?, externalId?, timezone?}.
+struct schedule_body {
+  std::string task, cron, timezone = "UTC", external_id, dedup_key;
+};
+
+std::optional<schedule_body> read_schedule_body(const json& b, const plugin_load_report& report, bool with_key, std::string& error) {
+  schedule_body out;
+  auto str = [&](const char* name, std::string& to, bool required, size_t max) {
+    auto it = b.find(name);
+    if (it == b.end() || it->is_null()) {
+      if (required) error = std::string(name) + " is required";
+      return !required;
+    }
+    if (!it->is_string()) {
+      error = std::string(name) + " must be a string";
+      return false;
+    }
+    to = it->get<std::string>();
+    if (to.size() > max) {
+      error = std::string(name) + " must be at most " + std::to_string(max) + " characters";
+      return false;
+    }
+    return true;
+  };
+  if (!str("task", out.task, true, 128) || !str("cron", out.cron, true, 256) || !str("externalId", out.external_id, false, 1024) ||
+      !str("timezone", out.timezone, false, 64) || (with_key && !str("deduplicationKey", out.dedup_key, false, 1024)))
+    return std::nullopt;
+  if (b.contains("window") && !b["window"].is_null()) {
+    error = "window is not supported by taskhost: a schedule fires at its occurrence";
+    return std::nullopt;
+  }
+  if (out.timezone.empty()) out.timezone = "UTC";
+  auto t = report.tasks.find(out.task);
+  if (t == report.tasks.end()) {
+    error = "Task '" + out.task + "' not found";
+    return std::nullopt;
+  }
+  if (!t->second.scheduled) {
+    error = "Task '" + out.task + "' is not a scheduled task: only tasks defined with th::scheduled_task accept schedules";
+    return std::nullopt;
+  }
+  try {
+    (void)cron_expression::parse(out.cron);
+  } catch (const std::exception& e) {
+    error = "Invalid cron expression \"" + out.cron + "\": " + e.what();
+    return std::nullopt;
+  }
+  try {
+    (void)time_zone::locate(out.timezone);
+  } catch (const std::exception& e) {
+    error = std::string("Invalid timezone: ") + e.what() + " (GET /api/v1/timezones lists the known ones)";
+    return std::nullopt;
+  }
+  return out;
+}
+
+}  // namespace
+
+api_answer deployment_runtime::list_schedules(size_t page, size_t per_page) {
+  auto& i = *impl_;
+  auto all = i.schedules->list();
+  json data = json::array();
+  for (size_t k = (page - 1) * per_page; k < all.size() && k < page * per_page; ++k)
+    data.push_back(schedule_json(all[k], i.schedules->next_run(all[k].id)));
+  const size_t pages = all.empty() ? 1 : (all.size() + per_page - 1) / per_page;
+  return {200, {{"data", data}, {"pagination", {{"currentPage", page}, {"totalPages", pages}, {"count", all.size()}}}}};
+}
+
+api_answer deployment_runtime::get_schedule(const std::string& id) {
+  auto& i = *impl_;
+  auto s = i.schedules->get(id);
+  if (!s) return {404, {{"error", "Schedule not found: " + id}}};
+  return {200, schedule_json(*s, i.schedules->next_run(id))};
+}
+
+api_answer deployment_runtime::create_schedule(const json& body) { return save_schedule({}, body); }
+
+api_answer deployment_runtime::update_schedule(const std::string& id, const json& body) {
+  if (!impl_->schedules->get(id)) return {404, {{"error", "Schedule not found: " + id}}};
+  return save_schedule(id, body);
+}
+
+api_answer deployment_runtime::save_schedule(const std::string& id, const json& body) {
+  // id "": create, or update the IMPERATIVE schedule with the body's deduplicationKey.
+  auto& i = *impl_;
+  std::string error;
+  auto b = read_schedule_body(body, i.report, id.empty(), error);
+  if (!b) return {400, {{"error", error}}};
+  std::lock_guard lock(i.schedules_mu);
+  const auto now = clock_type::now();
+  std::optional<schedule_record> old = id.empty() ? i.schedules->find_by_key("IMPERATIVE", b->dedup_key) : i.schedules->get(id);
+  if (!id.empty() && !old) return {404, {{"error", "Schedule not found: " + id}}};
+  if (old && old->type == "DECLARATIVE")
+    return {400, {{"error", "Schedule " + old->id + " is DECLARATIVE: change it in the deployment YAML or the task definition"}}};
+  schedule_record r;
+  if (old) {
+    r = *old;
+    if (r.task_id != b->task || r.cron != b->cron || r.timezone != b->timezone) r.since = now;  // a new plan: no catch-up
+  } else {
+    r.id = new_id("sched_");
+    r.type = "IMPERATIVE";
+    r.created_at = r.since = now;
+    r.dedup_key = b->dedup_key;
+  }
+  r.task_id = b->task;
+  r.cron = b->cron;
+  r.timezone = b->timezone;
+  r.external_id = b->external_id;
+  r.updated_at = now;
+  try {
+    i.store->save_schedule(r);
+  } catch (const store_error& e) {
+    return {503, {{"error", e.what()}}};
+  }
+  i.schedules->put(r, true);
+  log::info(old ? "schedule updated" : "schedule created", {{"schedule", r.id}, {"task", r.task_id}, {"cron", r.cron}, {"timezone", r.timezone}});
+  return {200, schedule_json(r, i.schedules->next_run(r.id))};
+}
+
+api_answer deployment_runtime::delete_schedule(const std::string& id) {
+  auto& i = *impl_;
+  std::lock_guard lock(i.schedules_mu);
+  auto s = i.schedules->get(id);
+  if (!s) return {404, {{"error", "Schedule not found: " + id}}};
+  if (s->type == "DECLARATIVE")
+    return {400, {{"error", "Schedule " + id + " is DECLARATIVE: remove it from the deployment YAML or the task definition"}}};
+  try {
+    i.store->delete_schedule(id);
+  } catch (const store_error& e) {
+    return {503, {{"error", e.what()}}};
+  }
+  i.schedules->remove(id);
+  log::info("schedule deleted", {{"schedule", id}, {"task", s->task_id}});
+  return {200, {{"id", id}}};
+}
+
+api_answer deployment_runtime::activate_schedule(const std::string& id, bool active) {
+  auto& i = *impl_;
+  std::lock_guard lock(i.schedules_mu);
+  auto s = i.schedules->get(id);
+  if (!s) return {404, {{"error", "Schedule not found: " + id}}};
+  if (s->active != active) {
+    const auto now = clock_type::now();
+    s->active = active;
+    s->updated_at = now;
+    if (active) s->since = now;  // what it missed while inactive does not fire
+    try {
+      i.store->save_schedule(*s);
+    } catch (const store_error& e) {
+      return {503, {{"error", e.what()}}};
+    }
+    i.schedules->put(*s, is_scheduled_task(i.report, s->task_id));
+    log::info(active ? "schedule activated" : "schedule deactivated", {{"schedule", id}, {"task", s->task_id}});
+  }
+  return {200, schedule_json(*s, i.schedules->next_run(id))};
+}
+
 bool deployment_runtime::shutdown() {
   auto& i = *impl_;
   std::lock_guard lock(i.shutdown_mu);
   if (i.shut_down) return i.shutdown_clean;
   i.shut_down = true;
+  if (i.schedules) i.schedules->stop();  // no occurrence fires from here on (one firing now has finished)
   i.accepting = false;
   // Nothing new starts from here on: slots that free up are not handed to queued runs (they stay
   // QUEUED, or WAITING, for the next start), instead of each being started and put back.

@@ -58,6 +58,12 @@ public:
   api_answer get_queue(const std::string& id) override;
   api_answer pause_queue(const std::string& id, bool pause) override;
   api_answer override_queue(const std::string& id, std::optional<int> limit) override;
+  api_answer list_schedules(size_t page, size_t per_page) override;
+  api_answer get_schedule(const std::string& id) override;
+  api_answer create_schedule(const nlohmann::json& body) override;
+  api_answer update_schedule(const std::string& id, const nlohmann::json& body) override;
+  api_answer delete_schedule(const std::string& id) override;
+  api_answer activate_schedule(const std::string& id, bool active) override;
 
   /// The run store's counters (commits, rows written, runs in memory).
   run_store::stats_t store_stats() const;
@@ -65,6 +71,8 @@ public:
 private:
   void recover();
   void declare_queues();
+  void sync_schedules();
+  api_answer save_schedule(const std::string& id, const nlohmann::json& body);
   void cancel_children(const std::string& parent_id);
   struct impl;
   std::unique_ptr<impl> impl_;

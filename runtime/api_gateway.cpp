@@ -6,6 +6,7 @@
 #include <optional>
 #include <vector>
 
+#include "runtime/cron.hpp"
 #include "taskhost/config/duration.hpp"
 
 namespace taskhost {
@@ -74,6 +75,19 @@ std::optional<size_t> page_size(const std::string& value) {
   return static_cast<size_t>(n);
 }
 
+/// ?page=&perPage= of Trigger.dev's offset pages (queues, schedules): whole numbers from 1,
+/// perPage at most 100. An error message, or "" with page and per_page set.
+std::string offset_page(const std::vector<std::pair<std::string, std::string>>& pairs, size_t& page, size_t& per_page) {
+  for (const auto& [key, value] : pairs) {
+    if (key != "page" && key != "perPage") continue;
+    if (value.empty() || value.size() > 6 || value.find_first_not_of("0123456789") != std::string::npos || std::stoul(value) == 0)
+      return key + " must be a whole number from 1";
+    (key == "page" ? page : per_page) = std::stoul(value);
+  }
+  if (per_page > 100) return "perPage must be at most 100";
+  return {};
+}
+
 /// The HTTP response of a run_service answer: its body, or {"error"} with its status.
 http_response answer_response(const api_answer& a) {
   if (a.status != 200) return error_response(a.status, a.body.value("error", std::string("error")));
@@ -139,7 +153,17 @@ void api_gateway::handle(http_request req, http_responder respond) {
     if (!percent_decode(parts[3], run_id)) return respond(error_response(400, "bad percent-escape in run id"));
     auto run = runs_.get_run(run_id);
     if (!run) return respond(error_response(404, "Run not found: " + run_id));
-    return respond({200, to_api_json(*run).dump(-1, ' ', false, json::error_handler_t::replace), {}});
+    json j = to_api_json(*run);
+    if (!run->schedule_id.empty()) {
+      // Trigger.dev's run.schedule: while the schedule exists (its generator is required).
+      if (auto sa = runs_.get_schedule(run->schedule_id); sa.status == 200) {
+        json sch = {{"id", sa.body["id"]}, {"generator", sa.body["generator"]}};
+        for (const char* k : {"externalId", "deduplicationKey"})
+          if (sa.body[k].is_string()) sch[k] = sa.body[k];
+        j["schedule"] = std::move(sch);
+      }
+    }
+    return respond({200, dump(j), {}});
   }
   if (is({"api", "v1", "runs"}, 99)) {
     if (req.method != "GET") return method_not_allowed("GET");
@@ -225,6 +249,21 @@ void api_gateway::handle(http_request req, http_responder respond) {
     return answer(runs_.get_batch(id));
   }
   if (parts.size() >= 3 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "queues") return queues(req, parts, std::move(respond));
+  if (parts.size() >= 3 && parts.size() <= 5 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "schedules")
+    return schedules(req, parts, std::move(respond));
+  if (is({"api", "v1", "timezones"}, 99)) {
+    if (req.method != "GET") return method_not_allowed("GET");
+    auto q = target.find('?');
+    auto pairs = decode_query(q == std::string_view::npos ? std::string_view() : target.substr(q + 1));
+    if (!pairs) return respond(error_response(400, "bad percent-escape in the query string"));
+    bool exclude_utc = false;
+    for (const auto& [key, value] : *pairs)
+      if (key == "excludeUtc") exclude_utc = value == "true" || value == "1";
+    json zones = json::array();
+    for (auto& z : time_zone::names())
+      if (!exclude_utc || (z != "UTC" && z != "Etc/UTC")) zones.push_back(std::move(z));
+    return respond({200, dump(json{{"timezones", std::move(zones)}}), {}});
+  }
   if (is({"healthz"}, 99)) return respond({200, R"({"ok":true})", {}});
   respond(error_response(404, "No route for " + req.method + " " + std::string(path)));
 }
@@ -274,6 +313,8 @@ void api_gateway::list(std::string_view query, http_responder respond) {
       auto d = config::parse_duration(value);
       if (!d) return respond(error_response(400, "filter[createdAt][period] must be a duration like 7d, got '" + value + "'"));
       q.created_from = clock_type::now() - *d;
+    } else if (key == "filter[schedule]") {
+      q.schedule_id = value;
     } else if (key == "page[size]") {
       auto n = page_size(value);
       if (!n) return respond(error_response(400, "page[size] must be a whole number from 1 to 100"));
@@ -282,7 +323,7 @@ void api_gateway::list(std::string_view query, http_responder respond) {
       if (!valid_list_cursor(value)) return respond(error_response(400, key + " is not a cursor this server gave out"));
       (key == "page[after]" ? q.after : q.before) = value;
     }
-    // Other filters (version, batch, schedule, queue, machine, region, isTest, bulkAction) match
+    // Other filters (version, batch, queue, machine, region, isTest, bulkAction) match
     // nothing taskhost records yet and are ignored, as the real server ignores unknown ones.
   }
   auto page = runs_.list_runs(q);
@@ -348,13 +389,7 @@ void api_gateway::queues(const http_request& req, const std::vector<std::string_
   if (parts.size() == 3) {
     if (req.method != "GET") return not_allowed("GET");
     size_t page = 1, per_page = 25;
-    for (const auto& [key, value] : *pairs) {
-      if (key != "page" && key != "perPage") continue;
-      if (value.empty() || value.size() > 6 || value.find_first_not_of("0123456789") != std::string::npos || std::stoul(value) == 0)
-        return respond(error_response(400, key + " must be a whole number from 1"));
-      (key == "page" ? page : per_page) = std::stoul(value);
-    }
-    if (per_page > 100) return respond(error_response(400, "perPage must be at most 100"));
+    if (auto e = offset_page(*pairs, page, per_page); !e.empty()) return respond(error_response(400, e));
     return answer(runs_.list_queues(page, per_page));
   }
   size_t end = parts.size();
@@ -403,6 +438,58 @@ void api_gateway::queues(const http_request& req, const std::vector<std::string_
   if (l == body->end() || !l->is_number_integer() || l->get<int64_t>() < 0 || l->get<int64_t>() > 100000)
     return respond(error_response(400, "the body must be {\"concurrencyLimit\": a whole number from 0 to 100000}"));
   return answer(runs_.override_queue(name, l->get<int>()));
+}
+
+void api_gateway::schedules(const http_request& req, const std::vector<std::string_view>& parts, http_responder respond) {
+  // /api/v1/schedules[/{id}[/activate | /deactivate]]
+  std::string_view target = req.target;
+  auto q = target.find('?');
+  auto answer = [&](const api_answer& a) {
+    if (a.status != 200) {
+      auto r = error_response(a.status, a.body.value("error", std::string("error")));
+      if (a.body.contains("issues")) r.body = dump(a.body);
+      return respond(std::move(r));
+    }
+    respond({200, dump(a.body), {}});
+  };
+  auto not_allowed = [&](std::string_view allowed) { respond(not_allowed_response(req.method, target.substr(0, q), allowed)); };
+  auto body = [&]() -> std::optional<json> {
+    json j = json::parse(req.body, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) {
+      respond(error_response(400, "the body must be a JSON object: {\"task\", \"cron\", \"deduplicationKey\"?, \"externalId\"?, \"timezone\"?}"));
+      return std::nullopt;
+    }
+    return j;
+  };
+  if (parts.size() == 3) {
+    if (req.method == "POST") {
+      auto b = body();
+      if (!b) return;
+      return answer(runs_.create_schedule(*b));
+    }
+    if (req.method != "GET") return not_allowed("GET, POST");
+    auto pairs = decode_query(q == std::string_view::npos ? std::string_view() : target.substr(q + 1));
+    if (!pairs) return respond(error_response(400, "bad percent-escape in the query string"));
+    size_t page = 1, per_page = 20;
+    if (auto e = offset_page(*pairs, page, per_page); !e.empty()) return respond(error_response(400, e));
+    return answer(runs_.list_schedules(page, per_page));
+  }
+  std::string id;
+  if (!percent_decode(parts[3], id)) return respond(error_response(400, "bad percent-escape in the path"));
+  if (parts.size() == 5) {
+    if (parts[4] != "activate" && parts[4] != "deactivate")
+      return respond(error_response(404, "No route for " + req.method + " " + std::string(target.substr(0, q))));
+    if (req.method != "POST") return not_allowed("POST");
+    return answer(runs_.activate_schedule(id, parts[4] == "activate"));
+  }
+  if (req.method == "GET") return answer(runs_.get_schedule(id));
+  if (req.method == "DELETE") return answer(runs_.delete_schedule(id));
+  if (req.method == "PUT") {
+    auto b = body();
+    if (!b) return;
+    return answer(runs_.update_schedule(id, *b));
+  }
+  not_allowed("GET, PUT, DELETE");
 }
 
 }  // namespace taskhost

@@ -8,6 +8,9 @@
 //   POST /api/v1/runs/{runId}/replay      → 200 {"id": "run_<new>"} (§5.6)
 //   POST /api/v1/runs/{runId}/reschedule  → 200 the run             (§5.7)
 //   GET  /api/v1/runs/{runId}/logs        → {"data": [log lines]}
+//   GET|POST /api/v1/schedules, GET|PUT|DELETE /api/v1/schedules/{id},
+//   POST /api/v1/schedules/{id}/activate|deactivate → ScheduleObject (§5.10)
+//   GET  /api/v1/timezones[?excludeUtc=true] → {"timezones": [...]}
 //   GET  /healthz                         → {"ok": true}
 // Errors are {"error": "..."}; 404s and permanent failures carry `x-should-retry: false` so the
 // official SDK does not spend 9 s retrying them; a 503 (shutting down, store disk full) carries
@@ -40,6 +43,7 @@ private:
   void trigger(const std::string& task_id, const http_request& req, http_responder respond);
   void list(std::string_view query, http_responder respond);
   void queues(const http_request& req, const std::vector<std::string_view>& parts, http_responder respond);
+  void schedules(const http_request& req, const std::vector<std::string_view>& parts, http_responder respond);
   void replay(const std::string& run_id, const http_request& req, http_responder respond);
   void reschedule(const std::string& run_id, const http_request& req, http_responder respond);
   run_service& runs_;

@@ -174,6 +174,7 @@ json common_api_json(const run_record& r) {
   if (!r.parent_id.empty()) j["parentId"] = r.parent_id;
   if (!r.root_id.empty()) j["rootId"] = r.root_id;
   if (!r.batch_id.empty()) j["batchId"] = r.batch_id;
+  if (!r.schedule_id.empty()) j["scheduleId"] = r.schedule_id;
   return j;
 }
 

@@ -94,6 +94,11 @@ struct run_record {
   std::string queue;                  ///< options.queue: a declared queue; "" = the task's queue
   std::string concurrency_key;        ///< options.concurrencyKey; "" = none
   int64_t priority_ms = 0;            ///< options.priority (seconds of queue-time credit), in ms
+  // --- scheduled runs ---
+  std::string schedule_id;            ///< the schedule that triggered it; "" = none
+  /// The occurrence it was triggered for: its insert moves the schedule's last_occurrence in the
+  /// same transaction. Not kept in the runs table (the payload's timestamp carries it).
+  std::optional<time_point> schedule_occurrence;
   /// The run's wait journal (see runtime/waits.hpp): {"epoch": n, "ops": {key: entry}, "waiting":
   /// [keys]}; null until the run first waits, triggers or steps.
   json journal;

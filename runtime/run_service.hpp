@@ -60,6 +60,19 @@ public:
   virtual api_answer get_queue(const std::string& id) = 0;
   virtual api_answer pause_queue(const std::string& id, bool pause) = 0;
   virtual api_answer override_queue(const std::string& id, std::optional<int> limit) = 0;
+
+  /// Cron schedules (Trigger.dev's ScheduleObject; runtime/scheduler.hpp): a page, oldest first;
+  /// one (404 unknown); create ({task, cron, deduplicationKey?, externalId?, timezone?}; the
+  /// same deduplicationKey updates that schedule); update (a full replacement); delete ({"id"});
+  /// activate / deactivate. 400 {"error"} for a bad body, a task that is not a scheduled task, an
+  /// invalid cron or time zone; 400 for changing or deleting a DECLARATIVE schedule; 503 when
+  /// the store cannot record the change. Changes are recorded before the answer.
+  virtual api_answer list_schedules(size_t page, size_t per_page) = 0;
+  virtual api_answer get_schedule(const std::string& id) = 0;
+  virtual api_answer create_schedule(const nlohmann::json& body) = 0;
+  virtual api_answer update_schedule(const std::string& id, const nlohmann::json& body) = 0;
+  virtual api_answer delete_schedule(const std::string& id) = 0;
+  virtual api_answer activate_schedule(const std::string& id, bool active) = 0;
 };
 
 }  // namespace taskhost

@@ -100,13 +100,35 @@ CREATE TABLE queue_state (
   overridden_at INTEGER
 ) WITHOUT ROWID;
 )sql",
+    // 4: schedules (cron), and the schedule a run was triggered by. A scheduled run's insert also
+    // moves its schedule's last_occurrence, in the same transaction: an occurrence is recorded as
+    // fired exactly when its run exists.
+    R"sql(
+ALTER TABLE runs ADD COLUMN schedule_id TEXT;
+CREATE INDEX runs_by_schedule ON runs(schedule_id, created_at) WHERE schedule_id IS NOT NULL;
+CREATE TABLE schedules (
+  id TEXT PRIMARY KEY,
+  type TEXT NOT NULL,
+  task_id TEXT NOT NULL,
+  cron TEXT NOT NULL,
+  timezone TEXT NOT NULL,
+  external_id TEXT,
+  dedup_key TEXT,
+  active INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  since INTEGER NOT NULL,
+  last_occurrence INTEGER
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX schedules_by_key ON schedules(type, dedup_key) WHERE dedup_key IS NOT NULL;
+)sql",
 };
 
 constexpr std::string_view run_columns =
     "id, task_id, status, created_at, updated_at, started_at, finished_at, delay_until, expires_at, retry_at, ttl, "
     "ttl_ms, idempotency_key, idempotency_key_user, idempotency_expires_at, max_attempts, max_duration_ms, "
     "payload_type, error, metadata, tags, attempts, log_bytes, logs_truncated, parent_id, root_id, depth, batch_id, "
-    "journal, queue, concurrency_key, priority_ms";  // then payload, output
+    "journal, queue, concurrency_key, priority_ms, schedule_id";  // then payload, output
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
@@ -161,10 +183,11 @@ run_record read_row(const sqlite::stmt& s, bool full) {
   r.queue = s.text(29);
   r.concurrency_key = s.text(30);
   r.priority_ms = s.int64(31);
+  r.schedule_id = s.text(32);
   if (full) {
-    r.payload = json::parse(s.text(32), nullptr, false);
+    r.payload = json::parse(s.text(33), nullptr, false);
     if (r.payload.is_discarded()) r.payload = nullptr;
-    if (!s.is_null(33)) r.output = json::parse(s.text(33), nullptr, false);
+    if (!s.is_null(34)) r.output = json::parse(s.text(34), nullptr, false);
   }
   return r;
 }
@@ -560,8 +583,9 @@ struct row_op {
   std::string id;
   bool insert = false;
   std::string task_id, status, payload, payload_type, output, error, metadata, tags, attempts, ttl;
-  std::string parent_id, root_id, batch_id, journal, queue, concurrency_key;
+  std::string parent_id, root_id, batch_id, journal, queue, concurrency_key, schedule_id;
   int64_t depth = 0, priority_ms = 0;
+  std::optional<int64_t> schedule_occurrence;
   json payload_value, output_value;  ///< copied under the lock, serialized after it (they may be MBs)
   bool has_output = false;
   std::string idem_key, idem_user;
@@ -612,6 +636,8 @@ bool run_store::flush() {
         op.queue = r.queue;
         op.concurrency_key = r.concurrency_key;
         op.priority_ms = r.priority_ms;
+        op.schedule_id = r.schedule_id;
+        op.schedule_occurrence = opt_us(r.schedule_occurrence);
       }
       if (r.output) {
         op.output_value = *r.output;
@@ -656,8 +682,10 @@ bool run_store::flush() {
             "INSERT INTO runs (id, task_id, status, created_at, updated_at, started_at, finished_at, delay_until, "
             "expires_at, retry_at, ttl, ttl_ms, idempotency_key, idempotency_key_user, idempotency_expires_at, "
             "max_attempts, max_duration_ms, payload_type, error, metadata, tags, attempts, log_bytes, logs_truncated, "
-            "payload, output, parent_id, root_id, depth, batch_id, journal, queue, concurrency_key, priority_ms) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+            "payload, output, parent_id, root_id, depth, batch_id, journal, queue, concurrency_key, priority_ms, schedule_id) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+        auto fired = w.prepare(
+            "UPDATE schedules SET last_occurrence = ?1 WHERE id = ?2 AND (last_occurrence IS NULL OR last_occurrence < ?1)");
         auto upd = w.prepare(
             "UPDATE runs SET status=?, updated_at=?, started_at=?, finished_at=?, delay_until=?, expires_at=?, "
             "retry_at=?, idempotency_key=?, idempotency_key_user=?, idempotency_expires_at=?, error=?, metadata=?, "
@@ -677,8 +705,14 @@ bool run_store::flush() {
             ins.bind_text_or_null(27, op.parent_id).bind_text_or_null(28, op.root_id).bind(29, op.depth);
             ins.bind_text_or_null(30, op.batch_id).bind_text_or_null(31, op.journal);
             ins.bind_text_or_null(32, op.queue).bind_text_or_null(33, op.concurrency_key).bind(34, op.priority_ms);
+            ins.bind_text_or_null(35, op.schedule_id);
             ins.step();
             ins.reset();
+            if (op.schedule_occurrence) {
+              fired.bind(1, *op.schedule_occurrence).bind(2, op.schedule_id);
+              fired.step();
+              fired.reset();
+            }
             for (const auto& t : op.tag_list) {
               tag.bind(1, t).bind(2, op.id);
               tag.step();
@@ -766,6 +800,7 @@ run_list_page run_store::list(const run_list_query& q) const {
   if (!q.tags.empty()) sql += " AND id IN (SELECT run_id FROM run_tags WHERE tag IN " + placeholders(q.tags.size()) + ")";
   if (q.created_from) sql += " AND created_at >= ?";
   if (q.created_to) sql += " AND created_at <= ?";
+  if (!q.schedule_id.empty()) sql += " AND schedule_id = ?";
   int64_t c_us = 0;
   std::string c_id;
   const bool backwards = q.after.empty() && !q.before.empty();
@@ -785,6 +820,7 @@ run_list_page run_store::list(const run_list_query& q) const {
     for (const auto& t : q.tags) st.bind(i++, t);
     if (q.created_from) st.bind(i++, to_us(*q.created_from));
     if (q.created_to) st.bind(i++, to_us(*q.created_to));
+    if (!q.schedule_id.empty()) st.bind(i++, q.schedule_id);
     if (!c_id.empty()) {
       st.bind(i, c_us).bind(i + 1, c_us).bind(i + 2, c_id);
       i += 3;
@@ -979,6 +1015,67 @@ void run_store::save_queue_state(const queue_state_record& q) {
     st.step();
   } catch (const sqlite::error& e) {
     throw store_error(std::string("the queue's state could not be recorded: ") + e.what());
+  }
+}
+
+namespace {
+schedule_record schedule_from_row(sqlite::stmt& st) {
+  schedule_record r;
+  r.id = st.text(0);
+  r.type = st.text(1);
+  r.task_id = st.text(2);
+  r.cron = st.text(3);
+  r.timezone = st.text(4);
+  r.external_id = st.text(5);
+  r.dedup_key = st.text(6);
+  r.active = st.int64(7) != 0;
+  r.created_at = from_us(st.int64(8));
+  r.updated_at = from_us(st.int64(9));
+  r.since = from_us(st.int64(10));
+  r.last_occurrence = opt_time(st.opt_int64(11));
+  return r;
+}
+}  // namespace
+
+std::vector<schedule_record> run_store::schedules() const {
+  std::vector<schedule_record> out;
+  std::lock_guard rl(*db_->read_mu);
+  auto st = db_->read_db().prepare(
+      "SELECT id, type, task_id, cron, timezone, external_id, dedup_key, active, created_at, updated_at, since, "
+      "last_occurrence FROM schedules ORDER BY created_at, id");
+  while (st.step()) out.push_back(schedule_from_row(st));
+  return out;
+}
+
+void run_store::save_schedule(const schedule_record& r) {
+  std::lock_guard wl(db_->write_mu);
+  try {
+    // last_occurrence is the flush's to move (with the run of each occurrence); a save never
+    // moves it back.
+    auto st = db_->writer->prepare(
+        "INSERT INTO schedules (id, type, task_id, cron, timezone, external_id, dedup_key, active, created_at, "
+        "updated_at, since, last_occurrence) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
+        "ON CONFLICT(id) DO UPDATE SET type=excluded.type, task_id=excluded.task_id, cron=excluded.cron, "
+        "timezone=excluded.timezone, external_id=excluded.external_id, dedup_key=excluded.dedup_key, "
+        "active=excluded.active, updated_at=excluded.updated_at, since=excluded.since");
+    st.bind(1, r.id).bind(2, r.type).bind(3, r.task_id).bind(4, r.cron).bind(5, r.timezone);
+    st.bind_text_or_null(6, r.external_id).bind_text_or_null(7, r.dedup_key).bind(8, int64_t{r.active ? 1 : 0});
+    st.bind(9, to_us(r.created_at)).bind(10, to_us(r.updated_at)).bind(11, to_us(r.since)).bind(12, opt_us(r.last_occurrence));
+    st.step();
+  } catch (const sqlite::error& e) {
+    throw store_error(std::string("the schedule could not be recorded: ") + e.what());
+  }
+}
+
+bool run_store::delete_schedule(const std::string& id) {
+  std::lock_guard wl(db_->write_mu);
+  try {
+    auto st = db_->writer->prepare("DELETE FROM schedules WHERE id = ?");
+    st.bind(1, id);
+    st.step();
+    return db_->writer->changes() > 0;
+  } catch (const sqlite::error& e) {
+    throw store_error(std::string("the schedule could not be deleted: ") + e.what());
   }
 }
 

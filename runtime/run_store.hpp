@@ -63,6 +63,7 @@ struct run_list_query {
   std::vector<std::string> tags;          ///< runs with any of these tags
   std::optional<time_point> created_from; ///< inclusive
   std::optional<time_point> created_to;   ///< inclusive
+  std::string schedule_id;                ///< runs of this schedule; "" = any
   size_t page_size = 25;
   std::string after;                      ///< cursor: runs older than it
   std::string before;                     ///< cursor: runs newer than it
@@ -88,6 +89,25 @@ struct queue_state_record {
   bool paused = false;
   std::optional<int> override_limit;
   std::optional<int64_t> overridden_at_ms;
+};
+
+/// A cron schedule (see runtime/scheduler.hpp), as kept in the store.
+struct schedule_record {
+  std::string id;                    ///< "sched_..."
+  std::string type = "IMPERATIVE";   ///< IMPERATIVE (the API) | DECLARATIVE (the YAML or the task definition)
+  std::string task_id;
+  std::string cron;
+  std::string timezone = "UTC";
+  std::string external_id;           ///< "" = none
+  std::string dedup_key;             ///< IMPERATIVE: the API's deduplicationKey; DECLARATIVE: its key; "" = none
+  bool active = true;
+  time_point created_at{};
+  time_point updated_at{};
+  /// Occurrences after this instant count: when it was created, last changed or activated. An
+  /// occurrence at or before it never fires (no backfill).
+  time_point since{};
+  /// The latest occurrence that has a run. Moved only by the commit of that run.
+  std::optional<time_point> last_occurrence;
 };
 
 /// What completing (or timing out) a token did.
@@ -171,6 +191,14 @@ public:
   std::vector<queue_state_record> queue_states() const;
   /// Records a queue's state at once. Throws store_error when it cannot commit.
   void save_queue_state(const queue_state_record& q);
+
+  /// Every schedule, oldest first.
+  std::vector<schedule_record> schedules() const;
+  /// Records a schedule at once (insert, or replace every field but last_occurrence). Throws
+  /// store_error when it cannot commit.
+  void save_schedule(const schedule_record& s);
+  /// False if there was no such schedule. Its runs stay. Throws store_error when it cannot commit.
+  bool delete_schedule(const std::string& id);
 
   /// The runs that were not final when the store was opened (the previous process stopped with
   /// them in flight), oldest first. Recovery changes them with update().

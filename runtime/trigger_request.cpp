@@ -265,6 +265,8 @@ run_record new_run_record(trigger_input in, std::string id, std::chrono::system_
   r.queue = std::move(in.queue);
   r.concurrency_key = std::move(in.concurrency_key);
   r.priority_ms = in.priority_ms;
+  r.schedule_id = std::move(in.schedule_id);
+  r.schedule_occurrence = in.schedule_occurrence;
   if (r.ttl_ms > 0 && !r.delay_until) r.expires_at = r.created_at + std::chrono::milliseconds(r.ttl_ms);
   if (!in.idempotency_key.empty()) {
     r.idempotency_key = std::move(in.idempotency_key);

@@ -39,6 +39,9 @@ struct trigger_input {
   /// options.concurrencyKey: the run takes a slot of this key's copy of the queue.
   std::string concurrency_key;
   int64_t priority_ms = 0;                       ///< options.priority: seconds of queue-time credit, in ms
+  /// Set by the scheduler only (never from a request): the schedule and occurrence of the run.
+  std::string schedule_id;
+  std::optional<std::chrono::system_clock::time_point> schedule_occurrence;
 };
 
 /// options.concurrencyKey is at most this long.

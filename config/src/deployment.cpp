@@ -314,6 +314,62 @@ deployment load_string(const std::string& yaml, const std::filesystem::path& fil
           d.queues.push_back(std::move(q));
         }
       }},
+     {"schedules", [&](auto&, auto& v) {
+        if (v.IsNull()) return;
+        if (!v.IsSequence())
+          rd.fail(v, "schedules must be a list of schedule entries, like [{task: daily-report, cron: \"0 9 * * 1-5\"}]");
+        std::map<std::string, std::pair<size_t, source_position>> first;
+        size_t i = 0;
+        for (const auto& entry : v) {
+          const std::string where = "schedules[" + std::to_string(i) + "]";
+          if (!entry.IsMap()) rd.fail(entry.IsNull() ? v : entry, where + " must be a mapping like {task: daily-report, cron: \"0 9 * * *\"}");
+          schedule_config s;
+          s.position = rd.pos(entry.Mark());
+          bool has_task = false, has_cron = false;
+          YAML::Node key_node;
+          rd.mapping(entry, where,
+            {{"task", [&](auto&, auto& x) {
+                s.task = rd.string(x, where + ".task");
+                if (s.task.empty()) rd.fail(x, where + ".task must not be empty");
+                s.task_position = rd.pos(x.Mark());
+                has_task = true;
+              }},
+             {"cron", [&](auto&, auto& x) {
+                s.cron = rd.string(x, where + ".cron");
+                s.cron_position = rd.pos(x.Mark());
+                has_cron = true;
+              }},
+             {"timezone", [&](auto&, auto& x) {
+                s.timezone = rd.string(x, where + ".timezone");
+                if (s.timezone.empty()) rd.fail(x, where + ".timezone must not be empty (the default is UTC)");
+                s.timezone_position = rd.pos(x.Mark());
+              }},
+             {"key", [&](auto&, auto& x) {
+                s.key = rd.string(x, where + ".key");
+                if (s.key.empty() || s.key.size() > 256) rd.fail(x, where + ".key must be 1..256 characters");
+                key_node = x;
+              }},
+             {"external_id", [&](auto&, auto& x) {
+                s.external_id = rd.string(x, where + ".external_id");
+                if (s.external_id.size() > 1024) rd.fail(x, where + ".external_id must be at most 1024 characters");
+              }}});
+          if (!has_task) rd.fail(entry, where + " is missing required key 'task'");
+          if (!has_cron) rd.fail(entry, where + " is missing required key 'cron'");
+          if (s.timezone_position.line == 0) s.timezone_position = s.position;
+          const bool own_key = !s.key.empty();
+          if (!own_key) s.key = s.task;
+          auto [it, fresh] = first.emplace(s.key, std::make_pair(i, s.position));
+          if (!fresh)
+            rd.fail(own_key ? key_node : YAML::Node(entry),
+                    own_key ? where + ".key '" + s.key + "' is used twice (first by schedules[" + std::to_string(it->second.first) +
+                                  "] at line " + std::to_string(it->second.second.line) + ")"
+                            : where + ": task '" + s.task + "' already has a schedule (schedules[" +
+                                  std::to_string(it->second.first) + "] at line " + std::to_string(it->second.second.line) +
+                                  "); give each schedule of a task its own `key`");
+          d.schedules.push_back(std::move(s));
+          ++i;
+        }
+      }},
      {"waits", [&](auto&, auto& v) {
         rd.mapping(v, "waits",
           {{"resident_per_task", [&](auto&, auto& x) {

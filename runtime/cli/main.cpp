@@ -16,6 +16,7 @@
 #include "runtime/log.hpp"
 #include "runtime/plugin_loader.hpp"
 #include "runtime/run.hpp"
+#include "runtime/scheduler.hpp"
 #include "taskhost/config/deployment.hpp"
 
 #ifndef TASKHOST_VERSION
@@ -142,6 +143,7 @@ int cmd_check(const std::string& config_file, bool list) {
   for (const auto& r : report.refused) std::cerr << r.file.string() << ": refused: " << r.reason << "\n";
   auto unknown = taskhost::unknown_middleware(cfg, report);
   for (auto& u : taskhost::unknown_queues(cfg, report)) unknown.push_back(std::move(u));
+  for (auto& u : taskhost::schedule_config_errors(cfg, report)) unknown.push_back(std::move(u));
   if (!unknown.empty()) {
     for (const auto& u : unknown) std::cerr << u << "\n";
     return exit_usage;
@@ -149,6 +151,9 @@ int cmd_check(const std::string& config_file, bool list) {
   for (const auto& [id, t] : cfg.tasks)
     if (!report.tasks.count(id))
       std::cerr << t.position.str() << ": warning: tasks." << id << " configures a task that no plugin provides\n";
+  for (const auto& s : cfg.schedules)
+    if (!report.tasks.count(s.task))
+      std::cerr << s.task_position.str() << ": warning: a schedule names task '" << s.task << "', which no plugin provides\n";
   if (!list)
     std::cout << cfg.file.string() << ": ok — " << report.plugins.size() << " plugin(s), " << report.tasks.size()
               << " task(s)" << (report.refused.empty() ? "" : ", " + std::to_string(report.refused.size()) + " refused")
@@ -302,6 +307,55 @@ int cmd_queues_action(const std::string& url, const std::string& id, const std::
   else
     q = api_json(c.request("GET", queue_path(id)), "queues get " + id);
   std::cout << queue_line(q) << "\n";
+  return exit_ok;
+}
+
+std::string schedule_line(const json& s) {
+  std::string line = str(s, "id") + "  " + str(s, "task") + "  \"" + (s["generator"].is_object() ? str(s["generator"], "expression") : "") +
+                     "\" " + str(s, "timezone") + "  " + str(s, "type") + (s.value("active", false) ? "" : "  INACTIVE");
+  line += "  next " + (s["nextRun"].is_string() ? s["nextRun"].get<std::string>() : std::string("-"));
+  if (s["externalId"].is_string()) line += "  external " + s["externalId"].get<std::string>();
+  return line;
+}
+
+struct schedule_flags {
+  std::string task, cron, timezone, external_id, dedup_key;
+};
+
+int cmd_schedules(const std::string& url, const std::string& action, const std::string& id, const schedule_flags& f, bool as_json) {
+  taskhost::http_client c(url);
+  if (action == "list") {
+    json all = json::array();
+    for (size_t page = 1;; ++page) {
+      json p = api_json(c.request("GET", "/api/v1/schedules?perPage=100&page=" + std::to_string(page)), "schedules list");
+      for (const auto& s : p["data"]) {
+        if (as_json) all.push_back(s);
+        else std::cout << schedule_line(s) << "\n";
+      }
+      if (page >= p["pagination"].value("totalPages", size_t{1})) break;
+    }
+    if (as_json) std::cout << all.dump(2) << "\n";
+    return exit_ok;
+  }
+  json s;
+  const std::string path = "/api/v1/schedules/" + encode_path_segment(id);
+  if (action == "create") {
+    json body = {{"task", f.task}, {"cron", f.cron}};
+    if (!f.timezone.empty()) body["timezone"] = f.timezone;
+    if (!f.external_id.empty()) body["externalId"] = f.external_id;
+    if (!f.dedup_key.empty()) body["deduplicationKey"] = f.dedup_key;
+    s = api_json(c.request("POST", "/api/v1/schedules", body.dump()), "schedules create");
+  } else if (action == "delete") {
+    api_json(c.request("DELETE", path), "schedules delete " + id);
+    std::cout << "deleted " << id << "\n";
+    return exit_ok;
+  } else if (action == "activate" || action == "deactivate") {
+    s = api_json(c.request("POST", path + "/" + action, "{}"), "schedules " + action + " " + id);
+  } else {
+    s = api_json(c.request("GET", path), "schedules get " + id);
+  }
+  if (as_json) std::cout << s.dump(2) << "\n";
+  else std::cout << schedule_line(s) << "\n";
   return exit_ok;
 }
 
@@ -499,6 +553,33 @@ int main(int argc, char** argv) {
     queue_cmds[name] = sub;
   }
 
+  auto* schedules = app.add_subcommand("schedules", "Cron schedules of scheduled tasks: list, create, delete, activate, deactivate");
+  schedules->require_subcommand(1);
+  std::string schedule_id;
+  schedule_flags sf;
+  std::map<std::string, CLI::App*> schedule_cmds;
+  for (auto [name, help] : {std::pair{"list", "List every schedule: id, task, cron, time zone, next run"},
+                            {"get", "Show one schedule"},
+                            {"create", "Create a schedule (or update the one with the same --dedup-key)"},
+                            {"delete", "Delete an IMPERATIVE schedule (its runs stay)"},
+                            {"activate", "Activate a schedule: it fires from its next occurrence on"},
+                            {"deactivate", "Deactivate a schedule: it stops firing"}}) {
+    auto* sub = schedules->add_subcommand(name, help);
+    const std::string n = name;
+    if (n == "create") {
+      sub->add_option("--task", sf.task, "a scheduled task's id")->required();
+      sub->add_option("--cron", sf.cron, "a cron expression: 5 fields, or 6 with leading seconds")->required();
+      sub->add_option("--timezone", sf.timezone, "an IANA time zone (default UTC)");
+      sub->add_option("--external-id", sf.external_id, "your id for it (a customer, ...), passed to each run");
+      sub->add_option("--dedup-key", sf.dedup_key, "a second create with the same key updates that schedule");
+    } else if (n != "list") {
+      sub->add_option("id", schedule_id, "schedule id (sched_...)")->required();
+    }
+    sub->add_flag("--json", as_json, "print JSON");
+    add_url(sub);
+    schedule_cmds[n] = sub;
+  }
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -524,6 +605,8 @@ int main(int argc, char** argv) {
     if (*queues_list) return cmd_queues_list(url);
     for (const auto& [name, sub] : queue_cmds)
       if (*sub) return cmd_queues_action(url, queue_id, name, queue_limit);
+    for (const auto& [name, sub] : schedule_cmds)
+      if (*sub) return cmd_schedules(url, name, schedule_id, sf, as_json);
   } catch (const taskhost::config::config_error& e) {
     std::cerr << e.what() << "\n";
     return exit_usage;

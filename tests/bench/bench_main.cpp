@@ -1,7 +1,7 @@
 // `make bench`: taskhost's own benchmarks, each repeated, reported as median and spread, with
 // physical baselines measured in the same run. Prints a table and appends JSON lines to
 // bench/results/<date>.jsonl. Environment: TASKHOST_BENCH_ONLY=waits runs only the waits scenarios;
-// TASKHOST_BENCH_ONLY=queues only the queue bookkeeping;
+// TASKHOST_BENCH_ONLY=queues only the queue bookkeeping; TASKHOST_BENCH_ONLY=schedules only cron;
 // TASKHOST_BENCH_DEBUG=1 breaks the parent/child round trip down and prints the runs left in
 // memory; TASKHOST_BENCH_RESIDENT=N and TASKHOST_BENCH_DELAYED=1 vary the waiting scenario. Scenarios
 // (issue 8 lists the one still to come: HTTP batches):
@@ -24,6 +24,9 @@
 //                             runs queued (the ratio is the O(log n) check)
 //   queue-backlog-N           end to end: runs/s from a queue (limit 16) kept at N = 100 and
 //                             1,000,000 queued runs
+//   cron-next-*               ns per next occurrence (cron engine), typical expressions
+//   schedules-10k             10,000 schedules due in the same second: lag of each run's trigger
+//                             after its occurrence (max must stay under 1 s), runs per occurrence
 //   rss                       resident memory idle, at the peak of the throughput runs, after
 #include <atomic>
 #include <malloc.h>
@@ -47,7 +50,9 @@
 #include "actors/deployment_runtime.hpp"
 #include "runtime/http_client.hpp"
 #include "runtime/log.hpp"
+#include "runtime/cron.hpp"
 #include "runtime/queues.hpp"
+#include "runtime/trigger_request.hpp"
 #include "bench/baselines.hpp"
 
 namespace fs = std::filesystem;
@@ -145,6 +150,90 @@ taskhost::config::deployment bench_deployment(const fs::path& dir, const fs::pat
   cfg.http.port = 0;
   cfg.executor_threads = threads;
   return cfg;
+}
+
+/// cron-next-*: ns per cron_expression::next() from successive instants, median of `reps`.
+void cron_scenarios(int reps) {
+  struct c {
+    const char* name;
+    const char* expr;
+    const char* zone;
+  };
+  for (auto [name, expr, zone] : {c{"cron-next-weekdays-london", "0 9 * * 1-5", "Europe/London"},
+                                  c{"cron-next-5min-utc", "*/5 * * * *", "UTC"},
+                                  c{"cron-next-lastfri-newyork", "30 17 * * 5L", "America/New_York"}}) {
+    auto cron = taskhost::cron_expression::parse(expr);
+    auto tz = taskhost::time_zone::locate(zone);
+    std::vector<double> ns;
+    for (int r = 0; r < reps; ++r) {
+      constexpr int n = 200000;
+      auto t = std::chrono::system_clock::now();
+      auto t0 = clk::now();
+      for (int i = 0; i < n; ++i) t = cron.next(t, tz).value_or(t);
+      ns.push_back(std::chrono::duration<double, std::nano>(clk::now() - t0).count() / n);
+    }
+    report(name, "ns/next", summarize(ns), {{"expression", expr}, {"timezone", zone}});
+  }
+}
+
+/// schedules-10k: 10,000 schedules of a no-op scheduled task, all due at the same second a few
+/// seconds ahead; every run's trigger lag after the occurrence (from the run's createdAt), and
+/// how many runs each schedule got for that occurrence (must be exactly 1).
+void schedules_scenario(const fs::path& tmp, int reps) {
+  std::vector<double> max_lag, p50_lag, make_s;
+  int bad = 0;
+  for (int rep = 0; rep < reps; ++rep) {
+    auto dir = tmp / ("schedules-" + std::to_string(rep));
+    auto cfg = bench_deployment(dir, TASKHOST_BENCH_PLUGIN);
+    taskhost::deployment_runtime rt(cfg);
+    constexpr int n = 10000;
+    // Far enough ahead to create every schedule first (each is its own commit).
+    const auto now = std::chrono::system_clock::now();
+    auto at = std::chrono::ceil<std::chrono::seconds>(now) + std::chrono::seconds(8);
+    const auto tt = std::chrono::system_clock::to_time_t(at);
+    std::tm tm{};
+    gmtime_r(&tt, &tm);
+    const std::string cron = std::to_string(tm.tm_sec) + " " + std::to_string(tm.tm_min) + " " + std::to_string(tm.tm_hour) + " * * *";
+    auto t0 = clk::now();
+    for (int i = 0; i < n; ++i) {
+      auto a = rt.create_schedule({{"task", "bench-scheduled"}, {"cron", cron}, {"deduplicationKey", "b" + std::to_string(i)}});
+      if (a.status != 200) throw std::runtime_error("create_schedule: " + a.body.dump());
+    }
+    make_s.push_back(std::chrono::duration<double>(clk::now() - t0).count());
+    if (std::chrono::system_clock::now() >= at) throw std::runtime_error("creating the schedules took past their occurrence");
+    // Wait for the occurrence and every run it makes, all committed and finished.
+    std::vector<taskhost::run_record> runs;
+    auto deadline = clk::now() + std::chrono::seconds(60);
+    for (;;) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      if (std::chrono::system_clock::now() < at + std::chrono::seconds(1)) continue;
+      runs.clear();
+      taskhost::run_list_query q;
+      q.page_size = 100;
+      for (;;) {
+        auto page = rt.list_runs(q);
+        runs.insert(runs.end(), page.runs.begin(), page.runs.end());
+        if (page.next.empty()) break;
+        q.after = page.next;
+      }
+      if (runs.size() >= size_t(n) || clk::now() > deadline) break;
+    }
+    std::map<std::string, int> per_schedule;
+    std::vector<double> lag;
+    for (const auto& r : runs) {
+      ++per_schedule[r.schedule_id];
+      lag.push_back(std::chrono::duration<double, std::milli>(r.created_at - at).count());
+    }
+    for (const auto& [id, k] : per_schedule) bad += k != 1;
+    bad += n - int(per_schedule.size());
+    max_lag.push_back(*std::max_element(lag.begin(), lag.end()));
+    p50_lag.push_back(percentile(lag, 0.5));
+    rt.shutdown();
+  }
+  report("schedules-10k-max-lag", "ms", summarize(max_lag), {{"schedules", 10000}, {"schedules_without_exactly_one_run", bad}});
+  report("schedules-10k-p50-lag", "ms", summarize(p50_lag));
+  report("schedules-10k-create", "s", summarize(make_s));
+  if (bad) std::printf("  !! %d schedules did not get exactly one run\n", bad);
 }
 
 /// queue-start-N: the queue's bookkeeping per run start, with N runs queued behind a limit of 1:
@@ -358,6 +447,11 @@ int main(int argc, char** argv) {
     fs::remove_all(tmp);
     return 0;
   }
+  if (const char* only = std::getenv("TASKHOST_BENCH_ONLY"); only && std::string(only) == "schedules") {
+    cron_scenarios(reps);
+    schedules_scenario(tmp, std::min(reps, 3));
+    return 0;
+  }
   if (const char* only = std::getenv("TASKHOST_BENCH_ONLY"); only && std::string(only) == "queues") {
     queue_scenarios(reps);
     queue_backlog_scenario(tmp, reps);
@@ -521,6 +615,8 @@ int main(int argc, char** argv) {
   waits_scenarios(tmp, reps);
   queue_scenarios(reps);
   queue_backlog_scenario(tmp, reps);
+  cron_scenarios(reps);
+  schedules_scenario(tmp, std::min(reps, 3));
   fs::remove_all(tmp);
   return 0;
 }

@@ -1,5 +1,6 @@
 // Tasks the benchmarks run: a no-op, one that fails its first two attempts, a parent that waits
-// for a no-op child (and times the round trip itself), and one that waits an hour.
+// for a no-op child (and times the round trip itself), one that waits an hour, and a no-op
+// scheduled task.
 #include <taskhost/sdk.hpp>
 
 #include <stdexcept>
@@ -38,4 +39,9 @@ th::task wait_hour{{
     },
 }};
 
-TASKHOST_PLUGIN("bench", "1.0.0", noop, fail_twice, parent, wait_hour);
+th::scheduled_task scheduled_noop{{
+    .id = "bench-scheduled",
+    .run = [](th::schedule_payload, th::run_context&) -> th::json { return nullptr; },
+}};
+
+TASKHOST_PLUGIN("bench", "1.0.0", noop, fail_twice, parent, wait_hour, scheduled_noop);

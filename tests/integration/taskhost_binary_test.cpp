@@ -292,7 +292,7 @@ TEST(TaskhostBinaryTest, ValidateChecksConfigAndPluginsWithoutStarting) {
   auto broken = run_command({bin, "validate", "--config", d.config().string()});
   EXPECT_EQ(broken.exit_code, 1) << "refused plugins make validation fail";
   EXPECT_NE(broken.err.find("x.so: refused: not an ELF"), std::string::npos) << broken.err;
-  EXPECT_NE(broken.out.find("2 plugin(s), 13 task(s), 4 refused"), std::string::npos) << broken.out;
+  EXPECT_NE(broken.out.find("2 plugin(s), 14 task(s), 4 refused"), std::string::npos) << broken.out;
 
   temp_dir clean;
   fs::create_directories(clean / "plugins");
@@ -300,7 +300,7 @@ TEST(TaskhostBinaryTest, ValidateChecksConfigAndPluginsWithoutStarting) {
   clean.write("ok.yaml", "name: ok\nplugins_dir: plugins\ntasks:\n  hello-world: {}\n  typo-task: {}\n");
   auto ok = run_command({bin, "validate", "--config", (clean / "ok.yaml").string()});
   EXPECT_EQ(ok.exit_code, 0) << ok.err;
-  EXPECT_NE(ok.out.find("ok — 1 plugin(s), 1 task(s)"), std::string::npos) << ok.out;
+  EXPECT_NE(ok.out.find("ok — 1 plugin(s), 2 task(s)"), std::string::npos) << ok.out;
   EXPECT_NE(ok.err.find("ok.yaml:5:3: warning: tasks.typo-task configures a task that no plugin provides"), std::string::npos) << ok.err;
   EXPECT_FALSE(fs::exists(clean / ".taskhost")) << "validate writes nothing into the deployment";
 

@@ -1,9 +1,10 @@
 // The official @trigger.dev/sdk (4.8.3), unchanged, against a running taskhost: what a Node
 // backend does today must work when only TRIGGER_API_URL and TRIGGER_SECRET_KEY change.
-// Needs TRIGGER_API_URL pointing at a taskhost that serves hello.so and the good fixture plugin.
+// Needs TRIGGER_API_URL pointing at a taskhost that serves hello.so and the good, durable and
+// schedules fixture plugins.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { tasks, runs, idempotencyKeys, configure, NotFoundError } from "@trigger.dev/sdk";
+import { tasks, runs, schedules, idempotencyKeys, configure, NotFoundError } from "@trigger.dev/sdk";
 
 configure({ baseURL: process.env.TRIGGER_API_URL, secretKey: "tr_dev_compatibilitytest" });
 
@@ -157,4 +158,67 @@ test("queue, concurrencyKey and priority reach the run's queue; an unknown queue
     assert.match(e.message, /Queue 'nope' not found/);
     return true;
   });
+});
+
+test("schedules: create (upsert by deduplicationKey), retrieve, list, update, deactivate, activate, del, timezones", async () => {
+  const created = await schedules.create({
+    task: "sched-echo", cron: "0 9 * * 1-5", timezone: "Europe/London", externalId: "customer-1", deduplicationKey: "compat-1",
+  });
+  assert.match(created.id, /^sched_[1-9a-km-z]{21}$/);
+  assert.equal(created.type, "IMPERATIVE");
+  assert.equal(created.active, true);
+  assert.equal(created.generator.type, "CRON");
+  assert.equal(created.generator.expression, "0 9 * * 1-5");
+  assert.ok(created.generator.description.length > 0);
+  assert.equal(created.timezone, "Europe/London");
+  assert.equal(created.externalId, "customer-1");
+  assert.ok(created.nextRun instanceof Date && created.nextRun > new Date());
+  const again = await schedules.create({ task: "sched-echo", cron: "30 9 * * *", deduplicationKey: "compat-1" });
+  assert.equal(again.id, created.id, "the same deduplicationKey updates the schedule");
+  assert.equal((await schedules.retrieve(created.id)).generator.expression, "30 9 * * *");
+  const page = await schedules.list({ perPage: 100 });
+  assert.ok(page.data.some((s) => s.id === created.id));
+  const updated = await schedules.update(created.id, { task: "sched-echo", cron: "0 0 * * *", timezone: "Asia/Tokyo" });
+  assert.equal(updated.timezone, "Asia/Tokyo");
+  assert.equal((await schedules.deactivate(created.id)).active, false);
+  assert.equal((await schedules.activate(created.id)).active, true);
+  await assert.rejects(schedules.create({ task: "sched-echo", cron: "61 * * * *", deduplicationKey: "compat-bad" }), (e) => {
+    assert.equal(e.status, 400);
+    assert.match(e.message, /minute/);
+    return true;
+  });
+  await assert.rejects(schedules.create({ task: "fixture-echo", cron: "* * * * *", deduplicationKey: "compat-plain" }), (e) => {
+    assert.equal(e.status, 400);
+    assert.match(e.message, /not a scheduled task/);
+    return true;
+  });
+  const del = await schedules.del(created.id);
+  assert.equal(del.id, created.id);
+  await assert.rejects(schedules.retrieve(created.id), NotFoundError);
+  const tz = await schedules.timezones();
+  assert.ok(tz.timezones.includes("Europe/London") && tz.timezones.includes("UTC"));
+  const noUtc = await schedules.timezones({ excludeUtc: true });
+  assert.ok(!noUtc.timezones.includes("UTC"));
+});
+
+test("a scheduled run carries its schedule payload and names its schedule", async () => {
+  const s = await schedules.create({ task: "sched-echo", cron: "* * * * * *", externalId: "ext-7", deduplicationKey: "compat-every-second" });
+  let list;
+  for (let i = 0; i < 200; i++) {
+    list = await runs.list({ schedule: s.id });
+    if (list.data.length > 0) break;
+    await new Promise((res) => setTimeout(res, 25));
+  }
+  await schedules.deactivate(s.id);
+  assert.ok(list.data.length > 0, "the schedule fired");
+  const run = await finished(list.data[0].id);
+  assert.equal(run.status, "COMPLETED");
+  assert.equal(run.payload.scheduleId, s.id);
+  assert.equal(run.payload.externalId, "ext-7");
+  assert.equal(run.payload.type, "IMPERATIVE");
+  assert.equal(run.payload.upcoming.length, 5);
+  assert.equal(run.output.timestamp, run.payload.timestamp);
+  assert.equal(run.schedule.id, s.id);
+  assert.equal(run.schedule.externalId, "ext-7");
+  assert.equal(run.schedule.generator.expression, "* * * * * *");
 });

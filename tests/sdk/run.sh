@@ -13,7 +13,7 @@ fi
 deploy=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$deploy"' EXIT
 mkdir -p "$deploy/plugins"
-cp "$plugin_dir/hello.so" "$fixture_dir/fixture_good.so" "$fixture_dir/fixture_durable.so" "$deploy/plugins/"
+cp "$plugin_dir/hello.so" "$fixture_dir/fixture_good.so" "$fixture_dir/fixture_durable.so" "$fixture_dir/fixture_schedules.so" "$deploy/plugins/"
 printf 'name: sdk-compat\nplugins_dir: plugins\nexecutor: {threads: 4}\nqueues: [{name: one, concurrency_limit: 1}]\nhttp: {listen: "127.0.0.1:0"}\n' > "$deploy/d.yaml"
 "$bin" run --config "$deploy/d.yaml" > "$deploy/out" 2> "$deploy/log" &
 pid=$!

@@ -55,7 +55,7 @@ protected:
 
 TEST_F(DeploymentRuntimeTest, HelloWorldCompletesWithItsOutput) {
   deployment_runtime rt(cfg_);
-  EXPECT_EQ(rt.plugins().tasks.size(), 13u);
+  EXPECT_EQ(rt.plugins().tasks.size(), 14u);  // hello.so: hello-world and daily-report
   auto o = trigger(rt, "hello-world", {{"message", "Hello world!"}});
   ASSERT_EQ(o.status, 200) << o.error;
   EXPECT_EQ(o.run_id.rfind("run_", 0), 0u);

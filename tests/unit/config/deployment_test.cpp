@@ -412,3 +412,47 @@ TEST(DeploymentConfigTest, ATaskNamesItsQueueWithPosition) {
   EXPECT_NE(error_of(minimal + "tasks: {t: {queue: ''}}\n").find("tasks.t.queue must be 1 to 128"), std::string::npos);
   EXPECT_NE(error_of(minimal + "tasks: {t: {queue: [a]}}\n").find("tasks.t.queue must be a string"), std::string::npos);
 }
+
+TEST(DeploymentConfigTest, SchedulesAreReadWithTheirPlaces) {
+  auto d = load_string(minimal + R"(schedules:
+  - task: daily-report
+    cron: "0 9 * * 1-5"
+    timezone: Europe/London
+  - task: daily-report
+    key: evening
+    cron: "0 18 * * *"
+    external_id: team-a
+  - {task: cleanup, cron: "*/5 * * * *"}
+)",
+                       "/srv/app/deploy.yaml");
+  ASSERT_EQ(d.schedules.size(), 3u);
+  EXPECT_EQ(d.schedules[0].task, "daily-report");
+  EXPECT_EQ(d.schedules[0].cron, "0 9 * * 1-5");
+  EXPECT_EQ(d.schedules[0].timezone, "Europe/London");
+  EXPECT_EQ(d.schedules[0].key, "daily-report");  // the task id by default
+  EXPECT_EQ(d.schedules[0].cron_position.str(), "/srv/app/deploy.yaml:5:11");
+  EXPECT_EQ(d.schedules[0].timezone_position.str(), "/srv/app/deploy.yaml:6:15");
+  EXPECT_EQ(d.schedules[1].key, "evening");
+  EXPECT_EQ(d.schedules[1].external_id, "team-a");
+  EXPECT_EQ(d.schedules[1].timezone, "UTC");
+  EXPECT_EQ(d.schedules[2].task, "cleanup");
+  EXPECT_TRUE(load_string(minimal + "schedules:\n", "/x/d.yaml").schedules.empty());
+}
+
+TEST(DeploymentConfigTest, BadSchedulesAreErrorsWithPosition) {
+  auto starts = [](const std::string& msg, const std::string& prefix) { return msg.rfind(prefix, 0) == 0; };
+  auto e = error_of(minimal + "schedules:\n  - task: a\n    cron: '* * * * *'\n  - task: a\n    cron: '0 * * * *'\n");
+  EXPECT_TRUE(starts(e, "/srv/app/deploy.yaml:6:5: schedules[1]: task 'a' already has a schedule (schedules[0] at line 4)")) << e;
+  e = error_of(minimal + "schedules:\n  - {task: a, key: k, cron: '* * * * *'}\n  - {task: b, key: k, cron: '* * * * *'}\n");
+  EXPECT_TRUE(starts(e, "/srv/app/deploy.yaml:5:20: schedules[1].key 'k' is used twice")) << e;
+  e = error_of(minimal + "schedules:\n  - {cron: '* * * * *'}\n");
+  EXPECT_TRUE(starts(e, "/srv/app/deploy.yaml:4:5: schedules[0] is missing required key 'task'")) << e;
+  e = error_of(minimal + "schedules:\n  - {task: a}\n");
+  EXPECT_NE(e.find("schedules[0] is missing required key 'cron'"), std::string::npos) << e;
+  e = error_of(minimal + "schedules:\n  - {task: a, cron: '* * * * *', every: 5}\n");
+  EXPECT_NE(e.find("every"), std::string::npos) << e;
+  e = error_of(minimal + "schedules:\n  task: a\n");
+  EXPECT_TRUE(starts(e, "/srv/app/deploy.yaml:4:3: schedules must be a list")) << e;
+  e = error_of(minimal + "schedules:\n  - {task: a, cron: '* * * * *', timezone: ''}\n");
+  EXPECT_NE(e.find("timezone must not be empty"), std::string::npos) << e;
+}

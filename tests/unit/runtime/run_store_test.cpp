@@ -392,3 +392,91 @@ TEST(RunStoreTest, AWaitingRunLetGoLeavesMemoryOnceCommittedAndComesBackForItsWa
   EXPECT_FALSE(s.update_unfinished("run_unknown", [&](run_record&) { called = true; }));
   EXPECT_FALSE(called);
 }
+
+TEST(RunStoreTest, SchedulesAreSavedReplacedAndDeletedAndSurviveAReopen) {
+  temp_dir tmp;
+  const auto path = (tmp / "runs.db").string();
+  schedule_record a;
+  a.id = "sched_a";
+  a.task_id = "report";
+  a.cron = "0 9 * * 1-5";
+  a.timezone = "Europe/London";
+  a.external_id = "customer-1";
+  a.dedup_key = "k1";
+  a.created_at = a.updated_at = a.since = clock_type::now();
+  {
+    run_store s({path});
+    s.save_schedule(a);
+    auto b = a;
+    b.id = "sched_b";
+    b.type = "DECLARATIVE";
+    b.dedup_key = "k1";  // the same key in another type is another schedule
+    s.save_schedule(b);
+    a.cron = "30 9 * * *";
+    a.active = false;
+    s.save_schedule(a);  // replaces
+    ASSERT_EQ(s.schedules().size(), 2u);
+    EXPECT_TRUE(s.delete_schedule("sched_b"));
+    EXPECT_FALSE(s.delete_schedule("sched_b"));
+  }
+  run_store s({path});
+  auto all = s.schedules();
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].id, "sched_a");
+  EXPECT_EQ(all[0].cron, "30 9 * * *");
+  EXPECT_EQ(all[0].timezone, "Europe/London");
+  EXPECT_EQ(all[0].external_id, "customer-1");
+  EXPECT_EQ(all[0].dedup_key, "k1");
+  EXPECT_FALSE(all[0].active);
+  EXPECT_FALSE(all[0].last_occurrence);
+  // Two IMPERATIVE schedules may not share a deduplication key.
+  auto c = a;
+  c.id = "sched_c";
+  EXPECT_THROW(s.save_schedule(c), store_error);
+}
+
+TEST(RunStoreTest, AScheduledRunsCommitRecordsItsOccurrenceInTheSameTransaction) {
+  temp_dir tmp;
+  const auto path = (tmp / "runs.db").string();
+  const auto t1 = clock_type::now() - 1h;
+  const auto t2 = clock_type::now();
+  std::string run_id;
+  {
+    run_store s({path});
+    schedule_record sch;
+    sch.id = "sched_o";
+    sch.task_id = "report";
+    sch.cron = "0 * * * *";
+    sch.created_at = sch.updated_at = sch.since = t1 - 1h;
+    s.save_schedule(sch);
+    auto r = new_run("report");
+    r.schedule_id = "sched_o";
+    r.schedule_occurrence = t2;
+    run_id = r.id;
+    auto older = new_run("report");
+    older.schedule_id = "sched_o";
+    older.schedule_occurrence = t1;  // a late commit of an older occurrence never moves it back
+    std::optional<create_result> got;
+    s.create(std::move(r), [&](create_result c) { got = c; });
+    EXPECT_FALSE(s.schedules()[0].last_occurrence) << "not before the run's commit";
+    ASSERT_TRUE(s.flush());
+    ASSERT_TRUE(got && got->status == 200);
+    create_committed(s, std::move(older));
+    // Saving the schedule (an API change) does not move it either.
+    auto changed = s.schedules()[0];
+    changed.last_occurrence.reset();
+    s.save_schedule(changed);
+  }
+  run_store s({path});
+  auto sch = s.schedules();
+  ASSERT_EQ(sch.size(), 1u);
+  ASSERT_TRUE(sch[0].last_occurrence);
+  EXPECT_EQ(std::chrono::duration_cast<std::chrono::microseconds>(sch[0].last_occurrence->time_since_epoch()),
+            std::chrono::duration_cast<std::chrono::microseconds>(t2.time_since_epoch()));
+  EXPECT_EQ(s.get(run_id)->schedule_id, "sched_o");
+  run_list_query q;
+  q.schedule_id = "sched_o";
+  EXPECT_EQ(s.list(q).runs.size(), 2u);
+  q.schedule_id = "sched_other";
+  EXPECT_TRUE(s.list(q).runs.empty());
+}

@@ -68,6 +68,21 @@ struct queue_config {
   source_position position;                   ///< where its `name` stands
 };
 
+/// A declarative schedule from the `schedules:` section: runs of a scheduled task on a cron
+/// expression. The cron and the time zone are checked when the deployment starts (and by
+/// `taskhost validate`), against the plugins: see validate_schedules in runtime/plugin_loader.
+struct schedule_config {
+  std::string task;                  ///< a scheduled task (th::scheduled_task)
+  std::string cron;                  ///< 5 fields, or 6 with leading seconds
+  std::string timezone = "UTC";      ///< IANA name
+  std::string key;                   ///< identity across restarts; default the task id
+  std::string external_id;           ///< "" = none; given to each run as payload.externalId
+  source_position position;          ///< the entry
+  source_position task_position;
+  source_position cron_position;
+  source_position timezone_position;
+};
+
 /// Per-task overrides from the `tasks:` section.
 struct task_config {
   std::string id;
@@ -117,6 +132,7 @@ struct deployment {
   std::vector<middleware_ref> middleware;              ///< global middleware, outermost first
   std::map<std::string, task_config> tasks;
   std::vector<queue_config> queues;                    ///< in file order; names unique
+  std::vector<schedule_config> schedules;              ///< in file order; keys unique
 
   /// The retry policy of a task: its override if the deployment has one, else defaults.retry.
   const retry_config& retry_for(const std::string& task_id) const;
