@@ -93,6 +93,10 @@ void scheduler::put(schedule_record r, bool armed) {
   auto [it, fresh] = entries_.try_emplace(r.id);
   entry& e = it->second;
   disarm_locked(e);
+  // The caller read the record before this call; an occurrence may have fired since. Its
+  // last_occurrence is the newer one (it only moves forward), or the occurrence would fire again.
+  if (!fresh && e.rec.last_occurrence && (!r.last_occurrence || *r.last_occurrence < *e.rec.last_occurrence))
+    r.last_occurrence = e.rec.last_occurrence;
   e.rec = std::move(r);
   e.cron = std::move(cron);
   e.zone = std::move(zone);

@@ -31,12 +31,6 @@ constexpr bool sanitized = false;
 deployment_dir queues_dir(const std::string& yaml) { return deployment_dir(yaml, {"fixture_queues"}); }
 
 
-json api(server& s, const std::string& method, const std::string& path, const json& body = nullptr, int want = 200) {
-  http_client c(s.url);
-  auto r = c.request(method, path, body.is_null() ? std::string() : body.dump());
-  EXPECT_EQ(r.status, want) << method << " " << path << ": " << r.body;
-  return json::parse(r.body, nullptr, false);
-}
 
 std::vector<json> finish_all(server& s, const std::vector<std::string>& ids) {
   std::vector<json> out;
@@ -60,22 +54,22 @@ TEST(QueuesTest, ALimitIsNeverExceededUnderABurstOf1000Runs) {
   std::vector<std::string> ids;
   // The burst arrives while the queue is paused (so that it is a burst even on a slow build),
   // then the queue lets it go at once.
-  api(s, "POST", "/api/v1/queues/work/pause", {{"action", "pause"}});
+  s.api("POST", "/api/v1/queues/work/pause", {{"action", "pause"}});
   for (int i = 0; i < 1000; ++i) ids.push_back(s.trigger("q-work", {{"ms", 2}}));
-  auto q = api(s, "GET", "/api/v1/queues/work");
+  auto q = s.api("GET", "/api/v1/queues/work");
   EXPECT_EQ(q["queued"], 1000) << q.dump();
   EXPECT_EQ(q["running"], 0);
   EXPECT_EQ(q["concurrencyLimit"], 3);
   EXPECT_EQ(q["type"], "custom");
-  api(s, "POST", "/api/v1/queues/work/pause", {{"action", "resume"}});
+  s.api("POST", "/api/v1/queues/work/pause", {{"action", "resume"}});
   for (int i = 0; i < 20; ++i) {
-    q = api(s, "GET", "/api/v1/queues/work");
+    q = s.api("GET", "/api/v1/queues/work");
     EXPECT_LE(q["running"].get<int>(), 3) << q.dump();
     std::this_thread::sleep_for(5ms);
   }
   auto runs = finish_all(s, ids);
   EXPECT_EQ(max_concurrency(runs), 3) << "the limit is reached and never exceeded";
-  q = api(s, "GET", "/api/v1/queues/work");
+  q = s.api("GET", "/api/v1/queues/work");
   EXPECT_EQ(q["running"], 0);
   EXPECT_EQ(q["queued"], 0);
 }
@@ -84,10 +78,10 @@ TEST(QueuesTest, TwoTasksShareAQueueDeclaredByTheirPlugin) {
   auto d = queues_dir("");
   server s(d);
   std::vector<std::string> ids;
-  api(s, "POST", "/api/v1/queues/shared/pause", {{"action", "pause"}});  // all queued first, then let go
+  s.api("POST", "/api/v1/queues/shared/pause", {{"action", "pause"}});  // all queued first, then let go
   for (int i = 0; i < 40; ++i) ids.push_back(s.trigger(i % 2 ? "q-share-b" : "q-share-a", {{"ms", 5}, {"tag", i}}));
-  EXPECT_EQ(api(s, "GET", "/api/v1/queues/shared")["queued"], 40);
-  api(s, "POST", "/api/v1/queues/shared/pause", {{"action", "resume"}});
+  EXPECT_EQ(s.api("GET", "/api/v1/queues/shared")["queued"], 40);
+  s.api("POST", "/api/v1/queues/shared/pause", {{"action", "resume"}});
   auto runs = finish_all(s, ids);
   EXPECT_EQ(max_concurrency(runs), 2) << "both tasks count against the plugin's limit of 2";
   // Their runs interleave: one task does not go first with all of its runs.
@@ -99,14 +93,14 @@ TEST(QueuesTest, TwoTasksShareAQueueDeclaredByTheirPlugin) {
   // Granted in trigger order, alternating; two may swap as they start side by side, but one task
   // never goes first with all its runs (that would be 1 switch).
   EXPECT_GT(switches, 10) << "they start in trigger order, whichever task they belong to";
-  auto q = api(s, "GET", "/api/v1/queues/shared");
+  auto q = s.api("GET", "/api/v1/queues/shared");
   EXPECT_EQ(q["concurrencyLimit"], 2);
   // A task on its own queue with a limit from its definition.
-  auto own = api(s, "GET", "/api/v1/queues/task%2Fq-limited");
+  auto own = s.api("GET", "/api/v1/queues/task%2Fq-limited");
   EXPECT_EQ(own["type"], "task");
   EXPECT_EQ(own["name"], "q-limited");
   EXPECT_EQ(own["concurrencyLimit"], 1);
-  EXPECT_EQ(api(s, "GET", "/api/v1/queues/q-limited?type=task")["id"], "task/q-limited");
+  EXPECT_EQ(s.api("GET", "/api/v1/queues/q-limited?type=task")["id"], "task/q-limited");
 }
 
 TEST(QueuesTest, AConcurrencyKeyWithOneRunIsNotBehindAKeyWithAThousand) {
@@ -116,15 +110,15 @@ TEST(QueuesTest, AConcurrencyKeyWithOneRunIsNotBehindAKeyWithAThousand) {
   server s(d);
   std::vector<std::string> big;
   // tenant-a's thousand runs are all queued (the queue paused while they arrive), then start.
-  api(s, "POST", "/api/v1/queues/tenants/pause", {{"action", "pause"}});
+  s.api("POST", "/api/v1/queues/tenants/pause", {{"action", "pause"}});
   // Each run holds the queue's one slot for 50 ms: far longer than a trigger takes to be queued.
   for (int i = 0; i < 1000; ++i) big.push_back(s.trigger("q-work", {{"ms", 50}, {"tag", "a"}}, {{"concurrencyKey", "tenant-a"}}));
-  api(s, "POST", "/api/v1/queues/tenants/pause", {{"action", "resume"}});
+  s.api("POST", "/api/v1/queues/tenants/pause", {{"action", "resume"}});
   std::this_thread::sleep_for(20ms);
   auto small_id = s.trigger("q-work", {{"tag", "b"}}, {{"concurrencyKey", "tenant-b"}});
   auto small = s.wait_final(small_id);
   ASSERT_EQ(small["status"], "COMPLETED") << small.dump();
-  auto q = api(s, "GET", "/api/v1/queues/tenants");
+  auto q = s.api("GET", "/api/v1/queues/tenants");
   EXPECT_GT(q["queued"].get<int>(), 500) << "tenant-a still has most of its runs queued";
   EXPECT_GE(q["concurrencyKeys"].get<int>(), 1);
   // tenant-a's runs that started between tenant-b's trigger and its start: one slot turn (plus,
@@ -142,7 +136,7 @@ TEST(QueuesTest, AConcurrencyKeyWithOneRunIsNotBehindAKeyWithAThousand) {
     if (at > b_created_us && at < b_started_us) ++between;
   }
   EXPECT_LE(between, 2);
-  for (const auto& id : big) api(s, "POST", "/api/v2/runs/" + id + "/cancel", json::object());
+  for (const auto& id : big) s.api("POST", "/api/v2/runs/" + id + "/cancel", json::object());
 }
 
 TEST(QueuesTest, TotalLimitCapsAllKeysTogether) {
@@ -150,10 +144,10 @@ TEST(QueuesTest, TotalLimitCapsAllKeysTogether) {
                       "tasks:\n  q-work:\n    queue: capped\n");
   server s(d);
   std::vector<std::string> ids;
-  api(s, "POST", "/api/v1/queues/capped/pause", {{"action", "pause"}});
+  s.api("POST", "/api/v1/queues/capped/pause", {{"action", "pause"}});
   for (int i = 0; i < 30; ++i) ids.push_back(s.trigger("q-work", {{"ms", 10}}, {{"concurrencyKey", "k" + std::to_string(i % 3)}}));
-  EXPECT_EQ(api(s, "GET", "/api/v1/queues/capped")["concurrencyKeys"], 3);
-  api(s, "POST", "/api/v1/queues/capped/pause", {{"action", "resume"}});
+  EXPECT_EQ(s.api("GET", "/api/v1/queues/capped")["concurrencyKeys"], 3);
+  s.api("POST", "/api/v1/queues/capped/pause", {{"action", "resume"}});
   EXPECT_EQ(max_concurrency(finish_all(s, ids)), 2);
 }
 
@@ -171,7 +165,7 @@ TEST(QueuesTest, RateLimitCapsStartsPerPeriod) {
   for (size_t i = 0; i + 5 < starts.size(); ++i)
     EXPECT_GE(starts[i + 5] - starts[i], 900'000) << "six starts within one second, at " << i;
   EXPECT_GE(starts.back() - starts.front(), 1'900'000);
-  EXPECT_EQ(api(s, "GET", "/api/v1/queues/rated")["rateLimit"]["limit"], 5);
+  EXPECT_EQ(s.api("GET", "/api/v1/queues/rated")["rateLimit"]["limit"], 5);
 }
 
 TEST(QueuesTest, PriorityIsSecondsOfQueueTimeCredit) {
@@ -193,9 +187,9 @@ TEST(QueuesTest, PauseAndOverrideSurviveARestart) {
   std::vector<std::string> ids;
   {
     server s(d);
-    auto q = api(s, "POST", "/api/v1/queues/p/pause", {{"action", "pause"}});
+    auto q = s.api("POST", "/api/v1/queues/p/pause", {{"action", "pause"}});
     EXPECT_EQ(q["paused"], true);
-    auto o = api(s, "POST", "/api/v1/queues/p/concurrency/override", {{"concurrencyLimit", 1}});
+    auto o = s.api("POST", "/api/v1/queues/p/concurrency/override", {{"concurrencyLimit", 1}});
     EXPECT_EQ(o["concurrencyLimit"], 1);
     EXPECT_EQ(o["concurrency"]["base"], 2);
     EXPECT_EQ(o["concurrency"]["override"], 1);
@@ -203,14 +197,14 @@ TEST(QueuesTest, PauseAndOverrideSurviveARestart) {
     for (int i = 0; i < 5; ++i) ids.push_back(s.trigger("q-work", {{"ms", 20}}));
     std::this_thread::sleep_for(300ms);
     for (const auto& id : ids) EXPECT_EQ(s.get_run(id)["status"], "QUEUED");
-    EXPECT_EQ(api(s, "GET", "/api/v1/queues/p")["queued"], 5);
+    EXPECT_EQ(s.api("GET", "/api/v1/queues/p")["queued"], 5);
     s.proc.signal(SIGTERM);
     ASSERT_EQ(s.proc.wait_exit(20s), 0) << s.log();
   }
   server s(d, "server2.log");
   json q;
   for (auto until = std::chrono::steady_clock::now() + 10s; std::chrono::steady_clock::now() < until; std::this_thread::sleep_for(10ms)) {
-    q = api(s, "GET", "/api/v1/queues/p");
+    q = s.api("GET", "/api/v1/queues/p");
     if (q["queued"] == 5) break;
   }
   EXPECT_EQ(q["paused"], true) << q.dump();
@@ -241,7 +235,7 @@ TEST(QueuesTest, ParentAndChildOnAQueueOfOneDoNotDeadlock) {
     ASSERT_EQ(r["status"], "COMPLETED") << r.dump() << s.log();
     EXPECT_EQ(r["output"]["child"]["n"], i * 2);
   }
-  EXPECT_EQ(api(s, "GET", "/api/v1/queues/family")["concurrencyLimit"], 1);
+  EXPECT_EQ(s.api("GET", "/api/v1/queues/family")["concurrencyLimit"], 1);
 }
 
 TEST(QueuesTest, BadQueueRequestsAreClearErrors) {
@@ -262,7 +256,7 @@ TEST(QueuesTest, BadQueueRequestsAreClearErrors) {
   EXPECT_EQ(c.request("POST", "/api/v1/queues/email/concurrency/override", R"({"concurrencyLimit":100001})").status, 400);
   EXPECT_EQ(c.request("DELETE", "/api/v1/queues/email").status, 405);
   EXPECT_EQ(c.request("GET", "/api/v1/queues?perPage=0").status, 400);
-  auto page = api(s, "GET", "/api/v1/queues?perPage=1&page=2");
+  auto page = s.api("GET", "/api/v1/queues?perPage=1&page=2");
   EXPECT_EQ(page["data"].size(), 1u);
   EXPECT_GE(page["pagination"]["count"].get<int>(), 3);
   auto bad_cli = s.cli({"queues", "pause", "nope"});

@@ -26,17 +26,11 @@ namespace {
 
 deployment_dir schedules_dir(const std::string& yaml) { return deployment_dir(yaml, {"fixture_schedules"}); }
 
-json api(server& s, const std::string& method, const std::string& path, const json& body = nullptr, int want = 200) {
-  http_client c(s.url);
-  auto r = c.request(method, path, body.is_null() ? std::string() : body.dump());
-  EXPECT_EQ(r.status, want) << method << " " << path << ": " << r.body;
-  return json::parse(r.body, nullptr, false);
-}
 
 /// The runs of a schedule (newest first), each retrieved in full.
 std::vector<json> runs_of(server& s, const std::string& schedule_id) {
   std::vector<json> out;
-  auto page = api(s, "GET", "/api/v1/runs?page[size]=100&filter[schedule]=" + schedule_id);
+  auto page = s.api("GET", "/api/v1/runs?page[size]=100&filter[schedule]=" + schedule_id);
   for (const auto& r : page["data"]) out.push_back(s.get_run(r["id"].get<std::string>()));
   return out;
 }
@@ -64,7 +58,7 @@ std::map<std::string, int> occurrences(const std::vector<json>& runs) {
 }
 
 std::string schedule_id_of(server& s, const std::string& task) {
-  auto page = api(s, "GET", "/api/v1/schedules?perPage=100");
+  auto page = s.api("GET", "/api/v1/schedules?perPage=100");
   for (const auto& x : page["data"])
     if (x["task"] == task) return x["id"];
   ADD_FAILURE() << "no schedule for " << task << ": " << page.dump();
@@ -92,12 +86,12 @@ TEST(SchedulesTest, DeclarativeSchedulesFireWithTheirPayload) {
   auto d = schedules_dir("schedules:\n  - task: sched-echo\n    cron: \"* * * * * *\"\n    timezone: America/New_York\n"
                          "    external_id: team-a\n");
   server s(d);
-  auto list = api(s, "GET", "/api/v1/schedules");
+  auto list = s.api("GET", "/api/v1/schedules");
   ASSERT_EQ(list["data"].size(), 2u) << list.dump();  // the YAML's, and the one sched-declared declares
   EXPECT_EQ(list["pagination"]["count"], 2);
   const std::string yaml_id = schedule_id_of(s, "sched-echo");
   const std::string plugin_id = schedule_id_of(s, "sched-declared");
-  auto y = api(s, "GET", "/api/v1/schedules/" + yaml_id);
+  auto y = s.api("GET", "/api/v1/schedules/" + yaml_id);
   EXPECT_EQ(y["type"], "DECLARATIVE");
   EXPECT_EQ(y["active"], true);
   EXPECT_EQ(y["timezone"], "America/New_York");
@@ -105,7 +99,7 @@ TEST(SchedulesTest, DeclarativeSchedulesFireWithTheirPayload) {
   EXPECT_EQ(y["generator"]["type"], "CRON");
   EXPECT_EQ(y["generator"]["expression"], "* * * * * *");
   EXPECT_TRUE(y["nextRun"].is_string());
-  auto p = api(s, "GET", "/api/v1/schedules/" + plugin_id);
+  auto p = s.api("GET", "/api/v1/schedules/" + plugin_id);
   EXPECT_EQ(p["generator"]["expression"], "*/2 * * * * *");
   EXPECT_EQ(p["timezone"], "Europe/London");
 
@@ -148,7 +142,7 @@ TEST(SchedulesTest, ImperativeSchedulesThroughTheApi) {
   server s(d);
   json body = {{"task", "sched-echo"}, {"cron", "0 9 * * 1-5"}, {"timezone", "Europe/London"},
                {"externalId", "customer-1"}, {"deduplicationKey", "customer-1-report"}};
-  auto a = api(s, "POST", "/api/v1/schedules", body);
+  auto a = s.api("POST", "/api/v1/schedules", body);
   const std::string id = a["id"];
   EXPECT_EQ(id.rfind("sched_", 0), 0u) << id;
   EXPECT_EQ(a["type"], "IMPERATIVE");
@@ -170,59 +164,59 @@ TEST(SchedulesTest, ImperativeSchedulesThroughTheApi) {
 
   // The same deduplicationKey updates that schedule.
   body["cron"] = "30 10 * * *";
-  auto b = api(s, "POST", "/api/v1/schedules", body);
+  auto b = s.api("POST", "/api/v1/schedules", body);
   EXPECT_EQ(b["id"], id);
   EXPECT_EQ(b["generator"]["expression"], "30 10 * * *");
   // Another key (or none) is another schedule.
-  auto other = api(s, "POST", "/api/v1/schedules", {{"task", "sched-echo"}, {"cron", "* * * * *"}});
+  auto other = s.api("POST", "/api/v1/schedules", {{"task", "sched-echo"}, {"cron", "* * * * *"}});
   EXPECT_NE(other["id"], id);
   EXPECT_TRUE(other["deduplicationKey"].is_null());
   EXPECT_TRUE(other["externalId"].is_null());
   EXPECT_EQ(other["timezone"], "UTC");
 
   // Pages: 3 schedules (with sched-declared's), one per page.
-  auto page = api(s, "GET", "/api/v1/schedules?perPage=1&page=2");
+  auto page = s.api("GET", "/api/v1/schedules?perPage=1&page=2");
   EXPECT_EQ(page["data"].size(), 1u);
   EXPECT_EQ(page["pagination"]["currentPage"], 2);
   EXPECT_EQ(page["pagination"]["totalPages"], 3);
   EXPECT_EQ(page["pagination"]["count"], 3);
 
   // PUT: a full replacement.
-  auto u = api(s, "PUT", "/api/v1/schedules/" + id, {{"task", "sched-echo"}, {"cron", "0 0 1 * *"}, {"timezone", "Asia/Tokyo"}});
+  auto u = s.api("PUT", "/api/v1/schedules/" + id, {{"task", "sched-echo"}, {"cron", "0 0 1 * *"}, {"timezone", "Asia/Tokyo"}});
   EXPECT_EQ(u["generator"]["expression"], "0 0 1 * *");
   EXPECT_EQ(u["timezone"], "Asia/Tokyo");
   EXPECT_TRUE(u["externalId"].is_null());
   EXPECT_EQ(u["deduplicationKey"], "customer-1-report");
-  EXPECT_EQ(api(s, "GET", "/api/v1/schedules/" + id)["timezone"], "Asia/Tokyo");
+  EXPECT_EQ(s.api("GET", "/api/v1/schedules/" + id)["timezone"], "Asia/Tokyo");
 
-  auto off = api(s, "POST", "/api/v1/schedules/" + id + "/deactivate");
+  auto off = s.api("POST", "/api/v1/schedules/" + id + "/deactivate");
   EXPECT_EQ(off["active"], false);
   EXPECT_TRUE(off["nextRun"].is_null());
-  auto on = api(s, "POST", "/api/v1/schedules/" + id + "/activate");
+  auto on = s.api("POST", "/api/v1/schedules/" + id + "/activate");
   EXPECT_EQ(on["active"], true);
   EXPECT_TRUE(on["nextRun"].is_string());
 
   // Declarative schedules belong to the deployment.
   const std::string decl = schedule_id_of(s, "sched-declared");
-  EXPECT_NE(api(s, "PUT", "/api/v1/schedules/" + decl, {{"task", "sched-declared"}, {"cron", "* * * * *"}}, 400)["error"]
+  EXPECT_NE(s.api("PUT", "/api/v1/schedules/" + decl, {{"task", "sched-declared"}, {"cron", "* * * * *"}}, 400)["error"]
                 .get<std::string>()
                 .find("DECLARATIVE"),
             std::string::npos);
-  api(s, "DELETE", "/api/v1/schedules/" + decl, nullptr, 400);
+  s.api("DELETE", "/api/v1/schedules/" + decl, nullptr, 400);
 
-  EXPECT_EQ(api(s, "DELETE", "/api/v1/schedules/" + id)["id"], id);
-  api(s, "GET", "/api/v1/schedules/" + id, nullptr, 404);
-  api(s, "DELETE", "/api/v1/schedules/" + id, nullptr, 404);
-  api(s, "POST", "/api/v1/schedules/" + id + "/activate", nullptr, 404);
-  api(s, "PUT", "/api/v1/schedules/sched_nope", {{"task", "sched-echo"}, {"cron", "* * * * *"}}, 404);
+  EXPECT_EQ(s.api("DELETE", "/api/v1/schedules/" + id)["id"], id);
+  s.api("GET", "/api/v1/schedules/" + id, nullptr, 404);
+  s.api("DELETE", "/api/v1/schedules/" + id, nullptr, 404);
+  s.api("POST", "/api/v1/schedules/" + id + "/activate", nullptr, 404);
+  s.api("PUT", "/api/v1/schedules/sched_nope", {{"task", "sched-echo"}, {"cron", "* * * * *"}}, 404);
 
   // Time zones: no key needed, UTC optional.
-  auto tz = api(s, "GET", "/api/v1/timezones");
+  auto tz = s.api("GET", "/api/v1/timezones");
   std::set<std::string> zones(tz["timezones"].begin(), tz["timezones"].end());
   EXPECT_TRUE(zones.count("Europe/London"));
   EXPECT_TRUE(zones.count("America/New_York"));
   EXPECT_TRUE(zones.count("UTC"));
-  auto no_utc = api(s, "GET", "/api/v1/timezones?excludeUtc=true");
+  auto no_utc = s.api("GET", "/api/v1/timezones?excludeUtc=true");
   std::set<std::string> zones2(no_utc["timezones"].begin(), no_utc["timezones"].end());
   EXPECT_FALSE(zones2.count("UTC"));
   EXPECT_TRUE(zones2.count("Europe/London"));
@@ -232,7 +226,7 @@ TEST(SchedulesTest, BadSchedulesAreRefusedSayingWhy) {
   auto d = schedules_dir("");
   server s(d);
   auto error = [&](const json& body, int want = 400) {
-    return api(s, "POST", "/api/v1/schedules", body, want).value("error", std::string());
+    return s.api("POST", "/api/v1/schedules", body, want).value("error", std::string());
   };
   auto has = [](const std::string& msg, std::initializer_list<const char*> parts) {
     for (auto p : parts)
@@ -262,21 +256,21 @@ TEST(SchedulesTest, BadSchedulesAreRefusedSayingWhy) {
   r = c.request("POST", "/api/v1/schedules/sched_x/explode", "{}");
   EXPECT_EQ(r.status, 404);
   // Nothing was created by any of it.
-  EXPECT_EQ(api(s, "GET", "/api/v1/schedules")["pagination"]["count"], 1);  // sched-declared's own
+  EXPECT_EQ(s.api("GET", "/api/v1/schedules")["pagination"]["count"], 1);  // sched-declared's own
 }
 
 TEST(SchedulesTest, ADeactivatedScheduleDoesNotFireAndAnActivatedOneDoesNotCatchUp) {
   auto d = schedules_dir("");
   server s(d);
-  auto sc = api(s, "POST", "/api/v1/schedules", {{"task", "sched-echo"}, {"cron", "* * * * * *"}});
+  auto sc = s.api("POST", "/api/v1/schedules", {{"task", "sched-echo"}, {"cron", "* * * * * *"}});
   const std::string id = sc["id"];
   wait_runs(s, id, 1);
-  api(s, "POST", "/api/v1/schedules/" + id + "/deactivate");
+  s.api("POST", "/api/v1/schedules/" + id + "/deactivate");
   std::this_thread::sleep_for(300ms);  // a run triggered just before is committed
   const size_t before = runs_of(s, id).size();
   std::this_thread::sleep_for(2500ms);
   EXPECT_EQ(runs_of(s, id).size(), before) << "nothing fires while inactive";
-  api(s, "POST", "/api/v1/schedules/" + id + "/activate");
+  s.api("POST", "/api/v1/schedules/" + id + "/activate");
   std::this_thread::sleep_for(1500ms);
   auto runs = runs_of(s, id);
   EXPECT_GE(runs.size(), before + 1) << "it fires again";
@@ -290,7 +284,7 @@ TEST(SchedulesTest, AnOccurrenceWhileStoppedGivesOneRunAndOneFiredBeforeAKillIsN
     server s(d);
     auto [cron, iso] = cron_in(3);
     occurrence = iso;
-    id = api(s, "POST", "/api/v1/schedules", {{"task", "sched-echo"}, {"cron", cron}})["id"];
+    id = s.api("POST", "/api/v1/schedules", {{"task", "sched-echo"}, {"cron", cron}})["id"];
     s.proc.signal(SIGKILL);  // stopped before its occurrence
     s.proc.wait_exit(5s);
   }
@@ -345,14 +339,14 @@ TEST(SchedulesTest, DeclarativeSchedulesAreSyncedAtStart) {
   std::string a, b;
   {
     server s(d);
-    const auto page = api(s, "GET", "/api/v1/schedules");
+    const auto page = s.api("GET", "/api/v1/schedules");
     for (const auto& x : page["data"]) {
       if (x["deduplicationKey"] == "a") a = x["id"];
       if (x["deduplicationKey"] == "b") b = x["id"];
     }
     ASSERT_FALSE(a.empty());
     ASSERT_FALSE(b.empty());
-    api(s, "POST", "/api/v1/schedules", {{"task", "sched-echo"}, {"cron", "0 1 * * *"}, {"deduplicationKey", "a"}});  // imperative: another namespace
+    s.api("POST", "/api/v1/schedules", {{"task", "sched-echo"}, {"cron", "0 1 * * *"}, {"deduplicationKey", "a"}});  // imperative: another namespace
   }
   d.tmp.write("deploy.yaml", "name: itest\nplugins_dir: plugins\nhttp:\n  listen: 127.0.0.1:0\n"
                              "schedules:\n  - {task: sched-echo, key: a, cron: '30 9 * * *', timezone: Europe/Paris}\n"
@@ -360,7 +354,7 @@ TEST(SchedulesTest, DeclarativeSchedulesAreSyncedAtStart) {
   server s(d, "server2.log");
   std::map<std::string, json> by_key;
   size_t imperative = 0;
-  const auto page = api(s, "GET", "/api/v1/schedules");
+  const auto page = s.api("GET", "/api/v1/schedules");
   for (const auto& x : page["data"]) {
     if (x["type"] == "IMPERATIVE") {
       ++imperative;
@@ -374,7 +368,7 @@ TEST(SchedulesTest, DeclarativeSchedulesAreSyncedAtStart) {
   EXPECT_EQ(by_key["a"]["generator"]["expression"], "30 9 * * *");
   EXPECT_EQ(by_key["a"]["timezone"], "Europe/Paris");
   EXPECT_FALSE(by_key.count("b")) << "removed from the YAML, removed";
-  api(s, "GET", "/api/v1/schedules/" + b, nullptr, 404);
+  s.api("GET", "/api/v1/schedules/" + b, nullptr, 404);
   ASSERT_TRUE(by_key.count("c"));
   EXPECT_NE(by_key["c"]["id"], a);
   EXPECT_TRUE(by_key.count("sched-declared")) << "the task definition's own, keyed by its task id";

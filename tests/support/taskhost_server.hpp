@@ -67,6 +67,13 @@ public:
     EXPECT_EQ(r.status, 200) << r.body;
     return json::parse(r.body).value("id", "");
   }
+  /// One API request; expects status `want` and returns the body as JSON (discarded if not JSON).
+  json api(const std::string& method, const std::string& path, const json& body = nullptr, int want = 200) {
+    http_client c(url);
+    auto r = c.request(method, path, body.is_null() ? std::string() : body.dump());
+    EXPECT_EQ(r.status, want) << method << " " << path << ": " << r.body;
+    return json::parse(r.body, nullptr, false);
+  }
   json get_run(const std::string& id) {
     http_client c(url);
     return json::parse(c.request("GET", "/api/v3/runs/" + id).body);

@@ -136,6 +136,19 @@ TEST(SchedulerTest, ReplacingAndRemovingTakeEffectAtOnce) {
   EXPECT_TRUE(f.fired.empty());
 }
 
+TEST(SchedulerTest, AReplacementReadBeforeAnOccurrenceFiredDoesNotFireItAgain) {
+  fixture f;
+  f.s.put(f.rec("sched_p", "0 9 * * *"));
+  auto stale = *f.s.get("sched_p");  // an API change reads the schedule ...
+  f.now = at("2026-03-02T09:00:00.000Z");
+  ASSERT_EQ(f.s.poll(), 1u);  // ... the occurrence fires meanwhile ...
+  stale.external_id = "changed";
+  f.s.put(stale);  // ... and the change lands with the record it read
+  EXPECT_EQ(f.s.poll(), 0u) << "09:00 fired once";
+  EXPECT_EQ(f.s.get("sched_p")->last_occurrence, at("2026-03-02T09:00:00.000Z"));
+  EXPECT_EQ(f.s.next_run("sched_p"), at("2026-03-03T09:00:00.000Z"));
+}
+
 TEST(SchedulerTest, BadCronOrZoneIsRefusedAndChangesNothing) {
   fixture f;
   f.s.put(f.rec("sched_b", "0 9 * * *"));
