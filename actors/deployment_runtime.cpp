@@ -641,6 +641,12 @@ void deployment_runtime::sync_schedules() {
         continue;
       }
       auto w = want.find(r.dedup_key);
+      if (w == want.end() && !i.report.tasks.count(r.task_id)) {
+        // Its plugin did not load this time (a broken build, a file being replaced): whether the
+        // schedule is still declared cannot be known. It stays, unarmed, with its history.
+        all.push_back(std::move(r));
+        continue;
+      }
       if (w == want.end()) {
         i.store->delete_schedule(r.id);
         log::info("declarative schedule removed", {{"schedule", r.id}, {"task", r.task_id}, {"cron", r.cron}});

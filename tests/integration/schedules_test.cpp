@@ -18,6 +18,7 @@
 
 using namespace std::chrono_literals;
 using nlohmann::json;
+namespace fs = std::filesystem;
 using taskhost::http_client;
 using taskhost::test::deployment_dir;
 using taskhost::test::server;
@@ -416,6 +417,31 @@ TEST(SchedulesTest, TheCliManagesSchedules) {
   r = s.cli({"schedules", "get", id});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("not found"), std::string::npos) << r.err;
+}
+
+}  // namespace
+
+namespace {
+
+TEST(SchedulesTest, ADeclarativeScheduleOutlivesAStartWithoutItsPlugin) {
+  auto d = schedules_dir("");
+  std::string id;
+  {
+    server s(d);
+    id = schedule_id_of(s, "sched-declared");
+  }
+  // The plugin is missing at this start: its schedule stays, not firing.
+  fs::rename(d.tmp / "plugins/fixture_schedules.so", d.tmp / "fixture_schedules.so.away");
+  {
+    server s(d, "server2.log");
+    auto x = s.api("GET", "/api/v1/schedules/" + id);
+    EXPECT_EQ(x["task"], "sched-declared");
+    EXPECT_TRUE(x["nextRun"].is_null()) << x.dump();
+  }
+  fs::rename(d.tmp / "fixture_schedules.so.away", d.tmp / "plugins/fixture_schedules.so");
+  server s(d, "server3.log");
+  EXPECT_EQ(schedule_id_of(s, "sched-declared"), id) << "the same schedule, with its history";
+  EXPECT_TRUE(s.api("GET", "/api/v1/schedules/" + id)["nextRun"].is_string());
 }
 
 }  // namespace
