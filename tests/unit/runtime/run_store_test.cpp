@@ -498,6 +498,7 @@ TEST(RunStoreTest, ApiKeyTableWritesBesideAnOpenStoreWhichSeesTheKeys) {
   api_key_table t(path);
   auto a = key_record("ci", std::string(64, 'a'));
   auto b = key_record("", std::string(64, 'b'));
+  b.created_at = a.created_at + 1ms;  // listed oldest first
   t.insert(a);
   t.insert(b);
   auto seen = s.api_keys();
