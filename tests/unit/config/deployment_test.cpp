@@ -162,6 +162,7 @@ TEST(DeploymentConfigTest, TheExampleDeploymentParses) {
   EXPECT_EQ(d.name, "dev");
   EXPECT_EQ(d.plugins_dir, fs::path(TASKHOST_SOURCE_DIR) / "build/plugins");
   EXPECT_EQ(d.http.port, 8080);
+  EXPECT_EQ(d.auth.keys_file, fs::path(TASKHOST_SOURCE_DIR) / ".taskhost/dev.key") << "the key `make run` makes";
 }
 
 TEST(DeploymentConfigTest, MaxDurationIsADurationOfAtLeastFiveSeconds) {
