@@ -1,5 +1,5 @@
 # taskhost — the two commands a new user needs:
-#   make run    installs missing Debian packages, builds, starts config/dev.yaml in the foreground
+#   make run    installs missing Debian packages, builds, prints a dev API key, starts config/dev.yaml in the foreground
 #   make test   installs missing Debian packages, builds, runs every test
 # Others: make build | make bench | make asan | make tsan | make clean | make deps
 BUILD     ?= build
@@ -24,7 +24,13 @@ configure: deps $(BUILD)/build.ninja
 build: configure
 	cmake --build $(BUILD) -j $(JOBS)
 
+# The API key config/dev.yaml names (auth.keys_file): made once, readable by its owner only.
+DEV_KEY := .taskhost/dev.key
+
 run: build
+	@mkdir -p $(dir $(DEV_KEY))
+	@test -s $(DEV_KEY) || (umask 077 && $(BUILD)/bin/taskhost keys generate > $(DEV_KEY))
+	@printf 'dev key: %s (export TASKHOST_API_KEY=$$(cat %s))\n' "$$(cat $(DEV_KEY))" "$(DEV_KEY)"
 	$(BUILD)/bin/taskhost run --config $(CONFIG)
 
 test: build

@@ -13,6 +13,7 @@
 #include "actors/messages.hpp"
 #include "actors/spawn.hpp"
 #include "runtime/api_gateway.hpp"
+#include "runtime/api_keys.hpp"
 #include "runtime/http_server.hpp"
 #include "runtime/ids.hpp"
 #include "runtime/log.hpp"
@@ -41,6 +42,7 @@ struct deployment_runtime::impl {
   config::deployment cfg;
   plugin_load_report report;
   std::unique_ptr<run_store> store;
+  std::unique_ptr<api_keys> keys;  ///< reads the store: declared after it, destroyed before it
   std::unique_ptr<wait_coordinator> waits;
   caf::actor writer;
   std::unique_ptr<executor> exec;
@@ -90,6 +92,7 @@ deployment_runtime::deployment_runtime(config::deployment cfg) : impl_(std::make
   }
   log::info("run store open", {{"path", i.cfg.store.path.string()}, {"durability", i.cfg.store.full_durability ? "full" : "normal"},
                                {"unfinished_runs", i.store->unfinished_runs().size()}});
+  open_keys();
   try {
     i.report = load_plugins(i.cfg.plugins_dir, i.cfg.state_dir / "plugin-cache");
   } catch (const plugin_error& e) {
@@ -287,9 +290,49 @@ void deployment_runtime::recover() {
                {{"task", task}, {"runs", n}});
 }
 
+void deployment_runtime::open_keys() {
+  auto& i = *impl_;
+  // The keys file and variables (a start error when unreadable or malformed), and the store's
+  // keys, re-read while the server runs so that `taskhost keys create|revoke` take effect.
+  auto fixed = read_configured_keys(i.cfg.auth);
+  if (!i.cfg.auth.keys_file.empty())
+    if (auto w = keys_file_mode_warning(i.cfg.auth.keys_file); !w.empty()) log::warn(w);
+  auto from_store = [store = i.store.get()] {
+    store_api_keys out;
+    for (auto& k : store->api_keys()) {
+      out.any = true;
+      auto h = hash_from_hex(k.hash);
+      if (k.revoked_at || !h) continue;
+      out.active.push_back({k.id, k.name.empty() ? k.id : k.name, *h});
+    }
+    return out;
+  };
+  try {
+    i.keys = std::make_unique<api_keys>(std::move(fixed), std::move(from_store));
+  } catch (const store_error& e) {
+    throw std::runtime_error(e.what());
+  }
+  // Refused here, before any run is recovered or any schedule fires: an API open to the network.
+  if (!i.keys->enforcing() && !is_loopback_host(i.cfg.http.host))
+    throw std::runtime_error(
+        i.cfg.file.string() + ": http.listen is " + i.cfg.http.host + ":" + std::to_string(i.cfg.http.port) +
+        ", not a loopback address, and no API key is configured: anyone who reaches it could run tasks. Create a key "
+        "(taskhost keys create --config " + i.cfg.file.string() + "), or name keys with auth.keys_file or "
+        "auth.keys_from_env, or listen on 127.0.0.1");
+}
+
 void deployment_runtime::start_http() {
   auto& i = *impl_;
-  i.gateway = std::make_unique<api_gateway>(*this, i.cfg.max_payload_bytes);
+  if (!i.keys->enforcing())
+    log::warn("no API key is configured: the HTTP API answers every process on this machine without a key (it listens on "
+              "loopback only). Add one with `taskhost keys create --config " + i.cfg.file.string() +
+              "`, auth.keys_file or auth.keys_from_env; the server requires keys within a second of the first one's creation");
+  else if (i.keys->active_count() == 0)
+    log::warn("every API key of this deployment is revoked: every /api/ request is refused until one is created "
+              "(taskhost keys create --config " + i.cfg.file.string() + ")");
+  else
+    log::info("API keys required", {{"active_keys", i.keys->active_count()}});
+  i.gateway = std::make_unique<api_gateway>(*this, i.cfg.max_payload_bytes, i.keys.get());
   http_server_options o;
   o.host = i.cfg.http.host;
   o.port = i.cfg.http.port;

@@ -25,11 +25,15 @@ public:
   /// Opens the run store (store.path), loads the plugins (refusals are logged and listed in
   /// plugins()), spawns the actors and recovers the runs the last process left unfinished.
   /// Throws std::runtime_error when the deployment cannot start at all (no plugins_dir, a store
-  /// that is corrupt, locked, from a newer taskhost or not writable).
+  /// that is corrupt, locked, from a newer taskhost or not writable, an unreadable or malformed
+  /// keys file, an unset key variable, no API key with a non-loopback http.listen).
   explicit deployment_runtime(config::deployment cfg);
   ~deployment_runtime() override;
 
-  /// Starts the HTTP API on http.listen. Throws std::runtime_error if it cannot bind.
+  /// Starts the HTTP API on http.listen. Throws std::runtime_error if it cannot bind. Once any API
+  /// key is configured (the store, auth.keys_file, auth.keys_from_env), every route but
+  /// GET /api/v1/timezones and /healthz needs `Authorization: Bearer <key>`; without any, the
+  /// constructor refuses an http.listen that is not a loopback address.
   void start_http();
   /// The bound HTTP port (after start_http).
   uint16_t http_port() const;
@@ -69,6 +73,7 @@ public:
   run_store::stats_t store_stats() const;
 
 private:
+  void open_keys();
   void recover();
   void declare_queues();
   void sync_schedules();

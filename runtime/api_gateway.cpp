@@ -6,6 +6,7 @@
 #include <optional>
 #include <vector>
 
+#include "runtime/api_keys.hpp"
 #include "runtime/cron.hpp"
 #include "taskhost/config/duration.hpp"
 
@@ -109,9 +110,65 @@ std::optional<json> object_body(const std::string& body) {
   return j;
 }
 
+/// The routes anyone may call: the health check, and the time zones, which the SDK asks for
+/// without a key (schedules.timezones()).
+bool open_route(const std::vector<std::string_view>& parts) {
+  if (parts.size() == 1 && parts[0] == "healthz") return true;
+  return parts.size() == 3 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "timezones";
+}
+
+enum class bearer { missing, malformed, present };
+
+/// The key of an `Authorization: Bearer <key>` header (the scheme in any case, as RFC 9110 says).
+bearer bearer_key(const http_request& req, std::string_view& key) {
+  auto it = req.headers.find("authorization");
+  if (it == req.headers.end()) return bearer::missing;
+  std::string_view v = it->second;
+  auto blank = [](char c) { return c == ' ' || c == '\t'; };
+  while (!v.empty() && blank(v.front())) v.remove_prefix(1);
+  while (!v.empty() && blank(v.back())) v.remove_suffix(1);
+  constexpr std::string_view scheme = "bearer";
+  if (v.size() <= scheme.size() || !blank(v[scheme.size()])) return bearer::malformed;
+  for (size_t i = 0; i < scheme.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(v[i])) != scheme[i]) return bearer::malformed;
+  v.remove_prefix(scheme.size());
+  while (!v.empty() && blank(v.front())) v.remove_prefix(1);
+  if (v.empty() || std::any_of(v.begin(), v.end(), blank)) return bearer::malformed;
+  key = v;
+  return bearer::present;
+}
+
+http_response unauthorized(std::string_view msg) {
+  auto r = error_response(401, msg);
+  r.headers.emplace_back("www-authenticate", "Bearer");
+  return r;
+}
+
 }  // namespace
 
-api_gateway::api_gateway(run_service& runs, uint64_t max_payload_bytes) : runs_(runs), max_payload_bytes_(max_payload_bytes) {}
+api_gateway::api_gateway(run_service& runs, uint64_t max_payload_bytes, api_keys* keys)
+    : runs_(runs), max_payload_bytes_(max_payload_bytes), keys_(keys) {}
+
+std::optional<http_response> api_gateway::refuse_without_key(const http_request& req) const {
+  if (!keys_ || !keys_->enforcing()) return std::nullopt;
+  std::string_view key;
+  switch (bearer_key(req, key)) {
+    case bearer::missing:
+      return unauthorized("Missing Authorization header: send 'Authorization: Bearer <key>' with an API key of this deployment");
+    case bearer::malformed:
+      return unauthorized("Invalid Authorization header: expected 'Bearer <key>'");
+    case bearer::present:
+      break;
+  }
+  if (!keys_->authenticate(key)) return unauthorized("Invalid API key");
+  return std::nullopt;
+}
+
+std::string api_gateway::principal_of(const http_request& req) const {
+  std::string_view key;
+  if (!keys_ || bearer_key(req, key) != bearer::present) return {};
+  return keys_->authenticate(key).value_or("");
+}
 
 bool api_gateway::percent_decode(std::string_view in, std::string& out) {
   out.clear();
@@ -140,6 +197,10 @@ void api_gateway::handle(http_request req, http_responder respond) {
     return true;
   };
   auto method_not_allowed = [&](std::string_view allowed) { respond(not_allowed_response(req.method, path, allowed)); };
+  // Before anything else of the request is looked at (deny by default: a route added later is
+  // covered too).
+  if (!open_route(parts))
+    if (auto refusal = refuse_without_key(req)) return respond(std::move(*refusal));
 
   if (is({"api", "v1", "tasks", "*", "trigger"}, 3)) {
     if (req.method != "POST") return method_not_allowed("POST");

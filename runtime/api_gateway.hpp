@@ -12,6 +12,9 @@
 //   POST /api/v1/schedules/{id}/activate|deactivate → ScheduleObject (§5.10)
 //   GET  /api/v1/timezones[?excludeUtc=true] → {"timezones": [...]}
 //   GET  /healthz                         → {"ok": true}
+// Every route but those two needs `Authorization: Bearer <key>` with an active API key once the
+// deployment has any (api_keys::enforcing): else 401 {"error"} with x-should-retry: false, so the
+// SDK throws AuthenticationError at once. A key in the query string is never read.
 // Errors are {"error": "..."}; 404s and permanent failures carry `x-should-retry: false` so the
 // official SDK does not spend 9 s retrying them; a 503 (shutting down, store disk full) carries
 // `x-should-retry: true`.
@@ -19,6 +22,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,11 +31,19 @@
 
 namespace taskhost {
 
+class api_keys;
+
 class api_gateway {
 public:
-  api_gateway(run_service& runs, uint64_t max_payload_bytes);
+  /// `keys` (may be null: nothing is checked) must outlive the gateway.
+  api_gateway(run_service& runs, uint64_t max_payload_bytes, api_keys* keys = nullptr);
 
   void handle(http_request req, http_responder respond);
+
+  /// Who made `req`: the name of the active API key its Authorization header shows (the key's id
+  /// when it has no name; "" when it shows none or no active one). Never the key itself. For the
+  /// access log; callable from any thread.
+  std::string principal_of(const http_request& req) const;
 
   /// From now on triggers are answered 503 (the runtime is shutting down); reads keep working.
   void refuse_triggers() { refusing_ = true; }
@@ -46,8 +58,11 @@ private:
   void schedules(const http_request& req, const std::vector<std::string_view>& parts, http_responder respond);
   void replay(const std::string& run_id, const http_request& req, http_responder respond);
   void reschedule(const std::string& run_id, const http_request& req, http_responder respond);
+  /// The 401 to answer `req` with, if it must show a key and does not show an active one.
+  std::optional<http_response> refuse_without_key(const http_request& req) const;
   run_service& runs_;
   uint64_t max_payload_bytes_;
+  api_keys* keys_;
   std::atomic<bool> refusing_{false};
 };
 

@@ -67,6 +67,7 @@ http_result http_client::request(const std::string& method, const std::string& p
     req.set(bhttp::field::host, i.host);
     req.set(bhttp::field::user_agent, "taskhost-cli");
     req.set(bhttp::field::content_type, "application/json");
+    for (const auto& [k, v] : default_headers_) req.set(k, v);
     for (const auto& [k, v] : headers) req.set(k, v);
     req.keep_alive(true);
     req.body() = body;

@@ -5,6 +5,7 @@
 //   http_client c("http://127.0.0.1:8080");
 //   auto r = c.request("POST", "/api/v1/tasks/hello-world/trigger", R"({"payload":{}})");
 //   if (r.status == 200) ...
+//   c.set_default_header("authorization", "Bearer " + key);     // on every request from now on
 #pragma once
 
 #include <cstdint>
@@ -33,6 +34,9 @@ public:
   /// http_client_error if it is not an http:// URL.
   explicit http_client(std::string base_url);
   ~http_client();
+  /// A header sent with every request (unless a request passes its own of that name), such as
+  /// `authorization: Bearer <key>`.
+  void set_default_header(std::string name, std::string value) { default_headers_[std::move(name)] = std::move(value); }
   /// Sends one request on a kept-alive connection (reconnecting once if the server closed it).
   http_result request(const std::string& method, const std::string& path, const std::string& body = "",
                       const std::map<std::string, std::string>& headers = {});
@@ -41,6 +45,7 @@ public:
 private:
   struct impl;
   std::string base_url_;
+  std::map<std::string, std::string> default_headers_;
   std::unique_ptr<impl> impl_;
 };
 

@@ -122,7 +122,23 @@ CREATE TABLE schedules (
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX schedules_by_key ON schedules(type, dedup_key) WHERE dedup_key IS NOT NULL;
 )sql",
+    // 5: API keys (`taskhost keys create`): the SHA-256 of each key, never the key. Written by the
+    // CLI through its own connection (api_key_table) while a taskhost may run on the file; a
+    // revoked key keeps its row (revoked_at), so that a store that ever had a key keeps requiring one.
+    R"sql(
+CREATE TABLE api_keys (
+  id TEXT PRIMARY KEY,
+  name TEXT,
+  hash TEXT NOT NULL UNIQUE,
+  display TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  revoked_at INTEGER
+);
+)sql",
 };
+
+/// The first schema version with the api_keys table.
+constexpr int64_t api_keys_schema_version = 5;
 
 constexpr std::string_view run_columns =
     "id, task_id, status, created_at, updated_at, started_at, finished_at, delay_until, expires_at, retry_at, ttl, "
@@ -1076,6 +1092,110 @@ bool run_store::delete_schedule(const std::string& id) {
     return db_->writer->changes() > 0;
   } catch (const sqlite::error& e) {
     throw store_error(std::string("the schedule could not be deleted: ") + e.what());
+  }
+}
+
+namespace {
+
+constexpr std::string_view api_key_columns = "id, name, hash, display, created_at, revoked_at";
+
+std::vector<api_key_record> read_api_keys(sqlite::db& db) {
+  std::vector<api_key_record> out;
+  auto st = db.prepare("SELECT " + std::string(api_key_columns) + " FROM api_keys ORDER BY created_at, id");
+  while (st.step()) {
+    api_key_record k;
+    k.id = st.text(0);
+    k.name = st.text(1);
+    k.hash = st.text(2);
+    k.display = st.text(3);
+    k.created_at = from_us(st.int64(4));
+    if (auto r = st.opt_int64(5)) k.revoked_at = from_us(*r);
+    out.push_back(std::move(k));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<api_key_record> run_store::api_keys() const {
+  std::lock_guard rl(*db_->read_mu);
+  try {
+    return read_api_keys(db_->read_db());
+  } catch (const sqlite::error& e) {
+    throw store_error(std::string("the API keys could not be read: ") + e.what());
+  }
+}
+
+api_key_table::api_key_table(const std::string& path) : path_(path) {
+  auto refuse = [&](const std::string& why) { throw store_error("store " + path + ": " + why); };
+  if (path == ":memory:") refuse("keeps nothing, so it cannot hold API keys; use auth.keys_file or auth.keys_from_env");
+  int64_t version = 0;
+  std::error_code ec;
+  const bool exists = std::filesystem::exists(path, ec);
+  try {
+    if (exists) {
+      db_ = std::make_unique<sqlite::db>(path, false);
+      auto st = db_->prepare("SELECT version FROM taskhost_schema");
+      if (st.step()) version = st.int64(0);
+    }
+  } catch (const sqlite::error& e) {
+    // No taskhost_schema table: an empty file, or one no taskhost has opened yet.
+    if ((e.code() & 0xff) == 26 /*SQLITE_NOTADB*/ || (e.code() & 0xff) == 11 /*SQLITE_CORRUPT*/) refuse(e.what());
+    version = 0;
+  }
+  if (!exists || version < api_keys_schema_version) {
+    db_.reset();
+    // Create or upgrade the store as `taskhost run` would — only when no taskhost holds it.
+    const std::string lock_path = path + ".lock";
+    int fd = exists ? ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644) : -1;
+    if (fd >= 0) {
+      const bool held = ::flock(fd, LOCK_EX | LOCK_NB) != 0;
+      ::close(fd);
+      if (held)
+        refuse("predates API keys (store schema version " + std::to_string(version) +
+               ") and the taskhost running on it cannot add them; stop it, then run this command again");
+    }
+    run_store upgrade(store_options{path, false});
+  }
+  try {
+    if (!db_) db_ = std::make_unique<sqlite::db>(path, false);
+  } catch (const sqlite::error& e) {
+    refuse(e.what());
+  }
+}
+
+api_key_table::~api_key_table() = default;
+
+void api_key_table::insert(const api_key_record& k) {
+  try {
+    auto st = db_->prepare("INSERT INTO api_keys (" + std::string(api_key_columns) + ") VALUES (?,?,?,?,?,?)");
+    st.bind(1, k.id).bind_text_or_null(2, k.name).bind(3, k.hash).bind(4, k.display).bind(5, to_us(k.created_at));
+    st.bind(6, opt_us(k.revoked_at));
+    st.step();
+  } catch (const sqlite::error& e) {
+    throw store_error("store " + path_ + ": the key could not be recorded: " + e.what());
+  }
+}
+
+std::vector<api_key_record> api_key_table::list() {
+  try {
+    return read_api_keys(*db_);
+  } catch (const sqlite::error& e) {
+    throw store_error("store " + path_ + ": the API keys could not be read: " + e.what());
+  }
+}
+
+api_key_table::revoke_result api_key_table::revoke(const std::string& id, time_point now) {
+  try {
+    auto st = db_->prepare("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL");
+    st.bind(1, to_us(now)).bind(2, id);
+    st.step();
+    if (db_->changes() > 0) return revoke_result::revoked;
+    auto q = db_->prepare("SELECT 1 FROM api_keys WHERE id = ?");
+    q.bind(1, id);
+    return q.step() ? revoke_result::already_revoked : revoke_result::unknown;
+  } catch (const sqlite::error& e) {
+    throw store_error("store " + path_ + ": the key could not be revoked: " + e.what());
   }
 }
 

@@ -110,6 +110,16 @@ struct schedule_record {
   std::optional<time_point> last_occurrence;
 };
 
+/// An API key as kept in the store: its SHA-256, never the key (runtime/api_keys.hpp).
+struct api_key_record {
+  std::string id;                   ///< "key_..."
+  std::string name;                 ///< "" = none
+  std::string hash;                 ///< SHA-256 of the key, 64 lower-case hex digits
+  std::string display;              ///< the key's first 12 characters and "…"
+  time_point created_at{};
+  std::optional<time_point> revoked_at;
+};
+
 /// What completing (or timing out) a token did.
 enum class token_change { changed, unknown, already_final };
 
@@ -200,6 +210,10 @@ public:
   /// False if there was no such schedule. Its runs stay. Throws store_error when it cannot commit.
   bool delete_schedule(const std::string& id);
 
+  /// Every API key, revoked ones too, oldest first — read from SQLite, so that keys the CLI
+  /// (api_key_table) writes while this store is open show. Throws store_error.
+  std::vector<api_key_record> api_keys() const;
+
   /// The runs that were not final when the store was opened (the previous process stopped with
   /// them in flight), oldest first. Recovery changes them with update().
   std::vector<std::string> unfinished_runs() const;
@@ -247,6 +261,36 @@ private:
   bool notified_ = false;
   std::vector<std::string> unfinished_;
   stats_t stats_;
+};
+
+/// The api_keys table of a store file, for `taskhost keys ...`: its own SQLite connection, and
+/// nothing else of the store. A taskhost may be running on the same file meanwhile — it holds
+/// the store's lock file, which this does not take; SQLite's WAL lets both in, and a write waits
+/// up to 5 s for the server's. The server re-reads the table (run_store::api_keys) while it runs.
+///
+///   taskhost::api_key_table t("/srv/app/.taskhost/runs.db");
+///   t.insert({.id = taskhost::new_id("key_"), .hash = ..., .display = ..., .created_at = now});
+class api_key_table {
+public:
+  /// Opens the store at `path`. A file that does not exist yet, or whose schema predates API keys,
+  /// is first created or migrated as `taskhost run` would — which needs that no taskhost holds it
+  /// (otherwise store_error says to stop it). Throws store_error (also for ":memory:").
+  explicit api_key_table(const std::string& path);
+  ~api_key_table();
+  api_key_table(const api_key_table&) = delete;
+  api_key_table& operator=(const api_key_table&) = delete;
+
+  /// Records a key. Throws store_error.
+  void insert(const api_key_record& k);
+  /// Every key, revoked ones too, oldest first. Throws store_error.
+  std::vector<api_key_record> list();
+  enum class revoke_result { revoked, already_revoked, unknown };
+  /// Marks the key revoked at `now`. Throws store_error.
+  revoke_result revoke(const std::string& id, time_point now);
+
+private:
+  std::string path_;
+  std::unique_ptr<sqlite::db> db_;
 };
 
 }  // namespace taskhost

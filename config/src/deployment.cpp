@@ -226,6 +226,47 @@ std::filesystem::path resolve(const std::filesystem::path& base, const std::stri
   return (path.is_absolute() ? path : base / path).lexically_normal();
 }
 
+/// A key pasted into the YAML: any string value under `auth` that starts like an API key. Checked
+/// before anything else under `auth`, so that the message says what to do rather than "unknown key".
+void refuse_inline_keys(const reader& rd, const YAML::Node& node) {
+  if (node.IsScalar()) {
+    if (node.Scalar().rfind("tr_", 0) == 0)
+      rd.fail(node, "keys never go in the YAML; use auth.keys_file or auth.keys_from_env");
+    return;
+  }
+  if (node.IsSequence())
+    for (const auto& item : node) refuse_inline_keys(rd, item);
+  if (node.IsMap())
+    for (const auto& kv : node) {
+      refuse_inline_keys(rd, kv.first);
+      refuse_inline_keys(rd, kv.second);
+    }
+}
+
+void parse_auth(const reader& rd, const YAML::Node& v, const std::filesystem::path& base, auth_config& auth) {
+  refuse_inline_keys(rd, v);
+  rd.mapping(v, "auth",
+    {{"keys_file", [&](auto&, auto& x) {
+        auto p = rd.string(x, "auth.keys_file");
+        if (p.empty()) rd.fail(x, "auth.keys_file must not be empty");
+        auth.keys_file = resolve(base, p);
+        auth.keys_file_position = rd.pos(x.Mark());
+      }},
+     {"keys_from_env", [&](auto&, auto& x) {
+        if (!x.IsSequence()) rd.fail(x, "auth.keys_from_env must be a list of environment variable names, like [TASKHOST_API_KEY]");
+        std::set<std::string> seen;
+        for (const auto& item : x) {
+          auto name = rd.string(item, "auth.keys_from_env entries");
+          bool ok = !name.empty() && !std::isdigit(static_cast<unsigned char>(name[0]));
+          for (char c : name)
+            if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_')) ok = false;
+          if (!ok) rd.fail(item, "auth.keys_from_env entries must be environment variable names (A-Z a-z 0-9 _, not starting with a digit), got '" + name + "'");
+          if (!seen.insert(name).second) rd.fail(item, "environment variable '" + name + "' is listed twice in auth.keys_from_env");
+          auth.keys_from_env.push_back({name, rd.pos(item.Mark())});
+        }
+      }}});
+}
+
 }  // namespace
 
 deployment load_string(const std::string& yaml, const std::filesystem::path& file) {
@@ -402,6 +443,7 @@ deployment load_string(const std::string& yaml, const std::filesystem::path& fil
                 rd.fail(x, "store.retention_days must be a number of days above 0 (fractions allowed) and at most 36500");
             }}});
       }},
+     {"auth", [&](auto&, auto& v) { parse_auth(rd, v, base, d.auth); }},
      {"defaults", [&](auto&, auto& v) {
         rd.mapping(v, "defaults",
           {{"retry", [&](auto&, auto& x) { rd.retry(x, "defaults.retry", d.default_retry); }},

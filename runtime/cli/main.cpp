@@ -12,10 +12,13 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/deployment_runtime.hpp"
+#include "runtime/api_keys.hpp"
 #include "runtime/http_client.hpp"
+#include "runtime/ids.hpp"
 #include "runtime/log.hpp"
 #include "runtime/plugin_loader.hpp"
 #include "runtime/run.hpp"
+#include "runtime/run_store.hpp"
 #include "runtime/scheduler.hpp"
 #include "taskhost/config/deployment.hpp"
 
@@ -40,11 +43,28 @@ std::string default_url() {
   return u && *u ? u : "http://127.0.0.1:8080";
 }
 
+/// The API key client commands send: --key, else $TASKHOST_API_KEY, else $TRIGGER_SECRET_KEY
+/// ("" = none). Set once by main() after parsing.
+std::string request_key;
+
+std::string default_key() {
+  for (const char* var : {"TASKHOST_API_KEY", "TRIGGER_SECRET_KEY"})
+    if (const char* k = std::getenv(var); k && *k) return k;
+  return "";
+}
+
+void authorize(taskhost::http_client& c) {
+  if (!request_key.empty()) c.set_default_header("authorization", "Bearer " + request_key);
+}
+
 json api_json(const taskhost::http_result& r, const std::string& what) {
   json j = json::parse(r.body, nullptr, false);
   if (r.status / 100 != 2) {
     std::string msg = j.is_object() && j.contains("error") ? (j["error"].is_string() ? j["error"].get<std::string>() : j["error"].dump())
                                                            : r.body.substr(0, 200);
+    if (r.status == 401)
+      msg += request_key.empty() ? " (no key was sent: pass --key, or set $TASKHOST_API_KEY or $TRIGGER_SECRET_KEY)"
+                                 : " (the key sent is not an active key of this deployment: see taskhost keys list)";
     throw cli_error(what + ": " + std::to_string(r.status) + " " + msg);
   }
   if (j.is_discarded()) throw cli_error(what + ": the server answered something that is not JSON");
@@ -144,6 +164,11 @@ int cmd_check(const std::string& config_file, bool list) {
   auto unknown = taskhost::unknown_middleware(cfg, report);
   for (auto& u : taskhost::unknown_queues(cfg, report)) unknown.push_back(std::move(u));
   for (auto& u : taskhost::schedule_config_errors(cfg, report)) unknown.push_back(std::move(u));
+  try {
+    taskhost::read_configured_keys(cfg.auth);  // the keys file and variables, as a start reads them
+  } catch (const taskhost::config::config_error& e) {
+    unknown.push_back(e.what());
+  }
   if (!unknown.empty()) {
     for (const auto& u : unknown) std::cerr << u << "\n";
     return exit_usage;
@@ -206,6 +231,7 @@ int cmd_trigger(const std::string& url, const std::string& task, const std::stri
   }
   json body = {{"payload", payload}, {"options", flags.options()}};
   taskhost::http_client c(url);
+  authorize(c);
   auto handle = api_json(c.request("POST", "/api/v1/tasks/" + encode_path_segment(task) + "/trigger", body.dump()), "trigger " + task);
   std::string id = str(handle, "id");
   std::cout << id << (handle.value("isCached", false) ? "  (existing run for this idempotency key)" : "") << std::endl;
@@ -227,6 +253,7 @@ int cmd_trigger(const std::string& url, const std::string& task, const std::stri
 
 int cmd_runs_cancel(const std::string& url, const std::string& id) {
   taskhost::http_client c(url);
+  authorize(c);
   api_json(c.request("POST", "/api/v2/runs/" + id + "/cancel"), "runs cancel " + id);
   json run = api_json(c.request("GET", "/api/v3/runs/" + id), "runs get " + id);
   std::cout << id << " " << str(run, "status") << "\n";
@@ -237,6 +264,7 @@ int cmd_tokens_complete(const std::string& url, const std::string& id, const std
   json d = json::parse(data.empty() ? std::string("null") : data, nullptr, false);
   if (d.is_discarded()) throw cli_error("the token's data is not JSON: " + data);
   taskhost::http_client c(url);
+  authorize(c);
   api_json(c.request("POST", "/api/v1/waitpoints/tokens/" + encode_path_segment(id) + "/complete", json{{"data", d}}.dump()),
            "tokens complete " + id);
   std::cout << id << " COMPLETED\n";
@@ -249,6 +277,7 @@ int cmd_tokens_create(const std::string& url, const std::string& timeout, const 
   if (!key.empty()) body["idempotencyKey"] = key;
   if (!tags.empty()) body["tags"] = tags;
   taskhost::http_client c(url);
+  authorize(c);
   json t = api_json(c.request("POST", "/api/v1/waitpoints/tokens", body.dump()), "tokens create");
   std::cout << str(t, "id") << (t.value("isCached", false) ? "  (existing token for this idempotency key)" : "") << "\n";
   return exit_ok;
@@ -256,6 +285,7 @@ int cmd_tokens_create(const std::string& url, const std::string& timeout, const 
 
 int cmd_tokens_get(const std::string& url, const std::string& id) {
   taskhost::http_client c(url);
+  authorize(c);
   json t = api_json(c.request("GET", "/api/v1/waitpoints/tokens/" + encode_path_segment(id)), "tokens get " + id);
   std::cout << t.dump(2) << "\n";
   return exit_ok;
@@ -263,6 +293,7 @@ int cmd_tokens_get(const std::string& url, const std::string& id) {
 
 int cmd_tokens_list(const std::string& url, const std::string& status) {
   taskhost::http_client c(url);
+  authorize(c);
   std::string q = status.empty() ? "" : "?filter%5Bstatus%5D=" + status;
   json page = api_json(c.request("GET", "/api/v1/waitpoints/tokens" + q), "tokens list");
   for (const auto& t : page["data"]) std::cout << str(t, "id") << "  " << str(t, "status") << "  " << str(t, "createdAt") << "\n";
@@ -287,6 +318,7 @@ std::string queue_path(const std::string& id) {
 
 int cmd_queues_list(const std::string& url) {
   taskhost::http_client c(url);
+  authorize(c);
   for (size_t page = 1;; ++page) {
     json p = api_json(c.request("GET", "/api/v1/queues?perPage=100&page=" + std::to_string(page)), "queues list");
     for (const auto& q : p["data"]) std::cout << queue_line(q) << "\n";
@@ -297,6 +329,7 @@ int cmd_queues_list(const std::string& url) {
 
 int cmd_queues_action(const std::string& url, const std::string& id, const std::string& action, int limit) {
   taskhost::http_client c(url);
+  authorize(c);
   json q;
   if (action == "pause" || action == "resume")
     q = api_json(c.request("POST", queue_path(id) + "/pause", json{{"action", action}}.dump()), "queues " + action + " " + id);
@@ -324,6 +357,7 @@ struct schedule_flags {
 
 int cmd_schedules(const std::string& url, const std::string& action, const std::string& id, const schedule_flags& f, bool as_json) {
   taskhost::http_client c(url);
+  authorize(c);
   if (action == "list") {
     json all = json::array();
     for (size_t page = 1;; ++page) {
@@ -361,6 +395,7 @@ int cmd_schedules(const std::string& url, const std::string& action, const std::
 
 int cmd_runs_logs(const std::string& url, const std::string& id, bool as_json) {
   taskhost::http_client c(url);
+  authorize(c);
   json logs = api_json(c.request("GET", "/api/v1/runs/" + id + "/logs"), "runs logs " + id);
   if (as_json) {
     std::cout << logs.dump(2) << "\n";
@@ -394,6 +429,7 @@ int cmd_runs_list(const std::string& url, const list_flags& f, bool as_json) {
   if (!f.tags.empty()) q += "&filter[tag]=" + encode_path_segment(join(f.tags));
   if (!f.after.empty()) q += "&page[after]=" + encode_path_segment(f.after);
   taskhost::http_client c(url);
+  authorize(c);
   json page = api_json(c.request("GET", "/api/v1/runs" + q), "runs list");
   if (as_json) {
     std::cout << page.dump(2) << "\n";
@@ -415,6 +451,7 @@ int cmd_runs_list(const std::string& url, const list_flags& f, bool as_json) {
 
 int cmd_runs_replay(const std::string& url, const std::string& id) {
   taskhost::http_client c(url);
+  authorize(c);
   json r = api_json(c.request("POST", "/api/v1/runs/" + encode_path_segment(id) + "/replay"), "runs replay " + id);
   std::cout << str(r, "id") << std::endl;
   return exit_ok;
@@ -422,6 +459,7 @@ int cmd_runs_replay(const std::string& url, const std::string& id) {
 
 int cmd_runs_reschedule(const std::string& url, const std::string& id, const std::string& delay) {
   taskhost::http_client c(url);
+  authorize(c);
   json r = api_json(c.request("POST", "/api/v1/runs/" + encode_path_segment(id) + "/reschedule", json{{"delay", delay}}.dump()),
                     "runs reschedule " + id);
   std::cout << id << " " << str(r, "status") << " until " << r.value("delayedUntil", std::string("?")) << "\n";
@@ -430,10 +468,71 @@ int cmd_runs_reschedule(const std::string& url, const std::string& id, const std
 
 int cmd_runs_get(const std::string& url, const std::string& id, bool as_json) {
   taskhost::http_client c(url);
+  authorize(c);
   json run = api_json(c.request("GET", "/api/v3/runs/" + id), "runs get " + id);
   if (as_json) std::cout << run.dump(2) << "\n";
   else print_run(run);
   return exit_ok;
+}
+
+/// The store file of a deployment, for `taskhost keys ...`.
+std::string store_path(const std::string& config_file) { return taskhost::config::load_file(config_file).store.path.string(); }
+
+int cmd_keys_create(const std::string& config_file, const std::string& name, bool prod) {
+  if (name.size() > 128) throw cli_error("--name must be at most 128 characters");
+  for (unsigned char c : name)
+    if (c < 0x20 || c == 0x7f) throw cli_error("--name must not hold control characters");
+  const std::string path = store_path(config_file);
+  taskhost::api_key_table table(path);
+  const std::string key = taskhost::generate_api_key(prod);
+  taskhost::api_key_record rec{taskhost::new_id("key_"), name, taskhost::to_hex(taskhost::sha256(key)), taskhost::key_display(key),
+                               taskhost::clock_type::now(), std::nullopt};
+  table.insert(rec);
+  std::cout << key << std::endl;
+  std::cerr << "taskhost: created API key " << rec.id << (name.empty() ? "" : " '" + name + "'") << " in " << path
+            << "; it is shown only this once (the store keeps its SHA-256)\n";
+  return exit_ok;
+}
+
+int cmd_keys_list(const std::string& config_file, bool as_json) {
+  taskhost::api_key_table table(store_path(config_file));
+  auto keys = table.list();
+  if (as_json) {
+    json all = json::array();
+    for (const auto& k : keys) {
+      json j = {{"id", k.id}, {"display", k.display}, {"createdAt", taskhost::format_time(k.created_at)}, {"active", !k.revoked_at}};
+      if (!k.name.empty()) j["name"] = k.name;
+      if (k.revoked_at) j["revokedAt"] = taskhost::format_time(*k.revoked_at);
+      all.push_back(std::move(j));
+    }
+    std::cout << all.dump(2) << "\n";
+    return exit_ok;
+  }
+  if (keys.empty()) std::cout << "no keys (taskhost keys create makes one)\n";
+  for (const auto& k : keys) {
+    std::printf("%-26s %-20s %s   created %s%s\n", k.id.c_str(), k.name.empty() ? "-" : k.name.c_str(), k.display.c_str(),
+                taskhost::format_time(k.created_at).c_str(),
+                k.revoked_at ? ("  REVOKED " + taskhost::format_time(*k.revoked_at)).c_str() : "");
+  }
+  std::fflush(stdout);
+  return exit_ok;
+}
+
+int cmd_keys_revoke(const std::string& config_file, const std::string& id) {
+  const std::string path = store_path(config_file);
+  taskhost::api_key_table table(path);
+  switch (table.revoke(id, taskhost::clock_type::now())) {
+    case taskhost::api_key_table::revoke_result::revoked:
+      std::cout << id << " revoked\n";
+      return exit_ok;
+    case taskhost::api_key_table::revoke_result::already_revoked:
+      std::cout << id << " was already revoked\n";
+      return exit_ok;
+    case taskhost::api_key_table::revoke_result::unknown:
+      break;
+  }
+  throw cli_error("keys revoke: no key " + id + " in " + path + " (taskhost keys list shows the ids; keys from auth.keys_file or "
+                  "auth.keys_from_env are revoked by removing them there and restarting)");
 }
 
 }  // namespace
@@ -447,8 +546,10 @@ int main(int argc, char** argv) {
                                         std::to_string(TASKHOST_ABI_MAJOR) + "." + std::to_string(TASKHOST_ABI_MINOR) + ")");
   app.require_subcommand(1);
   std::string url = default_url();
+  std::string key_flag;
   auto add_url = [&](CLI::App* c) {
     c->add_option("--url", url, "taskhost server URL (default: $TASKHOST_URL, else http://127.0.0.1:8080)");
+    c->add_option("--key", key_flag, "API key to send (default: $TASKHOST_API_KEY, else $TRIGGER_SECRET_KEY)");
   };
 
   std::string config_file;
@@ -580,6 +681,23 @@ int main(int argc, char** argv) {
     schedule_cmds[n] = sub;
   }
 
+  auto* keys = app.add_subcommand("keys", "API keys: create, list and revoke the keys a deployment's store holds");
+  keys->require_subcommand(1);
+  std::string key_name, key_id;
+  bool key_prod = false;
+  auto* keys_create = keys->add_subcommand("create", "Create a key in the deployment's store; prints it, only this once");
+  keys_create->add_option("--name", key_name, "a name for the key (who uses it), shown by keys list and in the access log");
+  keys_create->add_flag("--prod", key_prod, "a tr_prod_ key instead of tr_dev_");
+  keys_create->add_option("--config,-c", config_file, "deployment YAML file")->required();
+  auto* keys_list = keys->add_subcommand("list", "List the store's keys: id, name, first characters, created, revoked");
+  keys_list->add_option("--config,-c", config_file, "deployment YAML file")->required();
+  keys_list->add_flag("--json", as_json, "print JSON");
+  auto* keys_revoke = keys->add_subcommand("revoke", "Revoke a key of the store: requests with it get 401 within a second");
+  keys_revoke->add_option("id", key_id, "key id (key_...)")->required();
+  keys_revoke->add_option("--config,-c", config_file, "deployment YAML file")->required();
+  auto* keys_generate = keys->add_subcommand("generate", "Print a new random key without storing it (for auth.keys_file or a variable)");
+  keys_generate->add_flag("--prod", key_prod, "a tr_prod_ key instead of tr_dev_");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -587,7 +705,16 @@ int main(int argc, char** argv) {
     return rc == 0 ? exit_ok : exit_usage;
   }
 
+  request_key = key_flag.empty() ? default_key() : key_flag;
+
   try {
+    if (*keys_create) return cmd_keys_create(config_file, key_name, key_prod);
+    if (*keys_list) return cmd_keys_list(config_file, as_json);
+    if (*keys_revoke) return cmd_keys_revoke(config_file, key_id);
+    if (*keys_generate) {
+      std::cout << taskhost::generate_api_key(key_prod) << "\n";
+      return exit_ok;
+    }
     if (*run) return cmd_run(config_file);
     if (*validate) return cmd_check(config_file, false);
     if (*plugins_list) return cmd_check(config_file, true);

@@ -1,12 +1,13 @@
 // The official @trigger.dev/sdk (4.8.3), unchanged, against a running taskhost: what a Node
 // backend does today must work when only TRIGGER_API_URL and TRIGGER_SECRET_KEY change.
 // Needs TRIGGER_API_URL pointing at a taskhost that serves hello.so and the good, durable and
-// schedules fixture plugins.
+// schedules fixture plugins, and TRIGGER_SECRET_KEY holding one of its API keys.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { tasks, runs, schedules, idempotencyKeys, configure, NotFoundError } from "@trigger.dev/sdk";
+import { tasks, runs, schedules, idempotencyKeys, configure, auth, NotFoundError, AuthenticationError } from "@trigger.dev/sdk";
 
-configure({ baseURL: process.env.TRIGGER_API_URL, secretKey: "tr_dev_compatibilitytest" });
+assert.match(process.env.TRIGGER_SECRET_KEY ?? "", /^tr_dev_[0-9A-Za-z]{32}$/, "run.sh passes a real key");
+configure({ baseURL: process.env.TRIGGER_API_URL, secretKey: process.env.TRIGGER_SECRET_KEY });
 
 async function finished(id) {
   for (let i = 0; i < 400; i++) {
@@ -59,6 +60,34 @@ test("an unknown task is a NotFoundError at once, not after retries", async () =
     return true;
   });
   assert.ok(Date.now() - t0 < 900, "x-should-retry: false stops the SDK's retries");
+});
+
+test("a wrong key is an AuthenticationError (401) at once, not after retries", async () => {
+  const wrongKey = "tr_dev_" + "x".repeat(32);
+  for (const call of [() => tasks.trigger("hello-world", {}), () => runs.retrieve("run_doesnotexist"), () => runs.list({ limit: 1 }),
+                      () => schedules.list()]) {
+    const t0 = Date.now();
+    await assert.rejects(auth.withAuth({ baseURL: process.env.TRIGGER_API_URL, secretKey: wrongKey }, call), (e) => {
+      assert.ok(e instanceof AuthenticationError, `${e?.constructor?.name}: ${e?.message}`);
+      assert.equal(e.status, 401);
+      assert.match(e.message, /Invalid API key/);
+      return true;
+    });
+    assert.ok(Date.now() - t0 < 900, "x-should-retry: false stops the SDK's retries");
+  }
+  // The right key again (withAuth only lasted for its callback), and the time zones, which the SDK
+  // asks for without a key.
+  assert.ok((await runs.list({ limit: 1 })).data);
+  assert.ok((await schedules.timezones()).timezones.includes("UTC"));
+});
+
+test("without a key header the server answers 401 too (the SDK always sends one; a raw fetch)", async () => {
+  const res = await fetch(`${process.env.TRIGGER_API_URL}/api/v1/runs`);
+  assert.equal(res.status, 401);
+  assert.equal(res.headers.get("x-should-retry"), "false");
+  assert.match((await res.json()).error, /Missing Authorization header/);
+  const inQuery = await fetch(`${process.env.TRIGGER_API_URL}/api/v1/runs?key=${process.env.TRIGGER_SECRET_KEY}`);
+  assert.equal(inQuery.status, 401, "a key in the query string is ignored");
 });
 
 test("an unknown run is a NotFoundError", async () => {

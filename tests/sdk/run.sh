@@ -14,9 +14,11 @@ deploy=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$deploy"' EXIT
 mkdir -p "$deploy/plugins"
 cp "$plugin_dir/hello.so" "$fixture_dir/fixture_good.so" "$fixture_dir/fixture_durable.so" "$fixture_dir/fixture_schedules.so" "$deploy/plugins/"
-printf 'name: sdk-compat\nplugins_dir: plugins\nexecutor: {threads: 4}\nqueues: [{name: one, concurrency_limit: 1}]\nhttp: {listen: "127.0.0.1:0"}\n' > "$deploy/d.yaml"
+# A real API key in a keys file, as a deployment would have it; the SDK gets it as TRIGGER_SECRET_KEY.
+(umask 077 && "$bin" keys generate > "$deploy/keys")
+printf 'name: sdk-compat\nplugins_dir: plugins\nexecutor: {threads: 4}\nqueues: [{name: one, concurrency_limit: 1}]\nhttp: {listen: "127.0.0.1:0"}\nauth: {keys_file: keys}\n' > "$deploy/d.yaml"
 "$bin" run --config "$deploy/d.yaml" > "$deploy/out" 2> "$deploy/log" &
 pid=$!
 for _ in $(seq 200); do grep -q "serving" "$deploy/out" 2>/dev/null && break; sleep 0.05; done
 url=$(grep -o 'http://127.0.0.1:[0-9]*' "$deploy/out") || { cat "$deploy/log"; exit 1; }
-cd "$work" && TRIGGER_API_URL="$url" node --test compat.test.mjs
+cd "$work" && TRIGGER_API_URL="$url" TRIGGER_SECRET_KEY="$(cat "$deploy/keys")" node --test compat.test.mjs

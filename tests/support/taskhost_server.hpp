@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "runtime/api_keys.hpp"
 #include "runtime/http_client.hpp"
 #include "support/process.hpp"
 
@@ -38,14 +39,26 @@ public:
   }
   static fs::path fixture(const std::string& n) { return fs::path(TASKHOST_FIXTURE_DIR) / (n + ".so"); }
   fs::path config() const { return tmp / "deploy.yaml"; }
+  /// Gives the deployment an API key — in `keys` (mode 0600), named by auth.keys_file — which
+  /// `server` then sends with every request and CLI command. Without it the deployment has no key
+  /// and its loopback server answers without one. Returns the key.
+  const std::string& add_key(const std::string& name = "tests") {
+    key = taskhost::generate_api_key(false);
+    tmp.write("keys", name + ": " + key + "\n");
+    fs::permissions(tmp / "keys", fs::perms::owner_read | fs::perms::owner_write);
+    std::ofstream(config(), std::ios::app) << "auth:\n  keys_file: keys\n";
+    return key;
+  }
   temp_dir tmp;
+  std::string key;  ///< "" = none
 };
 
 /// `taskhost run` in the background; knows its URL once it printed its ready line.
 class server {
 public:
-  explicit server(const deployment_dir& d, const std::string& log_name = "server.log")
-      : err_file(d.tmp / log_name), proc({bin, "run", "--config", d.config().string()}, err_file) {
+  /// `env`: "NAME=value" entries added to the server's environment.
+  explicit server(const deployment_dir& d, const std::string& log_name = "server.log", const std::vector<std::string>& env = {})
+      : err_file(d.tmp / log_name), proc({bin, "run", "--config", d.config().string()}, err_file, env), key(d.key) {
     auto line = proc.read_line(20s);
     if (!line) throw std::runtime_error("taskhost did not start:\n" + taskhost::test::read_text(err_file));
     std::smatch m;
@@ -58,11 +71,20 @@ public:
     args.insert(args.begin(), bin);
     args.push_back("--url");
     args.push_back(url);
+    if (!key.empty()) {
+      args.push_back("--key");
+      args.push_back(key);
+    }
     return run_command(args);
+  }
+  /// Sends the deployment's key (if it has one) with every request of `c`.
+  void authorize(http_client& c) const {
+    if (!key.empty()) c.set_default_header("authorization", "Bearer " + key);
   }
   /// POST /api/v1/tasks/{task}/trigger; expects 200 and returns the run id.
   std::string trigger(const std::string& task, const json& payload, const json& options = json::object()) {
     http_client c(url);
+    authorize(c);
     auto r = c.request("POST", "/api/v1/tasks/" + task + "/trigger", json{{"payload", payload}, {"options", options}}.dump());
     EXPECT_EQ(r.status, 200) << r.body;
     return json::parse(r.body).value("id", "");
@@ -70,12 +92,14 @@ public:
   /// One API request; expects status `want` and returns the body as JSON (discarded if not JSON).
   json api(const std::string& method, const std::string& path, const json& body = nullptr, int want = 200) {
     http_client c(url);
+    authorize(c);
     auto r = c.request(method, path, body.is_null() ? std::string() : body.dump());
     EXPECT_EQ(r.status, want) << method << " " << path << ": " << r.body;
     return json::parse(r.body, nullptr, false);
   }
   json get_run(const std::string& id) {
     http_client c(url);
+    authorize(c);
     return json::parse(c.request("GET", "/api/v3/runs/" + id).body);
   }
   json wait_final(const std::string& id) {
@@ -90,6 +114,7 @@ public:
   fs::path err_file;
   child_process proc;
   std::string url;
+  std::string key;  ///< the deployment's key, sent with every request; "" = none
 };
 
 

@@ -162,6 +162,7 @@ TEST(DeploymentConfigTest, TheExampleDeploymentParses) {
   EXPECT_EQ(d.name, "dev");
   EXPECT_EQ(d.plugins_dir, fs::path(TASKHOST_SOURCE_DIR) / "build/plugins");
   EXPECT_EQ(d.http.port, 8080);
+  EXPECT_EQ(d.auth.keys_file, fs::path(TASKHOST_SOURCE_DIR) / ".taskhost/dev.key") << "the key `make run` makes";
 }
 
 TEST(DeploymentConfigTest, MaxDurationIsADurationOfAtLeastFiveSeconds) {
@@ -455,4 +456,45 @@ TEST(DeploymentConfigTest, BadSchedulesAreErrorsWithPosition) {
   EXPECT_TRUE(starts(e, "/srv/app/deploy.yaml:4:3: schedules must be a list")) << e;
   e = error_of(minimal + "schedules:\n  - {task: a, cron: '* * * * *', timezone: ''}\n");
   EXPECT_NE(e.find("timezone must not be empty"), std::string::npos) << e;
+}
+
+TEST(DeploymentConfigTest, AuthNamesAKeysFileAndVariablesNeverKeys) {
+  auto d = load_string(minimal + "auth:\n  keys_file: secrets/keys\n  keys_from_env: [TASKHOST_API_KEY, CI_KEY_2]\n", "/srv/app/deploy.yaml");
+  EXPECT_EQ(d.auth.keys_file, fs::path("/srv/app/secrets/keys"));
+  EXPECT_EQ(d.auth.keys_file_position.str(), "/srv/app/deploy.yaml:4:14");
+  ASSERT_EQ(d.auth.keys_from_env.size(), 2u);
+  EXPECT_EQ(d.auth.keys_from_env[0].name, "TASKHOST_API_KEY");
+  EXPECT_EQ(d.auth.keys_from_env[1].name, "CI_KEY_2");
+  EXPECT_EQ(d.auth.keys_from_env[1].position.str(), "/srv/app/deploy.yaml:5:37");
+  auto none = load_string(minimal, "/srv/app/deploy.yaml");
+  EXPECT_TRUE(none.auth.keys_file.empty());
+  EXPECT_TRUE(none.auth.keys_from_env.empty());
+}
+
+TEST(DeploymentConfigTest, AKeyWrittenIntoTheYamlIsRefusedWherever) {
+  const std::string key = "tr_dev_" + std::string(32, 'x');
+  const std::string never = "keys never go in the YAML; use auth.keys_file or auth.keys_from_env";
+  for (const auto& [yaml, place] : std::vector<std::pair<std::string, std::string>>{
+           {"auth:\n  keys: [" + key + "]\n", "4:10"},
+           {"auth:\n  key: " + key + "\n", "4:8"},
+           {"auth: " + key + "\n", "3:7"},
+           {"auth:\n  keys_file: " + key + "\n", "4:14"},
+           {"auth:\n  keys_from_env: [" + key + "]\n", "4:19"},
+           {"auth:\n  keys_from_env: [OK]\n  extra: {prod: tr_prod_abc}\n", "5:17"}}) {
+    auto msg = error_of(minimal + yaml);
+    EXPECT_EQ(msg, "/srv/app/deploy.yaml:" + place + ": " + never) << yaml;
+    EXPECT_EQ(msg.find(key), std::string::npos) << "the error does not repeat the key";
+  }
+}
+
+TEST(DeploymentConfigTest, BadAuthValuesAreErrorsWithPosition) {
+  EXPECT_EQ(error_of(minimal + "auth: {keys_from_env: TASKHOST_API_KEY}"),
+            "/srv/app/deploy.yaml:3:23: auth.keys_from_env must be a list of environment variable names, like [TASKHOST_API_KEY]");
+  EXPECT_NE(error_of(minimal + "auth: {keys_from_env: [1ABC]}").find("3:24: auth.keys_from_env entries must be environment variable names"),
+            std::string::npos);
+  EXPECT_NE(error_of(minimal + "auth: {keys_from_env: [A-B]}").find("must be environment variable names"), std::string::npos);
+  EXPECT_NE(error_of(minimal + "auth: {keys_from_env: [A, A]}").find("3:27: environment variable 'A' is listed twice"), std::string::npos);
+  EXPECT_NE(error_of(minimal + "auth: {keys_file: \"\"}").find("auth.keys_file must not be empty"), std::string::npos);
+  EXPECT_NE(error_of(minimal + "auth: {keys: x}").find("unknown key 'keys' in auth (known keys: keys_file, keys_from_env)"),
+            std::string::npos);
 }

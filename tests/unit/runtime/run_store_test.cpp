@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <thread>
@@ -479,4 +482,95 @@ TEST(RunStoreTest, AScheduledRunsCommitRecordsItsOccurrenceInTheSameTransaction)
   EXPECT_EQ(s.list(q).runs.size(), 2u);
   q.schedule_id = "sched_other";
   EXPECT_TRUE(s.list(q).runs.empty());
+}
+
+namespace {
+api_key_record key_record(const std::string& name, const std::string& hash) {
+  return {new_id("key_"), name, hash, "tr_dev_abcde…", clock_type::now(), std::nullopt};
+}
+}  // namespace
+
+TEST(RunStoreTest, ApiKeyTableWritesBesideAnOpenStoreWhichSeesTheKeys) {
+  temp_dir tmp;
+  const std::string path = (tmp / "runs.db").string();
+  run_store s({path});  // a server holds the store
+  EXPECT_TRUE(s.api_keys().empty());
+  api_key_table t(path);
+  auto a = key_record("ci", std::string(64, 'a'));
+  auto b = key_record("", std::string(64, 'b'));
+  b.created_at = a.created_at + 1ms;  // listed oldest first
+  t.insert(a);
+  t.insert(b);
+  auto seen = s.api_keys();
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].id, a.id);
+  EXPECT_EQ(seen[0].name, "ci");
+  EXPECT_EQ(seen[0].hash, a.hash);
+  EXPECT_EQ(seen[0].display, "tr_dev_abcde…");
+  EXPECT_FALSE(seen[0].revoked_at);
+  EXPECT_EQ(seen[1].name, "");
+  EXPECT_EQ(t.revoke(a.id, clock_type::now()), api_key_table::revoke_result::revoked);
+  EXPECT_EQ(t.revoke(a.id, clock_type::now()), api_key_table::revoke_result::already_revoked);
+  EXPECT_EQ(t.revoke("key_unknown", clock_type::now()), api_key_table::revoke_result::unknown);
+  seen = s.api_keys();
+  EXPECT_TRUE(seen[0].revoked_at.has_value());
+  EXPECT_FALSE(seen[1].revoked_at.has_value());
+  EXPECT_EQ(t.list().size(), 2u);
+  // The store's own writes go on beside it.
+  EXPECT_EQ(create_committed(s, new_run()).status, 200);
+  EXPECT_THROW(t.insert(key_record("dup", a.hash)), store_error) << "one row per hash";
+}
+
+TEST(RunStoreTest, ApiKeyTableMakesAStoreThatDoesNotExistYet) {
+  temp_dir tmp;
+  const std::string path = (tmp / "state/runs.db").string();
+  {
+    api_key_table t(path);
+    t.insert(key_record("first", std::string(64, 'c')));
+  }
+  run_store s({path});
+  ASSERT_EQ(s.api_keys().size(), 1u);
+  EXPECT_EQ(s.api_keys()[0].name, "first");
+}
+
+TEST(RunStoreTest, ApiKeyTableUpgradesAnOlderStoreOnlyWhenNoTaskhostHoldsIt) {
+  temp_dir tmp;
+  const std::string path = (tmp / "runs.db").string();
+  auto make_v4 = [&] {
+    { run_store s({path}); }
+    sqlite::db d(path);
+    d.exec("DROP TABLE api_keys; UPDATE taskhost_schema SET version = 4");
+  };
+  make_v4();
+  {
+    // A taskhost of schema 4 runs on it: the CLI must not migrate under it.
+    int fd = ::open((path + ".lock").c_str(), O_RDWR | O_CREAT, 0644);
+    ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);
+    try {
+      api_key_table t(path);
+      FAIL() << "migrated a store another process holds";
+    } catch (const store_error& e) {
+      EXPECT_NE(std::string(e.what()).find("predates API keys (store schema version 4) and the taskhost running on it cannot add them"),
+                std::string::npos)
+          << e.what();
+    }
+    ::close(fd);
+  }
+  api_key_table t(path);
+  t.insert(key_record("after-upgrade", std::string(64, 'd')));
+  sqlite::db d(path);
+  auto st = d.prepare("SELECT version FROM taskhost_schema");
+  ASSERT_TRUE(st.step());
+  EXPECT_EQ(st.int64(0), 5);
+}
+
+TEST(RunStoreTest, ApiKeyTableRefusesAnInMemoryStore) {
+  try {
+    api_key_table t(":memory:");
+    FAIL() << "keys in a store that keeps nothing";
+  } catch (const store_error& e) {
+    EXPECT_NE(std::string(e.what()).find("keeps nothing, so it cannot hold API keys"), std::string::npos) << e.what();
+  }
+  run_store s({":memory:"});
+  EXPECT_TRUE(s.api_keys().empty()) << "an in-memory store has the table, empty";
 }

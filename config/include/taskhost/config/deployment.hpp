@@ -106,6 +106,19 @@ struct store_config {
   double retention_days = 30;        ///< final runs older than this are purged
 };
 
+/// Where the API keys that are not in the store come from (`auth:`). Keys themselves never appear
+/// in the YAML: the file and the variables are read when the deployment starts
+/// (runtime/api_keys.hpp), so that this struct holds no secret.
+struct auth_config {
+  std::filesystem::path keys_file;      ///< absolute; empty = none. One key per line, `name: ` prefix optional
+  source_position keys_file_position;
+  struct env_ref {
+    std::string name;                   ///< an environment variable holding one key
+    source_position position;
+  };
+  std::vector<env_ref> keys_from_env;
+};
+
 struct log_config {
   std::string level = "info";   ///< trace | debug | info | warn | error
   std::string format = "text";  ///< text | json
@@ -127,6 +140,7 @@ struct deployment {
   /// beyond it the longest-waiting are dropped and replayed from their journal when they resume.
   size_t resident_waits_per_task = 256;
   store_config store;
+  auth_config auth;
   retry_config default_retry;
   std::chrono::milliseconds default_max_duration{0};  ///< 0 = no limit
   std::vector<middleware_ref> middleware;              ///< global middleware, outermost first
