@@ -142,6 +142,7 @@ private:
     method_.clear();
     path_.clear();
     principal_.clear();
+    head_ = false;
     parser_.emplace();
     parser_->body_limit(opts().max_body_bytes);
     parser_->header_limit(64 * 1024);
@@ -206,6 +207,7 @@ private:
     parser_.reset();
     keep_alive_ = msg.keep_alive();
     version_ = msg.version();
+    head_ = msg.method() == bhttp::verb::head;
     http_request req;
     req.method = std::string(msg.method_string());
     req.target = std::string(msg.target());
@@ -244,6 +246,13 @@ private:
     res->keep_alive(keep_alive_);
     res->body() = std::move(r.body);
     res->prepare_payload();
+    if (head_) {
+      // A response to HEAD has the headers of the response to GET and no body: a body would be
+      // read as the start of the next response on a kept-alive connection.
+      const auto n = res->body().size();
+      res->body().clear();
+      res->content_length(n);
+    }
     // The handler may have taken any time: the deadline is set now, for the write alone.
     stream_.expires_after(opts().body_timeout);
     bhttp::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec, std::size_t n) {
@@ -303,6 +312,7 @@ private:
   std::chrono::milliseconds linger_for_{10'000};
   std::unique_ptr<std::array<char, 65536>> drain_buf_;
   unsigned version_ = 11;
+  bool head_ = false;
   // For the access line of the request in flight.
   std::string method_, path_, principal_;
   int status_ = 0;

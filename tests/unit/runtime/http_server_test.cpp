@@ -456,6 +456,22 @@ TEST(HttpServerHardeningTest, PipelinedRequestsAndExpectContinueAreServed) {
   EXPECT_EQ(body_of(c.read_response()), "ok /c");
 }
 
+TEST(HttpServerHardeningTest, AResponseToHeadHasNoBodyAndTheConnectionStaysUsable) {
+  quick_server q;
+  raw_conn c(q.srv.port());
+  ASSERT_TRUE(c.send("HEAD /h HTTP/1.1\r\nHost: x\r\n\r\nGET /g HTTP/1.1\r\nHost: x\r\n\r\n"));
+  // read_response would take the Content-Length of the HEAD answer for a body: read both by hand.
+  ASSERT_FALSE(c.closed_within(1000ms));
+  const auto& in = c.received();
+  auto first_end = in.find("\r\n\r\n");
+  ASSERT_NE(first_end, std::string::npos) << in;
+  EXPECT_EQ(status_of(in), 200) << in;
+  EXPECT_NE(in.find("Content-Length: 5\r\n"), std::string::npos) << "the length the GET would have: " << in;
+  auto second = in.substr(first_end + 4);
+  EXPECT_EQ(status_of(second), 200) << "the GET's answer follows the HEAD's headers at once: " << in;
+  EXPECT_EQ(body_of(second), "ok /g");
+}
+
 TEST(HttpServerHardeningTest, TheAccessLogHasOneLinePerRequestWithoutTheQueryString) {
   stderr_capture err;
   {
