@@ -9,6 +9,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 
 #include <array>
@@ -54,7 +55,8 @@ struct server_state {
 ///   → write the response              (body_timeout) → access log line → again, if kept alive
 class session : public std::enable_shared_from_this<session> {
 public:
-  session(tcp::socket&& s, server_state& st) : stream_(std::move(s)), st_(st), accepted_(steady::now()) {
+  session(tcp::socket&& s, server_state& st)
+      : stream_(std::move(s)), st_(st), accepted_(steady::now()), fd_(stream_.socket().native_handle()) {
     beast::error_code ec;
     auto ep = stream_.socket().remote_endpoint(ec);
     if (!ec) {
@@ -88,10 +90,33 @@ public:
     });
   }
 
-  /// Closes an idle session to free its slot for a new connection. Called by the acceptor, which
-  /// holds st.mu: takes it off the idle list and out of the count at once; the socket is closed on
-  /// the session's strand. (A request whose first byte arrives in that instant is lost with the
-  /// connection, as with any server closing an idle keep-alive connection; clients retry.)
+  /// Closes the session idle longest to free a slot for a new connection, and returns true; false
+  /// if none may be closed. Called by the acceptor, which holds st.mu. Passed over:
+  ///   - a session whose request has begun to arrive (bytes wait in its socket, not read yet);
+  ///   - a new connection silent for less than min(1 s, header_timeout / 2): clients send their
+  ///     first request right after connecting, and do not expect a fresh connection to close.
+  /// A kept-alive connection is closed even if its client is about to send on it, as any server
+  /// closing idle keep-alive connections does (clients retry on another connection).
+  static bool evict_one_locked(server_state& st) {
+    const auto now = steady::now();
+    const auto fresh_grace = std::min<steady::duration>(std::chrono::seconds(1), st.opts.header_timeout / 2);
+    int scanned = 0;
+    for (auto it = st.idle.begin(); it != st.idle.end() && scanned < 64; ++scanned) {
+      session* s = *it++;
+      if (s->first_request_locked_ && now - s->idle_since_ < fresh_grace) continue;
+      // The descriptor may have been closed by a timeout meanwhile (and even reused): then the
+      // answer is wrong but harmless, and the session is on its way out anyway.
+      int pending = 0;
+      if (::ioctl(s->fd_, FIONREAD, &pending) == 0 && pending > 0) continue;
+      evict_locked(s, st);
+      return true;
+    }
+    return false;
+  }
+
+private:
+  /// Takes the session off the idle list and out of the count at once (its slot is free); its
+  /// socket is closed on its strand.
   static void evict_locked(session* s, server_state& st) {
     st.idle.erase(s->idle_it_);
     s->idle_listed_ = false;
@@ -106,12 +131,13 @@ public:
       });
   }
 
-private:
   void set_idle(bool idle) {
     std::lock_guard lock(st_.mu);
     if (idle == idle_listed_) return;
     if (idle) {
       idle_it_ = st_.idle.insert(st_.idle.end(), this);
+      idle_since_ = steady::now();
+      first_request_locked_ = first_request_;
     } else {
       st_.idle.erase(idle_it_);
     }
@@ -304,6 +330,7 @@ private:
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   server_state& st_;
   const steady::time_point accepted_;
+  const int fd_;  ///< for the eviction's look at waiting bytes, from the acceptor's thread
   steady::time_point request_start_;
   std::string remote_ = "-";
   bool first_request_ = true;
@@ -320,6 +347,8 @@ private:
   // Guarded by st_.mu.
   bool counted_ = false;
   bool idle_listed_ = false;
+  steady::time_point idle_since_;
+  bool first_request_locked_ = false;  ///< first_request_ when it went idle
   std::list<session*>::iterator idle_it_;
 };
 
@@ -365,10 +394,7 @@ struct http_server::impl {
         bool evicted = false;
         {
           std::lock_guard lock(state.mu);
-          if (!state.idle.empty()) {
-            session::evict_locked(state.idle.front(), state);
-            evicted = true;
-          }
+          evicted = session::evict_one_locked(state);
         }
         if (steady::now() - last_accept_warning > std::chrono::seconds(10)) {
           last_accept_warning = steady::now();
@@ -394,8 +420,7 @@ struct http_server::impl {
     bool admitted = false;
     {
       std::lock_guard lock(state.mu);
-      if (state.open >= state.opts.max_connections && !state.idle.empty())
-        session::evict_locked(state.idle.front(), state);
+      if (state.open >= state.opts.max_connections) session::evict_one_locked(state);
       if (state.open < state.opts.max_connections) {
         ++state.open;
         sess->count_locked();

@@ -64,7 +64,8 @@ struct http_server_options {
   std::chrono::milliseconds body_timeout{30'000};
   std::chrono::milliseconds idle_timeout{60'000};
   /// Open connections at most. At the cap, a new connection closes the one idle longest (waiting for
-  /// a request's first byte, new connections included); if none is idle it is answered
+  /// a request's first byte: kept alive, or new and silent for min(1 s, header_timeout / 2)); if
+  /// none is idle it is answered
   /// 503 {"error": "too many connections"} and closed. start() raises the process's soft limit of
   /// open files to its hard limit and logs both.
   size_t max_connections = 10'000;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <condition_variable>
+#include <deque>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -404,6 +405,59 @@ TEST(HttpServerHardeningTest, AtTheCapWithNoIdleConnectionANewOneIsAnswered503An
   EXPECT_EQ(status_of(after.read_response()), 200);
   EXPECT_TRUE(busy[0].closed_within(10s)) << "the connection idle longest makes room";
   srv.stop();
+}
+
+TEST(HttpServerHardeningTest, ANewConnectionThatHasSentNothingIsClosedForAnotherOnlyAfterASecond) {
+  quick_server q({.header_timeout = 10'000ms, .max_connections = 2});
+  raw_conn silent1(q.srv.port()), silent2(q.srv.port());
+  // Wait until both are counted (accepted and started).
+  for (auto deadline = steady::now() + 10s; q.srv.connections() < 2 && steady::now() < deadline;)
+    std::this_thread::sleep_for(5ms);
+  auto t0 = steady::now();
+  // Clients send right after connecting: a connection this young is not idle yet.
+  raw_conn early(q.srv.port());
+  ASSERT_TRUE(early.send(get_request));
+  auto res = early.read_response();
+  if (steady::now() - t0 < 900ms) {
+    EXPECT_EQ(status_of(res), 503) << res;
+    EXPECT_FALSE(silent1.closed_within(0ms));
+  }
+  std::this_thread::sleep_for(1100ms);
+  // Silent for over a second: the older one makes room.
+  raw_conn later(q.srv.port());
+  ASSERT_TRUE(later.send(get_request));
+  EXPECT_EQ(status_of(later.read_response()), 200);
+  EXPECT_TRUE(silent1.closed_within(10s));
+  EXPECT_FALSE(silent2.closed_within(0ms));
+}
+
+TEST(HttpServerHardeningTest, TheCapHoldsWithSeveralServerThreadsAndClientsAtOnce) {
+  // Sessions on four threads evict one another; clients keep up to five idle connections each, so
+  // that 40 would be open without the cap of 20, and at most 8 requests are in flight: there is
+  // always an idle connection to close, and every request is answered.
+  quick_server q({.threads = 4, .max_connections = 20});
+  std::atomic<int> ok{0}, other{0};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 8; ++t)
+    clients.emplace_back([&] {
+      std::deque<raw_conn> kept;
+      for (int i = 0; i < 30; ++i) {
+        raw_conn c(q.srv.port());
+        int st = c.send(get_request) ? status_of(c.read_response(30s)) : -1;
+        if (st == 200) {
+          ++ok;
+        } else {
+          ++other;
+          ADD_FAILURE() << "status " << st << " (0: closed without an answer): " << c.received();
+        }
+        kept.push_back(std::move(c));
+        if (kept.size() > 5) kept.pop_front();
+      }
+    });
+  for (auto& c : clients) c.join();
+  EXPECT_EQ(ok.load(), 240);
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_LE(q.srv.connections(), 20u);
 }
 
 TEST(HttpServerHardeningTest, AnOversizeBodyIs413AlsoWhenChunked) {
