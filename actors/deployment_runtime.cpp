@@ -337,6 +337,11 @@ void deployment_runtime::start_http() {
   o.host = i.cfg.http.host;
   o.port = i.cfg.http.port;
   o.max_body_bytes = i.cfg.http.max_body_bytes;
+  o.header_timeout = std::chrono::milliseconds(i.cfg.http.header_timeout_ms);
+  o.body_timeout = std::chrono::milliseconds(i.cfg.http.body_timeout_ms);
+  o.idle_timeout = std::chrono::milliseconds(i.cfg.http.idle_timeout_ms);
+  o.max_connections = i.cfg.http.max_connections;
+  o.access_log = i.cfg.http.access_log;
   i.http = std::make_unique<http_server>(o, [gw = i.gateway.get()](http_request req, http_responder res) {
     gw->handle(std::move(req), std::move(res));
   });

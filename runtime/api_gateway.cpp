@@ -201,6 +201,12 @@ void api_gateway::handle(http_request req, http_responder respond) {
   // covered too).
   if (!open_route(parts))
     if (auto refusal = refuse_without_key(req)) return respond(std::move(*refusal));
+  // The access log names the key that made the request (its name, never the key).
+  if (auto who = principal_of(req); !who.empty())
+    respond = [r = std::move(respond), who = std::move(who)](http_response resp) {
+      resp.principal = who;
+      r(std::move(resp));
+    };
 
   if (is({"api", "v1", "tasks", "*", "trigger"}, 3)) {
     if (req.method != "POST") return method_not_allowed("POST");

@@ -1,5 +1,6 @@
 // A small asynchronous HTTP/1.1 server (Boost.Beast): keep-alive, chunked request bodies, a body
-// size limit, and handlers that answer later from any thread. Beast stays inside http_server.cpp.
+// size limit, header / body / idle timeouts, a cap on open connections, an access log, and
+// handlers that answer later from any thread. Beast stays inside http_server.cpp.
 //
 // Example:
 //
@@ -10,6 +11,7 @@
 //   srv.stop_accepting(); srv.stop();
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -28,20 +30,48 @@ struct http_request {
 };
 
 struct http_response {
+  http_response() = default;
+  // Not an aggregate, so that `{status, body, headers}` needs no principal (and draws no warning).
+  http_response(int s, std::string b = {}, std::vector<std::pair<std::string, std::string>> h = {}, std::string p = {})
+      : status(s), body(std::move(b)), headers(std::move(h)), principal(std::move(p)) {}
   int status = 200;
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;  ///< content-type defaults to JSON
+  /// Who made the request, as the access log names it (`key=<name>`): a handler that identified
+  /// an API key puts the key's *name* here, never the key. Never sent to the client.
+  std::string principal;
 };
 
-/// Sends the response. Call exactly once, from any thread.
+/// Sends the response. Call exactly once, from any thread, and drop it before the server is
+/// destroyed (it holds the connection).
 using http_responder = std::function<void(http_response)>;
 using http_handler = std::function<void(http_request, http_responder)>;
 
+/// Limits: a slow or silent client holds its own connection at most this long, and never a
+/// thread (everything is asynchronous). What each timeout bounds:
+///   header_timeout  a new connection, from its accept to the end of its first request's headers;
+///                   on a kept-alive connection, from a request's first byte to the end of its headers
+///   body_timeout    a request's body, from the end of its headers to its last byte (a chunked body
+///                   that never ends is closed; the access log records 408); also sending a response
+///   idle_timeout    a kept-alive connection with no request in flight, until the next first byte
+/// A response being computed (the handler has not answered yet) is never timed out.
 struct http_server_options {
   std::string host = "127.0.0.1";
   uint16_t port = 8080;
   uint64_t max_body_bytes = 4u << 20;
   unsigned threads = 1;
+  std::chrono::milliseconds header_timeout{10'000};
+  std::chrono::milliseconds body_timeout{30'000};
+  std::chrono::milliseconds idle_timeout{60'000};
+  /// Open connections at most. At the cap, a new connection closes the one idle longest (waiting for
+  /// a request's first byte: kept alive, or new and silent for min(1 s, header_timeout / 2)); if
+  /// none is idle it is answered
+  /// 503 {"error": "too many connections"} and closed. start() raises the process's soft limit of
+  /// open files to its hard limit and logs both.
+  size_t max_connections = 10'000;
+  /// One log line (info) per request once its response is sent: method, path without the query,
+  /// status, duration, bytes in and out, remote address, and the response's principal as `key`.
+  bool access_log = true;
 };
 
 class http_server {
@@ -51,6 +81,8 @@ public:
   /// Binds and starts serving. Throws std::runtime_error naming the address if it cannot bind.
   void start();
   uint16_t port() const;
+  /// Connections open now (counted against max_connections).
+  size_t connections() const;
   /// Closes the listening socket; open connections keep being served.
   void stop_accepting();
   /// Stops everything and joins the server's threads.

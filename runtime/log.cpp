@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <charconv>
 
 namespace taskhost::log {
 namespace {
@@ -36,6 +37,22 @@ spdlog::logger& logger() {
   return *l;
 }
 
+void append_json_string(std::string& out, std::string_view s) {
+  bool plain = true;
+  for (unsigned char c : s)
+    if (c < 0x20 || c == '"' || c == '\\' || c >= 0x80) {
+      plain = false;
+      break;
+    }
+  if (plain) {
+    out += '"';
+    out += s;
+    out += '"';
+    return;
+  }
+  out += nlohmann::json(std::string(s)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 std::string text_value(const nlohmann::json& v) {
   if (v.is_string()) {
     const auto& s = v.get_ref<const std::string&>();
@@ -43,6 +60,21 @@ std::string text_value(const nlohmann::json& v) {
     return plain ? s : nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
   return v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+/// text_value for a plain string, without a JSON value around it.
+void append_text(std::string& out, std::string_view s) {
+  bool plain = !s.empty();
+  for (unsigned char c : s)
+    if (c <= 0x20 || c == '"' || c == '=' || c == 0x7f) {  // control characters are escaped, too
+      plain = false;
+      break;
+    }
+  if (plain) {
+    out += s;
+    return;
+  }
+  append_json_string(out, s);
 }
 
 }  // namespace
@@ -77,6 +109,50 @@ void write(level l, std::string_view msg, const nlohmann::json& attrs) {
       for (const auto& [k, v] : attrs.items()) text += " " + k + "=" + text_value(v);
     lg.log(sl, "{}", text);
   }
+}
+
+}  // namespace taskhost::log
+
+namespace taskhost::log {
+
+void write_fields(level l, std::string_view msg, std::initializer_list<field> fields) {
+  auto& lg = logger();
+  auto sl = to_spd(l);
+  if (!lg.should_log(sl)) return;
+  std::string line;
+  line.reserve(64 + msg.size() + fields.size() * 24);
+  char num[24];
+  auto append_number = [&](int64_t v) {
+    auto [end, ec] = std::to_chars(num, num + sizeof num, v);
+    line.append(num, end);
+  };
+  if (json_format) {
+    auto lv = spdlog::level::to_string_view(sl);
+    line += "{\"time\":\"";
+    line += format_time(clock_type::now());
+    line += "\",\"level\":\"";
+    line.append(lv.data(), lv.size());
+    line += "\",\"msg\":";
+    append_json_string(line, msg);
+    for (const auto& f : fields) {
+      line += ',';
+      append_json_string(line, f.key);
+      line += ':';
+      if (f.is_number) append_number(f.number);
+      else append_json_string(line, f.text);
+    }
+    line += '}';
+  } else {
+    line += msg;
+    for (const auto& f : fields) {
+      line += ' ';
+      line += f.key;
+      line += '=';
+      if (f.is_number) append_number(f.number);
+      else append_text(line, f.text);
+    }
+  }
+  lg.log(sl, "{}", line);
 }
 
 }  // namespace taskhost::log

@@ -6,8 +6,11 @@
 //   taskhost::log::info("plugin loaded", {{"file", "hello.so"}, {"tasks", 1}});
 #pragma once
 
+#include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 #include <nlohmann/json.hpp>
 
@@ -22,6 +25,22 @@ void setup(std::string_view lvl, std::string_view format);
 bool enabled(level l);
 /// Thread-safe.
 void write(level l, std::string_view msg, const nlohmann::json& attrs = nlohmann::json::object());
+
+/// One attribute of write_fields: a string or an integer.
+struct field {
+  std::string_view key;
+  std::string_view text;
+  int64_t number = 0;
+  bool is_number = false;
+  field(std::string_view k, std::string_view v) : key(k), text(v) {}
+  field(std::string_view k, const char* v) : key(k), text(v) {}
+  template <class I, std::enable_if_t<std::is_integral_v<I>, int> = 0>
+  field(std::string_view k, I v) : key(k), number(static_cast<int64_t>(v)), is_number(true) {}
+};
+
+/// As write, for lines written on a hot path (the HTTP access log): the attributes in the order
+/// given, without building a JSON object. Thread-safe.
+void write_fields(level l, std::string_view msg, std::initializer_list<field> fields);
 
 inline void debug(std::string_view m, const nlohmann::json& a = nlohmann::json::object()) { write(level::debug, m, a); }
 inline void info(std::string_view m, const nlohmann::json& a = nlohmann::json::object()) { write(level::info, m, a); }

@@ -303,7 +303,13 @@ deployment load_string(const std::string& yaml, const std::filesystem::path& fil
         rd.mapping(v, "http",
           {{"listen", [&](auto&, auto& x) { parse_listen(rd, x, d.http); }},
            {"max_body_bytes", [&](auto&, auto& x) {
-              d.http.max_body_bytes = uint64_t(rd.integer(x, "http.max_body_bytes", 1024, int64_t(1) << 34)); }}});
+              d.http.max_body_bytes = uint64_t(rd.integer(x, "http.max_body_bytes", 1024, int64_t(1) << 34)); }},
+           {"header_timeout_ms", [&](auto&, auto& x) { d.http.header_timeout_ms = rd.integer(x, "http.header_timeout_ms", 1, 3'600'000); }},
+           {"body_timeout_ms", [&](auto&, auto& x) { d.http.body_timeout_ms = rd.integer(x, "http.body_timeout_ms", 1, 3'600'000); }},
+           {"idle_timeout_ms", [&](auto&, auto& x) { d.http.idle_timeout_ms = rd.integer(x, "http.idle_timeout_ms", 1, 86'400'000); }},
+           {"max_connections", [&](auto&, auto& x) {
+              d.http.max_connections = uint64_t(rd.integer(x, "http.max_connections", 1, 1'000'000)); }},
+           {"access_log", [&](auto&, auto& x) { d.http.access_log = rd.boolean(x, "http.access_log"); }}});
       }},
      {"log", [&](auto&, auto& v) {
         rd.mapping(v, "log",

@@ -1,6 +1,7 @@
 // `make bench`: taskhost's own benchmarks, each repeated, reported as median and spread, with
 // physical baselines measured in the same run. Prints a table and appends JSON lines to
 // bench/results/<date>.jsonl. Environment: TASKHOST_BENCH_ONLY=waits runs only the waits scenarios;
+// TASKHOST_BENCH_ONLY=http compares the HTTP scenarios with the access log on and off;
 // TASKHOST_BENCH_ONLY=queues only the queue bookkeeping; TASKHOST_BENCH_ONLY=schedules only cron;
 // TASKHOST_BENCH_DEBUG=1 breaks the parent/child round trip down and prints the runs left in
 // memory; TASKHOST_BENCH_RESIDENT=N and TASKHOST_BENCH_DELAYED=1 vary the waiting scenario. Scenarios
@@ -27,9 +28,14 @@
 //   cron-next-*               ns per next occurrence (cron engine), typical expressions
 //   schedules-10k             10,000 schedules due in the same second: lag of each run's trigger
 //                             after its occurrence (max must stay under 1 s), runs per occurrence
+//   access-log-line, http-*-access-log-on|off   (TASKHOST_BENCH_ONLY=http) ns per access log line;
+//                             single-50 throughput, trigger ack p50 and no-op p50 with
+//                             http.access_log on and off, in turns
 //   rss                       resident memory idle, at the peak of the throughput runs, after
 #include <atomic>
+#include <fcntl.h>
 #include <malloc.h>
+#include <unistd.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -41,6 +47,7 @@
 #include <fstream>
 #include <future>
 #include <iostream>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -136,6 +143,36 @@ int http_client_main(const std::string& url, int n, int conns) {
   double s = std::chrono::duration<double>(clk::now() - t0).count();
   std::printf("%f %d\n", n / s, failed.load());
   return failed ? 1 : 0;
+}
+
+/// `n` sequential requests into an idle runtime (each waits for the previous run to be committed
+/// and final): µs per request.
+std::vector<double> http_latency(taskhost::deployment_runtime& rt, taskhost::http_client& c, const std::string& method,
+                                 const std::string& path, const std::string& body, int n = 2000) {
+  std::vector<double> us;
+  for (int i = 0; i < n; ++i) {
+    auto t0 = clk::now();
+    auto res = c.request(method, path, body);
+    us.push_back(std::chrono::duration<double, std::micro>(clk::now() - t0).count());
+    if (res.status != 200) throw std::runtime_error(path + " answered " + std::to_string(res.status));
+    // Into an idle runtime: the previous run has finished and been committed.
+    while (rt.store_stats().hot_runs > 0) std::this_thread::sleep_for(std::chrono::microseconds(20));
+  }
+  return us;
+}
+
+/// http-single-50-inflight once: `n` triggers from a client process over 50 connections. Returns
+/// acknowledged/s; waits until the runs are done.
+double http_single_50(taskhost::deployment_runtime& rt, int n) {
+  const std::string url = "http://127.0.0.1:" + std::to_string(rt.http_port());
+  std::string cmd = std::string("'") + fs::canonical("/proc/self/exe").string() + "' --http-client " + url + " " + std::to_string(n) + " 50";
+  FILE* p = popen(cmd.c_str(), "r");
+  double rate = 0;
+  int failed = 0;
+  if (!p || std::fscanf(p, "%lf %d", &rate, &failed) != 2 || pclose(p) != 0 || failed)
+    throw std::runtime_error("the http client process failed");
+  while (rt.store_stats().hot_runs > 0) std::this_thread::sleep_for(std::chrono::microseconds(100));
+  return rate;
 }
 
 /// A deployment of the bench plugins in `dir`, on a store at `dir`/state/runs.db.
@@ -424,6 +461,72 @@ void waits_scenarios(const fs::path& tmp, int reps) {
               summarize(added_mb).median, summarize(heap_mb).median, summarize(added_threads).median);
 }
 
+/// TASKHOST_BENCH_ONLY=http: what the access log costs. Two deployments, `http.access_log` on and
+/// off, measured in turns in this process (the same machine noise for both), with the log at level
+/// info written to a file (stderr is redirected there, so the table stays readable).
+void access_log_scenarios(const fs::path& tmp, int runs, int reps) {
+  fs::create_directories(tmp);
+  const fs::path log_file = tmp / "access.log";
+  std::fflush(stderr);
+  int fd = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0 || ::dup2(fd, 2) < 0) throw std::runtime_error("cannot write " + log_file.string());
+  ::close(fd);
+  taskhost::log::setup("info", "text");
+  auto on_cfg = bench_deployment(tmp / "log-on", TASKHOST_BENCH_PLUGIN);
+  auto off_cfg = bench_deployment(tmp / "log-off", TASKHOST_BENCH_PLUGIN);
+  on_cfg.http.access_log = true;
+  off_cfg.http.access_log = false;
+  taskhost::deployment_runtime on(on_cfg), off(off_cfg);
+  on.start_http();
+  off.start_http();
+  taskhost::http_client c_on("http://127.0.0.1:" + std::to_string(on.http_port()));
+  taskhost::http_client c_off("http://127.0.0.1:" + std::to_string(off.http_port()));
+  const int n = std::min(runs, 50000);
+  std::vector<double> tput[2], ack[2], noop[2];
+  for (int r = 0; r < reps; ++r) {
+    for (int k = 0; k < 2; ++k) {
+      int which = (r + k) % 2;  // alternate which goes first
+      auto& rt = which == 0 ? on : off;
+      auto& c = which == 0 ? c_on : c_off;
+      tput[which].push_back(http_single_50(rt, n));
+      auto us = http_latency(rt, c, "POST", "/api/v1/tasks/bench-noop/trigger", R"({"payload":null})", 1000);
+      ack[which].push_back(percentile(us, .5));
+      noop[which].push_back(percentile(http_latency(rt, c, "GET", "/healthz", "", 2000), .5));
+    }
+  }
+  // The line alone: what one access line costs the HTTP thread (formatting and the write).
+  std::vector<double> line_ns;
+  for (int r = 0; r < reps; ++r) {
+    const int lines = 100000;
+    auto t0 = clk::now();
+    for (int i = 0; i < lines; ++i)
+      taskhost::log::write_fields(taskhost::log::level::info, "http",
+                                  {{"method", "POST"}, {"path", "/api/v1/tasks/bench-noop/trigger"}, {"status", 200},
+                                   {"duration_us", 312 + i % 100}, {"bytes_in", 183}, {"bytes_out", 161}, {"remote", "127.0.0.1:53110"}});
+    line_ns.push_back(std::chrono::duration<double, std::nano>(clk::now() - t0).count() / lines);
+  }
+  report("access-log-line", "ns", summarize(line_ns), {{"to", "a file"}});
+  report("http-single-50-inflight-access-log-on", "acked/s", summarize(tput[0]), {{"runs", n}});
+  report("http-single-50-inflight-access-log-off", "acked/s", summarize(tput[1]), {{"runs", n}});
+  report("http-trigger-ack-p50-access-log-on", "us", summarize(ack[0]));
+  report("http-trigger-ack-p50-access-log-off", "us", summarize(ack[1]));
+  report("http-noop-p50-access-log-on", "us", summarize(noop[0]));
+  report("http-noop-p50-access-log-off", "us", summarize(noop[1]));
+  std::ifstream in(log_file);
+  size_t lines = 0, access = 0;
+  std::map<std::string, size_t> others;  // the other lines, by their message's first word
+  for (std::string l; std::getline(in, l); ++lines) {
+    if (l.find(" http method=") != std::string::npos) ++access;
+    else if (auto sp = l.find(' ', 31); sp != std::string::npos) ++others[l.substr(25, l.find(' ', sp + 1) - 25)];
+  }
+  std::string other;
+  for (const auto& [what, n] : others) other += (other.empty() ? "" : ", ") + what + " ×" + std::to_string(n);
+  std::printf("  access log: throughput %+.1f%%, ack p50 %+.1f%% (medians, on against off); log: %ju bytes, %zu lines, %zu of them access lines\n",
+              100.0 * (summarize(tput[0]).median / summarize(tput[1]).median - 1),
+              100.0 * (summarize(ack[0]).median / summarize(ack[1]).median - 1), uintmax_t(fs::file_size(log_file)), lines, access);
+  if (!other.empty()) std::printf("  other lines: %.300s\n", other.c_str());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -450,6 +553,11 @@ int main(int argc, char** argv) {
   if (const char* only = std::getenv("TASKHOST_BENCH_ONLY"); only && std::string(only) == "schedules") {
     cron_scenarios(reps);
     schedules_scenario(tmp, std::min(reps, 3));
+    return 0;
+  }
+  if (const char* only = std::getenv("TASKHOST_BENCH_ONLY"); only && std::string(only) == "http") {
+    access_log_scenarios(tmp, runs, reps);
+    fs::remove_all(tmp);
     return 0;
   }
   if (const char* only = std::getenv("TASKHOST_BENCH_ONLY"); only && std::string(only) == "queues") {
@@ -505,20 +613,8 @@ int main(int argc, char** argv) {
     report("embedded-fail-twice", "ms for 1000", summarize(fail_ms));
 
     taskhost::http_client c("http://127.0.0.1:" + std::to_string(rt.http_port()));
-    auto latency = [&](const std::string& method, const std::string& path, const std::string& body) {
-      std::vector<double> us;
-      for (int i = 0; i < 2000; ++i) {
-        auto t0 = clk::now();
-        auto res = c.request(method, path, body);
-        us.push_back(std::chrono::duration<double, std::micro>(clk::now() - t0).count());
-        if (res.status != 200) throw std::runtime_error(path + " answered " + std::to_string(res.status));
-        // Into an idle runtime: the previous run has finished and been committed.
-        while (rt.store_stats().hot_runs > 0) std::this_thread::sleep_for(std::chrono::microseconds(20));
-      }
-      return us;
-    };
-    auto base = latency("GET", "/healthz", "");
-    auto ack = latency("POST", "/api/v1/tasks/bench-noop/trigger", R"({"payload":null})");
+    auto base = http_latency(rt, c, "GET", "/healthz", "");
+    auto ack = http_latency(rt, c, "POST", "/api/v1/tasks/bench-noop/trigger", R"({"payload":null})");
     auto pct = [](const std::vector<double>& v) {
       return json{{"p50", percentile(v, .5)}, {"p90", percentile(v, .9)}, {"p99", percentile(v, .99)}, {"max", percentile(v, 1)}};
     };
@@ -551,19 +647,11 @@ int main(int argc, char** argv) {
 
     // Single HTTP triggers, 50 in flight, from a separate client process.
     {
-      const std::string url = "http://127.0.0.1:" + std::to_string(rt.http_port());
       const int n = std::min(runs, 50000);
       std::vector<double> acked_per_s, done_per_s;
       for (int r = 0; r < reps; ++r) {
         auto t0 = clk::now();
-        std::string cmd = std::string("'") + fs::canonical("/proc/self/exe").string() + "' --http-client " + url + " " + std::to_string(n) + " 50";
-        FILE* p = popen(cmd.c_str(), "r");
-        double rate = 0;
-        int failed = 0;
-        if (!p || std::fscanf(p, "%lf %d", &rate, &failed) != 2 || pclose(p) != 0 || failed)
-          throw std::runtime_error("the http client process failed");
-        while (rt.store_stats().hot_runs > 0) std::this_thread::sleep_for(std::chrono::microseconds(100));
-        acked_per_s.push_back(rate);
+        acked_per_s.push_back(http_single_50(rt, n));
         done_per_s.push_back(n / std::chrono::duration<double>(clk::now() - t0).count());
       }
       report("http-single-50-inflight", "acked/s", summarize(acked_per_s),

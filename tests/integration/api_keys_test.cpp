@@ -116,6 +116,15 @@ TEST(ApiKeysTest, KeysCreateOnAStoppedDeploymentThenOnlyThatKeyGetsIn) {
   EXPECT_EQ(status_of(s.url, "GET", "/api/v1/runs", key), 200);
   EXPECT_EQ(status_of(s.url, "POST", "/api/v1/tasks/hello-world/trigger", key), 200);
   EXPECT_EQ(status_of(s.url, "GET", "/api/v1/runs", taskhost::generate_api_key(false)), 401);
+  // The access log names the key that made a request — its name, never the key.
+  std::string log;
+  for (int i = 0; i < 100 && log.find("key=ci") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(20ms);
+    log = s.log();
+  }
+  EXPECT_NE(log.find("path=/api/v1/runs status=200"), std::string::npos) << log;
+  EXPECT_NE(log.find("key=ci"), std::string::npos) << log;
+  EXPECT_EQ(log.find(key), std::string::npos) << "never the key";
 }
 
 TEST(ApiKeysTest, KeysCreateAndRevokeOnARunningServerTakeEffectWithinASecond) {

@@ -125,6 +125,34 @@ TEST(DeploymentConfigTest, ListenAddressIsChecked) {
   EXPECT_EQ(load_string(minimal + "http: {listen: '0.0.0.0:0'}", "/x/d.yaml").http.port, 0);
 }
 
+TEST(DeploymentConfigTest, HttpLimitsHaveDefaultsAndAreChecked) {
+  auto d = load_string(minimal, "/x/d.yaml");
+  EXPECT_EQ(d.http.header_timeout_ms, 10000);
+  EXPECT_EQ(d.http.body_timeout_ms, 30000);
+  EXPECT_EQ(d.http.idle_timeout_ms, 60000);
+  EXPECT_EQ(d.http.max_connections, 10000u);
+  EXPECT_TRUE(d.http.access_log);
+  d = load_string(minimal + "http:\n  header_timeout_ms: 500\n  body_timeout_ms: 700\n  idle_timeout_ms: 900\n"
+                            "  max_connections: 50\n  access_log: false\n", "/x/d.yaml");
+  EXPECT_EQ(d.http.header_timeout_ms, 500);
+  EXPECT_EQ(d.http.body_timeout_ms, 700);
+  EXPECT_EQ(d.http.idle_timeout_ms, 900);
+  EXPECT_EQ(d.http.max_connections, 50u);
+  EXPECT_FALSE(d.http.access_log);
+  EXPECT_NE(error_of(minimal + "http:\n  header_timeout_ms: 0\n")
+                .find("deploy.yaml:4:22: http.header_timeout_ms must be between 1 and 3600000, got 0"), std::string::npos);
+  EXPECT_NE(error_of(minimal + "http: {body_timeout_ms: 3600001}").find("http.body_timeout_ms must be between 1 and 3600000"),
+            std::string::npos);
+  EXPECT_NE(error_of(minimal + "http: {idle_timeout_ms: -1}").find("http.idle_timeout_ms must be between 1 and 86400000"),
+            std::string::npos);
+  EXPECT_NE(error_of(minimal + "http: {idle_timeout_ms: 1m}").find("http.idle_timeout_ms must be an integer, got '1m'"),
+            std::string::npos);
+  EXPECT_NE(error_of(minimal + "http:\n  max_connections: 0\n")
+                .find("deploy.yaml:4:20: http.max_connections must be between 1 and 1000000, got 0"), std::string::npos);
+  EXPECT_NE(error_of(minimal + "http:\n  access_log: sometimes\n")
+                .find("deploy.yaml:4:15: http.access_log must be true or false, got 'sometimes'"), std::string::npos);
+}
+
 TEST(DeploymentConfigTest, RequiredKeysAreNamedWhenMissing) {
   EXPECT_NE(error_of("name: a\n").find("missing required key 'plugins_dir'"), std::string::npos);
   EXPECT_NE(error_of("plugins_dir: p\n").find("missing required key 'name'"), std::string::npos);
