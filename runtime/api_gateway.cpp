@@ -149,10 +149,18 @@ http_response unauthorized(std::string_view msg) {
 api_gateway::api_gateway(run_service& runs, uint64_t max_payload_bytes, api_keys* keys)
     : runs_(runs), max_payload_bytes_(max_payload_bytes), keys_(keys) {}
 
-std::optional<http_response> api_gateway::refuse_without_key(const http_request& req) const {
-  if (!keys_ || !keys_->enforcing()) return std::nullopt;
+std::optional<http_response> api_gateway::check_key(const http_request& req, bool required, std::string& principal) const {
+  if (!keys_) return std::nullopt;
   std::string_view key;
-  switch (bearer_key(req, key)) {
+  const bearer b = bearer_key(req, key);
+  if (b == bearer::present) {
+    if (auto who = keys_->authenticate(key)) {
+      principal = std::move(*who);
+      return std::nullopt;
+    }
+  }
+  if (!required || !keys_->enforcing()) return std::nullopt;
+  switch (b) {
     case bearer::missing:
       return unauthorized("Missing Authorization header: send 'Authorization: Bearer <key>' with an API key of this deployment");
     case bearer::malformed:
@@ -160,14 +168,13 @@ std::optional<http_response> api_gateway::refuse_without_key(const http_request&
     case bearer::present:
       break;
   }
-  if (!keys_->authenticate(key)) return unauthorized("Invalid API key");
-  return std::nullopt;
+  return unauthorized("Invalid API key");
 }
 
 std::string api_gateway::principal_of(const http_request& req) const {
-  std::string_view key;
-  if (!keys_ || bearer_key(req, key) != bearer::present) return {};
-  return keys_->authenticate(key).value_or("");
+  std::string who;
+  (void)check_key(req, /*required=*/false, who);
+  return who;
 }
 
 bool api_gateway::percent_decode(std::string_view in, std::string& out) {
@@ -198,11 +205,10 @@ void api_gateway::handle(http_request req, http_responder respond) {
   };
   auto method_not_allowed = [&](std::string_view allowed) { respond(not_allowed_response(req.method, path, allowed)); };
   // Before anything else of the request is looked at (deny by default: a route added later is
-  // covered too).
-  if (!open_route(parts))
-    if (auto refusal = refuse_without_key(req)) return respond(std::move(*refusal));
-  // The access log names the key that made the request (its name, never the key).
-  if (auto who = principal_of(req); !who.empty())
+  // covered too), and once: the same check names the key for the access log (never the key).
+  std::string who;
+  if (auto refusal = check_key(req, /*required=*/!open_route(parts), who)) return respond(std::move(*refusal));
+  if (!who.empty())
     respond = [r = std::move(respond), who = std::move(who)](http_response resp) {
       resp.principal = who;
       r(std::move(resp));

@@ -58,8 +58,9 @@ private:
   void schedules(const http_request& req, const std::vector<std::string_view>& parts, http_responder respond);
   void replay(const std::string& run_id, const http_request& req, http_responder respond);
   void reschedule(const std::string& run_id, const http_request& req, http_responder respond);
-  /// The 401 to answer `req` with, if it must show a key and does not show an active one.
-  std::optional<http_response> refuse_without_key(const http_request& req) const;
+  /// Authenticates `req` once: `principal` gets the name of the active key it shows (else stays
+  /// ""); the 401 to answer with if `required` (and keys are enforced) and it shows none.
+  std::optional<http_response> check_key(const http_request& req, bool required, std::string& principal) const;
   run_service& runs_;
   uint64_t max_payload_bytes_;
   api_keys* keys_;
