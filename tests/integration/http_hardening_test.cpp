@@ -244,9 +244,11 @@ TEST(HttpHardeningTest, OutOfFileDescriptorsTheIdleLongestMakeRoom) {
     ASSERT_NE(status_of(idle.back().read_response(30s)), 0) << "connection " << i << " was not answered";
   }
   EXPECT_TRUE(idle[0].closed_within(30s)) << "the connection idle longest was closed";
+
   EXPECT_EQ(http_client(url).request("GET", "/healthz").status, 200);
   ASSERT_TRUE(idle.back().send(get_request));
   EXPECT_NE(status_of(idle.back().read_response(30s)), 0);
   EXPECT_NE(taskhost::test::read_text(d.tmp / "server.log").find("out of file descriptors"), std::string::npos);
+  if (HasFailure()) std::cerr << "server log:\n" << taskhost::test::read_text(d.tmp / "server.log");
   EXPECT_EQ(proc.wait_exit(0ms), std::nullopt) << "the server is still running";
 }
