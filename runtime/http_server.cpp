@@ -45,6 +45,7 @@ struct server_state {
   std::mutex mu;
   size_t open = 0;            ///< sessions counted against max_connections
   std::list<session*> idle;   ///< sessions waiting for a request's first byte; front: idle longest
+  log::batched_lines access_lines;
 };
 
 /// One connection. Its life, each step bounded by a timeout (a step that times out closes it):
@@ -290,18 +291,20 @@ private:
     });
   }
 
+  /// The access line, kept in the server's batch (written every 100 ms, or at once when 4 KiB are
+  /// kept): the HTTP thread formats it (~0.3 µs) and does not wait for a write(2) per line.
   void log_access() {
-    if (!opts().access_log || !log::enabled(log::level::info)) return;
+    if (!opts().access_log) return;
     const int64_t us = std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - request_start_).count();
     std::string_view method = method_.empty() ? std::string_view("-") : std::string_view(method_);
     std::string_view path = path_.empty() ? std::string_view("-") : std::string_view(path_);
     if (principal_.empty())
-      log::write_fields(log::level::info, "http", {{"method", method}, {"path", path}, {"status", status_}, {"duration_us", us},
-                                                   {"bytes_in", bytes_in_}, {"bytes_out", bytes_out_}, {"remote", remote_}});
+      st_.access_lines.add(log::level::info, "http", {{"method", method}, {"path", path}, {"status", status_}, {"duration_us", us},
+                                                             {"bytes_in", bytes_in_}, {"bytes_out", bytes_out_}, {"remote", remote_}});
     else
-      log::write_fields(log::level::info, "http", {{"method", method}, {"path", path}, {"status", status_}, {"duration_us", us},
-                                                   {"bytes_in", bytes_in_}, {"bytes_out", bytes_out_}, {"remote", remote_},
-                                                   {"key", principal_}});
+      st_.access_lines.add(log::level::info, "http", {{"method", method}, {"path", path}, {"status", status_}, {"duration_us", us},
+                                                             {"bytes_in", bytes_in_}, {"bytes_out", bytes_out_}, {"remote", remote_},
+                                                             {"key", principal_}});
   }
 
   void close() {
@@ -377,6 +380,7 @@ struct http_server::impl {
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
   tcp::acceptor acceptor{net::make_strand(ioc)};
   net::steady_timer accept_retry{acceptor.get_executor()};
+  net::steady_timer access_log_timer{net::make_strand(ioc)};
   std::vector<std::thread> threads;
   std::atomic<uint16_t> port{0};
   // On the acceptor's strand only: when the last warnings were logged, and what they skipped.
@@ -438,6 +442,16 @@ struct http_server::impl {
     }
   }
 
+  /// Writes the access lines kept, every 100 ms while the server runs (and once more at stop()).
+  void flush_access_log() {
+    access_log_timer.expires_after(std::chrono::milliseconds(100));
+    access_log_timer.async_wait([this](beast::error_code ec) {
+      if (ec) return;
+      state.access_lines.flush();
+      flush_access_log();
+    });
+  }
+
   size_t connections() {
     std::lock_guard lock(state.mu);
     return state.open;
@@ -485,6 +499,7 @@ void http_server::start() {
 
   i.work.emplace(i.ioc.get_executor());
   i.accept();
+  if (o.access_log) i.flush_access_log();
   for (unsigned t = 0; t < std::max(1u, o.threads); ++t) i.threads.emplace_back([&i] { i.ioc.run(); });
 }
 
@@ -509,6 +524,7 @@ void http_server::stop() {
   i.ioc.stop();
   for (auto& t : i.threads) t.join();
   i.threads.clear();
+  i.state.access_lines.flush();
 }
 
 }  // namespace taskhost

@@ -71,6 +71,7 @@ struct http_server_options {
   size_t max_connections = 10'000;
   /// One log line (info) per request once its response is sent: method, path without the query,
   /// status, duration, bytes in and out, remote address, and the response's principal as `key`.
+  /// Written in batches every 100 ms (or 4 KiB), and at stop().
   bool access_log = true;
 };
 

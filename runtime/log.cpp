@@ -5,8 +5,14 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
 #include <atomic>
+#include <cerrno>
 #include <charconv>
+#include <chrono>
+#include <ctime>
+#include <mutex>
 
 namespace taskhost::log {
 namespace {
@@ -114,6 +120,86 @@ void write(level l, std::string_view msg, const nlohmann::json& attrs) {
 }  // namespace taskhost::log
 
 namespace taskhost::log {
+namespace {
+
+/// "2026-11-30T03:27:29.123Z", as spdlog's pattern writes it; the date and time are formatted once
+/// per second.
+struct time_cache {
+  std::time_t sec = -1;
+  char text[24] = {};
+  void append(std::string& out) {
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now().time_since_epoch()).count();
+    std::time_t secs = static_cast<std::time_t>(ms / 1000);
+    int rem = static_cast<int>(ms % 1000);
+    if (secs != sec) {
+      std::tm tm{};
+      gmtime_r(&secs, &tm);
+      std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &tm);
+      sec = secs;
+    }
+    char frac[6] = {'.', char('0' + rem / 100), char('0' + rem / 10 % 10), char('0' + rem % 10), 'Z', 0};
+    out += text;
+    out += frac;
+  }
+};
+
+/// A write_fields line appended to `out`. With `tc`, the whole line as it goes to the file: the
+/// text format's "time level " prefix (otherwise spdlog's pattern adds it) and a newline.
+void append_fields_line(std::string& out, spdlog::level::level_enum sl, std::string_view msg,
+                        std::initializer_list<field> fields, time_cache* tc) {
+  char num[24];
+  auto append_number = [&](int64_t v) {
+    auto [end, ec] = std::to_chars(num, num + sizeof num, v);
+    out.append(num, end);
+  };
+  auto lv = spdlog::level::to_string_view(sl);
+  if (json_format) {
+    out += "{\"time\":\"";
+    if (tc) tc->append(out);
+    else out += format_time(clock_type::now());
+    out += "\",\"level\":\"";
+    out.append(lv.data(), lv.size());
+    out += "\",\"msg\":";
+    append_json_string(out, msg);
+    for (const auto& f : fields) {
+      out += ',';
+      append_json_string(out, f.key);
+      out += ':';
+      if (f.is_number) append_number(f.number);
+      else append_json_string(out, f.text);
+    }
+    out += '}';
+  } else {
+    if (tc) {
+      tc->append(out);
+      out += ' ';
+      out.append(lv.data(), lv.size());
+      for (size_t i = lv.size(); i < 5; ++i) out += ' ';  // spdlog's %-5l
+      out += ' ';
+    }
+    out += msg;
+    for (const auto& f : fields) {
+      out += ' ';
+      out += f.key;
+      out += '=';
+      if (f.is_number) append_number(f.number);
+      else append_text(out, f.text);
+    }
+  }
+  if (tc) out += '\n';
+}
+
+/// Writes all of `bytes` to stderr, where the logger writes.
+void write_stderr(std::string_view bytes) {
+  while (!bytes.empty()) {
+    ssize_t n = ::write(STDERR_FILENO, bytes.data(), bytes.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;  // nowhere to write: as spdlog, drop it
+    bytes.remove_prefix(size_t(n));
+  }
+}
+
+}  // namespace
 
 void write_fields(level l, std::string_view msg, std::initializer_list<field> fields) {
   auto& lg = logger();
@@ -121,38 +207,39 @@ void write_fields(level l, std::string_view msg, std::initializer_list<field> fi
   if (!lg.should_log(sl)) return;
   std::string line;
   line.reserve(64 + msg.size() + fields.size() * 24);
-  char num[24];
-  auto append_number = [&](int64_t v) {
-    auto [end, ec] = std::to_chars(num, num + sizeof num, v);
-    line.append(num, end);
-  };
-  if (json_format) {
-    auto lv = spdlog::level::to_string_view(sl);
-    line += "{\"time\":\"";
-    line += format_time(clock_type::now());
-    line += "\",\"level\":\"";
-    line.append(lv.data(), lv.size());
-    line += "\",\"msg\":";
-    append_json_string(line, msg);
-    for (const auto& f : fields) {
-      line += ',';
-      append_json_string(line, f.key);
-      line += ':';
-      if (f.is_number) append_number(f.number);
-      else append_json_string(line, f.text);
-    }
-    line += '}';
-  } else {
-    line += msg;
-    for (const auto& f : fields) {
-      line += ' ';
-      line += f.key;
-      line += '=';
-      if (f.is_number) append_number(f.number);
-      else append_text(line, f.text);
-    }
-  }
+  append_fields_line(line, sl, msg, fields, nullptr);
   lg.log(sl, "{}", line);
+}
+
+struct batched_lines::state {
+  std::mutex mu;
+  std::string buf;
+  time_cache time;
+};
+
+batched_lines::batched_lines() : state_(std::make_unique<state>()) {}
+
+batched_lines::~batched_lines() { flush(); }
+
+void batched_lines::add(level l, std::string_view msg, std::initializer_list<field> fields) {
+  auto sl = to_spd(l);
+  if (!logger().should_log(sl)) return;
+  std::lock_guard lock(state_->mu);
+  auto& buf = state_->buf;
+  const size_t before = buf.size();
+  append_fields_line(buf, sl, msg, fields, &state_->time);
+  if (buf.size() > max_batch && before > 0) {
+    // Full: what was there goes now, in one piece; the new line starts the next batch.
+    write_stderr(std::string_view(buf).substr(0, before));
+    buf.erase(0, before);
+  }
+}
+
+void batched_lines::flush() {
+  std::lock_guard lock(state_->mu);
+  if (state_->buf.empty()) return;
+  write_stderr(state_->buf);
+  state_->buf.clear();
 }
 
 }  // namespace taskhost::log

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -41,6 +42,27 @@ struct field {
 /// As write, for lines written on a hot path (the HTTP access log): the attributes in the order
 /// given, without building a JSON object. Thread-safe.
 void write_fields(level l, std::string_view msg, std::initializer_list<field> fields);
+
+/// Lines written in batches, for lines written per request (the HTTP access log): a line is
+/// formatted at once (as write_fields would) and kept; flush() writes what is kept with one
+/// write(2) — at most 4 KiB, atomic on a pipe, so a batch never interleaves with other log lines
+/// mid-line. A batch that would grow beyond that is written at once. The owner calls flush()
+/// periodically and at the end; lines kept are lost if the process dies first. Thread-safe.
+class batched_lines {
+public:
+  static constexpr size_t max_batch = 4096;
+  batched_lines();
+  ~batched_lines();  ///< flushes
+  batched_lines(const batched_lines&) = delete;
+  batched_lines& operator=(const batched_lines&) = delete;
+  /// Keeps a line (if its level is enabled).
+  void add(level l, std::string_view msg, std::initializer_list<field> fields);
+  void flush();
+
+private:
+  struct state;
+  std::unique_ptr<state> state_;
+};
 
 inline void debug(std::string_view m, const nlohmann::json& a = nlohmann::json::object()) { write(level::debug, m, a); }
 inline void info(std::string_view m, const nlohmann::json& a = nlohmann::json::object()) { write(level::info, m, a); }

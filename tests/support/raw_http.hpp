@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -62,11 +63,11 @@ public:
   const std::string& received() const { return in_; }
 
 private:
+  /// Polls at least once, also when the deadline has passed (a wait of 0 ms looks without waiting).
   bool wait_readable(std::chrono::steady_clock::time_point deadline) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
-    if (left <= 0) return false;
     pollfd p{fd_, POLLIN, 0};
-    return ::poll(&p, 1, int(left)) > 0;
+    return ::poll(&p, 1, int(std::max<long long>(left, 0))) > 0;
   }
   void read_some() {
     char buf[8192];

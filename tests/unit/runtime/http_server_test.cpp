@@ -321,6 +321,21 @@ TEST(HttpServerHardeningTest, ASlowHandlerIsNotCutByAnyTimeout) {
   EXPECT_EQ(body_of(res), "late but fine");
 }
 
+TEST(HttpServerHardeningTest, AClientThatDoesNotReadItsResponseIsClosedAfterTheBodyTimeout) {
+  http_server srv({.host = "127.0.0.1", .port = 0, .body_timeout = 500ms}, [](http_request, http_responder r) {
+    r({200, std::string(64 << 20, 'x'), {}});  // far more than the socket buffers hold
+  });
+  srv.start();
+  raw_conn c(srv.port());
+  ASSERT_TRUE(c.send(get_request));  // and never read
+  for (auto deadline = steady::now() + 10s; srv.connections() < 1 && steady::now() < deadline;)
+    std::this_thread::sleep_for(5ms);
+  auto t0 = steady::now();
+  for (auto deadline = t0 + 30s; srv.connections() > 0 && steady::now() < deadline;) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(srv.connections(), 0u) << "the stalled write still holds its connection";
+  EXPECT_GE(steady::now() - t0, 400ms);
+}
+
 TEST(HttpServerHardeningTest, AtTheCapTheConnectionsIdleLongestAreClosedToAdmitNewOnes) {
   quick_server q({.max_connections = 50});
   std::vector<raw_conn> idle;
