@@ -64,7 +64,9 @@ http_result http_client::request(const std::string& method, const std::string& p
     bool fresh = !i.stream;
     if (fresh) i.connect(base_url_);
     bhttp::request<bhttp::string_body> req(bhttp::string_to_verb(method), i.prefix + path, 11);
-    req.set(bhttp::field::host, i.host);
+    // host:port (RFC 9110 §7.2: the port unless it is the default); taskhost builds URLs from it.
+    const std::string host = i.host.find(':') != std::string::npos ? "[" + i.host + "]" : i.host;
+    req.set(bhttp::field::host, i.port == "80" ? host : host + ":" + i.port);
     req.set(bhttp::field::user_agent, "taskhost-cli");
     req.set(bhttp::field::content_type, "application/json");
     for (const auto& [k, v] : default_headers_) req.set(k, v);

@@ -15,6 +15,7 @@
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <limits>
 #include <list>
 #include <mutex>
 #include <stdexcept>
@@ -171,7 +172,10 @@ private:
     principal_.clear();
     head_ = false;
     parser_.emplace();
-    parser_->body_limit(opts().max_body_bytes);
+    body_limit_ = opts().max_body_bytes;
+    // With a per-request limit, none until the headers say which request this is (on_header).
+    // (Not boost::none: Beast 1.74 compares the length with the optional, and none is less.)
+    parser_->body_limit(opts().body_limit_for ? std::numeric_limits<uint64_t>::max() : body_limit_);
     parser_->header_limit(64 * 1024);
     stream_.expires_at((first_request_ ? accepted_ : request_start_) + opts().header_timeout);
     bhttp::async_read_header(stream_, buffer_, *parser_, beast::bind_front_handler(&session::on_header, shared_from_this()));
@@ -180,6 +184,14 @@ private:
   void on_header(beast::error_code ec, std::size_t n) {
     bytes_in_ += n;
     if (ec) return on_read_error(ec);
+    if (opts().body_limit_for) {
+      const auto& m = parser_->get();
+      if (uint64_t own = opts().body_limit_for(std::string_view(m.method_string().data(), m.method_string().size()),
+                                               std::string_view(m.target().data(), m.target().size())))
+        body_limit_ = own;
+      if (auto len = parser_->content_length(); len && *len > body_limit_) return on_read_error(bhttp::error::body_limit);
+      parser_->body_limit(body_limit_);
+    }
     if (parser_->is_done()) return dispatch();
     stream_.expires_after(opts().body_timeout);
     if (beast::iequals(parser_->get()[bhttp::field::expect], "100-continue")) {
@@ -210,7 +222,7 @@ private:
     keep_alive_ = false;
     if (ec == bhttp::error::body_limit) {
       linger_ = true;  // the client is still sending: read the rest so it gets our answer, not a reset
-      return write({413, error_body("request body is over the limit of " + std::to_string(opts().max_body_bytes) + " bytes"), {}});
+      return write({413, error_body("request body is over the limit of " + std::to_string(body_limit_) + " bytes"), {}});
     }
     if (ec == beast::error::timeout) {
       if (!parser_->is_header_done()) return close();  // headers too slow: nothing to answer yet
@@ -298,6 +310,8 @@ private:
     const int64_t us = std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - request_start_).count();
     std::string_view method = method_.empty() ? std::string_view("-") : std::string_view(method_);
     std::string_view path = path_.empty() ? std::string_view("-") : std::string_view(path_);
+    std::string shown;
+    if (opts().log_path && !path_.empty()) path = shown = opts().log_path(path_);
     if (principal_.empty())
       st_.access_lines.add(log::level::info, "http", {{"method", method}, {"path", path}, {"status", status_}, {"duration_us", us},
                                                              {"bytes_in", bytes_in_}, {"bytes_out", bytes_out_}, {"remote", remote_}});
@@ -340,6 +354,7 @@ private:
   bool keep_alive_ = true;
   bool linger_ = false;
   std::chrono::milliseconds linger_for_{10'000};
+  uint64_t body_limit_ = 0;  ///< the request in flight's body limit
   std::unique_ptr<std::array<char, 65536>> drain_buf_;
   unsigned version_ = 11;
   bool head_ = false;

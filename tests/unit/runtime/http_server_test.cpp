@@ -603,3 +603,46 @@ TEST(HttpServerHardeningTest, TheAccessLogCanBeTurnedOff) {
   EXPECT_EQ(log.find("/quiet"), std::string::npos) << log;
   EXPECT_NE(log.find("http limits"), std::string::npos) << "the start line names the limits: " << log;
 }
+
+TEST(HttpServerHardeningTest, ARequestsOwnBodyLimitIsAskedOnceItsHeadersAreIn) {
+  http_server_options o;
+  o.max_body_bytes = 100;
+  o.body_timeout = 1000ms;
+  o.body_limit_for = [](std::string_view method, std::string_view target) -> uint64_t {
+    return method == "PUT" && target.starts_with("/upload") ? 1000 : 0;
+  };
+  quick_server q(o);
+  http_client c("http://127.0.0.1:" + std::to_string(q.srv.port()));
+  EXPECT_EQ(c.request("PUT", "/upload/x", std::string(1000, 'u')).status, 200) << "its own limit";
+  EXPECT_EQ(c.request("POST", "/upload/x", std::string(101, 'u')).status, 413) << "another method keeps the server's";
+  EXPECT_EQ(c.request("PUT", "/other", std::string(101, 'u')).status, 413);
+  EXPECT_EQ(c.request("PUT", "/other", std::string(100, 'u')).status, 200);
+  raw_conn sized(q.srv.port());
+  ASSERT_TRUE(sized.send("PUT /upload/x HTTP/1.1\r\nHost: x\r\nContent-Length: 1001\r\n\r\n"));
+  auto res = sized.read_response();
+  EXPECT_EQ(status_of(res), 413) << res;
+  EXPECT_NE(body_of(res).find("over the limit of 1000 bytes"), std::string::npos) << res;
+  raw_conn chunked(q.srv.port());
+  ASSERT_TRUE(chunked.send("PUT /upload/y HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"));
+  for (int i = 0; i < 60 && chunked.send("14\r\n" + std::string(20, 'x') + "\r\n"); ++i) {}
+  EXPECT_EQ(status_of(chunked.read_response()), 413) << "a chunked body is cut at its own limit too";
+  EXPECT_EQ(q.calls.load(), 2);
+}
+
+TEST(HttpServerHardeningTest, TheAccessLogShowsAPathAsLogPathRewritesIt) {
+  stderr_capture err;
+  {
+    http_server_options o;
+    o.log_path = [](std::string_view p) { return p.starts_with("/signed/") ? std::string("/signed/<hmac>") : std::string(p); };
+    quick_server q(o);
+    http_client c("http://127.0.0.1:" + std::to_string(q.srv.port()));
+    EXPECT_EQ(c.request("GET", "/signed/SECRET-HMAC").status, 200);
+    EXPECT_EQ(c.request("GET", "/plain").status, 200);
+    for (auto deadline = steady::now() + 10s; steady::now() < deadline && err.peek().find("path=/plain") == std::string::npos;)
+      std::this_thread::sleep_for(10ms);
+    q.srv.stop();
+  }
+  auto log = err.text();
+  EXPECT_EQ(log.find("SECRET-HMAC"), std::string::npos) << log;
+  EXPECT_NE(log.find("path=/signed/<hmac>"), std::string::npos) << log;
+}
