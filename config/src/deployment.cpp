@@ -221,6 +221,26 @@ void parse_listen(const reader& rd, const YAML::Node& v, http_config& http) {
   http.port = static_cast<uint16_t>(std::stoi(port));
 }
 
+/// http.public_url: http:// or https://, a host, an optional port and path; no query, fragment or
+/// credentials. Returned without a trailing '/'.
+std::string parse_public_url(const reader& rd, const YAML::Node& v) {
+  auto s = rd.string(v, "http.public_url");
+  const char* hint = " (like \"https://tasks.example.com\" or \"http://10.0.0.5:8080/taskhost\")";
+  std::string rest;
+  if (s.rfind("http://", 0) == 0) rest = s.substr(7);
+  else if (s.rfind("https://", 0) == 0) rest = s.substr(8);
+  else rd.fail(v, "http.public_url must start with http:// or https://, got '" + s + "'" + hint);
+  const auto slash = rest.find('/');
+  const std::string authority = rest.substr(0, slash);
+  if (authority.empty() || authority.find('@') != std::string::npos)
+    rd.fail(v, "http.public_url needs a host (and no user:password@), got '" + s + "'" + hint);
+  for (char c : s)
+    if (c == '?' || c == '#' || c == ' ' || c < 0x21 || c > 0x7e)
+      rd.fail(v, "http.public_url must be a plain URL without a query, fragment or spaces, got '" + s + "'" + hint);
+  while (!s.empty() && s.back() == '/') s.pop_back();
+  return s;
+}
+
 std::filesystem::path resolve(const std::filesystem::path& base, const std::string& p) {
   std::filesystem::path path(p);
   return (path.is_absolute() ? path : base / path).lexically_normal();
@@ -309,7 +329,8 @@ deployment load_string(const std::string& yaml, const std::filesystem::path& fil
            {"idle_timeout_ms", [&](auto&, auto& x) { d.http.idle_timeout_ms = rd.integer(x, "http.idle_timeout_ms", 1, 86'400'000); }},
            {"max_connections", [&](auto&, auto& x) {
               d.http.max_connections = uint64_t(rd.integer(x, "http.max_connections", 1, 1'000'000)); }},
-           {"access_log", [&](auto&, auto& x) { d.http.access_log = rd.boolean(x, "http.access_log"); }}});
+           {"access_log", [&](auto&, auto& x) { d.http.access_log = rd.boolean(x, "http.access_log"); }},
+           {"public_url", [&](auto&, auto& x) { d.http.public_url = parse_public_url(rd, x); }}});
       }},
      {"log", [&](auto&, auto& v) {
         rd.mapping(v, "log",
@@ -432,7 +453,14 @@ deployment load_string(const std::string& yaml, const std::filesystem::path& fil
           {{"max_payload_bytes", [&](auto&, auto& x) {
               d.max_payload_bytes = uint64_t(rd.integer(x, "limits.max_payload_bytes", 1, int64_t(1) << 32)); }},
            {"max_output_bytes", [&](auto&, auto& x) {
-              d.max_output_bytes = uint64_t(rd.integer(x, "limits.max_output_bytes", 1, int64_t(1) << 32)); }}});
+              d.max_output_bytes = uint64_t(rd.integer(x, "limits.max_output_bytes", 1, int64_t(1) << 32)); }},
+           // SQLite holds a packet as one BLOB: at most 1,000,000,000 bytes; 512 MiB leaves room.
+           {"max_packet_bytes", [&](auto&, auto& x) {
+              d.max_packet_bytes = uint64_t(rd.integer(x, "limits.max_packet_bytes", 1024, int64_t(512) << 20)); }},
+           {"packet_ttl_ms", [&](auto&, auto& x) {
+              d.packet_ttl_ms = rd.integer(x, "limits.packet_ttl_ms", 1000, 30LL * 86400 * 1000); }},
+           {"packet_upload_url_ttl_ms", [&](auto&, auto& x) {
+              d.packet_upload_url_ttl_ms = rd.integer(x, "limits.packet_upload_url_ttl_ms", 1000, 7LL * 86400 * 1000); }}});
       }},
      {"store", [&](auto&, auto& v) {
         rd.mapping(v, "store",

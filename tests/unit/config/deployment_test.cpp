@@ -526,3 +526,30 @@ TEST(DeploymentConfigTest, BadAuthValuesAreErrorsWithPosition) {
   EXPECT_NE(error_of(minimal + "auth: {keys: x}").find("unknown key 'keys' in auth (known keys: keys_file, keys_from_env)"),
             std::string::npos);
 }
+
+TEST(DeploymentConfigTest, PacketLimitsHaveDefaultsAndAreChecked) {
+  auto d = load_string(minimal, "/x/d.yaml");
+  EXPECT_EQ(d.max_packet_bytes, 64u << 20);
+  EXPECT_EQ(d.packet_ttl_ms, 24LL * 3600 * 1000);
+  EXPECT_EQ(d.packet_upload_url_ttl_ms, 3600 * 1000);
+  d = load_string(minimal + "limits: {max_packet_bytes: 2048, packet_ttl_ms: 60000, packet_upload_url_ttl_ms: 1000}\n", "/x/d.yaml");
+  EXPECT_EQ(d.max_packet_bytes, 2048u);
+  EXPECT_EQ(d.packet_ttl_ms, 60000);
+  EXPECT_EQ(d.packet_upload_url_ttl_ms, 1000);
+  EXPECT_NE(error_of(minimal + "limits: {max_packet_bytes: 1000000000}\n").find("limits.max_packet_bytes must be between 1024 and 536870912"),
+            std::string::npos);
+  EXPECT_NE(error_of(minimal + "limits: {packet_ttl_ms: 10}\n").find("limits.packet_ttl_ms"), std::string::npos);
+  EXPECT_NE(error_of(minimal + "limits: {packet_upload_url_ttl_ms: 0}\n").find("limits.packet_upload_url_ttl_ms"), std::string::npos);
+}
+
+TEST(DeploymentConfigTest, PublicUrlIsAnHttpUrlKeptWithoutItsTrailingSlash) {
+  EXPECT_EQ(load_string(minimal, "/x/d.yaml").http.public_url, "");
+  EXPECT_EQ(load_string(minimal + "http: {public_url: 'https://tasks.example.com/th/'}\n", "/x/d.yaml").http.public_url,
+            "https://tasks.example.com/th");
+  EXPECT_EQ(load_string(minimal + "http: {public_url: 'http://10.0.0.5:8080'}\n", "/x/d.yaml").http.public_url, "http://10.0.0.5:8080");
+  EXPECT_NE(error_of(minimal + "http: {public_url: 'ftp://h'}\n").find("deploy.yaml:3:"), std::string::npos);
+  EXPECT_NE(error_of(minimal + "http: {public_url: 'ftp://h'}\n").find("http.public_url must start with http:// or https://"), std::string::npos);
+  EXPECT_NE(error_of(minimal + "http: {public_url: 'https://'}\n").find("needs a host"), std::string::npos);
+  EXPECT_NE(error_of(minimal + "http: {public_url: 'https://u:p@h'}\n").find("needs a host"), std::string::npos);
+  EXPECT_NE(error_of(minimal + "http: {public_url: 'https://h/x?y=1'}\n").find("without a query"), std::string::npos);
+}

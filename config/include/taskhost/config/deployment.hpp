@@ -103,6 +103,11 @@ struct http_config {
   int64_t idle_timeout_ms = 60'000;    ///< a kept-alive connection with no request in flight
   uint64_t max_connections = 10'000;   ///< open connections at most (the idle longest is closed for a new one)
   bool access_log = true;              ///< one info line per request
+  /// http.public_url: where clients reach this server ("https://tasks.example.com/x"), without a
+  /// trailing '/'. The URLs taskhost hands out (packet uploads, token callbacks) start with it,
+  /// and a request whose path starts with its path is served with that part removed. "" = the
+  /// URLs are built from each request's Host header (http://<host>).
+  std::string public_url;
 };
 
 struct store_config {
@@ -141,6 +146,9 @@ struct deployment {
   int64_t shutdown_grace_ms = 30000;
   uint64_t max_payload_bytes = 3u << 20;
   uint64_t max_output_bytes = 10u << 20;
+  uint64_t max_packet_bytes = 64u << 20;         ///< limits.max_packet_bytes: an uploaded packet (offloaded payload)
+  int64_t packet_ttl_ms = 24LL * 3600 * 1000;    ///< limits.packet_ttl_ms: an unused packet is deleted after it
+  int64_t packet_upload_url_ttl_ms = 3600 * 1000;  ///< limits.packet_upload_url_ttl_ms: an upload URL works this long
   /// Suspended executions of a task kept in memory while their runs wait (waits.resident_per_task);
   /// beyond it the longest-waiting are dropped and replayed from their journal when they resume.
   size_t resident_waits_per_task = 256;
