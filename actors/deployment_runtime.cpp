@@ -18,6 +18,7 @@
 #include "runtime/ids.hpp"
 #include "runtime/log.hpp"
 #include "runtime/scheduler.hpp"
+#include "runtime/signed_urls.hpp"
 
 namespace taskhost {
 
@@ -43,6 +44,7 @@ struct deployment_runtime::impl {
   plugin_load_report report;
   std::unique_ptr<run_store> store;
   std::unique_ptr<api_keys> keys;  ///< reads the store: declared after it, destroyed before it
+  std::shared_ptr<const url_signer> signer;  ///< the deployment's secret (in the store): upload and callback URLs
   std::unique_ptr<wait_coordinator> waits;
   caf::actor writer;
   std::unique_ptr<executor> exec;
@@ -93,6 +95,12 @@ deployment_runtime::deployment_runtime(config::deployment cfg) : impl_(std::make
   log::info("run store open", {{"path", i.cfg.store.path.string()}, {"durability", i.cfg.store.full_durability ? "full" : "normal"},
                                {"unfinished_runs", i.store->unfinished_runs().size()}});
   open_keys();
+  try {
+    // The same secret on every start: callback URLs handed out keep working across restarts.
+    i.signer = std::make_shared<const url_signer>(i.store->secret("url-signing", url_signer::new_secret));
+  } catch (const store_error& e) {
+    throw std::runtime_error(e.what());
+  }
   try {
     i.report = load_plugins(i.cfg.plugins_dir, i.cfg.state_dir / "plugin-cache");
   } catch (const plugin_error& e) {
@@ -332,7 +340,12 @@ void deployment_runtime::start_http() {
               "(taskhost keys create --config " + i.cfg.file.string() + ")");
   else
     log::info("API keys required", {{"active_keys", i.keys->active_count()}});
-  i.gateway = std::make_unique<api_gateway>(*this, i.cfg.max_payload_bytes, i.keys.get());
+  signed_url_options urls;
+  urls.signer = i.signer;
+  urls.public_url = i.cfg.http.public_url;
+  urls.max_packet_bytes = i.cfg.max_packet_bytes;
+  urls.upload_url_ttl = std::chrono::milliseconds(i.cfg.packet_upload_url_ttl_ms);
+  i.gateway = std::make_unique<api_gateway>(*this, i.cfg.max_payload_bytes, i.keys.get(), std::move(urls));
   http_server_options o;
   o.host = i.cfg.http.host;
   o.port = i.cfg.http.port;
@@ -342,10 +355,14 @@ void deployment_runtime::start_http() {
   o.idle_timeout = std::chrono::milliseconds(i.cfg.http.idle_timeout_ms);
   o.max_connections = i.cfg.http.max_connections;
   o.access_log = i.cfg.http.access_log;
+  o.body_limit_for = [gw = i.gateway.get()](std::string_view method, std::string_view target) { return gw->body_limit_for(method, target); };
+  o.log_path = &api_gateway::loggable_path;
   i.http = std::make_unique<http_server>(o, [gw = i.gateway.get()](http_request req, http_responder res) {
     gw->handle(std::move(req), std::move(res));
   });
   i.http->start();
+  const bool v6 = i.cfg.http.host.find(':') != std::string::npos;
+  i.gateway->set_listen_address((v6 ? "[" + i.cfg.http.host + "]" : i.cfg.http.host) + ":" + std::to_string(i.http->port()));
   log::info("http api listening", {{"address", "http://" + i.cfg.http.host + ":" + std::to_string(i.http->port())}});
 }
 
@@ -446,7 +463,10 @@ void deployment_runtime::cancel_children(const std::string& parent_id) {
 
 api_answer deployment_runtime::create_token(const json& options) {
   try {
-    return {200, impl_->waits->create_token(options)};
+    bool cached = false;
+    json j = token_to_api_json(impl_->waits->new_token(options, cached));
+    j["isCached"] = cached;
+    return {200, std::move(j)};
   } catch (const call_error& e) {
     return {400, {{"error", e.what()}}};
   } catch (const store_error& e) {
@@ -456,18 +476,80 @@ api_answer deployment_runtime::create_token(const json& options) {
 
 api_answer deployment_runtime::complete_token(const std::string& id, const json& data) {
   std::string error;
-  int status = impl_->waits->complete_token(id, data, error);
+  int status = impl_->waits->complete_token(id, data, error, /*same_data_ok=*/true);
   if (status != 200) return {status, {{"error", error}}};
   return {200, {{"success", true}}};
 }
 
 api_answer deployment_runtime::get_token(const std::string& id) {
-  if (auto t = impl_->waits->token_json(id)) return {200, *t};
+  if (auto t = impl_->waits->token(id)) return {200, token_to_api_json(*t)};
   return {404, {{"error", "Waitpoint token not found: " + id}}};
 }
 
-api_answer deployment_runtime::list_tokens(const std::string& status, size_t limit, const std::string& after) {
-  return {200, impl_->waits->list_tokens(status, limit, after)};
+api_answer deployment_runtime::list_tokens(const token_list_query& q) {
+  bool more = false;
+  auto ts = impl_->waits->list_tokens(q, more);
+  json data = json::array();
+  for (const auto& t : ts) {
+    json j = token_to_api_json(t);
+    for (const char* k : {"output", "outputType", "outputIsError"}) j.erase(k);  // a list item has none (§5.9)
+    data.push_back(std::move(j));
+  }
+  json page = json::object();
+  if (more && !ts.empty()) page["next"] = ts.back().id;
+  return {200, {{"data", std::move(data)}, {"pagination", std::move(page)}}};
+}
+
+api_answer deployment_runtime::reset_idempotency_key(const std::string& task_id, const std::string& key) {
+  try {
+    if (!impl_->store->reset_idempotency_key(task_id, key))
+      return {404, {{"error", "No run of task '" + task_id + "' has the idempotency key '" + key.substr(0, 200) + "'"}}};
+  } catch (const store_error& e) {
+    return {503, {{"error", e.what()}}};
+  }
+  return {200, {{"id", key}}};
+}
+
+namespace {
+/// How long a packet stays once a recorded run took its payload from it: a request retried after
+/// a lost answer (or a batch re-streamed) still finds it.
+constexpr std::chrono::minutes packet_grace_after_use{10};
+}  // namespace
+
+api_answer deployment_runtime::save_packet(const std::string& storage_path, const std::string& content_type, std::string data) {
+  auto& i = *impl_;
+  packet_record p;
+  p.storage_path = storage_path;
+  p.content_type = content_type;
+  p.data = std::move(data);
+  p.created_at = clock_type::now();
+  p.expires_at = p.created_at + std::chrono::milliseconds(i.cfg.packet_ttl_ms);
+  try {
+    i.store->save_packet(p);
+  } catch (const store_error& e) {
+    return {503, {{"error", e.what()}}};
+  }
+  log::debug("packet stored", {{"storage_path", storage_path}, {"bytes", p.data.size()}, {"type", content_type}});
+  return {200, json::object()};
+}
+
+std::optional<stored_packet> deployment_runtime::get_packet(const std::string& storage_path) {
+  try {
+    auto p = impl_->store->get_packet(storage_path, clock_type::now());
+    if (!p) return std::nullopt;
+    return stored_packet{std::move(p->content_type), std::move(p->data)};
+  } catch (const store_error& e) {
+    log::error("packet could not be read", {{"storage_path", storage_path}, {"error", e.what()}});
+    return std::nullopt;
+  }
+}
+
+void deployment_runtime::packet_used(const std::string& storage_path) {
+  try {
+    impl_->store->packet_used(storage_path, clock_type::now(), packet_grace_after_use);
+  } catch (const store_error& e) {
+    log::warn("packet could not be marked used; it goes at its TTL", {{"storage_path", storage_path}, {"error", e.what()}});
+  }
 }
 
 api_answer deployment_runtime::get_batch(const std::string& id) const {

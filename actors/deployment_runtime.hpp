@@ -56,7 +56,7 @@ public:
   api_answer create_token(const nlohmann::json& options) override;
   api_answer complete_token(const std::string& id, const nlohmann::json& data) override;
   api_answer get_token(const std::string& id) override;
-  api_answer list_tokens(const std::string& status, size_t limit, const std::string& after) override;
+  api_answer list_tokens(const token_list_query& q) override;
   api_answer get_batch(const std::string& id) const override;
   api_answer list_queues(size_t page, size_t per_page) override;
   api_answer get_queue(const std::string& id) override;
@@ -68,6 +68,10 @@ public:
   api_answer update_schedule(const std::string& id, const nlohmann::json& body) override;
   api_answer delete_schedule(const std::string& id) override;
   api_answer activate_schedule(const std::string& id, bool active) override;
+  api_answer reset_idempotency_key(const std::string& task_id, const std::string& key) override;
+  api_answer save_packet(const std::string& storage_path, const std::string& content_type, std::string data) override;
+  std::optional<stored_packet> get_packet(const std::string& storage_path) override;
+  void packet_used(const std::string& storage_path) override;
 
   /// The run store's counters (commits, rows written, runs in memory).
   run_store::stats_t store_stats() const;

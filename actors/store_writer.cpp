@@ -65,6 +65,8 @@ caf::behavior store_writer(caf::event_based_actor* self, run_store* store, doubl
         try {
           auto n = store->purge_finished_before(clock_type::now() - retention);
           if (n) log::info("run store: purged finished runs past their retention", {{"runs", n}});
+          auto p = store->purge_packets(clock_type::now());
+          if (p) log::info("run store: deleted expired packets", {{"packets", p}});
         } catch (const std::exception& e) {
           log::warn("run store: purge failed; trying again later", {{"error", e.what()}});
         }

@@ -110,10 +110,12 @@ std::optional<json> object_body(const std::string& body) {
   return j;
 }
 
-/// The routes anyone may call: the health check, and the time zones, which the SDK asks for
-/// without a key (schedules.timezones()).
+/// The routes anyone may call: the health check, the time zones, which the SDK asks for without
+/// a key (schedules.timezones()), and the two whose authority is an HMAC in their path, checked
+/// by their handler before anything else (a packet's upload URL, a token's callback URL).
 bool open_route(const std::vector<std::string_view>& parts) {
   if (parts.size() == 1 && parts[0] == "healthz") return true;
+  if (api_gateway::is_upload_route(parts) || api_gateway::is_callback_route(parts)) return true;
   return parts.size() == 3 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "timezones";
 }
 
@@ -146,8 +148,14 @@ http_response unauthorized(std::string_view msg) {
 
 }  // namespace
 
-api_gateway::api_gateway(run_service& runs, uint64_t max_payload_bytes, api_keys* keys)
-    : runs_(runs), max_payload_bytes_(max_payload_bytes), keys_(keys) {}
+api_gateway::api_gateway(run_service& runs, uint64_t max_payload_bytes, api_keys* keys, signed_url_options urls)
+    : runs_(runs), max_payload_bytes_(max_payload_bytes), keys_(keys), urls_(std::move(urls)) {
+  if (!urls_.signer) urls_.signer = std::make_shared<const url_signer>(url_signer::new_secret());
+  // The path of http.public_url ("https://h/x" → "/x").
+  if (auto scheme = urls_.public_url.find("://"); scheme != std::string::npos)
+    if (auto slash = urls_.public_url.find('/', scheme + 3); slash != std::string::npos) path_prefix_ = urls_.public_url.substr(slash);
+  while (!path_prefix_.empty() && path_prefix_.back() == '/') path_prefix_.pop_back();
+}
 
 std::optional<http_response> api_gateway::check_key(const http_request& req, bool required, std::string& principal) const {
   if (!keys_) return std::nullopt;
@@ -191,6 +199,10 @@ bool api_gateway::percent_decode(std::string_view in, std::string& out) {
 }
 
 void api_gateway::handle(http_request req, http_responder respond) {
+  // Behind a proxy that keeps http.public_url's path, or a client pointed at it: served without it.
+  if (!path_prefix_.empty() && req.target.size() > path_prefix_.size() && req.target.compare(0, path_prefix_.size(), path_prefix_) == 0 &&
+      (req.target[path_prefix_.size()] == '/' || req.target[path_prefix_.size()] == '?'))
+    req.target.erase(0, path_prefix_.size());
   std::string_view target = req.target;
   std::string_view path = target.substr(0, target.find('?'));
   auto parts = split_path(path);
@@ -219,6 +231,16 @@ void api_gateway::handle(http_request req, http_responder respond) {
     std::string task_id;
     if (!percent_decode(parts[3], task_id)) return respond(error_response(400, "bad percent-escape in task id"));
     return trigger(task_id, req, std::move(respond));
+  }
+  if (is({"api", "v2", "packets", "*"}, 3)) {
+    if (req.method != "PUT") return method_not_allowed("PUT");
+    return create_packet_url(parts[3], req, std::move(respond));
+  }
+  if (is_upload_route(parts)) return upload_packet(parts, req, std::move(respond));
+  if (is_callback_route(parts)) return token_callback(parts[4], parts[6], req, std::move(respond));
+  if (is({"api", "v1", "idempotencyKeys", "*", "reset"}, 3)) {
+    if (req.method != "POST") return method_not_allowed("POST");
+    return reset_idempotency_key(parts[3], req, std::move(respond));
   }
   if (is({"api", "v3", "runs", "*"}, 3)) {
     if (req.method != "GET") return method_not_allowed("GET");
@@ -277,34 +299,20 @@ void api_gateway::handle(http_request req, http_responder respond) {
     if (req.method == "POST") {
       auto body = object_body(req.body);
       if (!body) return respond(error_response(400, "the body must be a JSON object"));
-      return answer(runs_.create_token(*body));
+      auto a = runs_.create_token(*body);
+      if (a.status == 200) a.body = with_callback_urls(std::move(a.body), req);
+      return answer(a);
     }
     if (req.method != "GET") return method_not_allowed("GET, POST");
-    std::string status, after;
-    size_t limit = 25;
-    auto q = target.find('?');
-    auto pairs = decode_query(q == std::string_view::npos ? std::string_view() : target.substr(q + 1));
-    if (!pairs) return respond(error_response(400, "bad percent-escape in the query string"));
-    for (const auto& [key, value] : *pairs) {
-      if (key == "filter[status]") {
-        if (value != "WAITING" && value != "COMPLETED" && value != "TIMED_OUT")
-          return respond(error_response(400, "filter[status] must be WAITING, COMPLETED or TIMED_OUT"));
-        status = value;
-      } else if (key == "page[size]") {
-        auto n = page_size(value);
-        if (!n) return respond(error_response(400, "page[size] must be a whole number from 1 to 100"));
-        limit = *n;
-      } else if (key == "page[after]") {
-        after = value;
-      }
-    }
-    return answer(runs_.list_tokens(status, limit, after));
+    return list_tokens(req, std::move(respond));
   }
   if (is({"api", "v1", "waitpoints", "tokens", "*"}, 4)) {
     if (req.method != "GET") return method_not_allowed("GET");
     std::string id;
     if (!id_at(4, id)) return;
-    return answer(runs_.get_token(id));
+    auto a = runs_.get_token(id);
+    if (a.status == 200) a.body = with_callback_urls(std::move(a.body), req);
+    return answer(a);
   }
   if (is({"api", "v1", "waitpoints", "tokens", "*", "complete"}, 4)) {
     if (req.method != "POST") return method_not_allowed("POST");
@@ -349,8 +357,13 @@ void api_gateway::trigger(const std::string& task_id, const http_request& req, h
   }
   auto parsed = parse_trigger_body(task_id, req.body, max_payload_bytes_);
   if (!parsed.input) return respond(error_response(parsed.error.status, parsed.error.message));
-  runs_.trigger(std::move(*parsed.input), [respond = std::move(respond)](trigger_outcome o) {
+  // An offloaded payload (§4): the packet uploaded before takes the storagePath's place.
+  std::string packet;
+  if (parsed.input->payload_type == "application/store" && parsed.input->payload.is_string()) packet = parsed.input->payload.get<std::string>();
+  if (auto e = resolve_stored_payload(*parsed.input, stored_packets())) return respond(error_response(e->status, e->message));
+  runs_.trigger(std::move(*parsed.input), [this, respond = std::move(respond), packet = std::move(packet)](trigger_outcome o) {
     if (o.status != 200) return respond(error_response(o.status, o.error));
+    if (!packet.empty()) runs_.packet_used(packet);
     // The SDK turns x-trigger-jwt into handle.publicAccessToken and must not self-sign (§8);
     // an opaque value is enough until taskhost accepts public tokens anywhere.
     respond({200, json{{"id", o.run_id}, {"isCached", o.cached}}.dump(), {{"x-trigger-jwt", "taskhost-" + o.run_id}}});
@@ -423,6 +436,7 @@ void api_gateway::replay(const std::string& run_id, const http_request& req, htt
   }
   auto parsed = parse_trigger_body(run->task_id, dump(trig), max_payload_bytes_);
   if (!parsed.input) return respond(error_response(parsed.error.status, parsed.error.message));
+  if (auto e = resolve_stored_payload(*parsed.input, stored_packets())) return respond(error_response(e->status, e->message));
   trigger_input in = std::move(*parsed.input);
   if (!body.contains("payload")) {  // the same payload packet
     in.payload = run->payload;
@@ -448,6 +462,50 @@ void api_gateway::reschedule(const std::string& run_id, const http_request& req,
     if (!run) return respond(error_response(404, "Run not found: " + run_id));
     respond({200, dump(to_api_json(*run)), {}});
   });
+}
+
+void api_gateway::list_tokens(const http_request& req, http_responder respond) {
+  // GET /api/v1/waitpoints/tokens: the filters the SDK's wait.listTokens sends (§5.9).
+  std::string_view target = req.target;
+  auto q = target.find('?');
+  auto pairs = decode_query(q == std::string_view::npos ? std::string_view() : target.substr(q + 1));
+  if (!pairs) return respond(error_response(400, "bad percent-escape in the query string"));
+  token_list_query query;
+  for (const auto& [key, value] : *pairs) {
+    if (key == "filter[status]") {
+      for (const auto& s : split_list(value)) {
+        if (s != "WAITING" && s != "COMPLETED" && s != "TIMED_OUT")
+          return respond(error_response(400, "filter[status] must be WAITING, COMPLETED or TIMED_OUT (comma-separated), got '" + s + "'"));
+        query.statuses.push_back(s);
+      }
+    } else if (key == "filter[idempotencyKey]") {
+      query.idempotency_key = value;
+    } else if (key == "filter[tags]") {
+      query.tags = split_list(value);
+    } else if (key == "filter[createdAt][from]" || key == "filter[createdAt][to]") {
+      std::optional<time_point> t;
+      if (!value.empty() && value.find_first_not_of("0123456789") == std::string::npos && value.size() < 16) t = from_ms(std::stoll(value));
+      else t = parse_iso_time(value);
+      if (!t) return respond(error_response(400, key + " must be epoch milliseconds or an ISO date, got '" + value + "'"));
+      (key == "filter[createdAt][from]" ? query.created_from : query.created_to) = t;
+    } else if (key == "filter[createdAt][period]") {
+      auto d = config::parse_duration(value);
+      if (!d) return respond(error_response(400, "filter[createdAt][period] must be a duration like 7d, got '" + value + "'"));
+      query.created_from = clock_type::now() - *d;
+    } else if (key == "page[size]") {
+      auto n = page_size(value);
+      if (!n) return respond(error_response(400, "page[size] must be a whole number from 1 to 100"));
+      query.limit = *n;
+    } else if (key == "page[after]") {
+      query.after = value;
+    } else if (key == "page[before]") {
+      // Never needed: no page of tokens carries a `previous` cursor.
+      return respond(error_response(400, "page[before] is not supported for tokens; follow pagination.next"));
+    }
+  }
+  auto a = runs_.list_tokens(query);
+  if (a.status == 200) a.body = with_callback_urls(std::move(a.body), req);
+  respond(answer_response(a));
 }
 
 void api_gateway::queues(const http_request& req, const std::vector<std::string_view>& parts, http_responder respond) {

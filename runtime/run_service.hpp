@@ -43,12 +43,14 @@ public:
   /// run is not DELAYED, 404 if unknown.
   virtual void reschedule(const std::string& id, time_point delay_until, std::function<void(trigger_outcome)> done) = 0;
 
-  /// Wait tokens: create ({"timeout"?, "idempotencyKey"?, "idempotencyKeyTTL"?, "tags"?}),
-  /// complete (200; 404 unknown; 409 already completed or timed out), retrieve, list.
+  /// Wait tokens, in the HTTP API's shapes (token_to_api_json; the gateway adds each `url`):
+  /// create ({"timeout"?, "idempotencyKey"?, "idempotencyKeyTTL"?, "tags"?} → the token and
+  /// "isCached"), complete ({"success": true}; the same data again is 200 too; 404 unknown; 409
+  /// timed out or completed with other data), retrieve, list ({"data", "pagination"}).
   virtual api_answer create_token(const nlohmann::json& options) = 0;
   virtual api_answer complete_token(const std::string& id, const nlohmann::json& data) = 0;
   virtual api_answer get_token(const std::string& id) = 0;
-  virtual api_answer list_tokens(const std::string& status, size_t limit, const std::string& after) = 0;
+  virtual api_answer list_tokens(const token_list_query& q) = 0;
   /// A batch of runs triggered together: {"id", "status", "runCount", "runs": [ids], ...}; 404 unknown.
   virtual api_answer get_batch(const std::string& id) const = 0;
 
@@ -73,6 +75,28 @@ public:
   virtual api_answer update_schedule(const std::string& id, const nlohmann::json& body) = 0;
   virtual api_answer delete_schedule(const std::string& id) = 0;
   virtual api_answer activate_schedule(const std::string& id, bool active) = 0;
+
+  /// idempotencyKeys.reset: the runs of `task_id` holding `key` let go of it, so that the next
+  /// trigger with it makes a new run. {"id": key}; 404 if no run of the task has it; 503 when the
+  /// change cannot be recorded.
+  virtual api_answer reset_idempotency_key(const std::string& task_id, const std::string& key) {
+    (void)task_id, (void)key;
+    return {501, {{"error", "idempotency keys cannot be reset here"}}};
+  }
+
+  /// Packets, the payloads the SDK uploads before a trigger names them (§4; the gateway signs and
+  /// checks their upload URLs). save_packet records one at once (200; 503 when the store cannot);
+  /// get_packet reads an unexpired one; packet_used says a recorded run took its payload from it
+  /// (it goes soon after). The defaults keep no packets.
+  virtual api_answer save_packet(const std::string& storage_path, const std::string& content_type, std::string data) {
+    (void)storage_path, (void)content_type, (void)data;
+    return {501, {{"error", "packets are not kept here"}}};
+  }
+  virtual std::optional<stored_packet> get_packet(const std::string& storage_path) {
+    (void)storage_path;
+    return std::nullopt;
+  }
+  virtual void packet_used(const std::string& storage_path) { (void)storage_path; }
 };
 
 }  // namespace taskhost

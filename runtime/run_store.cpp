@@ -135,6 +135,26 @@ CREATE TABLE api_keys (
   revoked_at INTEGER
 );
 )sql",
+    // 6: packets (payloads the SDK offloads and uploads to a signed URL) and the deployment's
+    // secrets (the key that signs those URLs and the wait tokens' callback URLs). Packets are
+    // BLOBs in a rowid table (large rows do not belong in a WITHOUT ROWID b-tree).
+    R"sql(
+CREATE TABLE packets (
+  storage_path TEXT PRIMARY KEY,
+  content_type TEXT NOT NULL,
+  data BLOB NOT NULL,
+  size INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  used_at INTEGER
+);
+CREATE INDEX packets_by_expiry ON packets(expires_at);
+CREATE TABLE secrets (
+  name TEXT PRIMARY KEY,
+  value BLOB NOT NULL,
+  created_at INTEGER NOT NULL
+);
+)sql",
 };
 
 /// The first schema version with the api_keys table.
@@ -988,20 +1008,141 @@ token_change run_store::time_out_token(const std::string& id) {
                           [&](sqlite::stmt& st, int64_t now) { st.bind(1, id).bind(2, now); });
 }
 
-std::vector<token_record> run_store::list_tokens(const std::string& status, size_t limit, const std::string& after) {
+std::vector<token_record> run_store::list_tokens(const token_list_query& q) {
   std::vector<token_record> out;
-  std::lock_guard rl(*db_->read_mu);
   std::string sql = "SELECT " + std::string(token_columns) + " FROM waitpoint_tokens WHERE 1=1";
-  if (!status.empty()) sql += " AND status = ?";
-  if (!after.empty()) sql += " AND (created_at, id) < (SELECT created_at, id FROM waitpoint_tokens WHERE id = ?)";
+  auto placeholders = [](size_t n) {
+    std::string p = "(";
+    for (size_t i = 0; i < n; ++i) p += i ? ",?" : "?";
+    return p + ")";
+  };
+  if (!q.statuses.empty()) sql += " AND status IN " + placeholders(q.statuses.size());
+  if (!q.idempotency_key.empty()) sql += " AND idempotency_key = ?";
+  if (!q.tags.empty()) sql += " AND EXISTS (SELECT 1 FROM json_each(waitpoint_tokens.tags) WHERE value IN " + placeholders(q.tags.size()) + ")";
+  if (q.created_from) sql += " AND created_at >= ?";
+  if (q.created_to) sql += " AND created_at <= ?";
+  if (!q.after.empty()) sql += " AND (created_at, id) < (SELECT created_at, id FROM waitpoint_tokens WHERE id = ?)";
   sql += " ORDER BY created_at DESC, id DESC LIMIT ?";
+  std::lock_guard rl(*db_->read_mu);
   auto st = db_->read_db().prepare(sql);
   int i = 1;
-  if (!status.empty()) st.bind(i++, status);
-  if (!after.empty()) st.bind(i++, after);
-  st.bind(i, static_cast<int64_t>(limit));
+  for (const auto& s : q.statuses) st.bind(i++, s);
+  if (!q.idempotency_key.empty()) st.bind(i++, q.idempotency_key);
+  for (const auto& t : q.tags) st.bind(i++, t);
+  if (q.created_from) st.bind(i++, to_us(*q.created_from));
+  if (q.created_to) st.bind(i++, to_us(*q.created_to));
+  if (!q.after.empty()) st.bind(i++, q.after);
+  st.bind(i, static_cast<int64_t>(q.limit));
   while (st.step()) out.push_back(read_token(st));
   return out;
+}
+
+bool run_store::reset_idempotency_key(const std::string& task_id, const std::string& key) {
+  std::function<void()> notify;
+  bool found = false;
+  {
+    // Memory first (so that a trigger meanwhile cannot match a run still holding the key there),
+    // then the rows on disk; a hot run's next commit writes its cleared key too.
+    std::lock_guard lock(mu_);
+    idem_.erase(task_id + '\n' + key);
+    for (auto& [id, h] : hot_) {
+      if (h.r.task_id != task_id || h.r.idempotency_key != key) continue;
+      h.r.idempotency_key.clear();
+      h.r.idempotency_expires_at.reset();
+      mark_dirty_locked(id, h);
+      found = true;
+    }
+    if (found) notify = wake_locked();
+    std::lock_guard wl(db_->write_mu);  // (the order create() takes for ":memory:": mu_, then the db)
+    try {
+      auto st = db_->writer->prepare(
+          "UPDATE runs SET idempotency_key = NULL, idempotency_expires_at = NULL WHERE task_id = ? AND idempotency_key = ?");
+      st.bind(1, task_id).bind(2, key);
+      st.step();
+      if (db_->writer->changes() > 0) found = true;
+    } catch (const sqlite::error& e) {
+      throw store_error(std::string("the idempotency key could not be reset: ") + e.what());
+    }
+  }
+  if (notify) notify();
+  return found;
+}
+
+std::string run_store::secret(const std::string& name, const std::function<std::string()>& make) {
+  std::lock_guard wl(db_->write_mu);
+  auto& w = *db_->writer;
+  try {
+    auto q = w.prepare("SELECT value FROM secrets WHERE name = ?");
+    q.bind(1, name);
+    if (q.step()) return q.blob(0);
+    std::string value = make();
+    auto st = w.prepare("INSERT INTO secrets (name, value, created_at) VALUES (?, ?, ?)");
+    st.bind(1, name).bind_blob_static(2, value).bind(3, to_us(clock_type::now()));
+    st.step();
+    return value;
+  } catch (const sqlite::error& e) {
+    throw store_error("store " + opts_.path + ": the secret '" + name + "' could not be read or recorded: " + e.what());
+  }
+}
+
+void run_store::save_packet(const packet_record& p) {
+  std::lock_guard wl(db_->write_mu);
+  try {
+    auto st = db_->writer->prepare(
+        "INSERT INTO packets (storage_path, content_type, data, size, created_at, expires_at) VALUES (?,?,?,?,?,?) "
+        "ON CONFLICT(storage_path) DO UPDATE SET content_type=excluded.content_type, data=excluded.data, size=excluded.size "
+        "WHERE used_at IS NULL");
+    st.bind(1, p.storage_path).bind(2, p.content_type).bind_blob_static(3, p.data).bind(4, static_cast<int64_t>(p.data.size()));
+    st.bind(5, to_us(p.created_at)).bind(6, to_us(p.expires_at));
+    st.step();
+  } catch (const sqlite::error& e) {
+    throw store_error(e.disk_full() ? std::string("the run store's disk is full (") + e.what() + ")"
+                                    : std::string("the packet could not be recorded: ") + e.what());
+  }
+}
+
+std::optional<packet_record> run_store::get_packet(const std::string& storage_path, time_point now) {
+  std::lock_guard rl(*db_->read_mu);
+  try {
+    auto st = db_->read_db().prepare(
+        "SELECT content_type, data, created_at, expires_at, used_at FROM packets WHERE storage_path = ? AND expires_at > ?");
+    st.bind(1, storage_path).bind(2, to_us(now));
+    if (!st.step()) return std::nullopt;
+    packet_record p;
+    p.storage_path = storage_path;
+    p.content_type = st.text(0);
+    p.data = st.blob(1);
+    p.created_at = from_us(st.int64(2));
+    p.expires_at = from_us(st.int64(3));
+    p.used_at = opt_time(st.opt_int64(4));
+    return p;
+  } catch (const sqlite::error& e) {
+    throw store_error(std::string("the packet could not be read: ") + e.what());
+  }
+}
+
+void run_store::packet_used(const std::string& storage_path, time_point now, std::chrono::milliseconds grace) {
+  std::lock_guard wl(db_->write_mu);
+  try {
+    auto st = db_->writer->prepare(
+        "UPDATE packets SET used_at = COALESCE(used_at, ?1), expires_at = MIN(expires_at, ?2) WHERE storage_path = ?3");
+    st.bind(1, to_us(now)).bind(2, to_us(now + grace)).bind(3, storage_path);
+    st.step();
+  } catch (const sqlite::error& e) {
+    throw store_error(std::string("the packet could not be marked used: ") + e.what());
+  }
+}
+
+size_t run_store::purge_packets(time_point now) {
+  std::lock_guard wl(db_->write_mu);
+  try {
+    auto st = db_->writer->prepare("DELETE FROM packets WHERE expires_at <= ?");
+    st.bind(1, to_us(now));
+    st.step();
+    return static_cast<size_t>(db_->writer->changes());
+  } catch (const sqlite::error& e) {
+    throw store_error(std::string("expired packets could not be deleted: ") + e.what());
+  }
 }
 
 std::vector<queue_state_record> run_store::queue_states() const {

@@ -120,6 +120,30 @@ struct api_key_record {
   std::optional<time_point> revoked_at;
 };
 
+/// Which tokens list_tokens returns (GET /api/v1/waitpoints/tokens): every filter that is set
+/// must match.
+struct token_list_query {
+  std::vector<std::string> statuses;      ///< any of (WAITING, COMPLETED, TIMED_OUT); empty = all
+  std::string idempotency_key;            ///< "" = any
+  std::vector<std::string> tags;          ///< tokens with any of these tags
+  std::optional<time_point> created_from; ///< inclusive
+  std::optional<time_point> created_to;   ///< inclusive
+  size_t limit = 25;
+  std::string after;                      ///< the id of the last token seen: tokens older than it
+};
+
+/// A packet: a payload the SDK offloaded (128 KiB or more; trigger-rest-api.md §4), uploaded to a
+/// signed URL and then named by a trigger's `storagePath`. Kept in SQLite until it expires: at
+/// its TTL if never used, shortly after the trigger that used it is recorded.
+struct packet_record {
+  std::string storage_path;
+  std::string content_type;   ///< application/super+json | application/json | text/plain
+  std::string data;           ///< the packet, as uploaded
+  time_point created_at{};
+  time_point expires_at{};
+  std::optional<time_point> used_at;
+};
+
 /// What completing (or timing out) a token did.
 enum class token_change { changed, unknown, already_final };
 
@@ -194,8 +218,28 @@ public:
   token_change complete_token(const std::string& id, const json& output);
   /// WAITING → TIMED_OUT if its timeout has passed (unchanged: already_final or unknown).
   token_change time_out_token(const std::string& id);
-  /// Tokens newest first, optionally of one status; `after` is the id of the last one seen.
-  std::vector<token_record> list_tokens(const std::string& status, size_t limit, const std::string& after);
+  /// Tokens newest first, filtered; at most q.limit of them.
+  std::vector<token_record> list_tokens(const token_list_query& q);
+
+  /// Clears the idempotency key `key` from every run of `task_id` that holds it, in memory and on
+  /// disk (idempotencyKeys.reset): the next trigger with that key makes a new run. False if no run
+  /// of the task has it. Throws store_error when the change cannot be written.
+  bool reset_idempotency_key(const std::string& task_id, const std::string& key);
+
+  /// The deployment's secret called `name` (the key that signs the URLs it hands out), made by
+  /// `make` and recorded the first time it is asked for; the same bytes on every later start.
+  /// Throws store_error.
+  std::string secret(const std::string& name, const std::function<std::string()>& make);
+  /// Records a packet at once. Uploading to the same storage path again replaces its bytes while
+  /// no trigger has used it (afterwards the upload changes nothing). Throws store_error.
+  void save_packet(const packet_record& p);
+  /// The packet at `storage_path`, unless unknown or expired at `now`. Throws store_error.
+  std::optional<packet_record> get_packet(const std::string& storage_path, time_point now);
+  /// A recorded run took its payload from the packet: it now expires `grace` after `now` (so
+  /// that a retried request still finds it), or at its TTL if that is sooner. Throws store_error.
+  void packet_used(const std::string& storage_path, time_point now, std::chrono::milliseconds grace);
+  /// Deletes the packets expired at `now`. Returns how many. Throws store_error.
+  size_t purge_packets(time_point now);
 
   /// Queue states recorded by save_queue_state, by name.
   std::vector<queue_state_record> queue_states() const;

@@ -56,6 +56,11 @@ stmt& stmt::bind_null(int i) {
   return *this;
 }
 
+stmt& stmt::bind_blob_static(int i, std::string_view v) {
+  sqlite3_bind_blob64(st_, i, v.data(), v.size(), SQLITE_STATIC);
+  return *this;
+}
+
 bool stmt::step() {
   int rc = sqlite3_step(st_);
   if (rc == SQLITE_ROW) return true;
@@ -73,6 +78,10 @@ bool stmt::is_null(int col) const { return sqlite3_column_type(st_, col) == SQLI
 int64_t stmt::int64(int col) const { return sqlite3_column_int64(st_, col); }
 std::string stmt::text(int col) const {
   auto p = reinterpret_cast<const char*>(sqlite3_column_text(st_, col));
+  return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(st_, col))) : std::string();
+}
+std::string stmt::blob(int col) const {
+  auto p = static_cast<const char*>(sqlite3_column_blob(st_, col));
   return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(st_, col))) : std::string();
 }
 std::optional<int64_t> stmt::opt_int64(int col) const {

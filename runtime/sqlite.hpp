@@ -47,6 +47,9 @@ public:
   stmt& bind(int i, const std::optional<int64_t>& v);
   stmt& bind_text_or_null(int i, std::string_view v);  ///< "" binds NULL
   stmt& bind_null(int i);
+  /// Binds bytes as a BLOB without copying them: `v` must stay alive until the statement is
+  /// stepped and reset (large packets are not copied twice).
+  stmt& bind_blob_static(int i, std::string_view v);
   /// True while a row is available; false when done. Throws sqlite::error.
   bool step();
   void reset();  ///< ready to run again; bindings cleared
@@ -54,6 +57,7 @@ public:
   bool is_null(int col) const;
   int64_t int64(int col) const;
   std::string text(int col) const;
+  std::string blob(int col) const;  ///< a BLOB (or TEXT) column's bytes
   std::optional<int64_t> opt_int64(int col) const;
 
 private:

@@ -96,6 +96,42 @@ std::optional<std::chrono::system_clock::time_point> parse_delay(const json& v, 
   return std::nullopt;
 }
 
+std::optional<request_error> decode_payload(std::string_view payload_type, std::string_view data, json& out) {
+  if (payload_type == "application/super+json") {
+    json packet = json::parse(data, nullptr, false);
+    if (packet.is_discarded() || !packet.is_object()) return request_error{400, "payload is not a valid application/super+json packet"};
+    out = packet.contains("json") ? std::move(packet["json"]) : json(nullptr);
+  } else if (payload_type == "application/json") {
+    out = json::parse(data, nullptr, false);
+    if (out.is_discarded()) {
+      out = nullptr;
+      return request_error{400, "payload is not valid JSON (payloadType application/json)"};
+    }
+  } else if (payload_type == "text/plain") {
+    out = std::string(data);
+  } else {
+    return request_error{400, "unsupported options.payloadType '" + std::string(payload_type).substr(0, 100) + "'"};
+  }
+  return std::nullopt;
+}
+
+std::optional<request_error> resolve_stored_payload(trigger_input& in, const packet_reader& read) {
+  if (in.payload_type != "application/store") return std::nullopt;
+  if (!in.payload.is_string() || in.payload.get_ref<const std::string&>().empty())
+    return request_error{400, "payloadType application/store needs the packet's storagePath as the payload (a string)"};
+  const std::string path = in.payload.get<std::string>();
+  auto packet = read(path);
+  if (!packet)
+    return request_error{400, "no packet is stored at storagePath '" + path.substr(0, 300) +
+                                  "' (never uploaded, or expired): upload it with PUT /api/v2/packets/{filename} first"};
+  json value;
+  if (auto e = decode_payload(packet->content_type, packet->data, value))
+    return request_error{400, "the packet at storagePath '" + path.substr(0, 300) + "' (" + packet->content_type + "): " + e->message};
+  in.payload = std::move(value);
+  in.payload_type = std::move(packet->content_type);
+  return std::nullopt;
+}
+
 trigger_parse_result parse_trigger_body(std::string_view task_id, std::string_view body, uint64_t max_payload_bytes) {
   trigger_input in;
   in.task_id = std::string(task_id);
@@ -129,20 +165,10 @@ trigger_parse_result parse_trigger_body(std::string_view task_id, std::string_vi
     if (s.size() > max_payload_bytes)
       return fail(413, "payload of " + std::to_string(s.size()) + " bytes is over the limit of " +
                            std::to_string(max_payload_bytes) + " bytes");
-    if (in.payload_type == "application/super+json") {
-      json packet = json::parse(s, nullptr, false);
-      if (packet.is_discarded() || !packet.is_object())
-        return fail(400, "payload is not a valid application/super+json packet");
-      in.payload = packet.contains("json") ? packet["json"] : json(nullptr);
-    } else if (in.payload_type == "application/json") {
-      in.payload = json::parse(s, nullptr, false);
-      if (in.payload.is_discarded()) return fail(400, "payload is not valid JSON (payloadType application/json)");
-    } else if (in.payload_type == "text/plain") {
-      in.payload = s;
-    } else if (in.payload_type == "application/store") {
-      return fail(400, "offloaded payloads (application/store) are not supported by this taskhost yet");
-    } else {
-      return fail(400, "unsupported options.payloadType '" + in.payload_type + "'");
+    if (in.payload_type == "application/store") {
+      in.payload = s;  // the storagePath: resolve_stored_payload reads the packet
+    } else if (auto e = decode_payload(in.payload_type, s, in.payload)) {
+      return {std::nullopt, *e};
     }
   } else {
     in.payload = *p;  // a plain JSON value

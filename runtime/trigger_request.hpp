@@ -2,11 +2,14 @@
 //
 // The payload may be a plain JSON value (curl users) or the @trigger.dev/sdk encoding: a string
 // plus options.payloadType — application/super+json (the task gets the packet's `json` member),
-// application/json (the string is JSON), text/plain (the task gets the string). See
+// application/json (the string is JSON), text/plain (the task gets the string), or
+// application/store (the string is the storagePath of a packet uploaded before: the SDK offloads
+// payloads of 128 KiB or more; resolve_stored_payload reads and decodes it). See
 // shared/reference/trigger-rest-api.md §4 and §5.1.
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -63,7 +66,29 @@ struct run_record;
 /// The run a trigger creates: QUEUED, or DELAYED until its delay; TTL and idempotency key applied.
 run_record new_run_record(trigger_input in, std::string id, std::chrono::system_clock::time_point now);
 
+/// Parses a trigger's body. A payload of type application/store is left as it came (`payload` the
+/// storagePath string, `payload_type` "application/store"): resolve_stored_payload replaces it.
 trigger_parse_result parse_trigger_body(std::string_view task_id, std::string_view body, uint64_t max_payload_bytes);
+
+/// Decodes a payload string sent with `payload_type` (application/super+json → its `json` member;
+/// application/json → the JSON; text/plain → the string itself) into `out`. The one decoder of
+/// inline payloads and packets. An error (400) for a malformed packet or an unknown type.
+std::optional<request_error> decode_payload(std::string_view payload_type, std::string_view data, nlohmann::json& out);
+
+/// A packet as uploaded: its content type (the payloadType the SDK sent it with) and its bytes.
+struct stored_packet {
+  std::string content_type;
+  std::string data;
+};
+/// Reads the packet stored at a storagePath; nullopt if there is none (unknown or expired).
+using packet_reader = std::function<std::optional<stored_packet>(const std::string& storage_path)>;
+
+/// When `in` names a packet (payload_type application/store, payload its storagePath): reads it
+/// with `read` and puts its decoded value and original type in its place, exactly as an inline
+/// payload of that type would be. Nothing to do for other payloads. An error (400) for a
+/// storagePath that is not a string or names no packet, or a packet that does not decode. Used by
+/// the single trigger and by each item of a batch.
+std::optional<request_error> resolve_stored_payload(trigger_input& in, const packet_reader& read);
 
 /// An ISO 8601 / RFC 3339 date-time ("2026-01-02T03:04:05.678Z", "...+02:00"); nullopt if not one.
 std::optional<std::chrono::system_clock::time_point> parse_iso_time(std::string_view s);

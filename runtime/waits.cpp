@@ -87,6 +87,25 @@ json token_to_json(const token_record& t) {
   return j;
 }
 
+json token_to_api_json(const token_record& t) {
+  json j = token_to_json(t);
+  j.erase("output");
+  j.erase("outputIsError");
+  // What the token was completed with, as the SDK reads it (§5.9): a string it parses by
+  // outputType. A timed-out token's output is the error the SDK turns into WaitpointTimeoutError.
+  if (j["status"] == "COMPLETED") {
+    j["output"] = t.output ? t.output->dump(-1, ' ', false, json::error_handler_t::replace) : std::string("null");
+    j["outputType"] = "application/json";
+    j["outputIsError"] = false;
+  } else if (j["status"] == "TIMED_OUT") {
+    const std::string at = t.timeout_at ? format_time(*t.timeout_at) : format_time(clock_type::now());
+    j["output"] = json{{"message", "Waitpoint timed out at " + at}, {"code", "TRIGGER_WAITPOINT_TIMEOUT"}}.dump();
+    j["outputType"] = "application/json";
+    j["outputIsError"] = true;
+  }
+  return j;
+}
+
 wait_coordinator::wait_coordinator(wait_env env) : env_(std::move(env)) {}
 
 json wait_coordinator::call(const std::string& run_id, const std::string& method, const json& req) {
@@ -143,6 +162,8 @@ json wait_coordinator::op(const std::string& run_id, const json& req) {
     json body = {{"payload", item.value("payload", json())}, {"options", item.value("options", json::object())}};
     auto p = parse_trigger_body(task, body.dump(-1, ' ', false, json::error_handler_t::replace), env_.max_payload_bytes);
     if (!p.input) throw call_error(where + p.error.message);
+    if (p.input->payload_type == "application/store")
+      throw call_error(where + "payloadType application/store (an uploaded packet) is only accepted over the HTTP API");
     return std::move(*p.input);
   };
 
@@ -460,6 +481,13 @@ void wait_coordinator::finish_token(const std::string& token_id, const json& res
 }
 
 json wait_coordinator::create_token(const json& opts) {
+  bool cached = false;
+  json j = token_to_json(new_token(opts, cached));
+  j["isCached"] = cached;
+  return j;
+}
+
+token_record wait_coordinator::new_token(const json& opts, bool& cached) {
   if (!opts.is_object()) throw call_error("token options must be a JSON object");
   token_record t;
   t.id = new_id("waitpoint_");
@@ -491,14 +519,10 @@ json wait_coordinator::create_token(const json& opts) {
       t.tags.push_back(x.get<std::string>());
     }
   }
-  bool cached = false;
-  t = env_.store->create_token(std::move(t), cached);  // store_error: the caller's to answer (503)
-  json j = token_to_json(t);
-  j["isCached"] = cached;
-  return j;
+  return env_.store->create_token(std::move(t), cached);  // store_error: the caller's to answer (503)
 }
 
-int wait_coordinator::complete_token(const std::string& id, const json& data, std::string& error) {
+int wait_coordinator::complete_token(const std::string& id, const json& data, std::string& error, bool same_data_ok) {
   token_change c;
   try {
     c = env_.store->complete_token(id, data);
@@ -512,7 +536,10 @@ int wait_coordinator::complete_token(const std::string& id, const json& data, st
   }
   if (c == token_change::already_final) {
     auto t = env_.store->get_token(id);
-    error = "Waitpoint token " + id + " is already " + (t && t->status == "TIMED_OUT" ? "timed out" : "completed");
+    // The same data again is a retry whose first answer was lost: it did what was asked.
+    if (same_data_ok && t && t->status == "COMPLETED" && t->output && *t->output == data) return 200;
+    error = "Waitpoint token " + id + " is already " + (t && t->status == "TIMED_OUT" ? "timed out" : "completed") +
+            (same_data_ok && t && t->status == "COMPLETED" ? " with other data" : "");
     if (t && t->status == "TIMED_OUT") finish_token(id, token_result(*t));
     return 409;
   }
@@ -520,19 +547,15 @@ int wait_coordinator::complete_token(const std::string& id, const json& data, st
   return 200;
 }
 
-std::optional<json> wait_coordinator::token_json(const std::string& id) {
-  auto t = env_.store->get_token(id);
-  if (!t) return std::nullopt;
-  return token_to_json(*t);
-}
+std::optional<token_record> wait_coordinator::token(const std::string& id) { return env_.store->get_token(id); }
 
-json wait_coordinator::list_tokens(const std::string& status, size_t limit, const std::string& after) {
-  auto ts = env_.store->list_tokens(status, limit + 1, after);
-  json data = json::array();
-  for (size_t i = 0; i < ts.size() && i < limit; ++i) data.push_back(token_to_json(ts[i]));
-  json page = json::object();
-  if (ts.size() > limit && limit > 0) page["next"] = ts[limit - 1].id;
-  return {{"data", std::move(data)}, {"pagination", page}};
+std::vector<token_record> wait_coordinator::list_tokens(token_list_query q, bool& more) {
+  const size_t limit = q.limit;
+  q.limit = limit + 1;
+  auto ts = env_.store->list_tokens(q);
+  more = ts.size() > limit;
+  if (more) ts.resize(limit);
+  return ts;
 }
 
 }  // namespace taskhost

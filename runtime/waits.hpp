@@ -104,13 +104,20 @@ public:
   void restore(const std::string& run_id);
 
   // --- tokens (ctx.create_token, the HTTP API, the CLI) ---
-  /// {"timeout"?: "1h" | ISO date, "idempotencyKey"?, "idempotencyKeyTTL"?, "tags"?}. Throws
-  /// call_error for bad options (400), store_error when it cannot be recorded (503).
+  /// {"timeout"?: "1h" | ISO date, "idempotencyKey"?, "idempotencyKeyTTL"?, "tags"?}: the token
+  /// (an earlier one with the same idempotency key: `cached`). Throws call_error for bad options
+  /// (400), store_error when it cannot be recorded (503).
+  token_record new_token(const json& opts, bool& cached);
+  /// new_token as a run's code gets it: token_to_json and "isCached".
   json create_token(const json& opts);
-  /// 200 completed, 404 unknown, 409 already completed or timed out. `error` says why.
-  int complete_token(const std::string& id, const json& data, std::string& error);
-  std::optional<json> token_json(const std::string& id);
-  json list_tokens(const std::string& status, size_t limit, const std::string& after);
+  /// 200 completed, 404 unknown, 409 already completed or timed out (`error` says why). With
+  /// `same_data_ok` (the HTTP API: a retry after a lost answer), completing a completed token with
+  /// the data it was completed with is 200 again and changes nothing.
+  int complete_token(const std::string& id, const json& data, std::string& error, bool same_data_ok = false);
+  /// The token (a WAITING one past its timeout is timed out first); nullopt if unknown.
+  std::optional<token_record> token(const std::string& id);
+  /// Newest first; `more` is set when tokens beyond q.limit match.
+  std::vector<token_record> list_tokens(token_list_query q, bool& more);
 
 private:
   struct waiter {
@@ -137,7 +144,12 @@ private:
   std::unordered_map<std::string, std::vector<waiter>> waiters_;  ///< child run or token id → who waits
 };
 
-/// A token as the API shows it (Trigger.dev's WaitpointTokenItem).
+/// A token as a run's code gets it (ctx.create_token): its fields, `output` the raw data.
 json token_to_json(const token_record& t);
+/// A token as the HTTP API shows it (Trigger.dev's WaitpointTokenItem and retrieve response,
+/// §5.9), without `url` (the gateway adds it): `output` the data as a JSON string with
+/// `outputType` and `outputIsError`; a timed-out token's output is
+/// {"message", "code": "TRIGGER_WAITPOINT_TIMEOUT"} with outputIsError true.
+json token_to_api_json(const token_record& t);
 
 }  // namespace taskhost

@@ -26,7 +26,7 @@ public:
   api_answer create_token(const nlohmann::json&) override { return ok(); }
   api_answer complete_token(const std::string&, const nlohmann::json&) override { return ok(); }
   api_answer get_token(const std::string&) override { return ok(); }
-  api_answer list_tokens(const std::string&, size_t, const std::string&) override { return ok(); }
+  api_answer list_tokens(const token_list_query&) override { return ok(); }
   api_answer get_batch(const std::string&) const override { return ok(); }
   api_answer list_queues(size_t, size_t) override { return ok(); }
   api_answer get_queue(const std::string&) override { return ok(); }

@@ -574,3 +574,135 @@ TEST(RunStoreTest, ApiKeyTableRefusesAnInMemoryStore) {
   run_store s({":memory:"});
   EXPECT_TRUE(s.api_keys().empty()) << "an in-memory store has the table, empty";
 }
+
+TEST(RunStoreTest, ResetIdempotencyKeyFreesItForHotColdAndReopenedRuns) {
+  temp_dir tmp;
+  auto keyed = [](const std::string& task, const std::string& key) {
+    auto r = new_run(task);
+    r.idempotency_key = key;
+    r.idempotency_expires_at = r.created_at + 24h;
+    return r;
+  };
+  std::string finished_id;
+  {
+    run_store s({(tmp / "runs.db").string()});
+    // A run still in memory (queued).
+    auto hot = create_committed(s, keyed("t", "hot"));
+    EXPECT_EQ(create_committed(s, keyed("t", "hot")).run_id, hot.run_id);
+    EXPECT_FALSE(s.reset_idempotency_key("other-task", "hot")) << "a key is reset for one task";
+    EXPECT_TRUE(s.reset_idempotency_key("t", "hot"));
+    auto fresh = create_committed(s, keyed("t", "hot"));
+    EXPECT_FALSE(fresh.cached);
+    EXPECT_NE(fresh.run_id, hot.run_id);
+    EXPECT_TRUE(s.get(hot.run_id)->idempotency_key.empty());
+    // A finished run, out of memory: only its row holds the key.
+    auto done = create_committed(s, keyed("t", "cold"));
+    finish(s, done.run_id, run_status::completed);
+    EXPECT_EQ(create_committed(s, keyed("t", "cold")).run_id, done.run_id);
+    EXPECT_TRUE(s.reset_idempotency_key("t", "cold"));
+    EXPECT_NE(create_committed(s, keyed("t", "cold")).run_id, done.run_id);
+    EXPECT_FALSE(s.reset_idempotency_key("t", "never-used"));
+    finished_id = create_committed(s, keyed("t", "after-restart")).run_id;
+    finish(s, finished_id, run_status::completed);
+  }
+  run_store s({(tmp / "runs.db").string()});
+  EXPECT_TRUE(s.reset_idempotency_key("t", "after-restart"));
+  EXPECT_NE(create_committed(s, keyed("t", "after-restart")).run_id, finished_id);
+}
+
+TEST(RunStoreTest, PacketsAreKeptUntilTheirTtlOrShortlyAfterUseAndSurviveAReopen) {
+  temp_dir tmp;
+  const auto t0 = clock_type::now();
+  std::string big(300 * 1024, 'x');
+  big[7] = '\0';  // bytes, not text
+  {
+    run_store s({(tmp / "runs.db").string()});
+    s.save_packet({"packets/a/payload.json", "application/super+json", big, t0, t0 + 1h, {}});
+    s.save_packet({"packets/b/payload.txt", "text/plain", "short", t0, t0 + 1h, {}});
+    s.save_packet({"packets/c/payload.json", "application/json", "1", t0, t0 + 1min, {}});
+  }
+  run_store s({(tmp / "runs.db").string()});
+  auto a = s.get_packet("packets/a/payload.json", t0);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->data, big) << "every byte, the NUL too";
+  EXPECT_EQ(a->content_type, "application/super+json");
+  EXPECT_FALSE(a->used_at);
+  EXPECT_FALSE(s.get_packet("packets/nope", t0));
+  EXPECT_FALSE(s.get_packet("packets/c/payload.json", t0 + 2min)) << "expired: gone for readers before it is purged";
+
+  // Used: it stays a grace period (a retried request finds it), then goes.
+  s.packet_used("packets/b/payload.txt", t0, 10min);
+  EXPECT_TRUE(s.get_packet("packets/b/payload.txt", t0 + 5min));
+  EXPECT_FALSE(s.get_packet("packets/b/payload.txt", t0 + 11min));
+  // Once used, uploading again changes nothing; before, it replaces the bytes.
+  s.save_packet({"packets/b/payload.txt", "text/plain", "changed", t0, t0 + 1h, {}});
+  EXPECT_EQ(s.get_packet("packets/b/payload.txt", t0)->data, "short");
+  s.save_packet({"packets/a/payload.json", "application/super+json", "{\"json\":1}", t0, t0 + 1h, {}});
+  EXPECT_EQ(s.get_packet("packets/a/payload.json", t0)->data, "{\"json\":1}");
+
+  EXPECT_EQ(s.purge_packets(t0 + 2min), 1u) << "c, past its TTL";
+  EXPECT_EQ(s.purge_packets(t0 + 11min), 1u) << "b, past its grace after use";
+  EXPECT_EQ(s.purge_packets(t0 + 2h), 1u) << "a, past its TTL";
+  EXPECT_EQ(s.purge_packets(t0 + 3h), 0u);
+}
+
+TEST(RunStoreTest, ASecretIsMadeOnceAndKeptAcrossReopens) {
+  temp_dir tmp;
+  int made = 0;
+  auto make = [&] {
+    ++made;
+    return std::string(32, char('a' + made));
+  };
+  std::string first;
+  {
+    run_store s({(tmp / "runs.db").string()});
+    first = s.secret("url-signing", make);
+    EXPECT_EQ(s.secret("url-signing", make), first);
+    EXPECT_NE(s.secret("other", make), first);
+  }
+  run_store s({(tmp / "runs.db").string()});
+  EXPECT_EQ(s.secret("url-signing", make), first);
+  EXPECT_EQ(made, 2);
+}
+
+TEST(RunStoreTest, TokenListFiltersByStatusKeyTagsAndTimeAndPages) {
+  run_store s({":memory:"});
+  const auto t0 = clock_type::now();
+  auto token = [&](const std::string& id, std::vector<std::string> tags, const std::string& key, int age_s) {
+    token_record t;
+    t.id = id;
+    t.created_at = t0 - std::chrono::seconds(age_s);
+    t.tags = std::move(tags);
+    t.idempotency_key = key;
+    bool cached = false;
+    s.create_token(t, cached);
+  };
+  token("waitpoint_a", {"x"}, "ka", 40);
+  token("waitpoint_b", {"x", "y"}, "", 30);
+  token("waitpoint_c", {"z"}, "kc", 20);
+  token("waitpoint_d", {}, "", 10);
+  ASSERT_EQ(s.complete_token("waitpoint_b", 1), token_change::changed);
+  auto ids = [](const std::vector<token_record>& ts) {
+    std::vector<std::string> out;
+    for (const auto& t : ts) out.push_back(t.id);
+    return out;
+  };
+  token_list_query q;
+  EXPECT_EQ(ids(s.list_tokens(q)), (std::vector<std::string>{"waitpoint_d", "waitpoint_c", "waitpoint_b", "waitpoint_a"}));
+  q.statuses = {"COMPLETED"};
+  EXPECT_EQ(ids(s.list_tokens(q)), std::vector<std::string>{"waitpoint_b"});
+  q.statuses = {"WAITING", "COMPLETED"};
+  q.tags = {"y", "z"};
+  EXPECT_EQ(ids(s.list_tokens(q)), (std::vector<std::string>{"waitpoint_c", "waitpoint_b"}));
+  q = {};
+  q.idempotency_key = "ka";
+  EXPECT_EQ(ids(s.list_tokens(q)), std::vector<std::string>{"waitpoint_a"});
+  q = {};
+  q.created_from = t0 - 35s;
+  q.created_to = t0 - 15s;
+  EXPECT_EQ(ids(s.list_tokens(q)), (std::vector<std::string>{"waitpoint_c", "waitpoint_b"}));
+  q = {};
+  q.limit = 2;
+  q.after = "waitpoint_c";
+  EXPECT_EQ(ids(s.list_tokens(q)), (std::vector<std::string>{"waitpoint_b", "waitpoint_a"}));
+}

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+
 using nlohmann::json;
 using taskhost::format_time;
 using taskhost::parse_iso_time;
@@ -237,4 +239,69 @@ TEST(TriggerRequestTest, ElevenTagsOrALongTagAreRefusedNamingTheField) {
   ASSERT_FALSE(longtag.input);
   EXPECT_NE(longtag.error.message.find("options.tags"), std::string::npos);
   EXPECT_TRUE(parse_trigger_body("t", json{{"options", {{"tags", {std::string(128, 'x')}}}}}.dump(), limit).input);
+}
+
+TEST(TriggerRequestTest, AStoredPayloadIsReadFromItsPacketAndDecodedByItsOwnType) {
+  std::map<std::string, taskhost::stored_packet> packets = {
+      {"packets/s/payload.json", {"application/super+json", R"({"json":{"big":[1,2,3]},"meta":{"values":{}}})"}},
+      {"packets/j/payload.json", {"application/json", R"([true,"x"])"}},
+      {"packets/t/payload.txt", {"text/plain", "just text, not JSON {"}},
+      {"packets/bad/payload.json", {"application/super+json", "not json"}},
+  };
+  int reads = 0;
+  taskhost::packet_reader read = [&](const std::string& path) -> std::optional<taskhost::stored_packet> {
+    ++reads;
+    auto it = packets.find(path);
+    if (it == packets.end()) return std::nullopt;
+    return it->second;
+  };
+  auto trigger = [&](const std::string& path) {
+    auto r = parse_trigger_body("t", json{{"payload", path}, {"options", {{"payloadType", "application/store"}, {"payloadSize", 200000}}}}.dump(), limit);
+    EXPECT_TRUE(r.input) << r.error.message;
+    EXPECT_EQ(r.input->payload_type, "application/store") << "parsing leaves the storagePath for the resolver";
+    return *r.input;
+  };
+  auto in = trigger("packets/s/payload.json");
+  EXPECT_FALSE(taskhost::resolve_stored_payload(in, read));
+  EXPECT_EQ(in.payload, json({{"big", {1, 2, 3}}}));
+  EXPECT_EQ(in.payload_type, "application/super+json");
+  in = trigger("packets/j/payload.json");
+  EXPECT_FALSE(taskhost::resolve_stored_payload(in, read));
+  EXPECT_EQ(in.payload, json::array({true, "x"}));
+  in = trigger("packets/t/payload.txt");
+  EXPECT_FALSE(taskhost::resolve_stored_payload(in, read));
+  EXPECT_EQ(in.payload, "just text, not JSON {");
+  EXPECT_EQ(in.payload_type, "text/plain");
+
+  in = trigger("packets/nope");
+  auto e = taskhost::resolve_stored_payload(in, read);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->status, 400);
+  EXPECT_NE(e->message.find("no packet is stored at storagePath 'packets/nope'"), std::string::npos) << e->message;
+  in = trigger("packets/bad/payload.json");
+  e = taskhost::resolve_stored_payload(in, read);
+  ASSERT_TRUE(e);
+  EXPECT_NE(e->message.find("not a valid application/super+json packet"), std::string::npos) << e->message;
+
+  // Not a storagePath string; and payloads of other types are left alone (no read).
+  auto r = parse_trigger_body("t", R"({"payload":{"a":1},"options":{"payloadType":"application/store"}})", limit);
+  ASSERT_TRUE(r.input);
+  EXPECT_EQ(taskhost::resolve_stored_payload(*r.input, read)->status, 400);
+  const int before = reads;
+  auto plain = parse_trigger_body("t", R"({"payload":"{\"json\":1}","options":{"payloadType":"application/super+json"}})", limit);
+  EXPECT_FALSE(taskhost::resolve_stored_payload(*plain.input, read));
+  EXPECT_EQ(plain.input->payload, 1);
+  EXPECT_EQ(reads, before);
+}
+
+TEST(TriggerRequestTest, DecodePayloadIsTheOneDecoderOfEveryType) {
+  json out;
+  EXPECT_FALSE(taskhost::decode_payload("application/super+json", R"({"json":"s"})", out));
+  EXPECT_EQ(out, "s");
+  EXPECT_FALSE(taskhost::decode_payload("application/super+json", R"({"meta":{}})", out));
+  EXPECT_TRUE(out.is_null()) << "undefined → null";
+  EXPECT_FALSE(taskhost::decode_payload("application/json", "12.5", out));
+  EXPECT_EQ(out, 12.5);
+  EXPECT_EQ(taskhost::decode_payload("application/json", "{", out)->status, 400);
+  EXPECT_EQ(taskhost::decode_payload("application/x-unknown", "1", out)->status, 400);
 }

@@ -226,6 +226,11 @@ TEST(WaitCoordinatorTest, TokensCompleteOnceAndTimeOut) {
   EXPECT_EQ(f.woken, std::vector<std::string>{p});
   EXPECT_EQ(f.waits->complete_token(id, 2, err), 409);
   EXPECT_NE(err.find("already completed"), std::string::npos);
+  EXPECT_EQ(f.waits->complete_token(id, {{"v", 1}}, err), 409) << "a run's code completing twice is refused";
+  EXPECT_EQ(f.waits->complete_token(id, {{"v", 1}}, err, /*same_data_ok=*/true), 200) << "an HTTP retry with the same data";
+  EXPECT_EQ(f.waits->complete_token(id, {{"v", 2}}, err, true), 409);
+  EXPECT_NE(err.find("with other data"), std::string::npos) << err;
+  EXPECT_EQ(f.woken, std::vector<std::string>{p}) << "a repeat wakes nobody";
   EXPECT_EQ(f.waits->complete_token("waitpoint_nope", 2, err), 404);
   EXPECT_EQ(f.op(p, {{"seq", 0}, {"kind", "token"}, {"id", id}})["result"]["output"]["v"], 1);
   EXPECT_THROW(f.op(p, {{"seq", 1}, {"kind", "token"}, {"id", "waitpoint_nope"}}), call_error);
@@ -242,10 +247,48 @@ TEST(WaitCoordinatorTest, TokensCompleteOnceAndTimeOut) {
   auto res = f.op(q, {{"seq", 0}, {"kind", "token"}})["result"];
   EXPECT_EQ(res["ok"], false);
   EXPECT_EQ(res["error"]["name"], "WaitpointTimeoutError");
-  EXPECT_EQ((*f.waits->token_json(short_token["id"]))["status"], "TIMED_OUT");
+  EXPECT_EQ(f.waits->token(short_token["id"])->status, "TIMED_OUT");
   EXPECT_EQ(f.waits->complete_token(short_token["id"], 1, err), 409);
   EXPECT_NE(err.find("timed out"), std::string::npos);
-  EXPECT_EQ(f.waits->list_tokens("COMPLETED", 10, "")["data"].size(), 1u);
+  EXPECT_EQ(f.waits->complete_token(short_token["id"], 1, err, true), 409) << "a timed-out token stays timed out";
+  bool more = true;
+  token_list_query q1;
+  q1.statuses = {"COMPLETED"};
+  EXPECT_EQ(f.waits->list_tokens(q1, more).size(), 1u);
+  EXPECT_FALSE(more);
+}
+
+TEST(WaitCoordinatorTest, TheHttpShapeOfATokenHasItsOutputAsAJsonString) {
+  fixture f;
+  bool cached = true;
+  auto t = f.waits->new_token({{"tags", {"x"}}, {"idempotencyKey", "shape"}}, cached);
+  EXPECT_FALSE(cached);
+  json waiting = token_to_api_json(t);
+  EXPECT_EQ(waiting["status"], "WAITING");
+  EXPECT_FALSE(waiting.contains("output"));
+  EXPECT_FALSE(waiting.contains("outputIsError"));
+  EXPECT_EQ(waiting["tags"], json::array({"x"}));
+  EXPECT_EQ(waiting["idempotencyKey"], "shape");
+  std::string err;
+  ASSERT_EQ(f.waits->complete_token(t.id, {{"approved", true}, {"n", 2}}, err), 200);
+  json done = token_to_api_json(*f.waits->token(t.id));
+  EXPECT_EQ(done["status"], "COMPLETED");
+  ASSERT_TRUE(done["output"].is_string());
+  EXPECT_EQ(json::parse(done["output"].get<std::string>()), (json{{"approved", true}, {"n", 2}}));
+  EXPECT_EQ(done["outputType"], "application/json");
+  EXPECT_EQ(done["outputIsError"], false);
+  EXPECT_TRUE(done["completedAt"].is_string());
+  // What a run's code gets is unchanged: the data itself.
+  EXPECT_EQ(token_to_json(*f.waits->token(t.id))["output"]["n"], 2);
+
+  auto s = f.waits->new_token({{"timeout", "1s"}}, cached);
+  std::this_thread::sleep_for(1100ms);
+  json timed = token_to_api_json(*f.waits->token(s.id));
+  EXPECT_EQ(timed["status"], "TIMED_OUT");
+  EXPECT_EQ(timed["outputIsError"], true);
+  json out = json::parse(timed["output"].get<std::string>());
+  EXPECT_EQ(out["code"], "TRIGGER_WAITPOINT_TIMEOUT");
+  EXPECT_NE(out["message"].get<std::string>().find("timed out"), std::string::npos);
 }
 
 }  // namespace
