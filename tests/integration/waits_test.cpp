@@ -168,7 +168,12 @@ TEST(WaitsTest, TokensCompletedOverHttpAndTheCliAndTimedOut) {
   const std::string backend_token = json::parse(created.body)["id"];
   auto comp = s.wait_final(s.trigger("w-complete", {{"token", backend_token}, {"data", 7}}));
   EXPECT_EQ(comp["status"], "COMPLETED") << comp.dump();
-  EXPECT_EQ(json::parse(c.request("GET", "/api/v1/waitpoints/tokens/" + backend_token).body)["output"], 7);
+  // Over HTTP the data is a JSON string (Trigger.dev's retrieveToken shape); the run got the value.
+  auto got = json::parse(c.request("GET", "/api/v1/waitpoints/tokens/" + backend_token).body);
+  EXPECT_EQ(got["output"], "7");
+  EXPECT_EQ(got["outputType"], "application/json");
+  EXPECT_EQ(got["outputIsError"], false);
+  EXPECT_TRUE(got["url"].is_string()) << got.dump();
   auto list = json::parse(c.request("GET", "/api/v1/waitpoints/tokens?filter%5Bstatus%5D=COMPLETED").body);
   EXPECT_GE(list["data"].size(), 3u);
 
@@ -178,6 +183,10 @@ TEST(WaitsTest, TokensCompletedOverHttpAndTheCliAndTimedOut) {
   EXPECT_EQ(timed["output"]["ok"], false);
   EXPECT_NE(timed["output"]["error"].get<std::string>().find("WaitpointTimeoutError"), std::string::npos);
   EXPECT_EQ(c.request("POST", "/api/v1/waitpoints/tokens/" + timed["output"]["token"].get<std::string>() + "/complete", "{}").status, 409);
+  auto timed_token = json::parse(c.request("GET", "/api/v1/waitpoints/tokens/" + timed["output"]["token"].get<std::string>()).body);
+  EXPECT_EQ(timed_token["status"], "TIMED_OUT");
+  EXPECT_EQ(timed_token["outputIsError"], true);
+  EXPECT_EQ(json::parse(timed_token["output"].get<std::string>())["code"], "TRIGGER_WAITPOINT_TIMEOUT") << timed_token.dump();
 
   // Bad input.
   EXPECT_EQ(c.request("POST", "/api/v1/waitpoints/tokens", R"({"timeout":"soon"})").status, 400);
