@@ -4,7 +4,7 @@
 // schedules fixture plugins, and TRIGGER_SECRET_KEY holding one of its API keys.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { tasks, runs, schedules, idempotencyKeys, configure, auth, NotFoundError, AuthenticationError } from "@trigger.dev/sdk";
+import { tasks, runs, schedules, idempotencyKeys, wait, configure, auth, NotFoundError, AuthenticationError, WaitpointTimeoutError } from "@trigger.dev/sdk";
 
 assert.match(process.env.TRIGGER_SECRET_KEY ?? "", /^tr_dev_[0-9A-Za-z]{32}$/, "run.sh passes a real key");
 configure({ baseURL: process.env.TRIGGER_API_URL, secretKey: process.env.TRIGGER_SECRET_KEY });
@@ -250,4 +250,161 @@ test("a scheduled run carries its schedule payload and names its schedule", asyn
   assert.equal(run.schedule.id, s.id);
   assert.equal(run.schedule.externalId, "ext-7");
   assert.equal(run.schedule.generator.expression, "* * * * * *");
+});
+
+/** Runs `fn` with every fetch the SDK makes recorded as {method, url, authorization}. */
+async function recordingFetches(fn) {
+  const real = globalThis.fetch;
+  const calls = [];
+  globalThis.fetch = (url, init = {}) => {
+    const h = new Headers(init.headers ?? {});
+    calls.push({ method: init.method ?? "GET", url: String(url), authorization: h.get("authorization") });
+    return real(url, init);
+  };
+  try {
+    return { result: await fn(), calls };
+  } finally {
+    globalThis.fetch = real;
+  }
+}
+
+test("a payload over 128 KiB is uploaded as a packet and the run's payload and output equal it", async () => {
+  const big = { items: Array.from({ length: 8000 }, (_, i) => ({ i, text: `item ${i} ü € padding padding` })), at: new Date(0) };
+  const expected = JSON.parse(JSON.stringify(big));  // the task gets the plain JSON (dates as ISO strings)
+  assert.ok(Buffer.byteLength(JSON.stringify(big)) > 300 * 1024);
+  const { result: h, calls } = await recordingFetches(() => tasks.trigger("fixture-echo", big));
+  const presign = calls.find((c) => c.method === "PUT" && c.url.includes("/api/v2/packets/"));
+  assert.ok(presign, "the SDK asked for a presigned URL: " + JSON.stringify(calls));
+  assert.ok(presign.authorization, "presigning is authenticated");
+  const put = calls.find((c) => c.method === "PUT" && c.url.includes("/api/v2/packets/upload/"));
+  assert.ok(put, "the SDK uploaded the packet");
+  assert.equal(put.authorization, null, "the upload carries no key");
+  const run = await finished(h.id);
+  assert.equal(run.status, "COMPLETED");
+  assert.deepEqual(run.payload, expected);
+  assert.deepEqual(run.output.payload, expected);
+
+  const text = "t".repeat(200 * 1024) + " ü";
+  const t = await finished((await tasks.trigger("fixture-echo", text)).id);
+  assert.equal(t.payload, text);
+  assert.equal(t.output.payload, text);
+});
+
+test("a base URL with a path prefix works for packets and callback URLs too", async () => {
+  // run.sh sets http.public_url to <server>/th: the URLs taskhost hands out carry it, and taskhost
+  // serves requests with or without it.
+  const prefixed = process.env.TRIGGER_API_URL + "/th";
+  await auth.withAuth({ baseURL: prefixed, secretKey: process.env.TRIGGER_SECRET_KEY }, async () => {
+    const big = { blob: "x".repeat(150 * 1024) };
+    const { result: h, calls } = await recordingFetches(() => tasks.trigger("fixture-echo", big));
+    assert.ok(calls.every((c) => c.url.startsWith(prefixed)), JSON.stringify(calls.map((c) => c.url)));
+    assert.deepEqual((await finished(h.id)).output.payload, big);
+    const token = await wait.createToken({ timeout: "1h" });
+    assert.ok(token.url.startsWith(prefixed + "/api/v1/waitpoints/tokens/"), token.url);
+    const res = await fetch(token.url, { method: "POST", body: JSON.stringify({ via: "prefix" }) });
+    assert.equal(res.status, 200);
+    assert.deepEqual((await wait.retrieveToken(token.id)).output, { via: "prefix" });
+  });
+});
+
+test("wait tokens: create (cached by idempotencyKey), retrieve before and after completion, complete, list by status", async () => {
+  const tag = `compat-token-${Date.now()}`;
+  const t = await wait.createToken({ tags: [tag, "other"], timeout: "1h", idempotencyKey: tag });
+  assert.match(t.id, /^waitpoint_[1-9a-km-z]{21}$/);
+  assert.equal(t.isCached, false);
+  assert.match(t.url, /\/api\/v1\/waitpoints\/tokens\/waitpoint_[1-9a-km-z]{21}\/callback\/[0-9a-f]{64}$/);
+  assert.ok(t.publicAccessToken);
+  const again = await wait.createToken({ idempotencyKey: tag, timeout: "1h" });
+  assert.equal(again.id, t.id);
+  assert.equal(again.isCached, true);
+  assert.equal(again.url, t.url);
+
+  let r = await wait.retrieveToken(t.id);
+  assert.equal(r.status, "WAITING");
+  assert.equal(r.url, t.url);
+  assert.deepEqual([...r.tags].sort(), [tag, "other"].sort());
+  assert.equal(r.idempotencyKey, tag);
+  assert.ok(r.timeoutAt instanceof Date && r.timeoutAt > new Date(Date.now() + 59 * 60 * 1000));
+  assert.ok(r.createdAt instanceof Date);
+  assert.equal(r.output, undefined);
+  assert.equal(r.completedAt, undefined);
+
+  const data = { approved: true, n: [1, 2], note: "ü" };
+  assert.deepEqual(await wait.completeToken(t.id, data), { success: true });
+  assert.deepEqual(await wait.completeToken(t, data), { success: true }, "the same data again (a retry) succeeds");
+  const t0 = Date.now();
+  await assert.rejects(wait.completeToken(t.id, { approved: false }), (e) => {
+    assert.equal(e.status, 409);
+    assert.match(e.message, /already completed with other data/);
+    return true;
+  });
+  assert.ok(Date.now() - t0 < 900, "x-should-retry: false stops the SDK's retries");
+  await assert.rejects(wait.completeToken("waitpoint_doesnotexist", {}), NotFoundError);
+
+  r = await wait.retrieveToken(t);
+  assert.equal(r.status, "COMPLETED");
+  assert.deepEqual(r.output, data, "output is parsed back to the data");
+  assert.equal(r.error, undefined);
+  assert.ok(r.completedAt instanceof Date);
+
+  const open = await wait.createToken({ tags: [tag] });
+  const completed = await wait.listTokens({ status: "COMPLETED", tags: [tag] });
+  assert.deepEqual(completed.data.map((x) => x.id), [t.id]);
+  assert.equal(completed.data[0].url, t.url);
+  assert.equal(completed.data[0].status, "COMPLETED");
+  const waiting = await wait.listTokens({ status: ["WAITING"], tags: [tag] });
+  assert.deepEqual(waiting.data.map((x) => x.id), [open.id]);
+  const byKey = await wait.listTokens({ idempotencyKey: tag });
+  assert.deepEqual(byKey.data.map((x) => x.id), [t.id]);
+  const seen = [];
+  for await (const x of wait.listTokens({ tags: [tag], limit: 1 })) seen.push(x.id);
+  assert.deepEqual(seen, [open.id, t.id], "newest first, one page at a time");
+});
+
+test("a raw POST to a token's url completes it without a key; a forged url completes nothing", async () => {
+  const t = await wait.createToken({ timeout: "1h" });
+  const forged = t.url.replace(/.$/, (c) => (c === "0" ? "1" : "0"));
+  const bad = await fetch(forged, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ forged: true }) });
+  assert.ok(bad.status === 404 || bad.status === 401, `status ${bad.status}`);
+  assert.equal((await wait.retrieveToken(t.id)).status, "WAITING");
+  const res = await fetch(t.url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ via: "webhook", n: 7 }) });
+  assert.equal(res.status, 200);
+  assert.deepEqual(await res.json(), { success: true });
+  const r = await wait.retrieveToken(t.id);
+  assert.equal(r.status, "COMPLETED");
+  assert.deepEqual(r.output, { via: "webhook", n: 7 });
+  const empty = await wait.createToken({});
+  assert.equal((await fetch(empty.url, { method: "POST" })).status, 200);
+  assert.deepEqual((await wait.retrieveToken(empty.id)).output, {}, "an empty body is {}");
+});
+
+test("a token with a short timeout ends TIMED_OUT and retrieveToken shows the timeout error", async () => {
+  const t = await wait.createToken({ timeout: "1s" });
+  await new Promise((res) => setTimeout(res, 1300));
+  const r = await wait.retrieveToken(t.id);
+  assert.equal(r.status, "TIMED_OUT");
+  assert.equal(r.output, undefined);
+  assert.ok(r.error instanceof WaitpointTimeoutError, `${r.error?.constructor?.name}`);
+  assert.match(r.error.message, /timed out/);
+  await assert.rejects(wait.completeToken(t.id, {}), (e) => e.status === 409);
+  const listed = await wait.listTokens({ status: "TIMED_OUT" });
+  assert.ok(listed.data.some((x) => x.id === t.id));
+});
+
+test("idempotencyKeys.reset lets the same key make a new run; an unknown key is a NotFoundError", async () => {
+  const key = await idempotencyKeys.create(`compat-reset-${Date.now()}`);
+  const a = await tasks.trigger("fixture-echo", { n: 1 }, { idempotencyKey: key });
+  const b = await tasks.trigger("fixture-echo", { n: 2 }, { idempotencyKey: key });
+  assert.equal(b.id, a.id);
+  assert.equal(b.isCached, true);
+  const res = await idempotencyKeys.reset("fixture-echo", key);
+  assert.equal(res.id, key);
+  const c = await tasks.trigger("fixture-echo", { n: 3 }, { idempotencyKey: key });
+  assert.notEqual(c.id, a.id);
+  assert.notEqual(c.isCached, true);
+  assert.equal((await finished(c.id)).output.payload.n, 3);
+  assert.equal((await finished(a.id)).output.payload.n, 1, "the first run is untouched");
+  const t0 = Date.now();
+  await assert.rejects(idempotencyKeys.reset("fixture-echo", await idempotencyKeys.create(`never-${Date.now()}`)), NotFoundError);
+  assert.ok(Date.now() - t0 < 900, "x-should-retry: false stops the SDK's retries");
 });

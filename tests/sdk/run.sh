@@ -16,7 +16,10 @@ mkdir -p "$deploy/plugins"
 cp "$plugin_dir/hello.so" "$fixture_dir/fixture_good.so" "$fixture_dir/fixture_durable.so" "$fixture_dir/fixture_schedules.so" "$deploy/plugins/"
 # A real API key in a keys file, as a deployment would have it; the SDK gets it as TRIGGER_SECRET_KEY.
 (umask 077 && "$bin" keys generate > "$deploy/keys")
-printf 'name: sdk-compat\nplugins_dir: plugins\nexecutor: {threads: 4}\nqueues: [{name: one, concurrency_limit: 1}]\nhttp: {listen: "127.0.0.1:0"}\nauth: {keys_file: keys}\n' > "$deploy/d.yaml"
+# A free port, so that http.public_url can name it: the URLs taskhost hands out (packet uploads,
+# token callbacks) then carry the path prefix /th, which taskhost serves with or without.
+port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+printf 'name: sdk-compat\nplugins_dir: plugins\nexecutor: {threads: 4}\nqueues: [{name: one, concurrency_limit: 1}]\nhttp: {listen: "127.0.0.1:%s", public_url: "http://127.0.0.1:%s/th"}\nauth: {keys_file: keys}\n' "$port" "$port" > "$deploy/d.yaml"
 "$bin" run --config "$deploy/d.yaml" > "$deploy/out" 2> "$deploy/log" &
 pid=$!
 for _ in $(seq 200); do grep -q "serving" "$deploy/out" 2>/dev/null && break; sleep 0.05; done
