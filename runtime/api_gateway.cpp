@@ -259,24 +259,37 @@ std::vector<api_route> api_gateway::routes() {
 
 namespace {
 
-/// Whether `parts` (raw path segments) match `pattern`; `params` gets the raw text of each
+/// A route's pattern split into segments, once.
+struct compiled_pattern {
+  std::vector<std::string_view> segments;
+  size_t greedy;  ///< index of the {param+} segment, or segments.size()
+};
+
+compiled_pattern compile_pattern(std::string_view pattern) {
+  compiled_pattern c{split_path(pattern), 0};
+  c.greedy = c.segments.size();
+  for (size_t i = 0; i < c.segments.size(); ++i) {
+    auto seg = c.segments[i];
+    if (seg.size() > 3 && seg.front() == '{' && seg.substr(seg.size() - 2) == "+}") c.greedy = i;
+  }
+  return c;
+}
+
+/// Whether `parts` (raw path segments) match the pattern; `params` gets the raw text of each
 /// {param} (a {param+} the raw segments joined by '/').
-bool match_pattern(std::string_view pattern, const std::vector<std::string_view>& parts, std::vector<std::string_view>& params) {
-  auto pat = split_path(pattern);
+bool match_pattern(const compiled_pattern& pat, const std::vector<std::string_view>& parts, std::vector<std::string_view>& params) {
+  const auto& segs = pat.segments;
   params.clear();
-  size_t greedy = pat.size();
-  for (size_t i = 0; i < pat.size(); ++i)
-    if (pat[i].size() > 3 && pat[i].front() == '{' && pat[i].substr(pat[i].size() - 2) == "+}") greedy = i;
-  if (greedy == pat.size() ? parts.size() != pat.size() : parts.size() < pat.size()) return false;
-  const size_t extra = parts.size() - pat.size();  // segments the greedy param takes beyond its one
-  for (size_t i = 0, j = 0; i < pat.size(); ++i, ++j) {
-    if (i == greedy) {
+  if (pat.greedy == segs.size() ? parts.size() != segs.size() : parts.size() < segs.size()) return false;
+  const size_t extra = parts.size() - segs.size();  // segments the greedy param takes beyond its one
+  for (size_t i = 0, j = 0; i < segs.size(); ++i, ++j) {
+    if (i == pat.greedy) {
       const char* begin = parts[j].data();
       j += extra;
       params.emplace_back(begin, static_cast<size_t>(parts[j].data() + parts[j].size() - begin));
-    } else if (pat[i].front() == '{') {
+    } else if (segs[i].front() == '{') {
       params.push_back(parts[j]);
-    } else if (pat[i] != parts[j]) {
+    } else if (segs[i] != parts[j]) {
       return false;
     }
   }
@@ -297,9 +310,15 @@ void api_gateway::handle(http_request req, http_responder respond) {
   const route_entry* route = nullptr;
   std::string allowed;
   bool open = false;
-  for (const auto& r : table()) {
+  static const std::vector<compiled_pattern> compiled = [] {
+    std::vector<compiled_pattern> out;
+    for (const auto& r : table()) out.push_back(compile_pattern(r.pattern));
+    return out;
+  }();
+  for (size_t i = 0; i < table().size(); ++i) {
+    const route_entry& r = table()[i];
     if (pattern.empty()) {
-      if (!match_pattern(r.pattern, parts, raw_params)) continue;
+      if (!match_pattern(compiled[i], parts, raw_params)) continue;
       pattern = r.pattern;
       open = true;
     } else if (r.pattern != pattern) {
