@@ -1,27 +1,14 @@
 // The HTTP API: Trigger.dev's REST paths and JSON shapes, mapped onto a run_service.
 //
-// Routes served (shared/reference/trigger-rest-api.md):
-//   POST /api/v1/tasks/{taskId}/trigger   → 200 {"id": "run_...", "isCached"}   (§5.1)
-//   GET  /api/v1/runs?filter[..]&page[..] → {"data": [runs], "pagination"}     (§5.4)
-//   GET  /api/v3/runs/{runId}             → the run                 (§5.3)
-//   POST /api/v2/runs/{runId}/cancel      → 200 {"id": "run_..."}   (§5.5)
-//   POST /api/v1/runs/{runId}/replay      → 200 {"id": "run_<new>"} (§5.6)
-//   POST /api/v1/runs/{runId}/reschedule  → 200 the run             (§5.7)
-//   GET  /api/v1/runs/{runId}/logs        → {"data": [log lines]}
-//   GET|POST /api/v1/schedules, GET|PUT|DELETE /api/v1/schedules/{id},
-//   POST /api/v1/schedules/{id}/activate|deactivate → ScheduleObject (§5.10)
-//   POST /api/v1/waitpoints/tokens, GET /api/v1/waitpoints/tokens[/{id}],
-//   POST /api/v1/waitpoints/tokens/{id}/complete → wait tokens (§5.9), each with its callback `url`
-//   POST /api/v1/idempotencyKeys/{key}/reset  → {"id": key}                  (§5.8)
-//   PUT  /api/v2/packets/{filename}       → {"presignedUrl", "storagePath"} (§4)
-//   GET  /api/v1/timezones[?excludeUtc=true] → {"timezones": [...]}
-//   GET  /healthz                         → {"ok": true}
-// and two routes that carry their own authority, an HMAC in the path (runtime/signed_urls.hpp):
-//   PUT  /api/v2/packets/upload/{expires}/{hmac}/{storagePath} → a packet's bytes (the presignedUrl)
-//   POST /api/v1/waitpoints/tokens/{id}/callback/{hmac}       → completes the token with the body
-// Every other route needs `Authorization: Bearer <key>` with an active API key once the
-// deployment has any (api_keys::enforcing): else 401 {"error"} with x-should-retry: false, so the
-// SDK throws AuthenticationError at once. A key in the query string is never read.
+// Routes: api_gateway::routes() lists them (a table in api_gateway.cpp); docs/openapi.json
+// describes each one and is served at GET /api/openapi.json (a test keeps the two in step).
+// Every route but /healthz, /api/v1/timezones and the two signed ones needs `Authorization: Bearer
+// <key>` with an active API key once the deployment has any (api_keys::enforcing): else 401
+// {"error"} with x-should-retry: false, so the SDK throws AuthenticationError at once. A key in the
+// query string is never read. The signed routes carry their own authority, an HMAC in their path
+// (runtime/signed_urls.hpp), checked by their function before anything else:
+//   PUT  /api/v2/packets/upload/{expires}/{signature}/{storagePath} → a packet's bytes (a presignedUrl)
+//   POST /api/v1/waitpoints/tokens/{waitpointId}/callback/{signature} → completes the token with the body
 // Errors are {"error": "..."}; 404s and permanent failures carry `x-should-retry: false` so the
 // official SDK does not spend 9 s retrying them; a 503 (shutting down, store disk full) carries
 // `x-should-retry: true`.
@@ -56,6 +43,16 @@ struct signed_url_options {
   std::chrono::milliseconds upload_url_ttl{3600 * 1000};  ///< how long a presignedUrl works
 };
 
+/// A route the gateway serves: method and OpenAPI-style path ("/api/v3/runs/{runId}").
+struct api_route {
+  std::string method;
+  std::string path;
+  bool open = false;  ///< answered without an API key
+};
+
+/// The OpenAPI 3 description of the API (docs/openapi.json, compiled in).
+std::string_view openapi_document();
+
 class api_gateway {
 public:
   /// `keys` (may be null: nothing is checked) must outlive the gateway.
@@ -74,6 +71,12 @@ public:
   /// Decodes %XX escapes (task ids arrive encodeURIComponent-ed). Returns false on a bad escape.
   static bool percent_decode(std::string_view in, std::string& out);
 
+  /// Every route, in the order they are matched. Unknown paths are 404, known paths with another
+  /// method 405 with `Allow`.
+  static std::vector<api_route> routes();
+
+  struct call;  ///< a request as a route function sees it (its path params decoded)
+
   /// For http_server_options::body_limit_for: a packet upload may be max_packet_bytes; 0 (the
   /// server's limit) for everything else.
   uint64_t body_limit_for(std::string_view method, std::string_view target) const;
@@ -82,36 +85,60 @@ public:
   static std::string loggable_path(std::string_view path);
   /// host:port the server is bound to: the URLs handed out to a request without a Host header.
   void set_listen_address(std::string host_port);
-  /// /api/v2/packets/upload/{expires}/{hmac}/{storagePath} and
-  /// /api/v1/waitpoints/tokens/{id}/callback/{hmac}, as split path segments.
-  static bool is_upload_route(const std::vector<std::string_view>& parts);
-  static bool is_callback_route(const std::vector<std::string_view>& parts);
   /// Reads the packets uploaded to this gateway's URLs (for resolve_stored_payload): the single
   /// trigger uses it, and so can each item of a batch.
   packet_reader stored_packets() const;
 
 private:
-  void trigger(const std::string& task_id, const http_request& req, http_responder respond);
-  void list(std::string_view query, http_responder respond);
-  void queues(const http_request& req, const std::vector<std::string_view>& parts, http_responder respond);
-  void schedules(const http_request& req, const std::vector<std::string_view>& parts, http_responder respond);
-  void replay(const std::string& run_id, const http_request& req, http_responder respond);
-  void reschedule(const std::string& run_id, const http_request& req, http_responder respond);
-  void list_tokens(const http_request& req, http_responder respond);
-  /// PUT /api/v2/packets/{filename}: a storagePath and a signed URL to upload its bytes to.
-  void create_packet_url(std::string_view encoded_filename, const http_request& req, http_responder respond);
-  /// PUT /api/v2/packets/upload/{expires}/{hmac}/{storagePath}: no key; the HMAC must check out.
-  void upload_packet(const std::vector<std::string_view>& parts, const http_request& req, http_responder respond);
-  /// POST /api/v1/waitpoints/tokens/{id}/callback/{hmac}: no key; the body is the data.
-  void token_callback(std::string_view encoded_id, std::string_view hmac, const http_request& req, http_responder respond);
-  /// POST /api/v1/idempotencyKeys/{key}/reset {"taskIdentifier"}.
-  void reset_idempotency_key(std::string_view encoded_key, const http_request& req, http_responder respond);
+  struct route_entry;
+  static const std::vector<route_entry>& table();
+  /// The upload and callback routes, as split path segments (for the access log and body limits).
+  static bool is_upload_route(const std::vector<std::string_view>& parts);
+  static bool is_callback_route(const std::vector<std::string_view>& parts);
+  // Route functions, one per route of table().
+  void trigger(call& c);
+  void list(call& c);
+  void retrieve(call& c);
+  void cancel(call& c);
+  void replay(call& c);
+  void reschedule(call& c);
+  void logs(call& c);
+  void retrieve_batch(call& c);
+  void create_token(call& c);
+  void list_tokens(call& c);
+  void retrieve_token(call& c);
+  void complete_token(call& c);
+  void list_queues(call& c);
+  void retrieve_queue(call& c);
+  void pause_queue(call& c);
+  void override_queue(call& c);
+  void reset_queue(call& c);
+  void list_schedules(call& c);
+  void create_schedule(call& c);
+  void retrieve_schedule(call& c);
+  void update_schedule(call& c);
+  void delete_schedule(call& c);
+  void activate_schedule(call& c);
+  void deactivate_schedule(call& c);
+  void timezones(call& c);
+  void openapi(call& c);
+  void healthz(call& c);
+  // api_gateway_signed.cpp: packets, token callback URLs, idempotency key reset.
+  void create_packet_url(call& c);       ///< PUT /api/v2/packets/{filename}
+  void upload_packet(call& c);           ///< PUT /api/v2/packets/upload/{expires}/{signature}/{storagePath} (open)
+  void token_callback(call& c);          ///< POST /api/v1/waitpoints/tokens/{waitpointId}/callback/{signature} (open)
+  void reset_idempotency_key(call& c);   ///< POST /api/v1/idempotencyKeys/{idempotencyKey}/reset
+  // Their work, on the decoded path params (the route functions above pass them on).
+  void packet_url(const std::string& filename, const http_request& req, http_responder respond);
+  void store_packet(const std::string& expires, const std::string& signature, const std::string& storage_path, const http_request& req,
+                    http_responder respond);
+  void complete_by_callback(const std::string& token_id, const std::string& signature, const http_request& req, http_responder respond);
+  void reset_key(const std::string& key, const http_request& req, http_responder respond);
   /// Where the URLs handed out to `req` start: http.public_url, else http://<Host>.
   std::string base_url(const http_request& req) const;
   /// A token (or each token of a page's "data") with its callback `url`.
   nlohmann::json with_callback_urls(nlohmann::json body, const http_request& req) const;
-  /// The path prefix of http.public_url ("/x"; "" = none).
-  std::string_view path_prefix() const { return path_prefix_; }
+  std::optional<std::pair<nlohmann::json, std::string>> queue_action(call& c);
   /// Authenticates `req` once: `principal` gets the name of the active key it shows (else stays
   /// ""); the 401 to answer with if `required` (and keys are enforced) and it shows none.
   std::optional<http_response> check_key(const http_request& req, bool required, std::string& principal) const;
@@ -119,7 +146,7 @@ private:
   uint64_t max_payload_bytes_;
   api_keys* keys_;
   signed_url_options urls_;
-  std::string path_prefix_;
+  std::string path_prefix_;  ///< the path of http.public_url ("/x"; "" = none)
   mutable std::mutex listen_mu_;
   std::string listen_address_;
   std::atomic<bool> refusing_{false};

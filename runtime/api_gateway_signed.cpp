@@ -115,9 +115,7 @@ packet_reader api_gateway::stored_packets() const {
   return [this](const std::string& storage_path) { return runs_.get_packet(storage_path); };
 }
 
-void api_gateway::create_packet_url(std::string_view encoded_filename, const http_request& req, http_responder respond) {
-  std::string filename;
-  if (!percent_decode(encoded_filename, filename)) return respond(error_response(400, "bad percent-escape in the packet's filename"));
+void api_gateway::packet_url(const std::string& filename, const http_request& req, http_responder respond) {
   if (filename.empty() || filename.size() > 1024 ||
       std::any_of(filename.begin(), filename.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }))
     return respond(error_response(400, "a packet's filename must be 1 to 1024 characters without control characters"));
@@ -128,21 +126,17 @@ void api_gateway::create_packet_url(std::string_view encoded_filename, const htt
   respond({200, dump(out), {}});
 }
 
-void api_gateway::upload_packet(const std::vector<std::string_view>& parts, const http_request& req, http_responder respond) {
+void api_gateway::store_packet(const std::string& expires, const std::string& signature, const std::string& storage_path,
+                               const http_request& req, http_responder respond) {
   // The signature first: a forged or expired URL learns nothing and stores nothing.
   url_signer::upload_grant grant;
-  switch (urls_.signer->check_upload(parts[4], parts[5], parts[6], now_ms(), grant)) {
+  switch (urls_.signer->check_upload(expires, signature, storage_path, now_ms(), grant)) {
     case url_signer::upload_check::forged:
       return respond(error_response(403, "this upload URL's signature does not match: it was not made by this deployment, or was altered"));
     case url_signer::upload_check::expired:
       return respond(error_response(403, "this upload URL has expired; ask PUT /api/v2/packets/{filename} for a new one"));
     case url_signer::upload_check::ok:
       break;
-  }
-  if (req.method != "PUT") {
-    auto r = error_response(405, "method " + req.method + " is not allowed on a packet's upload URL; use PUT");
-    r.headers.emplace_back("allow", "PUT");
-    return respond(std::move(r));
   }
   if (req.body.size() > urls_.max_packet_bytes)
     return respond(error_response(413, "the packet of " + std::to_string(req.body.size()) + " bytes is over limits.max_packet_bytes (" +
@@ -153,16 +147,10 @@ void api_gateway::upload_packet(const std::vector<std::string_view>& parts, cons
   respond({200, "{}", {}});
 }
 
-void api_gateway::token_callback(std::string_view encoded_id, std::string_view hmac, const http_request& req, http_responder respond) {
-  std::string id;
+void api_gateway::complete_by_callback(const std::string& id, const std::string& signature, const http_request& req,
+                                       http_responder respond) {
   // A wrong HMAC looks like an unknown token: the URL does not exist.
-  if (!percent_decode(encoded_id, id) || !urls_.signer->check_callback(id, hmac))
-    return respond(error_response(404, "No waitpoint token has this callback URL"));
-  if (req.method != "POST") {
-    auto r = error_response(405, "method " + req.method + " is not allowed on a token's callback URL; use POST");
-    r.headers.emplace_back("allow", "POST");
-    return respond(std::move(r));
-  }
+  if (!urls_.signer->check_callback(id, signature)) return respond(error_response(404, "No waitpoint token has this callback URL"));
   if (req.body.size() > max_payload_bytes_) return respond(error_response(413, "the token's data is over limits.max_payload_bytes"));
   // The body is the data (any JSON; nothing means {}).
   json data = json::object();
@@ -175,9 +163,8 @@ void api_gateway::token_callback(std::string_view encoded_id, std::string_view h
   respond({200, dump(a.body), {}});
 }
 
-void api_gateway::reset_idempotency_key(std::string_view encoded_key, const http_request& req, http_responder respond) {
-  std::string key;
-  if (!percent_decode(encoded_key, key) || key.empty() || key.size() > max_idempotency_key_chars)
+void api_gateway::reset_key(const std::string& key, const http_request& req, http_responder respond) {
+  if (key.empty() || key.size() > max_idempotency_key_chars)
     return respond(error_response(400, "the idempotency key in the path must be 1 to 2048 characters (%-encoded)"));
   json body = json::parse(req.body.find_first_not_of(" \t\r\n") == std::string::npos ? std::string("{}") : req.body, nullptr, false);
   if (body.is_discarded() || !body.is_object() || !body.contains("taskIdentifier") || !body["taskIdentifier"].is_string() ||

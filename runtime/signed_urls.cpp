@@ -13,26 +13,6 @@ namespace {
 constexpr std::string_view callback_purpose = "waitpoint-callback/v1";
 constexpr std::string_view upload_purpose = "packet-upload/v1";
 
-bool decode_component(std::string_view in, std::string& out) {
-  out.clear();
-  auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i] != '%') {
-      out.push_back(in[i]);
-      continue;
-    }
-    if (i + 2 >= in.size() || hex(in[i + 1]) < 0 || hex(in[i + 2]) < 0) return false;
-    out.push_back(static_cast<char>(hex(in[i + 1]) * 16 + hex(in[i + 2])));
-    i += 2;
-  }
-  return true;
-}
-
 }  // namespace
 
 std::string uri_component(std::string_view s) {
@@ -103,16 +83,15 @@ std::string url_signer::upload_path(const std::string& storage_path, int64_t exp
          uri_component(storage_path);
 }
 
-url_signer::upload_check url_signer::check_upload(std::string_view expires, std::string_view hmac, std::string_view encoded_path,
+url_signer::upload_check url_signer::check_upload(std::string_view expires, std::string_view hmac, std::string_view storage_path,
                                                   int64_t now_ms, upload_grant& grant) const {
   if (expires.empty() || expires.size() > 15 || expires.find_first_not_of("0123456789") != std::string_view::npos)
     return upload_check::forged;
-  std::string path;
-  if (!decode_component(encoded_path, path) || path.empty()) return upload_check::forged;
-  if (!verify(upload_purpose, std::string(expires) + "\n" + path, hmac)) return upload_check::forged;
+  if (storage_path.empty() || !verify(upload_purpose, std::string(expires) + "\n" + std::string(storage_path), hmac))
+    return upload_check::forged;
   const int64_t at = std::stoll(std::string(expires));
   if (at <= now_ms) return upload_check::expired;
-  grant = {std::move(path), at};
+  grant = {std::string(storage_path), at};
   return upload_check::ok;
 }
 

@@ -44,9 +44,9 @@ public:
     int64_t expires_ms = 0;
   };
   enum class upload_check { ok, forged, expired };
-  /// Checks the three segments after /api/v2/packets/upload/ (still %-encoded). A forged or
-  /// malformed one is `forged` whatever its time; `grant` is set when ok.
-  upload_check check_upload(std::string_view expires, std::string_view hmac, std::string_view encoded_path, int64_t now_ms,
+  /// Checks the three segments after /api/v2/packets/upload/ (the storage path %-decoded). A
+  /// forged or malformed one is `forged` whatever its time; `grant` is set when ok.
+  upload_check check_upload(std::string_view expires, std::string_view hmac, std::string_view storage_path, int64_t now_ms,
                             upload_grant& grant) const;
 
 private:

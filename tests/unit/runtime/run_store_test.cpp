@@ -539,7 +539,8 @@ TEST(RunStoreTest, ApiKeyTableUpgradesAnOlderStoreOnlyWhenNoTaskhostHoldsIt) {
   auto make_v4 = [&] {
     { run_store s({path}); }
     sqlite::db d(path);
-    d.exec("DROP TABLE api_keys; UPDATE taskhost_schema SET version = 4");
+    // (and what later versions added)
+    d.exec("DROP TABLE api_keys; DROP TABLE packets; DROP TABLE secrets; UPDATE taskhost_schema SET version = 4");
   };
   make_v4();
   {
@@ -558,10 +559,14 @@ TEST(RunStoreTest, ApiKeyTableUpgradesAnOlderStoreOnlyWhenNoTaskhostHoldsIt) {
   }
   api_key_table t(path);
   t.insert(key_record("after-upgrade", std::string(64, 'd')));
-  sqlite::db d(path);
-  auto st = d.prepare("SELECT version FROM taskhost_schema");
-  ASSERT_TRUE(st.step());
-  EXPECT_EQ(st.int64(0), 5);
+  auto version_of = [](const std::string& p) {
+    sqlite::db d(p);
+    auto st = d.prepare("SELECT version FROM taskhost_schema");
+    return st.step() ? st.int64(0) : -1;
+  };
+  { run_store fresh({(tmp / "fresh.db").string()}); }
+  EXPECT_EQ(version_of(path), version_of((tmp / "fresh.db").string())) << "migrated to the latest version";
+  EXPECT_GE(version_of(path), 5);
 }
 
 TEST(RunStoreTest, ApiKeyTableRefusesAnInMemoryStore) {

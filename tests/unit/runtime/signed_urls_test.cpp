@@ -38,15 +38,16 @@ TEST(SignedUrlsTest, AnUploadUrlNamesItsStoragePathAndExpires) {
   const std::string encoded = rest.substr(rest.find('/') + 1);
   EXPECT_EQ(encoded, "packets%2Fx1%2Ftrigger%2Fpacket_abc%2Fpayload.json") << "one path segment";
   url_signer::upload_grant g;
-  EXPECT_EQ(a.check_upload("5000", hmac, encoded, 4999, g), url_signer::upload_check::ok);
+  EXPECT_EQ(a.check_upload("5000", hmac, encoded, 4999, g), url_signer::upload_check::forged) << "the path is checked decoded";
+  EXPECT_EQ(a.check_upload("5000", hmac, storage, 4999, g), url_signer::upload_check::ok);
   EXPECT_EQ(g.storage_path, storage);
   EXPECT_EQ(g.expires_ms, 5000);
-  EXPECT_EQ(a.check_upload("5000", hmac, encoded, 5000, g), url_signer::upload_check::expired);
-  EXPECT_EQ(a.check_upload("9000", hmac, encoded, 4999, g), url_signer::upload_check::forged) << "a later expiry written in";
-  EXPECT_EQ(a.check_upload("5000", hmac, "packets%2Fother", 4999, g), url_signer::upload_check::forged) << "another path";
-  EXPECT_EQ(b.check_upload("5000", hmac, encoded, 4999, g), url_signer::upload_check::forged);
-  EXPECT_EQ(a.check_upload("5000", hmac, "bad%zz", 4999, g), url_signer::upload_check::forged);
-  EXPECT_EQ(a.check_upload("-5", hmac, encoded, 4999, g), url_signer::upload_check::forged);
+  EXPECT_EQ(a.check_upload("5000", hmac, storage, 5000, g), url_signer::upload_check::expired);
+  EXPECT_EQ(a.check_upload("9000", hmac, storage, 4999, g), url_signer::upload_check::forged) << "a later expiry written in";
+  EXPECT_EQ(a.check_upload("5000", hmac, "packets/other", 4999, g), url_signer::upload_check::forged) << "another path";
+  EXPECT_EQ(b.check_upload("5000", hmac, storage, 4999, g), url_signer::upload_check::forged);
+  EXPECT_EQ(a.check_upload("-5", hmac, storage, 4999, g), url_signer::upload_check::forged);
+  EXPECT_EQ(a.check_upload("5000", hmac, "", 4999, g), url_signer::upload_check::forged);
   // A callback's HMAC is no upload's, even over the same bytes.
   EXPECT_NE(a.sign("packet-upload/v1", "x"), a.sign("waitpoint-callback/v1", "x"));
 }
