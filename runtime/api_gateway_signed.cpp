@@ -73,6 +73,8 @@ uint64_t api_gateway::body_limit_for(std::string_view method, std::string_view t
 }
 
 std::string api_gateway::loggable_path(std::string_view path) {
+  // Called for every access log line: most paths are neither route.
+  if (path.find("/callback/") == std::string_view::npos && path.find("/packets/upload/") == std::string_view::npos) return std::string(path);
   // The route's segments are the last seven (a proxy prefix may come before them).
   auto parts = segments(path);
   if (parts.size() < 7) return std::string(path);
