@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cctype>
 
 #include "runtime/ids.hpp"
 #include "runtime/run.hpp"
