@@ -401,8 +401,11 @@ void api_gateway::create_token(call& c) {
   auto body = object_body(c.req.body);
   if (!body) return c.respond(error_response(400, "the body must be a JSON object"));
   auto a = runs_.create_token(*body);
-  if (a.status == 200) a.body = with_callback_urls(std::move(a.body), c.req);
-  c.answer(a);
+  if (a.status != 200) return c.answer(a);
+  a.body = with_callback_urls(std::move(a.body), c.req);
+  // As for a trigger (§8): the SDK's publicAccessToken, so that it never has to self-sign.
+  const std::string jwt = "taskhost-" + a.body.value("id", std::string());
+  c.respond({200, dump(a.body), {{"x-trigger-jwt", jwt}}});
 }
 
 void api_gateway::list_tokens(call& c) {
