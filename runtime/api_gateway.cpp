@@ -110,13 +110,6 @@ std::optional<json> object_body(const std::string& body) {
   return j;
 }
 
-/// The routes anyone may call: the health check, and the time zones, which the SDK asks for
-/// without a key (schedules.timezones()).
-bool open_route(const std::vector<std::string_view>& parts) {
-  if (parts.size() == 1 && parts[0] == "healthz") return true;
-  return parts.size() == 3 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "timezones";
-}
-
 enum class bearer { missing, malformed, present };
 
 /// The key of an `Authorization: Bearer <key>` header (the scheme in any case, as RFC 9110 says).
@@ -190,168 +183,273 @@ bool api_gateway::percent_decode(std::string_view in, std::string& out) {
   return true;
 }
 
+// ---- routing --------------------------------------------------------------------------------
+
+/// One route: a method, a path pattern of literal segments and `{param}`s (`{param+}`: one or more
+/// segments, joined with '/' — a queue id such as `task/<id>` may arrive with its slash as is), and
+/// the member function that answers it.
+struct api_gateway::route_entry {
+  std::string_view method;
+  std::string_view pattern;
+  bool open;  ///< answered without an API key
+  void (api_gateway::*fn)(call&);
+};
+
+/// The request as a route function sees it.
+struct api_gateway::call {
+  const http_request& req;
+  std::string_view path;
+  std::string_view query;           ///< after '?', raw
+  std::vector<std::string> params;  ///< the pattern's {params}, percent-decoded, in order
+  http_responder respond;
+
+  /// The query string's pairs; nullopt (after answering 400) on a bad %-escape.
+  std::optional<std::vector<std::pair<std::string, std::string>>> query_pairs() {
+    auto pairs = decode_query(query);
+    if (!pairs) respond(error_response(400, "bad percent-escape in the query string"));
+    return pairs;
+  }
+  void answer(const api_answer& a) { respond(answer_response(a)); }
+};
+
+// Order matters only among patterns that can match the same path: the first pattern that matches
+// decides the route (and, for another method, the 405's Allow list).
+const std::vector<api_gateway::route_entry>& api_gateway::table() {
+  static const std::vector<route_entry> t = {
+      {"POST", "/api/v1/tasks/{taskIdentifier}/trigger", false, &api_gateway::trigger},
+      {"GET", "/api/v1/runs", false, &api_gateway::list},
+      {"GET", "/api/v3/runs/{runId}", false, &api_gateway::retrieve},
+      {"POST", "/api/v2/runs/{runId}/cancel", false, &api_gateway::cancel},
+      {"POST", "/api/v1/runs/{runId}/replay", false, &api_gateway::replay},
+      {"POST", "/api/v1/runs/{runId}/reschedule", false, &api_gateway::reschedule},
+      {"GET", "/api/v1/runs/{runId}/logs", false, &api_gateway::logs},
+      {"GET", "/api/v1/batches/{batchId}", false, &api_gateway::retrieve_batch},
+      {"GET", "/api/v2/batches/{batchId}", false, &api_gateway::retrieve_batch},
+      {"POST", "/api/v3/batches", false, &api_gateway::create_batch},
+      {"POST", "/api/v3/batches/{batchId}/items", false, &api_gateway::batch_items},
+      {"GET", "/api/v1/waitpoints/tokens", false, &api_gateway::list_tokens},
+      {"POST", "/api/v1/waitpoints/tokens", false, &api_gateway::create_token},
+      {"GET", "/api/v1/waitpoints/tokens/{waitpointId}", false, &api_gateway::retrieve_token},
+      {"POST", "/api/v1/waitpoints/tokens/{waitpointId}/complete", false, &api_gateway::complete_token},
+      {"GET", "/api/v1/queues", false, &api_gateway::list_queues},
+      {"POST", "/api/v1/queues/{queue+}/pause", false, &api_gateway::pause_queue},
+      {"POST", "/api/v1/queues/{queue+}/concurrency/override", false, &api_gateway::override_queue},
+      {"POST", "/api/v1/queues/{queue+}/concurrency/reset", false, &api_gateway::reset_queue},
+      {"GET", "/api/v1/queues/{queue+}", false, &api_gateway::retrieve_queue},
+      {"GET", "/api/v1/schedules", false, &api_gateway::list_schedules},
+      {"POST", "/api/v1/schedules", false, &api_gateway::create_schedule},
+      {"GET", "/api/v1/schedules/{scheduleId}", false, &api_gateway::retrieve_schedule},
+      {"PUT", "/api/v1/schedules/{scheduleId}", false, &api_gateway::update_schedule},
+      {"DELETE", "/api/v1/schedules/{scheduleId}", false, &api_gateway::delete_schedule},
+      {"POST", "/api/v1/schedules/{scheduleId}/activate", false, &api_gateway::activate_schedule},
+      {"POST", "/api/v1/schedules/{scheduleId}/deactivate", false, &api_gateway::deactivate_schedule},
+      {"GET", "/api/v1/timezones", true, &api_gateway::timezones},
+      {"GET", "/api/openapi.json", false, &api_gateway::openapi},
+      {"GET", "/healthz", true, &api_gateway::healthz},
+  };
+  return t;
+}
+
+std::vector<api_route> api_gateway::routes() {
+  std::vector<api_route> out;
+  for (const auto& r : table()) {
+    std::string path(r.pattern);
+    if (auto plus = path.find("+}"); plus != std::string::npos) path.erase(plus, 1);
+    out.push_back({std::string(r.method), std::move(path), r.open});
+  }
+  return out;
+}
+
+namespace {
+
+/// A route's pattern split into segments, once.
+struct compiled_pattern {
+  std::vector<std::string_view> segments;
+  size_t greedy;  ///< index of the {param+} segment, or segments.size()
+};
+
+compiled_pattern compile_pattern(std::string_view pattern) {
+  compiled_pattern c{split_path(pattern), 0};
+  c.greedy = c.segments.size();
+  for (size_t i = 0; i < c.segments.size(); ++i) {
+    auto seg = c.segments[i];
+    if (seg.size() > 3 && seg.front() == '{' && seg.substr(seg.size() - 2) == "+}") c.greedy = i;
+  }
+  return c;
+}
+
+/// Whether `parts` (raw path segments) match the pattern; `params` gets the raw text of each
+/// {param} (a {param+} the raw segments joined by '/').
+bool match_pattern(const compiled_pattern& pat, const std::vector<std::string_view>& parts, std::vector<std::string_view>& params) {
+  const auto& segs = pat.segments;
+  params.clear();
+  if (pat.greedy == segs.size() ? parts.size() != segs.size() : parts.size() < segs.size()) return false;
+  const size_t extra = parts.size() - segs.size();  // segments the greedy param takes beyond its one
+  for (size_t i = 0, j = 0; i < segs.size(); ++i, ++j) {
+    if (i == pat.greedy) {
+      const char* begin = parts[j].data();
+      j += extra;
+      params.emplace_back(begin, static_cast<size_t>(parts[j].data() + parts[j].size() - begin));
+    } else if (segs[i].front() == '{') {
+      params.push_back(parts[j]);
+    } else if (segs[i] != parts[j]) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
 void api_gateway::handle(http_request req, http_responder respond) {
   std::string_view target = req.target;
-  std::string_view path = target.substr(0, target.find('?'));
-  auto parts = split_path(path);
-  auto is = [&](std::initializer_list<std::string_view> want, size_t wildcard) {
-    if (parts.size() != want.size()) return false;
-    size_t i = 0;
-    for (auto w : want) {
-      if (i != wildcard && parts[i] != w) return false;
-      ++i;
+  const auto qmark = target.find('?');
+  std::string_view path = target.substr(0, qmark);
+  const auto parts = split_path(path);
+  // The first pattern the path matches, and the route of that pattern for this method (HEAD is
+  // answered as GET; the server sends no body).
+  std::vector<std::string_view> raw_params;
+  std::string_view pattern;
+  const route_entry* route = nullptr;
+  std::string allowed;
+  bool open = false;
+  static const std::vector<compiled_pattern> compiled = [] {
+    std::vector<compiled_pattern> out;
+    for (const auto& r : table()) out.push_back(compile_pattern(r.pattern));
+    return out;
+  }();
+  for (size_t i = 0; i < table().size(); ++i) {
+    const route_entry& r = table()[i];
+    if (pattern.empty()) {
+      if (!match_pattern(compiled[i], parts, raw_params)) continue;
+      pattern = r.pattern;
+      open = true;
+    } else if (r.pattern != pattern) {
+      continue;
     }
-    return true;
-  };
-  auto method_not_allowed = [&](std::string_view allowed) { respond(not_allowed_response(req.method, path, allowed)); };
-  // Before anything else of the request is looked at (deny by default: a route added later is
-  // covered too), and once: the same check names the key for the access log (never the key).
+    open = open && r.open;
+    allowed += (allowed.empty() ? "" : ", ") + std::string(r.method);
+    if (!route && (r.method == req.method || (req.method == "HEAD" && r.method == "GET"))) route = &r;
+  }
+  // The key is checked before anything else of the request is looked at (deny by default: a route
+  // added later is covered too, and so are unknown paths), and once: the same check names the key
+  // for the access log (never the key).
   std::string who;
-  if (auto refusal = check_key(req, /*required=*/!open_route(parts), who)) return respond(std::move(*refusal));
+  if (auto refusal = check_key(req, /*required=*/!open || pattern.empty(), who)) return respond(std::move(*refusal));
   if (!who.empty())
     respond = [r = std::move(respond), who = std::move(who)](http_response resp) {
       resp.principal = who;
       r(std::move(resp));
     };
-
-  if (is({"api", "v1", "tasks", "*", "trigger"}, 3)) {
-    if (req.method != "POST") return method_not_allowed("POST");
-    std::string task_id;
-    if (!percent_decode(parts[3], task_id)) return respond(error_response(400, "bad percent-escape in task id"));
-    return trigger(task_id, req, std::move(respond));
+  if (pattern.empty()) return respond(error_response(404, "No route for " + req.method + " " + std::string(path)));
+  if (!route) return respond(not_allowed_response(req.method, path, allowed));
+  call c{req, path, qmark == std::string_view::npos ? std::string_view() : target.substr(qmark + 1), {}, std::move(respond)};
+  for (auto p : raw_params) {
+    std::string decoded;
+    if (!percent_decode(p, decoded)) return c.respond(error_response(400, "bad percent-escape in the path"));
+    c.params.push_back(std::move(decoded));
   }
-  if (is({"api", "v3", "runs", "*"}, 3)) {
-    if (req.method != "GET") return method_not_allowed("GET");
-    std::string run_id;
-    if (!percent_decode(parts[3], run_id)) return respond(error_response(400, "bad percent-escape in run id"));
-    auto run = runs_.get_run(run_id);
-    if (!run) return respond(error_response(404, "Run not found: " + run_id));
-    json j = to_api_json(*run);
-    if (!run->schedule_id.empty()) {
-      // Trigger.dev's run.schedule: while the schedule exists (its generator is required).
-      if (auto sa = runs_.get_schedule(run->schedule_id); sa.status == 200) {
-        json sch = {{"id", sa.body["id"]}, {"generator", sa.body["generator"]}};
-        for (const char* k : {"externalId", "deduplicationKey"})
-          if (sa.body[k].is_string()) sch[k] = sa.body[k];
-        j["schedule"] = std::move(sch);
-      }
-    }
-    return respond({200, dump(j), {}});
-  }
-  if (is({"api", "v1", "runs"}, 99)) {
-    if (req.method != "GET") return method_not_allowed("GET");
-    auto q = target.find('?');
-    return list(q == std::string_view::npos ? std::string_view() : target.substr(q + 1), std::move(respond));
-  }
-  if (is({"api", "v1", "runs", "*", "replay"}, 3) || is({"api", "v1", "runs", "*", "reschedule"}, 3)) {
-    if (req.method != "POST") return method_not_allowed("POST");
-    std::string run_id;
-    if (!percent_decode(parts[3], run_id)) return respond(error_response(400, "bad percent-escape in run id"));
-    if (parts[4] == "replay") return replay(run_id, req, std::move(respond));
-    return reschedule(run_id, req, std::move(respond));
-  }
-  if (is({"api", "v2", "runs", "*", "cancel"}, 3)) {
-    if (req.method != "POST") return method_not_allowed("POST");
-    std::string run_id;
-    if (!percent_decode(parts[3], run_id)) return respond(error_response(400, "bad percent-escape in run id"));
-    return runs_.cancel(run_id, [respond = std::move(respond), run_id](trigger_outcome o) {
-      if (o.status != 200) return respond(error_response(o.status, o.error));
-      respond({200, json{{"id", run_id}}.dump(), {}});
-    });
-  }
-  if (is({"api", "v1", "runs", "*", "logs"}, 3)) {
-    if (req.method != "GET") return method_not_allowed("GET");
-    std::string run_id;
-    if (!percent_decode(parts[3], run_id)) return respond(error_response(400, "bad percent-escape in run id"));
-    auto run = runs_.get_run(run_id);
-    if (!run) return respond(error_response(404, "Run not found: " + run_id));
-    return respond({200, logs_to_api_json(*run).dump(-1, ' ', false, json::error_handler_t::replace), {}});
-  }
-  auto answer = [&](const api_answer& a) { respond(answer_response(a)); };
-  auto id_at = [&](size_t i, std::string& out) {
-    if (percent_decode(parts[i], out)) return true;
-    respond(error_response(400, "bad percent-escape in the path"));
-    return false;
-  };
-  if (is({"api", "v1", "waitpoints", "tokens"}, 99)) {
-    if (req.method == "POST") {
-      auto body = object_body(req.body);
-      if (!body) return respond(error_response(400, "the body must be a JSON object"));
-      return answer(runs_.create_token(*body));
-    }
-    if (req.method != "GET") return method_not_allowed("GET, POST");
-    std::string status, after;
-    size_t limit = 25;
-    auto q = target.find('?');
-    auto pairs = decode_query(q == std::string_view::npos ? std::string_view() : target.substr(q + 1));
-    if (!pairs) return respond(error_response(400, "bad percent-escape in the query string"));
-    for (const auto& [key, value] : *pairs) {
-      if (key == "filter[status]") {
-        if (value != "WAITING" && value != "COMPLETED" && value != "TIMED_OUT")
-          return respond(error_response(400, "filter[status] must be WAITING, COMPLETED or TIMED_OUT"));
-        status = value;
-      } else if (key == "page[size]") {
-        auto n = page_size(value);
-        if (!n) return respond(error_response(400, "page[size] must be a whole number from 1 to 100"));
-        limit = *n;
-      } else if (key == "page[after]") {
-        after = value;
-      }
-    }
-    return answer(runs_.list_tokens(status, limit, after));
-  }
-  if (is({"api", "v1", "waitpoints", "tokens", "*"}, 4)) {
-    if (req.method != "GET") return method_not_allowed("GET");
-    std::string id;
-    if (!id_at(4, id)) return;
-    return answer(runs_.get_token(id));
-  }
-  if (is({"api", "v1", "waitpoints", "tokens", "*", "complete"}, 4)) {
-    if (req.method != "POST") return method_not_allowed("POST");
-    std::string id;
-    if (!id_at(4, id)) return;
-    if (req.body.size() > max_payload_bytes_) return respond(error_response(413, "the token's data is over the payload limit"));
-    auto body = object_body(req.body);
-    if (!body) return respond(error_response(400, "the body must be a JSON object: {\"data\": ...}"));
-    return answer(runs_.complete_token(id, body->value("data", json())));
-  }
-  if (is({"api", "v1", "batches", "*"}, 3) || is({"api", "v2", "batches", "*"}, 3)) {
-    if (req.method != "GET") return method_not_allowed("GET");
-    std::string id;
-    if (!id_at(3, id)) return;
-    return answer(runs_.get_batch(id));
-  }
-  if (is({"api", "v3", "batches"}, 99)) {
-    if (req.method != "POST") return method_not_allowed("POST");
-    return create_batch(req, std::move(respond));
-  }
-  if (is({"api", "v3", "batches", "*", "items"}, 3)) {
-    if (req.method != "POST") return method_not_allowed("POST");
-    std::string id;
-    if (!id_at(3, id)) return;
-    return batch_items(id, req, std::move(respond));
-  }
-  if (parts.size() >= 3 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "queues") return queues(req, parts, std::move(respond));
-  if (parts.size() >= 3 && parts.size() <= 5 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "schedules")
-    return schedules(req, parts, std::move(respond));
-  if (is({"api", "v1", "timezones"}, 99)) {
-    if (req.method != "GET") return method_not_allowed("GET");
-    auto q = target.find('?');
-    auto pairs = decode_query(q == std::string_view::npos ? std::string_view() : target.substr(q + 1));
-    if (!pairs) return respond(error_response(400, "bad percent-escape in the query string"));
-    bool exclude_utc = false;
-    for (const auto& [key, value] : *pairs)
-      if (key == "excludeUtc") exclude_utc = value == "true" || value == "1";
-    json zones = json::array();
-    for (auto& z : time_zone::names())
-      if (!exclude_utc || (z != "UTC" && z != "Etc/UTC")) zones.push_back(std::move(z));
-    return respond({200, dump(json{{"timezones", std::move(zones)}}), {}});
-  }
-  if (is({"healthz"}, 99)) return respond({200, R"({"ok":true})", {}});
-  respond(error_response(404, "No route for " + req.method + " " + std::string(path)));
+  (this->*(route->fn))(c);
 }
 
-void api_gateway::trigger(const std::string& task_id, const http_request& req, http_responder respond) {
+// ---- runs -------------------------------------------------------------------------------------
+
+void api_gateway::retrieve(call& c) {
+  const std::string& run_id = c.params[0];
+  auto run = runs_.get_run(run_id);
+  if (!run) return c.respond(error_response(404, "Run not found: " + run_id));
+  json j = to_api_json(*run);
+  if (!run->schedule_id.empty()) {
+    // Trigger.dev's run.schedule: while the schedule exists (its generator is required).
+    if (auto sa = runs_.get_schedule(run->schedule_id); sa.status == 200) {
+      json sch = {{"id", sa.body["id"]}, {"generator", sa.body["generator"]}};
+      for (const char* k : {"externalId", "deduplicationKey"})
+        if (sa.body[k].is_string()) sch[k] = sa.body[k];
+      j["schedule"] = std::move(sch);
+    }
+  }
+  c.respond({200, dump(j), {}});
+}
+
+void api_gateway::cancel(call& c) {
+  runs_.cancel(c.params[0], [respond = std::move(c.respond), run_id = c.params[0]](trigger_outcome o) {
+    if (o.status != 200) return respond(error_response(o.status, o.error));
+    respond({200, json{{"id", run_id}}.dump(), {}});
+  });
+}
+
+void api_gateway::logs(call& c) {
+  auto run = runs_.get_run(c.params[0]);
+  if (!run) return c.respond(error_response(404, "Run not found: " + c.params[0]));
+  c.respond({200, dump(logs_to_api_json(*run)), {}});
+}
+
+// ---- tokens and batches -----------------------------------------------------------------------
+
+void api_gateway::create_token(call& c) {
+  auto body = object_body(c.req.body);
+  if (!body) return c.respond(error_response(400, "the body must be a JSON object"));
+  c.answer(runs_.create_token(*body));
+}
+
+void api_gateway::list_tokens(call& c) {
+  std::string status, after;
+  size_t limit = 25;
+  auto pairs = c.query_pairs();
+  if (!pairs) return;
+  for (const auto& [key, value] : *pairs) {
+    if (key == "filter[status]") {
+      if (value != "WAITING" && value != "COMPLETED" && value != "TIMED_OUT")
+        return c.respond(error_response(400, "filter[status] must be WAITING, COMPLETED or TIMED_OUT"));
+      status = value;
+    } else if (key == "page[size]") {
+      auto n = page_size(value);
+      if (!n) return c.respond(error_response(400, "page[size] must be a whole number from 1 to 100"));
+      limit = *n;
+    } else if (key == "page[after]") {
+      after = value;
+    }
+  }
+  c.answer(runs_.list_tokens(status, limit, after));
+}
+
+void api_gateway::retrieve_token(call& c) { c.answer(runs_.get_token(c.params[0])); }
+
+void api_gateway::complete_token(call& c) {
+  if (c.req.body.size() > max_payload_bytes_) return c.respond(error_response(413, "the token's data is over the payload limit"));
+  auto body = object_body(c.req.body);
+  if (!body) return c.respond(error_response(400, "the body must be a JSON object: {\"data\": ...}"));
+  c.answer(runs_.complete_token(c.params[0], body->value("data", json())));
+}
+
+void api_gateway::retrieve_batch(call& c) { c.answer(runs_.get_batch(c.params[0])); }
+
+void api_gateway::create_batch(call& c) { start_batch(c.req, std::move(c.respond)); }
+
+void api_gateway::batch_items(call& c) { stream_batch_items(c.params[0], c.req, std::move(c.respond)); }
+
+// ---- other routes -----------------------------------------------------------------------------
+
+void api_gateway::timezones(call& c) {
+  auto pairs = c.query_pairs();
+  if (!pairs) return;
+  bool exclude_utc = false;
+  for (const auto& [key, value] : *pairs)
+    if (key == "excludeUtc") exclude_utc = value == "true" || value == "1";
+  json zones = json::array();
+  for (auto& z : time_zone::names())
+    if (!exclude_utc || (z != "UTC" && z != "Etc/UTC")) zones.push_back(std::move(z));
+  c.respond({200, dump(json{{"timezones", std::move(zones)}}), {}});
+}
+
+void api_gateway::openapi(call& c) { c.respond({200, std::string(openapi_document()), {}}); }
+
+void api_gateway::healthz(call& c) { c.respond({200, R"({"ok":true})", {}}); }
+
+void api_gateway::trigger(call& c) {
+  const std::string& task_id = c.params[0];
+  const http_request& req = c.req;
+  http_responder& respond = c.respond;
   if (refusing_) {
     auto r = error_response(503, "taskhost is shutting down; not accepting new runs");
     r.headers = {{"x-should-retry", "true"}};  // another instance, or this one restarted, may take it
@@ -406,10 +504,11 @@ void api_gateway::once_per_request_key(const std::string& scope, const http_requ
   work(key, std::move(finish));
 }
 
-void api_gateway::list(std::string_view query, http_responder respond) {
+void api_gateway::list(call& c) {
+  http_responder& respond = c.respond;
   run_list_query q;
-  auto pairs = decode_query(query);
-  if (!pairs) return respond(error_response(400, "bad percent-escape in the query string"));
+  auto pairs = c.query_pairs();
+  if (!pairs) return;
   for (const auto& [key, value] : *pairs) {
     if (key == "filter[status]") {
       std::string bad;
@@ -459,7 +558,10 @@ void api_gateway::list(std::string_view query, http_responder respond) {
   respond({200, dump(json{{"data", std::move(data)}, {"pagination", std::move(pagination)}}), {}});
 }
 
-void api_gateway::replay(const std::string& run_id, const http_request& req, http_responder respond) {
+void api_gateway::replay(call& c) {
+  const std::string& run_id = c.params[0];
+  const http_request& req = c.req;
+  http_responder& respond = c.respond;
   if (refusing_) return respond(error_response(503, "taskhost is shutting down; not accepting new runs"));
   auto run = runs_.get_run(run_id);
   if (!run) return respond(error_response(404, "Run not found: " + run_id));
@@ -486,7 +588,10 @@ void api_gateway::replay(const std::string& run_id, const http_request& req, htt
   });
 }
 
-void api_gateway::reschedule(const std::string& run_id, const http_request& req, http_responder respond) {
+void api_gateway::reschedule(call& c) {
+  const std::string& run_id = c.params[0];
+  const http_request& req = c.req;
+  http_responder& respond = c.respond;
   json body = json::parse(req.body, nullptr, false);
   if (body.is_discarded() || !body.is_object() || !body.contains("delay"))
     return respond(error_response(400, "reschedule needs a body like {\"delay\": \"2h\"} (a duration or an ISO date)"));
@@ -501,119 +606,129 @@ void api_gateway::reschedule(const std::string& run_id, const http_request& req,
   });
 }
 
-void api_gateway::queues(const http_request& req, const std::vector<std::string_view>& parts, http_responder respond) {
-  // /api/v1/queues[/{queue}[/pause | /concurrency/override | /concurrency/reset]], where {queue}
-  // is a queue's id: its name, or "task/<task id>" (the slash may be sent as is or as %2F).
-  std::string_view target = req.target;
-  auto q = target.find('?');
-  auto pairs = decode_query(q == std::string_view::npos ? std::string_view() : target.substr(q + 1));
-  if (!pairs) return respond(error_response(400, "bad percent-escape in the query string"));
-  auto answer = [&](const api_answer& a) { respond(answer_response(a)); };
-  auto not_allowed = [&](std::string_view allowed) { respond(not_allowed_response(req.method, target.substr(0, q), allowed)); };
-  if (parts.size() == 3) {
-    if (req.method != "GET") return not_allowed("GET");
-    size_t page = 1, per_page = 25;
-    if (auto e = offset_page(*pairs, page, per_page); !e.empty()) return respond(error_response(400, e));
-    return answer(runs_.list_queues(page, per_page));
-  }
-  size_t end = parts.size();
-  std::string action;
-  if (parts.back() == "pause") {
-    action = "pause";
-    end -= 1;
-  } else if (parts.size() >= 5 && parts[end - 2] == "concurrency" && (parts.back() == "override" || parts.back() == "reset")) {
-    action = std::string(parts.back());
-    end -= 2;
-  }
-  std::string name;
-  for (size_t i = 3; i < end; ++i) {
-    std::string seg;
-    if (!percent_decode(parts[i], seg)) return respond(error_response(400, "bad percent-escape in the path"));
-    name += (i > 3 ? "/" : "") + seg;
-  }
-  if (name.empty()) return respond(error_response(404, "No route for " + req.method + " " + std::string(target.substr(0, q))));
-  std::optional<json> body;
-  if (!action.empty()) {
-    if (req.method != "POST") return not_allowed("POST");
-    body = object_body(req.body);
-    if (!body) return respond(error_response(400, "the body must be a JSON object"));
-  } else if (req.method != "GET") {
-    return not_allowed("GET");
-  }
-  // How to read {queue}: an id (default), a task id, or a custom queue's name (Trigger.dev's `type`).
+// ---- queues: {queue} is a queue's id: its name, or "task/<task id>" (the slash as is or %2F) ---
+
+namespace {
+
+/// How to read {queue} (Trigger.dev's `type`, in the query or the body): an id (default), a task
+/// id, or a custom queue's name. The queue's id, or "" after answering 400.
+std::string queue_id(std::string name, std::string_view type, const http_responder& respond) {
+  if (type == "task") return "task/" + name;
+  if (type == "id" || type == "custom") return name;
+  respond(error_response(400, "type must be \"id\", \"task\" or \"custom\""));
+  return {};
+}
+
+}  // namespace
+
+void api_gateway::list_queues(call& c) {
+  auto pairs = c.query_pairs();
+  if (!pairs) return;
+  size_t page = 1, per_page = 25;
+  if (auto e = offset_page(*pairs, page, per_page); !e.empty()) return c.respond(error_response(400, e));
+  c.answer(runs_.list_queues(page, per_page));
+}
+
+void api_gateway::retrieve_queue(call& c) {
+  auto pairs = c.query_pairs();
+  if (!pairs) return;
   std::string type = "id";
   for (const auto& [key, value] : *pairs)
     if (key == "type") type = value;
-  if (body && body->contains("type")) {
-    if (!(*body)["type"].is_string()) return respond(error_response(400, "type must be \"id\", \"task\" or \"custom\""));
-    type = (*body)["type"].get<std::string>();
-  }
-  if (type == "task") name = "task/" + name;
-  else if (type != "id" && type != "custom") return respond(error_response(400, "type must be \"id\", \"task\" or \"custom\""));
-  if (action.empty()) return answer(runs_.get_queue(name));
-  if (action == "pause") {
-    auto a = body->find("action");
-    if (a == body->end() || !a->is_string() || (*a != "pause" && *a != "resume"))
-      return respond(error_response(400, "the body must be {\"action\": \"pause\" | \"resume\"}"));
-    return answer(runs_.pause_queue(name, *a == "pause"));
-  }
-  if (action == "reset") return answer(runs_.override_queue(name, std::nullopt));
-  auto l = body->find("concurrencyLimit");
-  if (l == body->end() || !l->is_number_integer() || l->get<int64_t>() < 0 || l->get<int64_t>() > 100000)
-    return respond(error_response(400, "the body must be {\"concurrencyLimit\": a whole number from 0 to 100000}"));
-  return answer(runs_.override_queue(name, l->get<int>()));
+  auto id = queue_id(c.params[0], type, c.respond);
+  if (!id.empty()) c.answer(runs_.get_queue(id));
 }
 
-void api_gateway::schedules(const http_request& req, const std::vector<std::string_view>& parts, http_responder respond) {
-  // /api/v1/schedules[/{id}[/activate | /deactivate]]
-  std::string_view target = req.target;
-  auto q = target.find('?');
-  auto answer = [&](const api_answer& a) {
-    if (a.status != 200) {
-      auto r = error_response(a.status, a.body.value("error", std::string("error")));
-      if (a.body.contains("issues")) r.body = dump(a.body);
-      return respond(std::move(r));
-    }
-    respond({200, dump(a.body), {}});
-  };
-  auto not_allowed = [&](std::string_view allowed) { respond(not_allowed_response(req.method, target.substr(0, q), allowed)); };
-  auto body = [&]() -> std::optional<json> {
-    json j = json::parse(req.body, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) {
-      respond(error_response(400, "the body must be a JSON object: {\"task\", \"cron\", \"deduplicationKey\"?, \"externalId\"?, \"timezone\"?}"));
+/// The body of a queue action and the queue's id; nullopt after answering 400.
+std::optional<std::pair<json, std::string>> api_gateway::queue_action(call& c) {
+  auto body = object_body(c.req.body);
+  if (!body) {
+    c.respond(error_response(400, "the body must be a JSON object"));
+    return std::nullopt;
+  }
+  std::string type = "id";
+  if (body->contains("type")) {
+    if (!(*body)["type"].is_string()) {
+      c.respond(error_response(400, "type must be \"id\", \"task\" or \"custom\""));
       return std::nullopt;
     }
-    return j;
-  };
-  if (parts.size() == 3) {
-    if (req.method == "POST") {
-      auto b = body();
-      if (!b) return;
-      return answer(runs_.create_schedule(*b));
-    }
-    if (req.method != "GET") return not_allowed("GET, POST");
-    auto pairs = decode_query(q == std::string_view::npos ? std::string_view() : target.substr(q + 1));
-    if (!pairs) return respond(error_response(400, "bad percent-escape in the query string"));
-    size_t page = 1, per_page = 20;
-    if (auto e = offset_page(*pairs, page, per_page); !e.empty()) return respond(error_response(400, e));
-    return answer(runs_.list_schedules(page, per_page));
+    type = (*body)["type"].get<std::string>();
   }
-  std::string id;
-  if (!percent_decode(parts[3], id)) return respond(error_response(400, "bad percent-escape in the path"));
-  if (parts.size() == 5) {
-    if (parts[4] != "activate" && parts[4] != "deactivate")
-      return respond(error_response(404, "No route for " + req.method + " " + std::string(target.substr(0, q))));
-    if (req.method != "POST") return not_allowed("POST");
-    return answer(runs_.activate_schedule(id, parts[4] == "activate"));
-  }
-  if (req.method == "GET") return answer(runs_.get_schedule(id));
-  if (req.method == "DELETE") return answer(runs_.delete_schedule(id));
-  if (req.method == "PUT") {
-    auto b = body();
-    if (!b) return;
-    return answer(runs_.update_schedule(id, *b));
-  }
-  not_allowed("GET, PUT, DELETE");
+  auto id = queue_id(c.params[0], type, c.respond);
+  if (id.empty()) return std::nullopt;
+  return std::make_pair(std::move(*body), std::move(id));
 }
+
+void api_gateway::pause_queue(call& c) {
+  auto q = queue_action(c);
+  if (!q) return;
+  auto a = q->first.find("action");
+  if (a == q->first.end() || !a->is_string() || (*a != "pause" && *a != "resume"))
+    return c.respond(error_response(400, "the body must be {\"action\": \"pause\" | \"resume\"}"));
+  c.answer(runs_.pause_queue(q->second, *a == "pause"));
+}
+
+void api_gateway::override_queue(call& c) {
+  auto q = queue_action(c);
+  if (!q) return;
+  auto l = q->first.find("concurrencyLimit");
+  if (l == q->first.end() || !l->is_number_integer() || l->get<int64_t>() < 0 || l->get<int64_t>() > 100000)
+    return c.respond(error_response(400, "the body must be {\"concurrencyLimit\": a whole number from 0 to 100000}"));
+  c.answer(runs_.override_queue(q->second, l->get<int>()));
+}
+
+void api_gateway::reset_queue(call& c) {
+  if (auto q = queue_action(c)) c.answer(runs_.override_queue(q->second, std::nullopt));
+}
+
+// ---- schedules ----------------------------------------------------------------------------------
+
+namespace {
+
+/// A schedule answer: {"error"} (with "issues" when there are) or the body.
+http_response schedule_response(const api_answer& a) {
+  if (a.status != 200) {
+    auto r = error_response(a.status, a.body.value("error", std::string("error")));
+    if (a.body.contains("issues")) r.body = dump(a.body);
+    return r;
+  }
+  return {200, dump(a.body), {}};
+}
+
+/// A schedule's body; nullopt after answering 400.
+std::optional<json> schedule_body(const std::string& body, const http_responder& respond) {
+  json j = json::parse(body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    respond(error_response(400, "the body must be a JSON object: {\"task\", \"cron\", \"deduplicationKey\"?, \"externalId\"?, \"timezone\"?}"));
+    return std::nullopt;
+  }
+  return j;
+}
+
+}  // namespace
+
+void api_gateway::list_schedules(call& c) {
+  auto pairs = c.query_pairs();
+  if (!pairs) return;
+  size_t page = 1, per_page = 20;
+  if (auto e = offset_page(*pairs, page, per_page); !e.empty()) return c.respond(error_response(400, e));
+  c.respond(schedule_response(runs_.list_schedules(page, per_page)));
+}
+
+void api_gateway::create_schedule(call& c) {
+  if (auto b = schedule_body(c.req.body, c.respond)) c.respond(schedule_response(runs_.create_schedule(*b)));
+}
+
+void api_gateway::retrieve_schedule(call& c) { c.respond(schedule_response(runs_.get_schedule(c.params[0]))); }
+
+void api_gateway::update_schedule(call& c) {
+  if (auto b = schedule_body(c.req.body, c.respond)) c.respond(schedule_response(runs_.update_schedule(c.params[0], *b)));
+}
+
+void api_gateway::delete_schedule(call& c) { c.respond(schedule_response(runs_.delete_schedule(c.params[0]))); }
+
+void api_gateway::activate_schedule(call& c) { c.respond(schedule_response(runs_.activate_schedule(c.params[0], true))); }
+
+void api_gateway::deactivate_schedule(call& c) { c.respond(schedule_response(runs_.activate_schedule(c.params[0], false))); }
 
 }  // namespace taskhost

@@ -1,21 +1,8 @@
 // The HTTP API: Trigger.dev's REST paths and JSON shapes, mapped onto a run_service.
 //
-// Routes served (shared/reference/trigger-rest-api.md):
-//   POST /api/v1/tasks/{taskId}/trigger   → 200 {"id": "run_...", "isCached"}   (§5.1)
-//   GET  /api/v1/runs?filter[..]&page[..] → {"data": [runs], "pagination"}     (§5.4)
-//   GET  /api/v3/runs/{runId}             → the run                 (§5.3)
-//   POST /api/v2/runs/{runId}/cancel      → 200 {"id": "run_..."}   (§5.5)
-//   POST /api/v1/runs/{runId}/replay      → 200 {"id": "run_<new>"} (§5.6)
-//   POST /api/v1/runs/{runId}/reschedule  → 200 the run             (§5.7)
-//   GET  /api/v1/runs/{runId}/logs        → {"data": [log lines]}
-//   POST /api/v3/batches                  → 202 {"id": "batch_...", "runCount", "isCached"}  (§5.2, phase 1)
-//   POST /api/v3/batches/{id}/items       → 200 {"id", "itemsAccepted", "itemsDeduplicated", "sealed"} (NDJSON, phase 2)
-//   GET  /api/v2/batches/{id}, /api/v1/batches/{id} → the batch (RetrieveBatchV2Response)
-//   GET|POST /api/v1/schedules, GET|PUT|DELETE /api/v1/schedules/{id},
-//   POST /api/v1/schedules/{id}/activate|deactivate → ScheduleObject (§5.10)
-//   GET  /api/v1/timezones[?excludeUtc=true] → {"timezones": [...]}
-//   GET  /healthz                         → {"ok": true}
-// Every route but those two needs `Authorization: Bearer <key>` with an active API key once the
+// Routes: api_gateway::routes() lists them (a table in api_gateway.cpp); docs/openapi.json
+// describes each one and is served at GET /api/openapi.json (a test keeps the two in step).
+// Every route but /healthz and /api/v1/timezones needs `Authorization: Bearer <key>` with an active API key once the
 // deployment has any (api_keys::enforcing): else 401 {"error"} with x-should-retry: false, so the
 // SDK throws AuthenticationError at once. A key in the query string is never read.
 // Errors are {"error": "..."}; 404s and permanent failures carry `x-should-retry: false` so the
@@ -37,6 +24,16 @@ namespace taskhost {
 
 class api_keys;
 
+/// A route the gateway serves: method and OpenAPI-style path ("/api/v3/runs/{runId}").
+struct api_route {
+  std::string method;
+  std::string path;
+  bool open = false;  ///< answered without an API key
+};
+
+/// The OpenAPI 3 description of the API (docs/openapi.json, compiled in).
+std::string_view openapi_document();
+
 class api_gateway {
 public:
   /// `keys` (may be null: nothing is checked) must outlive the gateway.
@@ -55,16 +52,49 @@ public:
   /// Decodes %XX escapes (task ids arrive encodeURIComponent-ed). Returns false on a bad escape.
   static bool percent_decode(std::string_view in, std::string& out);
 
+  /// Every route, in the order they are matched. Unknown paths are 404, known paths with another
+  /// method 405 with `Allow`.
+  static std::vector<api_route> routes();
+
+  struct call;  ///< a request as a route function sees it (its path params decoded)
+
 private:
-  void trigger(const std::string& task_id, const http_request& req, http_responder respond);
-  void list(std::string_view query, http_responder respond);
-  void queues(const http_request& req, const std::vector<std::string_view>& parts, http_responder respond);
-  void schedules(const http_request& req, const std::vector<std::string_view>& parts, http_responder respond);
-  void replay(const std::string& run_id, const http_request& req, http_responder respond);
-  void reschedule(const std::string& run_id, const http_request& req, http_responder respond);
-  // The two-phase batch API (api_gateway_batches.cpp).
-  void create_batch(const http_request& req, http_responder respond);
-  void batch_items(const std::string& batch_id, const http_request& req, http_responder respond);
+  struct route_entry;
+  static const std::vector<route_entry>& table();
+  // Route functions, one per route of table().
+  void trigger(call& c);
+  void list(call& c);
+  void retrieve(call& c);
+  void cancel(call& c);
+  void replay(call& c);
+  void reschedule(call& c);
+  void logs(call& c);
+  void retrieve_batch(call& c);
+  void create_batch(call& c);
+  void batch_items(call& c);
+  void create_token(call& c);
+  void list_tokens(call& c);
+  void retrieve_token(call& c);
+  void complete_token(call& c);
+  void list_queues(call& c);
+  void retrieve_queue(call& c);
+  void pause_queue(call& c);
+  void override_queue(call& c);
+  void reset_queue(call& c);
+  void list_schedules(call& c);
+  void create_schedule(call& c);
+  void retrieve_schedule(call& c);
+  void update_schedule(call& c);
+  void delete_schedule(call& c);
+  void activate_schedule(call& c);
+  void deactivate_schedule(call& c);
+  void timezones(call& c);
+  void openapi(call& c);
+  void healthz(call& c);
+  std::optional<std::pair<nlohmann::json, std::string>> queue_action(call& c);
+  // The two-phase batch API (api_gateway_batches.cpp): phase 1 and phase 2.
+  void start_batch(const http_request& req, http_responder respond);
+  void stream_batch_items(const std::string& batch_id, const http_request& req, http_responder respond);
   /// Request idempotency (x-trigger-request-idempotency-key, trigger-rest-api.md §3.3): without the
   /// header, `work("", respond)`. With it, once per (scope, key): a key that made something
   /// already is answered with `replay` of it; a request whose key is in flight gets that one's

@@ -25,7 +25,7 @@ http_response created_batch(const json& body) {
 
 }  // namespace
 
-void api_gateway::create_batch(const http_request& req, http_responder respond) {
+void api_gateway::start_batch(const http_request& req, http_responder respond) {
   if (refusing_) return respond(shutting_down());
   once_per_request_key(
       "batch", req, std::move(respond),
@@ -46,7 +46,7 @@ void api_gateway::create_batch(const http_request& req, http_responder respond) 
       });
 }
 
-void api_gateway::batch_items(const std::string& batch_id, const http_request& req, http_responder respond) {
+void api_gateway::stream_batch_items(const std::string& batch_id, const http_request& req, http_responder respond) {
   if (refusing_) return respond(shutting_down());
   auto ct = req.headers.find("content-type");
   if (ct == req.headers.end() || (ct->second.find("application/x-ndjson") == std::string::npos &&

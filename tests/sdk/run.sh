@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Runs compat.test.mjs against a fresh taskhost. Usage: run.sh TASKHOST_BIN PLUGIN_DIR FIXTURE_DIR WORK_DIR
+# Runs compat.test.mjs (the official SDK) and openapi.test.mjs (docs/openapi.json against the
+# answers) against a fresh taskhost. Usage: run.sh TASKHOST_BIN PLUGIN_DIR FIXTURE_DIR WORK_DIR
 set -euo pipefail
 bin=$1 plugin_dir=$2 fixture_dir=$3 work=$4
 here=$(cd "$(dirname "$0")" && pwd)
 command -v node >/dev/null || { echo "node is not installed (cmake/install-deps.sh installs it)"; exit 1; }
 mkdir -p "$work"
-cp "$here/package.json" "$here/package-lock.json" "$here/compat.test.mjs" "$work/"
+cp "$here/package.json" "$here/package-lock.json" "$here/compat.test.mjs" "$here/openapi.test.mjs" "$work/"
 if ! cmp -s "$here/package-lock.json" "$work/node_modules/.installed-lock" 2>/dev/null; then
   (cd "$work" && npm ci --no-audit --no-fund --loglevel=error)
   cp "$here/package-lock.json" "$work/node_modules/.installed-lock"
@@ -21,4 +22,5 @@ printf 'name: sdk-compat\nplugins_dir: plugins\nexecutor: {threads: 4}\nqueues: 
 pid=$!
 for _ in $(seq 200); do grep -q "serving" "$deploy/out" 2>/dev/null && break; sleep 0.05; done
 url=$(grep -o 'http://127.0.0.1:[0-9]*' "$deploy/out") || { cat "$deploy/log"; exit 1; }
-cd "$work" && TRIGGER_API_URL="$url" TRIGGER_SECRET_KEY="$(cat "$deploy/keys")" node --test compat.test.mjs
+cd "$work" && TRIGGER_API_URL="$url" TRIGGER_SECRET_KEY="$(cat "$deploy/keys")" OPENAPI_DOC="$here/../../docs/openapi.json" \
+  node --test compat.test.mjs openapi.test.mjs

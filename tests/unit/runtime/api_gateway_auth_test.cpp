@@ -5,46 +5,11 @@
 #include <gtest/gtest.h>
 
 #include "runtime/api_keys.hpp"
+#include "support/fake_run_service.hpp"
 
 using namespace taskhost;
 
 namespace {
-
-/// Answers every call with 200 and an empty object (or a made-up run).
-class everything_ok final : public run_service {
-public:
-  void trigger(trigger_input, std::function<void(trigger_outcome)> done) override { done({200, "run_1", {}, false}); }
-  std::optional<run_record> get_run(const std::string& id) const override {
-    run_record r;
-    r.id = id;
-    r.task_id = "t";
-    return r;
-  }
-  void cancel(const std::string& id, std::function<void(trigger_outcome)> done) override { done({200, id, {}, false}); }
-  run_list_page list_runs(const run_list_query&) const override { return {}; }
-  void reschedule(const std::string& id, time_point, std::function<void(trigger_outcome)> done) override { done({200, id, {}, false}); }
-  api_answer create_token(const nlohmann::json&) override { return ok(); }
-  api_answer complete_token(const std::string&, const nlohmann::json&) override { return ok(); }
-  api_answer get_token(const std::string&) override { return ok(); }
-  api_answer list_tokens(const std::string&, size_t, const std::string&) override { return ok(); }
-  api_answer get_batch(const std::string&) const override { return ok(); }
-  api_answer create_batch(batch_create_input) override { return {200, {{"id", "batch_1"}, {"runCount", 1}, {"isCached", false}}}; }
-  void add_batch_items(const std::string&, std::vector<batch_item>, std::function<void(api_answer)> done) override { done(ok()); }
-  std::optional<request_key_record> find_request_key(const std::string&, const std::string&) const override { return std::nullopt; }
-  api_answer list_queues(size_t, size_t) override { return ok(); }
-  api_answer get_queue(const std::string&) override { return ok(); }
-  api_answer pause_queue(const std::string&, bool) override { return ok(); }
-  api_answer override_queue(const std::string&, std::optional<int>) override { return ok(); }
-  api_answer list_schedules(size_t, size_t) override { return ok(); }
-  api_answer get_schedule(const std::string&) override { return ok(); }
-  api_answer create_schedule(const nlohmann::json&) override { return ok(); }
-  api_answer update_schedule(const std::string&, const nlohmann::json&) override { return ok(); }
-  api_answer delete_schedule(const std::string&) override { return ok(); }
-  api_answer activate_schedule(const std::string&, bool) override { return ok(); }
-
-private:
-  static api_answer ok() { return {200, nlohmann::json::object()}; }
-};
 
 const std::string good_key = "tr_dev_" + std::string(32, 'G');
 const std::string other_key = "tr_dev_" + std::string(32, 'H');
@@ -65,27 +30,29 @@ std::string header(const http_response& r, const std::string& name) {
   return "";
 }
 
-/// One request per route the gateway serves, with a body where one is needed.
-const std::vector<std::pair<std::string, std::string>> routes = {
-    {"POST", "/api/v1/tasks/t/trigger"}, {"GET", "/api/v3/runs/run_1"}, {"GET", "/api/v1/runs"},
-    {"POST", "/api/v2/runs/run_1/cancel"}, {"POST", "/api/v1/runs/run_1/replay"}, {"POST", "/api/v1/runs/run_1/reschedule"},
-    {"GET", "/api/v1/runs/run_1/logs"}, {"GET", "/api/v1/batches/batch_1"}, {"POST", "/api/v1/waitpoints/tokens"},
-    {"GET", "/api/v1/waitpoints/tokens"}, {"GET", "/api/v1/waitpoints/tokens/waitpoint_1"},
-    {"POST", "/api/v1/waitpoints/tokens/waitpoint_1/complete"}, {"GET", "/api/v1/queues"}, {"GET", "/api/v1/queues/q"},
-    {"POST", "/api/v1/queues/q/pause"}, {"POST", "/api/v1/queues/q/concurrency/override"},
-    {"POST", "/api/v1/queues/q/concurrency/reset"}, {"POST", "/api/v1/schedules"}, {"GET", "/api/v1/schedules"},
-    {"GET", "/api/v1/schedules/sched_1"}, {"PUT", "/api/v1/schedules/sched_1"}, {"DELETE", "/api/v1/schedules/sched_1"},
-    {"POST", "/api/v1/schedules/sched_1/activate"}, {"POST", "/api/v1/schedules/sched_1/deactivate"},
-    // not routes: still 401 before 404 or 405 (deny by default)
-    {"GET", "/api/v1/tasks/t/trigger"}, {"GET", "/api/v9/nothing"}, {"GET", "//api/v1/runs"}, {"GET", "/nothing"}};
+/// One request per route the gateway serves (its {params} filled in), and paths that are not routes.
+std::vector<std::pair<std::string, std::string>> requests() {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& r : api_gateway::routes()) {
+    if (r.open) continue;
+    out.emplace_back(r.method, test::sample_path(r.path));
+  }
+  // not routes: still 401 before 404 or 405 (deny by default)
+  for (const char* path : {"/api/v1/tasks/t/trigger", "/api/v9/nothing", "//api/v1/runs", "/nothing", "/healthz/x"})
+    out.emplace_back("GET", path);
+  out.emplace_back("POST", "/api/v1/timezones/x");
+  return out;
+}
 
 }  // namespace
 
 TEST(ApiGatewayAuthTest, EveryRouteAnswers401WithoutAnActiveKey) {
-  everything_ok svc;
+  test::everything_ok svc;
   api_keys keys({{"", "ci", sha256(good_key)}});
   api_gateway gw(svc, 1 << 20, &keys);
-  for (const auto& [method, path] : routes) {
+  const auto reqs = requests();
+  ASSERT_GT(reqs.size(), 25u);
+  for (const auto& [method, path] : reqs) {
     for (const std::string& auth : std::vector<std::string>{"", "Bearer " + other_key, "Bearer", "Bearer  ", "Basic " + good_key, good_key,
                                     "Bearer " + good_key + " extra", "Bearer " + good_key.substr(0, 20)}) {
       auto r = call(gw, method, path, auth);
@@ -103,7 +70,7 @@ TEST(ApiGatewayAuthTest, EveryRouteAnswers401WithoutAnActiveKey) {
 }
 
 TEST(ApiGatewayAuthTest, MessagesSayWhatIsWrong) {
-  everything_ok svc;
+  test::everything_ok svc;
   api_keys keys({{"", "ci", sha256(good_key)}});
   api_gateway gw(svc, 1 << 20, &keys);
   EXPECT_EQ(nlohmann::json::parse(call(gw, "GET", "/api/v1/runs").body)["error"],
@@ -115,7 +82,7 @@ TEST(ApiGatewayAuthTest, MessagesSayWhatIsWrong) {
 }
 
 TEST(ApiGatewayAuthTest, TimezonesAndHealthStayOpen) {
-  everything_ok svc;
+  test::everything_ok svc;
   api_keys keys({{"", "ci", sha256(good_key)}});
   api_gateway gw(svc, 1 << 20, &keys);
   EXPECT_EQ(call(gw, "GET", "/api/v1/timezones").status, 200);
@@ -124,7 +91,7 @@ TEST(ApiGatewayAuthTest, TimezonesAndHealthStayOpen) {
 }
 
 TEST(ApiGatewayAuthTest, WithoutKeysNothingIsChecked) {
-  everything_ok svc;
+  test::everything_ok svc;
   api_keys none({});
   api_gateway gw(svc, 1 << 20, &none);
   EXPECT_EQ(call(gw, "GET", "/api/v1/runs").status, 200);
@@ -134,7 +101,7 @@ TEST(ApiGatewayAuthTest, WithoutKeysNothingIsChecked) {
 }
 
 TEST(ApiGatewayAuthTest, PrincipalIsTheKeysNameNeverTheKey) {
-  everything_ok svc;
+  test::everything_ok svc;
   api_keys keys({{"", "ci", sha256(good_key)}});
   api_gateway gw(svc, 1 << 20, &keys);
   auto req = [](const std::string& auth) {

@@ -1,0 +1,147 @@
+// The OpenAPI document (docs/openapi.json) against the real server: every documented operation is
+// called, and every answer — status and body — must be one the document describes. Response
+// objects are checked strictly: a field the server sends that the schema does not name fails (so
+// the document cannot fall behind the code), unless the schema allows extra fields on purpose.
+// Needs TRIGGER_API_URL, TRIGGER_SECRET_KEY (as compat.test.mjs) and OPENAPI_DOC (the file's path).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import Ajv2020 from "ajv/dist/2020.js";
+import addFormats from "ajv-formats";
+
+const base = process.env.TRIGGER_API_URL;
+const key = process.env.TRIGGER_SECRET_KEY;
+const doc = JSON.parse(readFileSync(process.env.OPENAPI_DOC, "utf8"));
+
+// Strict copies of the schemas: objects with properties and no word on extra fields get
+// additionalProperties: false.
+function strict(s) {
+  if (Array.isArray(s)) return s.map(strict);
+  if (!s || typeof s !== "object") return s;
+  const out = {};
+  for (const [k, v] of Object.entries(s)) out[k] = k === "properties" ? Object.fromEntries(Object.entries(v).map(([n, p]) => [n, strict(p)])) : strict(v);
+  if (out.type === "object" && out.properties && !("additionalProperties" in out)) out.additionalProperties = false;
+  return out;
+}
+const ajv = new Ajv2020({ strict: false, allErrors: true });
+addFormats(ajv);
+ajv.addSchema({ $id: "doc", components: strict(doc.components) });
+const rewrite = (s) => JSON.parse(JSON.stringify(strict(s)).replaceAll('"#/components/', '"doc#/components/'));
+
+// Every documented operation, and a matcher for its path ({queue} may hold a slash).
+const operations = [];
+for (const [path, item] of Object.entries(doc.paths)) {
+  for (const [method, op] of Object.entries(item)) {
+    const re = new RegExp("^" + path.replace(/\{queue\}/g, "(.+)").replace(/\{[^}]+\}/g, "([^/]+)") + "$");
+    operations.push({ method: method.toUpperCase(), path, re, op, seen: new Set() });
+  }
+}
+/** Calls the server and checks the answer against the document; returns {status, body, headers}. */
+async function call(method, path, body, { auth = true, headers = {} } = {}) {
+  const h = { ...headers };
+  if (auth) h.authorization = `Bearer ${key}`;
+  if (body !== undefined) h["content-type"] = "application/json";
+  const res = await fetch(base + path, { method, headers: h, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await res.text();
+  const pathOnly = path.split("?")[0];
+  const candidates = operations.filter((o) => o.re.test(pathOnly));
+  const op = candidates.find((o) => o.method === method);
+  assert.ok(op, `${method} ${pathOnly} is not documented (documented methods here: ${candidates.map((o) => o.method).join(", ") || "none"})`);
+  const r = op.op.responses[String(res.status)] ?? op.op.responses.default;
+  assert.ok(r, `${method} ${op.path} answered ${res.status}, which the document does not list (${Object.keys(op.op.responses)}): ${text}`);
+  const resolved = r.$ref ? doc.components.responses[r.$ref.split("/").pop()] : r;
+  const schema = resolved.content?.["application/json"]?.schema;
+  const json = text ? JSON.parse(text) : undefined;
+  if (schema) {
+    const validate = ajv.compile(rewrite(schema));
+    assert.ok(validate(json), `${method} ${op.path} ${res.status}: ${ajv.errorsText(validate.errors)}\n${text.slice(0, 2000)}`);
+  }
+  op.seen.add(res.status);
+  return { status: res.status, body: json, headers: res.headers };
+}
+
+async function finished(id) {
+  for (let i = 0; i < 400; i++) {
+    const r = await call("GET", `/api/v3/runs/${id}`);
+    if (r.body.isCompleted) return r.body;
+    await new Promise((res) => setTimeout(res, 25));
+  }
+  throw new Error(`run ${id} did not finish`);
+}
+
+test("runs: trigger, retrieve, list, logs, cancel, replay, reschedule", async () => {
+  const t = await call("POST", "/api/v1/tasks/fixture-logs/trigger", { payload: { n: 1 }, options: { tags: ["oa"], metadata: { m: 1 } } });
+  assert.equal(t.status, 200);
+  const run = await finished(t.body.id);
+  assert.equal(run.status, "COMPLETED");
+  const failed = (await call("POST", "/api/v1/tasks/fixture-throw/trigger", { options: { maxAttempts: 1 } })).body.id;
+  await finished(failed);
+  assert.equal((await call("GET", `/api/v1/runs?filter[tag]=oa&page[size]=1`)).status, 200);
+  assert.equal((await call("GET", `/api/v1/runs?page[size]=2`)).body.data.length, 2);
+  assert.equal((await call("GET", `/api/v1/runs/${t.body.id}/logs`)).status, 200);
+  assert.equal((await call("POST", `/api/v1/runs/${t.body.id}/replay`)).status, 200);
+  const delayed = (await call("POST", "/api/v1/tasks/fixture-echo/trigger", { payload: 1, options: { delay: "1h" } })).body.id;
+  assert.equal((await call("GET", `/api/v3/runs/${delayed}`)).body.status, "DELAYED");
+  assert.equal((await call("POST", `/api/v1/runs/${delayed}/reschedule`, { delay: "2h" })).status, 200);
+  assert.equal((await call("POST", `/api/v2/runs/${delayed}/cancel`)).status, 200);
+  // errors the document lists
+  assert.equal((await call("POST", "/api/v1/tasks/no-such-task/trigger", {})).status, 404);
+  assert.equal((await call("POST", "/api/v1/tasks/fixture-echo/trigger", { options: { tags: 7 } })).status, 400);
+  assert.equal((await call("GET", "/api/v3/runs/run_nope")).status, 404);
+  assert.equal((await call("GET", "/api/v1/runs?filter[status]=NOPE")).status, 400);
+  assert.equal((await call("POST", `/api/v1/runs/${t.body.id}/reschedule`, { delay: "1h" })).status, 400);
+  assert.equal((await call("GET", "/api/v1/runs", undefined, { auth: false })).status, 401);
+});
+
+test("waitpoint tokens: create, list, retrieve, complete", async () => {
+  const c = await call("POST", "/api/v1/waitpoints/tokens", { timeout: "1h", tags: ["oa"], idempotencyKey: `oa-${Date.now()}` });
+  assert.equal(c.status, 200);
+  const id = c.body.id;
+  assert.equal((await call("GET", `/api/v1/waitpoints/tokens/${id}`)).body.status, "WAITING");
+  assert.equal((await call("POST", `/api/v1/waitpoints/tokens/${id}/complete`, { data: { ok: 1 } })).status, 200);
+  assert.equal((await call("GET", `/api/v1/waitpoints/tokens/${id}`)).body.status, "COMPLETED");
+  assert.equal((await call("GET", "/api/v1/waitpoints/tokens?filter[status]=COMPLETED&page[size]=5")).status, 200);
+  assert.equal((await call("GET", "/api/v1/waitpoints/tokens/waitpoint_nope")).status, 404);
+  assert.equal((await call("POST", "/api/v1/waitpoints/tokens/waitpoint_nope/complete", { data: 1 })).status, 404);
+});
+
+test("batches", async () => {
+  assert.equal((await call("GET", "/api/v1/batches/batch_nope")).status, 404);
+});
+
+test("queues: list, retrieve, pause, resume, override, reset", async () => {
+  assert.equal((await call("GET", "/api/v1/queues?page=1&perPage=10")).status, 200);
+  assert.equal((await call("GET", "/api/v1/queues/one")).body.name, "one");
+  assert.equal((await call("GET", "/api/v1/queues/task%2Ffixture-echo")).body.type, "task");
+  assert.equal((await call("POST", "/api/v1/queues/one/pause", { action: "pause" })).body.paused, true);
+  assert.equal((await call("POST", "/api/v1/queues/one/pause", { action: "resume" })).body.paused, false);
+  assert.equal((await call("POST", "/api/v1/queues/one/concurrency/override", { concurrencyLimit: 3 })).body.concurrencyLimit, 3);
+  assert.equal((await call("POST", "/api/v1/queues/one/concurrency/reset")).body.concurrencyLimit, 1);
+  assert.equal((await call("GET", "/api/v1/queues/nope")).status, 404);
+});
+
+test("schedules: create, list, retrieve, update, deactivate, activate, delete; time zones", async () => {
+  const s = await call("POST", "/api/v1/schedules", { task: "sched-echo", cron: "0 9 * * 1-5", timezone: "Europe/London", deduplicationKey: "oa-1" });
+  assert.equal(s.status, 200);
+  const id = s.body.id;
+  assert.equal((await call("GET", "/api/v1/schedules?perPage=100")).status, 200);
+  assert.equal((await call("GET", `/api/v1/schedules/${id}`)).body.id, id);
+  assert.equal((await call("PUT", `/api/v1/schedules/${id}`, { task: "sched-echo", cron: "0 0 * * *" })).status, 200);
+  assert.equal((await call("POST", `/api/v1/schedules/${id}/deactivate`)).body.active, false);
+  assert.equal((await call("POST", `/api/v1/schedules/${id}/activate`)).body.active, true);
+  assert.equal((await call("DELETE", `/api/v1/schedules/${id}`)).body.id, id);
+  assert.equal((await call("GET", `/api/v1/schedules/${id}`)).status, 404);
+  assert.equal((await call("POST", "/api/v1/schedules", { task: "sched-echo", cron: "61 * * * *" })).status, 400);
+  assert.ok((await call("GET", "/api/v1/timezones?excludeUtc=true", undefined, { auth: false })).body.timezones.length > 300);
+});
+
+test("the document and the health check", async () => {
+  const d = await call("GET", "/api/openapi.json");
+  assert.deepEqual(d.body, doc, "the server serves docs/openapi.json as it is in the repository");
+  assert.equal((await call("GET", "/healthz", undefined, { auth: false })).status, 200);
+});
+
+test("every documented operation was called and its answer checked (this test runs last)", () => {
+  const missed = operations.filter((o) => o.seen.size === 0).map((o) => `${o.method} ${o.path}`);
+  assert.deepEqual(missed, [], "documented operations this file never called");
+});
