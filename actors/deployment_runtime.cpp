@@ -334,6 +334,10 @@ void deployment_runtime::start_http() {
   o.host = i.cfg.http.host;
   o.port = i.cfg.http.port;
   o.max_body_bytes = i.cfg.http.max_body_bytes;
+  o.max_large_body_bytes = i.cfg.http.max_batch_body_bytes;  // a batch's item stream
+  o.large_body = [gw = i.gateway.get()](std::string_view method, std::string_view target, std::string_view authorization) {
+    return gw->takes_large_body(method, target, authorization);
+  };
   o.header_timeout = std::chrono::milliseconds(i.cfg.http.header_timeout_ms);
   o.body_timeout = std::chrono::milliseconds(i.cfg.http.body_timeout_ms);
   o.idle_timeout = std::chrono::milliseconds(i.cfg.http.idle_timeout_ms);

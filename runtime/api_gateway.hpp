@@ -49,6 +49,11 @@ public:
   /// From now on triggers are answered 503 (the runtime is shutting down); reads keep working.
   void refuse_triggers() { refusing_ = true; }
 
+  /// Whether a request may send a body larger than http.max_body_bytes, from its head: a batch's
+  /// item stream (POST /api/v3/batches/{id}/items) with an API key of the deployment (or none
+  /// needed). For http_server_options::large_body; callable from any thread.
+  bool takes_large_body(std::string_view method, std::string_view target, std::string_view authorization) const;
+
   /// Decodes %XX escapes (task ids arrive encodeURIComponent-ed). Returns false on a bad escape.
   static bool percent_decode(std::string_view in, std::string& out);
 

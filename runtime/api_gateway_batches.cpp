@@ -25,6 +25,23 @@ http_response created_batch(const json& body) {
 
 }  // namespace
 
+bool api_gateway::takes_large_body(std::string_view method, std::string_view target, std::string_view authorization) const {
+  if (method != "POST") return false;
+  std::string_view path = target.substr(0, target.find('?'));
+  constexpr std::string_view prefix = "/api/v3/batches/", suffix = "/items";
+  if (path.size() <= prefix.size() + suffix.size() || path.substr(0, prefix.size()) != prefix ||
+      path.substr(path.size() - suffix.size()) != suffix)
+    return false;
+  std::string_view id = path.substr(prefix.size(), path.size() - prefix.size() - suffix.size());
+  if (id.find('/') != std::string_view::npos) return false;
+  // Only a caller the deployment knows may send this much; anyone else gets max_body_bytes (and
+  // then its 401).
+  http_request head;
+  if (!authorization.empty()) head.headers.emplace("authorization", std::string(authorization));
+  std::string who;
+  return !check_key(head, /*required=*/true, who);
+}
+
 void api_gateway::start_batch(const http_request& req, http_responder respond) {
   if (refusing_) return respond(shutting_down());
   once_per_request_key(

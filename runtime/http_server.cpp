@@ -34,6 +34,8 @@ namespace {
 
 std::string error_body(std::string_view msg) { return nlohmann::json{{"error", msg}}.dump(); }
 
+std::string_view sv(beast::string_view s) { return {s.data(), s.size()}; }
+
 class session;
 
 /// What the acceptor and every session share. The counts and the idle list are touched from any
@@ -171,7 +173,9 @@ private:
     principal_.clear();
     head_ = false;
     parser_.emplace();
-    parser_->body_limit(opts().max_body_bytes);
+    // The largest any route takes; on_header narrows it to the request's own limit.
+    body_limit_ = std::max(opts().max_body_bytes, opts().large_body ? opts().max_large_body_bytes : 0);
+    parser_->body_limit(body_limit_);
     parser_->header_limit(64 * 1024);
     stream_.expires_at((first_request_ ? accepted_ : request_start_) + opts().header_timeout);
     bhttp::async_read_header(stream_, buffer_, *parser_, beast::bind_front_handler(&session::on_header, shared_from_this()));
@@ -181,6 +185,14 @@ private:
     bytes_in_ += n;
     if (ec) return on_read_error(ec);
     if (parser_->is_done()) return dispatch();
+    if (body_limit_ > opts().max_body_bytes) {
+      const auto& h = parser_->get();
+      if (!opts().large_body(sv(h.method_string()), sv(h.target()), sv(h[bhttp::field::authorization]))) body_limit_ = opts().max_body_bytes;
+      // A Content-Length is checked against the limit when the header is parsed (done above, with
+      // the largest limit): check it against the request's own. A chunked body is counted as it comes.
+      if (auto len = parser_->content_length(); len && *len > body_limit_) return on_read_error(bhttp::error::body_limit);
+      parser_->body_limit(body_limit_);
+    }
     stream_.expires_after(opts().body_timeout);
     if (beast::iequals(parser_->get()[bhttp::field::expect], "100-continue")) {
       // curl waits a second for this before sending a large body.
@@ -209,8 +221,11 @@ private:
     path_ = std::string(m.target().substr(0, m.target().find('?')));
     keep_alive_ = false;
     if (ec == bhttp::error::body_limit) {
+      // Over the largest limit before the route was known: name the request's own.
+      if (body_limit_ > opts().max_body_bytes && !opts().large_body(sv(m.method_string()), sv(m.target()), sv(m[bhttp::field::authorization])))
+        body_limit_ = opts().max_body_bytes;
       linger_ = true;  // the client is still sending: read the rest so it gets our answer, not a reset
-      return write({413, error_body("request body is over the limit of " + std::to_string(opts().max_body_bytes) + " bytes"), {}});
+      return write({413, error_body("request body is over the limit of " + std::to_string(body_limit_) + " bytes"), {}});
     }
     if (ec == beast::error::timeout) {
       if (!parser_->is_header_done()) return close();  // headers too slow: nothing to answer yet
@@ -346,6 +361,7 @@ private:
   // For the access line of the request in flight.
   std::string method_, path_, principal_;
   int status_ = 0;
+  uint64_t body_limit_ = 0;  ///< the request's: max_body_bytes, or max_large_body_bytes for a route that takes more
   uint64_t bytes_in_ = 0, bytes_out_ = 0;
   // Guarded by st_.mu.
   bool counted_ = false;

@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -59,6 +60,12 @@ struct http_server_options {
   std::string host = "127.0.0.1";
   uint16_t port = 8080;
   uint64_t max_body_bytes = 4u << 20;
+  /// Routes that take larger bodies (a batch's item stream): a request whose head `large_body`
+  /// accepts — its method, target and Authorization header, on the server's thread, before its
+  /// body is read — may send up to max_large_body_bytes; any other, max_body_bytes. Unset (or
+  /// not larger): max_body_bytes for all.
+  uint64_t max_large_body_bytes = 0;
+  std::function<bool(std::string_view method, std::string_view target, std::string_view authorization)> large_body;
   unsigned threads = 1;
   std::chrono::milliseconds header_timeout{10'000};
   std::chrono::milliseconds body_timeout{30'000};

@@ -267,3 +267,33 @@ TEST(BatchesTest, AChunkedItemStreamIsAcceptedAndOneThatNeverEndsIsClosedAfterTh
   EXPECT_GE(std::chrono::steady_clock::now() - start, 350ms) << "after http.body_timeout_ms, not before";
   EXPECT_EQ(runs_of(c, id).size(), 2u) << "the unfinished stream triggered nothing";
 }
+
+TEST(BatchesTest, AnItemStreamMayBeLargerThanOtherBodiesUpToItsOwnLimitWithAKey) {
+  deployment_dir d;
+  d.tmp.write("deploy.yaml", "name: itest\nplugins_dir: plugins\nhttp:\n  listen: 127.0.0.1:0\n  max_body_bytes: 20000\n"
+                             "  max_batch_body_bytes: 400000\nlimits: {max_payload_bytes: 10000}\n");
+  d.add_key();
+  server s(d);
+  http_client c(s.url);
+  s.authorize(c);
+  auto id = create_batch(c, 100);
+  std::string big;  // 100 items of ~2 KB: 200 KB, ten times http.max_body_bytes
+  for (int i = 0; i < 100; ++i) big += json{{"index", i}, {"task", "fixture-echo"}, {"payload", std::string(2000, 'a' + i % 26)}}.dump() + "\n";
+  ASSERT_GT(big.size(), 10u * 20000);
+  auto r = send_items(c, id, big);
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body, nullptr, false).value("sealed", false), true) << r.body;
+  // Any other route keeps http.max_body_bytes.
+  auto trig = c.request("POST", "/api/v1/tasks/fixture-echo/trigger", json{{"payload", std::string(30000, 'x')}}.dump());
+  EXPECT_EQ(trig.status, 413) << trig.body;
+  // So does a stream without the deployment's key (it is refused anyway).
+  http_client anonymous(s.url);
+  auto anon = anonymous.request("POST", "/api/v3/batches/" + id + "/items", big, ndjson);
+  EXPECT_EQ(anon.status, 413) << anon.body;
+  EXPECT_NE(anon.body.find("limit of 20000 bytes"), std::string::npos) << anon.body;
+  // And the stream has its limit.
+  auto id2 = create_batch(c, 1);
+  auto huge = send_items(c, id2, json{{"index", 0}, {"task", "fixture-echo"}, {"payload", "x"}}.dump() + "\n" + std::string(500000, '\n'));
+  EXPECT_EQ(huge.status, 413) << huge.body;
+  EXPECT_NE(huge.body.find("limit of 400000 bytes"), std::string::npos) << huge.body;
+}

@@ -603,3 +603,37 @@ TEST(HttpServerHardeningTest, TheAccessLogCanBeTurnedOff) {
   EXPECT_EQ(log.find("/quiet"), std::string::npos) << log;
   EXPECT_NE(log.find("http limits"), std::string::npos) << "the start line names the limits: " << log;
 }
+
+TEST(HttpServerHardeningTest, ARouteThatTakesLargeBodiesMaySendUpToItsLimitAndOthersNot) {
+  http_server_options o{.max_body_bytes = 100, .max_large_body_bytes = 1000, .body_timeout = 1000ms};
+  o.large_body = [](std::string_view method, std::string_view target, std::string_view authorization) {
+    return method == "POST" && target == "/big" && authorization == "Bearer ok";
+  };
+  quick_server q(std::move(o));
+  auto post = [&](const std::string& target, const std::string& auth, const std::string& framing, size_t n) {
+    raw_conn c(q.srv.port());
+    std::string head = "POST " + target + " HTTP/1.1\r\nHost: x\r\n" + (auth.empty() ? "" : "Authorization: " + auth + "\r\n");
+    if (framing == "length") {
+      c.send(head + "Content-Length: " + std::to_string(n) + "\r\n\r\n" + std::string(n, 'x'));
+    } else {
+      char len[32];
+      std::snprintf(len, sizeof len, "%zx\r\n", n / 2);
+      std::string chunk = std::string(len) + std::string(n / 2, 'x') + "\r\n";
+      c.send(head + "Transfer-Encoding: chunked\r\n\r\n" + chunk + chunk + "0\r\n\r\n");
+    }
+    return c.read_response();
+  };
+  for (const char* framing : {"length", "chunked"}) {
+    SCOPED_TRACE(framing);
+    EXPECT_EQ(status_of(post("/big", "Bearer ok", framing, 900)), 200) << "the route's own limit";
+    auto over = post("/big", "Bearer ok", framing, 1200);
+    EXPECT_EQ(status_of(over), 413);
+    EXPECT_NE(body_of(over).find("over the limit of 1000 bytes"), std::string::npos) << over;
+    auto other = post("/small", "Bearer ok", framing, 200);
+    EXPECT_EQ(status_of(other), 413) << "another route keeps max_body_bytes";
+    EXPECT_NE(body_of(other).find("over the limit of 100 bytes"), std::string::npos) << other;
+    EXPECT_EQ(status_of(post("/big", "Bearer nope", framing, 200)), 413) << "a head the predicate refuses keeps max_body_bytes";
+    EXPECT_EQ(status_of(post("/small", "", framing, 80)), 200);
+  }
+  EXPECT_EQ(status_of(post("/small", "", "length", 5000)), 413) << "over every limit";
+}
