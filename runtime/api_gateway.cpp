@@ -230,6 +230,9 @@ const std::vector<api_gateway::route_entry>& api_gateway::table() {
       {"POST", "/api/v1/runs/{runId}/reschedule", false, &api_gateway::reschedule},
       {"GET", "/api/v1/runs/{runId}/logs", false, &api_gateway::logs},
       {"GET", "/api/v1/batches/{batchId}", false, &api_gateway::retrieve_batch},
+      {"GET", "/api/v2/batches/{batchId}", false, &api_gateway::retrieve_batch},
+      {"POST", "/api/v3/batches", false, &api_gateway::create_batch},
+      {"POST", "/api/v3/batches/{batchId}/items", false, &api_gateway::batch_items},
       {"GET", "/api/v1/waitpoints/tokens", false, &api_gateway::list_tokens},
       {"POST", "/api/v1/waitpoints/tokens", false, &api_gateway::create_token},
       {"GET", "/api/v1/waitpoints/tokens/{waitpointId}", false, &api_gateway::retrieve_token},
@@ -472,6 +475,10 @@ void api_gateway::upload_packet(call& c) { store_packet(c.params[0], c.params[1]
 void api_gateway::token_callback(call& c) { complete_by_callback(c.params[0], c.params[1], c.req, std::move(c.respond)); }
 void api_gateway::reset_idempotency_key(call& c) { reset_key(c.params[0], c.req, std::move(c.respond)); }
 
+void api_gateway::create_batch(call& c) { start_batch(c.req, std::move(c.respond)); }
+
+void api_gateway::batch_items(call& c) { stream_batch_items(c.params[0], c.req, std::move(c.respond)); }
+
 // ---- other routes -----------------------------------------------------------------------------
 
 void api_gateway::timezones(call& c) {
@@ -499,19 +506,59 @@ void api_gateway::trigger(call& c) {
     r.headers = {{"x-should-retry", "true"}};  // another instance, or this one restarted, may take it
     return respond(std::move(r));
   }
-  auto parsed = parse_trigger_body(task_id, req.body, max_payload_bytes_);
-  if (!parsed.input) return respond(error_response(parsed.error.status, parsed.error.message));
-  // An offloaded payload (§4): the packet uploaded before takes the storagePath's place.
-  std::string packet;
-  if (parsed.input->payload_type == "application/store" && parsed.input->payload.is_string()) packet = parsed.input->payload.get<std::string>();
-  if (auto e = resolve_stored_payload(*parsed.input, stored_packets())) return respond(error_response(e->status, e->message));
-  runs_.trigger(std::move(*parsed.input), [this, respond = std::move(respond), packet = std::move(packet)](trigger_outcome o) {
-    if (o.status != 200) return respond(error_response(o.status, o.error));
-    if (!packet.empty()) runs_.packet_used(packet);
-    // The SDK turns x-trigger-jwt into handle.publicAccessToken and must not self-sign (§8);
-    // an opaque value is enough until taskhost accepts public tokens anywhere.
-    respond({200, json{{"id", o.run_id}, {"isCached", o.cached}}.dump(), {{"x-trigger-jwt", "taskhost-" + o.run_id}}});
-  });
+  // The SDK turns x-trigger-jwt into handle.publicAccessToken and must not self-sign (§8); an
+  // opaque value is enough until taskhost accepts public tokens anywhere. A retry of the request
+  // (same x-trigger-request-idempotency-key) gets the same answer, jwt included.
+  auto answer = [](const std::string& run_id, bool cached) {
+    return http_response{200, json{{"id", run_id}, {"isCached", cached}}.dump(), {{"x-trigger-jwt", "taskhost-" + run_id}}};
+  };
+  const std::string scope = "trigger:" + task_id;
+  once_per_request_key(
+      scope, req, std::move(respond), [&](const request_key_record& k) { return answer(k.id, k.cached); },
+      [&](const std::string& key, http_responder respond) {
+        auto parsed = parse_trigger_body(task_id, req.body, max_payload_bytes_);
+        if (!parsed.input) return respond(error_response(parsed.error.status, parsed.error.message));
+        if (!key.empty()) {
+          parsed.input->request_scope = scope;
+          parsed.input->request_key = key;
+        }
+        // An offloaded payload (§4): the packet uploaded before takes the storagePath's place.
+        std::string packet;
+        if (parsed.input->payload_type == "application/store" && parsed.input->payload.is_string())
+          packet = parsed.input->payload.get<std::string>();
+        if (auto e = resolve_stored_payload(*parsed.input, stored_packets())) return respond(error_response(e->status, e->message));
+        runs_.trigger(std::move(*parsed.input), [this, respond = std::move(respond), answer, packet = std::move(packet)](trigger_outcome o) {
+          if (o.status != 200) return respond(error_response(o.status, o.error));
+          if (!packet.empty()) runs_.packet_used(packet);
+          respond(answer(o.run_id, o.cached));
+        });
+      });
+}
+
+void api_gateway::once_per_request_key(const std::string& scope, const http_request& req, http_responder respond,
+                                       const std::function<http_response(const request_key_record&)>& replay,
+                                       const std::function<void(const std::string& key, http_responder)>& work) {
+  auto it = req.headers.find("x-trigger-request-idempotency-key");
+  if (it == req.headers.end() || it->second.empty()) return work({}, std::move(respond));
+  const std::string& key = it->second;
+  if (key.size() > max_idempotency_key_chars)
+    return respond(error_response(400, "x-trigger-request-idempotency-key is over " + std::to_string(max_idempotency_key_chars) + " characters"));
+  // Held from here until the answer: a retry that arrives meanwhile waits for it; one that comes
+  // after finds what this request recorded (it is committed before the answer).
+  std::string held = scope + '\n' + key;
+  if (!request_gate_.enter(held, respond)) return;
+  http_responder finish = [this, held, respond = std::move(respond)](http_response r) {
+    request_gate_.finish(held, r);
+    respond(std::move(r));
+  };
+  std::optional<request_key_record> prior;
+  try {
+    prior = runs_.find_request_key(scope, key);
+  } catch (const std::exception& e) {
+    return finish(error_response(503, std::string("the request's idempotency key could not be looked up: ") + e.what()));
+  }
+  if (prior) return finish(replay(*prior));
+  work(key, std::move(finish));
 }
 
 void api_gateway::list(call& c) {
@@ -546,6 +593,8 @@ void api_gateway::list(call& c) {
       q.created_from = clock_type::now() - *d;
     } else if (key == "filter[schedule]") {
       q.schedule_id = value;
+    } else if (key == "filter[batch]") {
+      q.batch_id = value;
     } else if (key == "page[size]") {
       auto n = page_size(value);
       if (!n) return respond(error_response(400, "page[size] must be a whole number from 1 to 100"));
@@ -554,7 +603,7 @@ void api_gateway::list(call& c) {
       if (!valid_list_cursor(value)) return respond(error_response(400, key + " is not a cursor this server gave out"));
       (key == "page[after]" ? q.after : q.before) = value;
     }
-    // Other filters (version, batch, queue, machine, region, isTest, bulkAction) match
+    // Other filters (version, queue, machine, region, isTest, bulkAction) match
     // nothing taskhost records yet and are ignored, as the real server ignores unknown ones.
   }
   auto page = runs_.list_runs(q);

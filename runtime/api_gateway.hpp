@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "runtime/http_server.hpp"
+#include "runtime/request_gate.hpp"
 #include "runtime/run_service.hpp"
 #include "runtime/signed_urls.hpp"
 
@@ -77,9 +78,14 @@ public:
 
   struct call;  ///< a request as a route function sees it (its path params decoded)
 
-  /// For http_server_options::body_limit_for: a packet upload may be max_packet_bytes; 0 (the
-  /// server's limit) for everything else.
-  uint64_t body_limit_for(std::string_view method, std::string_view target) const;
+  /// For http_server_options::body_limit_for, from a request's head: a packet upload may send
+  /// max_packet_bytes; a batch's item stream (POST /api/v3/batches/{id}/items) with an API key of
+  /// the deployment (or none needed) set_max_batch_body_bytes; anything else 0 (the server's
+  /// http.max_body_bytes). Callable from any thread.
+  uint64_t body_limit_for(std::string_view method, std::string_view target, std::string_view authorization) const;
+  /// http.max_batch_body_bytes (0: a batch's item stream has the server's limit too). Before the
+  /// server starts.
+  void set_max_batch_body_bytes(uint64_t n) { max_batch_body_bytes_ = n; }
   /// For http_server_options::log_path: the path with the HMAC of an upload or callback URL
   /// replaced by "<hmac>", so that the access log holds no usable URL.
   static std::string loggable_path(std::string_view path);
@@ -104,6 +110,8 @@ private:
   void reschedule(call& c);
   void logs(call& c);
   void retrieve_batch(call& c);
+  void create_batch(call& c);
+  void batch_items(call& c);
   void create_token(call& c);
   void list_tokens(call& c);
   void retrieve_token(call& c);
@@ -139,6 +147,17 @@ private:
   /// A token (or each token of a page's "data") with its callback `url`.
   nlohmann::json with_callback_urls(nlohmann::json body, const http_request& req) const;
   std::optional<std::pair<nlohmann::json, std::string>> queue_action(call& c);
+  // The two-phase batch API (api_gateway_batches.cpp): phase 1 and phase 2.
+  void start_batch(const http_request& req, http_responder respond);
+  void stream_batch_items(const std::string& batch_id, const http_request& req, http_responder respond);
+  /// Request idempotency (x-trigger-request-idempotency-key, trigger-rest-api.md §3.3): without the
+  /// header, `work("", respond)`. With it, once per (scope, key): a key that made something
+  /// already is answered with `replay` of it; a request whose key is in flight gets that one's
+  /// answer; otherwise `work(key, respond)`, which records the key with what it makes before it
+  /// answers.
+  void once_per_request_key(const std::string& scope, const http_request& req, http_responder respond,
+                            const std::function<http_response(const request_key_record&)>& replay,
+                            const std::function<void(const std::string& key, http_responder)>& work);
   /// Authenticates `req` once: `principal` gets the name of the active key it shows (else stays
   /// ""); the 401 to answer with if `required` (and keys are enforced) and it shows none.
   std::optional<http_response> check_key(const http_request& req, bool required, std::string& principal) const;
@@ -147,9 +166,14 @@ private:
   api_keys* keys_;
   signed_url_options urls_;
   std::string path_prefix_;  ///< the path of http.public_url ("/x"; "" = none)
+  uint64_t max_batch_body_bytes_ = 0;
+  /// Whether a request's head allows it a batch's larger body: POST /api/v3/batches/{id}/items by
+  /// a caller with a key of the deployment (or when none is needed).
+  bool takes_large_body(std::string_view method, std::string_view path, std::string_view authorization) const;
   mutable std::mutex listen_mu_;
   std::string listen_address_;
   std::atomic<bool> refusing_{false};
+  request_gate request_gate_;
 };
 
 /// {"error": msg} with the given status and x-should-retry: false.

@@ -66,11 +66,12 @@ bool api_gateway::is_callback_route(const std::vector<std::string_view>& p) {
   return p.size() == 7 && p[0] == "api" && p[1] == "v1" && p[2] == "waitpoints" && p[3] == "tokens" && p[5] == "callback";
 }
 
-uint64_t api_gateway::body_limit_for(std::string_view method, std::string_view target) const {
-  if (method != "PUT") return 0;
+uint64_t api_gateway::body_limit_for(std::string_view method, std::string_view target, std::string_view authorization) const {
   std::string_view path = target.substr(0, target.find('?'));
   if (!path_prefix_.empty() && path.substr(0, path_prefix_.size()) == path_prefix_) path.remove_prefix(path_prefix_.size());
-  return is_upload_route(segments(path)) ? urls_.max_packet_bytes : 0;
+  if (method == "PUT" && is_upload_route(segments(path))) return urls_.max_packet_bytes;
+  if (max_batch_body_bytes_ > 0 && takes_large_body(method, path, authorization)) return max_batch_body_bytes_;
+  return 0;
 }
 
 std::string api_gateway::loggable_path(std::string_view path) {

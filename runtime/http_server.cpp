@@ -35,6 +35,8 @@ namespace {
 
 std::string error_body(std::string_view msg) { return nlohmann::json{{"error", msg}}.dump(); }
 
+std::string_view sv(beast::string_view s) { return {s.data(), s.size()}; }
+
 class session;
 
 /// What the acceptor and every session share. The counts and the idle list are touched from any
@@ -186,8 +188,7 @@ private:
     if (ec) return on_read_error(ec);
     if (opts().body_limit_for) {
       const auto& m = parser_->get();
-      if (uint64_t own = opts().body_limit_for(std::string_view(m.method_string().data(), m.method_string().size()),
-                                               std::string_view(m.target().data(), m.target().size())))
+      if (uint64_t own = opts().body_limit_for(sv(m.method_string()), sv(m.target()), sv(m[bhttp::field::authorization])))
         body_limit_ = own;
       if (auto len = parser_->content_length(); len && *len > body_limit_) return on_read_error(bhttp::error::body_limit);
       parser_->body_limit(body_limit_);

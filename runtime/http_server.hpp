@@ -74,11 +74,12 @@ struct http_server_options {
   /// status, duration, bytes in and out, remote address, and the response's principal as `key`.
   /// Written in batches every 100 ms (or 4 KiB), and at stop().
   bool access_log = true;
-  /// A request's own body limit, asked once its headers are in, with its method and target (a
-  /// larger one for uploads, say); 0 means max_body_bytes. A Content-Length over it is answered
-  /// 413 before any of the body is read; a chunked body is cut off at it. Called on the server's
-  /// threads. Unset: max_body_bytes for every request.
-  std::function<uint64_t(std::string_view method, std::string_view target)> body_limit_for;
+  /// A request's own body limit, asked once its headers are in, with its method, target and
+  /// Authorization header (a larger one for uploads, or for a batch's item stream from a known
+  /// caller); 0 means max_body_bytes. A Content-Length over it is answered 413 before any of the
+  /// body is read; a chunked body is cut off at it (the 413 names the limit). Called on the
+  /// server's threads. Unset: max_body_bytes for every request.
+  std::function<uint64_t(std::string_view method, std::string_view target, std::string_view authorization)> body_limit_for;
   /// What the access log shows of a request's path (the query is never shown): a path that holds
   /// a capability (a signature) can be shown without it. Called on the server's threads.
   std::function<std::string(std::string_view path)> log_path;

@@ -42,6 +42,10 @@ struct trigger_input {
   /// options.concurrencyKey: the run takes a slot of this key's copy of the queue.
   std::string concurrency_key;
   int64_t priority_ms = 0;                       ///< options.priority: seconds of queue-time credit, in ms
+  /// The request's x-trigger-request-idempotency-key and its scope, set by the gateway (never
+  /// from the body): recorded with the run (run_record::request_key). "" = none.
+  std::string request_scope;
+  std::string request_key;
   /// Set by the scheduler only (never from a request): the schedule and occurrence of the run.
   std::string schedule_id;
   std::optional<std::chrono::system_clock::time_point> schedule_occurrence;
@@ -89,6 +93,10 @@ using packet_reader = std::function<std::optional<stored_packet>(const std::stri
 /// storagePath that is not a string or names no packet, or a packet that does not decode. Used by
 /// the single trigger and by each item of a batch.
 std::optional<request_error> resolve_stored_payload(trigger_input& in, const packet_reader& read);
+
+/// The same for a body already parsed into a JSON object ({"payload"?, "options"?}; other members
+/// are ignored): a line of a batch's NDJSON item stream is parsed once and read by this.
+trigger_parse_result parse_trigger_json(std::string_view task_id, const nlohmann::json& body, uint64_t max_payload_bytes);
 
 /// An ISO 8601 / RFC 3339 date-time ("2026-01-02T03:04:05.678Z", "...+02:00"); nullopt if not one.
 std::optional<std::chrono::system_clock::time_point> parse_iso_time(std::string_view s);

@@ -324,6 +324,8 @@ deployment load_string(const std::string& yaml, const std::filesystem::path& fil
           {{"listen", [&](auto&, auto& x) { parse_listen(rd, x, d.http); }},
            {"max_body_bytes", [&](auto&, auto& x) {
               d.http.max_body_bytes = uint64_t(rd.integer(x, "http.max_body_bytes", 1024, int64_t(1) << 34)); }},
+           {"max_batch_body_bytes", [&](auto&, auto& x) {
+              d.http.max_batch_body_bytes = uint64_t(rd.integer(x, "http.max_batch_body_bytes", 1024, int64_t(1) << 34)); }},
            {"header_timeout_ms", [&](auto&, auto& x) { d.http.header_timeout_ms = rd.integer(x, "http.header_timeout_ms", 1, 3'600'000); }},
            {"body_timeout_ms", [&](auto&, auto& x) { d.http.body_timeout_ms = rd.integer(x, "http.body_timeout_ms", 1, 3'600'000); }},
            {"idle_timeout_ms", [&](auto&, auto& x) { d.http.idle_timeout_ms = rd.integer(x, "http.idle_timeout_ms", 1, 86'400'000); }},
@@ -491,6 +493,7 @@ deployment load_string(const std::string& yaml, const std::filesystem::path& fil
   if (!has_store_path) d.store.path = d.state_dir / "runs.db";
   if (d.http.max_body_bytes < d.max_payload_bytes)
     d.http.max_body_bytes = d.max_payload_bytes + (64u << 10);  // room for the envelope around a payload
+  d.http.max_batch_body_bytes = std::max(d.http.max_batch_body_bytes, d.http.max_body_bytes);
 
   if (tasks_node && !tasks_node.IsNull()) {
     if (!tasks_node.IsMap()) rd.fail(tasks_node, "tasks must be a mapping of task id to overrides");

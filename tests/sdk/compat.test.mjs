@@ -4,7 +4,8 @@
 // schedules fixture plugins, and TRIGGER_SECRET_KEY holding one of its API keys.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { tasks, runs, schedules, idempotencyKeys, wait, configure, auth, NotFoundError, AuthenticationError, WaitpointTimeoutError } from "@trigger.dev/sdk";
+import { randomUUID } from "node:crypto";
+import { tasks, runs, schedules, batch, idempotencyKeys, wait, configure, auth, NotFoundError, AuthenticationError, BadRequestError, BatchTriggerError, WaitpointTimeoutError } from "@trigger.dev/sdk";
 
 assert.match(process.env.TRIGGER_SECRET_KEY ?? "", /^tr_dev_[0-9A-Za-z]{32}$/, "run.sh passes a real key");
 configure({ baseURL: process.env.TRIGGER_API_URL, secretKey: process.env.TRIGGER_SECRET_KEY });
@@ -290,6 +291,24 @@ test("a payload over 128 KiB is uploaded as a packet and the run's payload and o
   assert.equal(t.output.payload, text);
 });
 
+test("a batch item over 128 KiB is uploaded as a packet and its run gets it, beside small items", async () => {
+  const big = { blob: "b".repeat(200 * 1024), n: 1 };
+  const { result: handle, calls } = await recordingFetches(() =>
+    tasks.batchTrigger("fixture-echo", [{ payload: { n: 0 } }, { payload: big }, { payload: { n: 2 } }]));
+  assert.ok(calls.some((c) => c.method === "PUT" && c.url.includes("/api/v2/packets/upload/")), "the big item was uploaded");
+  const b = await batch.retrieve(handle.batchId);
+  assert.equal(b.runs.length, 3);
+  const byN = new Map();
+  for (const id of b.runs) {
+    const run = await finished(id);
+    assert.equal(run.status, "COMPLETED");
+    byN.set(run.payload.n, run);
+  }
+  assert.deepEqual(byN.get(1).payload, big);
+  assert.deepEqual(byN.get(1).output.payload, big);
+  assert.deepEqual(byN.get(0).payload, { n: 0 });
+});
+
 test("a base URL with a path prefix works for packets and callback URLs too", async () => {
   // run.sh sets http.public_url to <server>/th: the URLs taskhost hands out carry it, and taskhost
   // serves requests with or without it.
@@ -407,4 +426,139 @@ test("idempotencyKeys.reset lets the same key make a new run; an unknown key is 
   const t0 = Date.now();
   await assert.rejects(idempotencyKeys.reset("fixture-echo", await idempotencyKeys.create(`never-${Date.now()}`)), NotFoundError);
   assert.ok(Date.now() - t0 < 900, "x-should-retry: false stops the SDK's retries");
+});
+
+// ---- batches (the two-phase API: POST /api/v3/batches, then the items as NDJSON) ----------------
+
+/** Waits for every run (50 at a time) and returns them, in the order given. */
+async function allFinished(ids) {
+  const out = [];
+  for (let i = 0; i < ids.length; i += 50) out.push(...(await Promise.all(ids.slice(i, i + 50).map(finished))));
+  return out;
+}
+
+async function runIdsOfBatch(batchId) {
+  const ids = [];
+  for await (const r of runs.list({ batch: batchId, limit: 100 })) ids.push(r.id);
+  return ids;
+}
+
+/** Checks a batch of fixture-echo runs made from `items`: retrieve, every run, and runs.list({batch}). */
+async function checkEchoBatch(handle, items) {
+  assert.match(handle.batchId, /^batch_[1-9a-km-z]{21}$/);
+  assert.equal(handle.runCount, items.length);
+  assert.ok(handle.publicAccessToken, "x-trigger-jwt becomes publicAccessToken");
+  const b = await batch.retrieve(handle.batchId);
+  assert.equal(b.id, handle.batchId);
+  assert.equal(b.status, "COMPLETED", "every item has its run");
+  assert.equal(b.runCount, items.length);
+  assert.equal(b.runs.length, items.length);
+  assert.equal(new Set(b.runs).size, items.length);
+  assert.ok(b.createdAt instanceof Date && b.updatedAt >= b.createdAt);
+  assert.deepEqual(b.processing.errors, []);
+  const done = await allFinished(b.runs);
+  done.forEach((r, i) => {
+    assert.equal(r.status, "COMPLETED", r.id);
+    assert.deepEqual(r.payload, items[i].payload, "runs are listed by index");
+    assert.deepEqual(r.output.payload, items[i].payload);
+    assert.equal(r.batchId, handle.batchId);
+    assert.equal(r.triggerFunction, "batchTrigger");
+  });
+  assert.deepEqual(new Set(await runIdsOfBatch(handle.batchId)), new Set(b.runs), "runs.list({batch}) lists the batch's runs");
+  return done;
+}
+
+test("tasks.batchTrigger with 10 items: each payload reaches its run; batch.retrieve and runs.list({batch})", async () => {
+  const items = Array.from({ length: 10 }, (_, i) => ({ payload: { i, text: `item ${i}`, when: new Date(0) }, options: { tags: [`b10-${i % 2}`] } }));
+  const handle = await tasks.batchTrigger("fixture-echo", items);
+  const expected = items.map((it) => ({ ...it, payload: { ...it.payload, when: "1970-01-01T00:00:00.000Z" } }));  // superjson's json part
+  const done = await checkEchoBatch(handle, expected);
+  assert.deepEqual(done[3].tags, ["b10-1"], "each item's options");
+});
+
+test("tasks.batchTrigger with 1,000 items: all of them run", async () => {
+  const items = Array.from({ length: 1000 }, (_, i) => ({ payload: { i } }));
+  const t0 = Date.now();
+  const handle = await tasks.batchTrigger("fixture-echo", items);
+  const acked = Date.now() - t0;
+  await checkEchoBatch(handle, items);
+  console.log(`# 1,000-item batch through the SDK: triggered in ${acked} ms, all finished and checked in ${Date.now() - t0} ms`);
+});
+
+test("batch.trigger across two tasks and batch.triggerByTask", async () => {
+  const h = await batch.trigger([
+    { id: "fixture-echo", payload: { a: 1 }, options: { tags: ["bt"] } },
+    { id: "hello-world", payload: { message: "from a batch" } },
+  ]);
+  const b = await batch.retrieve(h.batchId);
+  assert.equal(b.runCount, 2);
+  const [echo, hello] = await allFinished(b.runs);
+  assert.equal(echo.taskIdentifier, "fixture-echo");
+  assert.deepEqual(echo.output.payload, { a: 1 });
+  assert.deepEqual(echo.tags, ["bt"]);
+  assert.equal(hello.taskIdentifier, "hello-world");
+  assert.deepEqual(hello.output, { echo: "from a batch" });
+  // triggerByTask takes task objects; from a backend, anything with the task's id.
+  const t = await batch.triggerByTask([{ task: { id: "hello-world" }, payload: { message: "by task" } }, { task: { id: "fixture-echo" }, payload: [1, 2] }]);
+  const [h2, e2] = await allFinished((await batch.retrieve(t.batchId)).runs);
+  assert.deepEqual(h2.output, { echo: "by task" });
+  assert.deepEqual(e2.output.payload, [1, 2]);
+});
+
+test("a batch idempotency key returns the same batch, cached, without a second set of runs", async () => {
+  const key = await idempotencyKeys.create(`compat-batch-${Date.now()}`);
+  const items = [{ payload: { n: 1 } }, { payload: { n: 2 } }];
+  const a = await tasks.batchTrigger("fixture-echo", items, { idempotencyKey: key });
+  const b = await tasks.batchTrigger("fixture-echo", items, { idempotencyKey: key });
+  assert.equal(b.batchId, a.batchId);
+  assert.equal((await runIdsOfBatch(a.batchId)).length, 2);
+  // What the SDK saw (its handle has no isCached): the raw answer to the same creation.
+  const res = await fetch(`${process.env.TRIGGER_API_URL}/api/v3/batches`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${process.env.TRIGGER_SECRET_KEY}`, "content-type": "application/json" },
+    body: JSON.stringify({ runCount: 2, taskIdentifiers: ["fixture-echo"], idempotencyKey: key }),
+  });
+  assert.deepEqual(await res.json(), { id: a.batchId, runCount: 2, isCached: true, idempotencyKey: key });
+});
+
+test("a batch of an unknown task, or of over 1,000 items, fails at once", async () => {
+  let t0 = Date.now();
+  await assert.rejects(tasks.batchTrigger("no-such-task", [{ payload: 1 }]), (e) => {
+    assert.ok(e instanceof BatchTriggerError, `${e?.constructor?.name}: ${e?.message}`);
+    assert.equal(e.phase, "create");
+    assert.ok(e.cause instanceof NotFoundError);
+    assert.match(e.cause.message, /Task 'no-such-task' not found/);
+    return true;
+  });
+  assert.ok(Date.now() - t0 < 900, "x-should-retry: false stops the SDK's retries");
+  await assert.rejects(batch.trigger([{ id: "fixture-echo", payload: 1 }, { id: "no-such-task", payload: 2 }]), (e) => e.cause instanceof NotFoundError);
+  t0 = Date.now();
+  await assert.rejects(tasks.batchTrigger("fixture-echo", Array.from({ length: 1001 }, (_, i) => ({ payload: i }))), (e) => {
+    assert.ok(e instanceof BatchTriggerError);
+    assert.ok(e.cause instanceof BadRequestError);
+    assert.equal(e.cause.status, 400);
+    assert.match(e.cause.message, /at most 1000/);
+    return true;
+  });
+  assert.ok(Date.now() - t0 < 900);
+});
+
+test("the same x-trigger-request-idempotency-key twice gives the same run, and the same batch (a raw fetch)", async () => {
+  const url = process.env.TRIGGER_API_URL;
+  const headers = (k) => ({ authorization: `Bearer ${process.env.TRIGGER_SECRET_KEY}`, "content-type": "application/json", "x-trigger-request-idempotency-key": k });
+  const k = randomUUID();
+  const send = () => fetch(`${url}/api/v1/tasks/fixture-echo/trigger`, { method: "POST", headers: headers(k), body: JSON.stringify({ payload: { k } }) });
+  const [r1, r2] = [await send(), await send()];
+  const [b1, b2] = [await r1.json(), await r2.json()];
+  assert.equal(b2.id, b1.id);
+  assert.equal(b2.isCached, false, "the first answer again, not a cached run");
+  assert.equal(r2.headers.get("x-trigger-jwt"), r1.headers.get("x-trigger-jwt"));
+  const other = await (await fetch(`${url}/api/v1/tasks/fixture-echo/trigger`, { method: "POST", headers: headers(randomUUID()), body: "{}" })).json();
+  assert.notEqual(other.id, b1.id);
+  const bk = randomUUID();
+  const create = () => fetch(`${url}/api/v3/batches`, { method: "POST", headers: headers(bk), body: JSON.stringify({ runCount: 3, taskIdentifiers: ["fixture-echo"] }) });
+  const [c1, c2] = [await create(), await create()];
+  assert.equal(c1.status, 202);
+  assert.equal(c2.status, 202);
+  assert.equal((await c2.json()).id, (await c1.json()).id);
 });

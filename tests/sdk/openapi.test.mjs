@@ -37,11 +37,13 @@ for (const [path, item] of Object.entries(doc.paths)) {
   }
 }
 /** Calls the server and checks the answer against the document; returns {status, body, headers}. */
-async function call(method, path, body, { auth = true, headers = {} } = {}) {
+async function call(method, path, body, { auth = true, headers = {}, ndjson = false } = {}) {
   const h = { ...headers };
   if (auth) h.authorization = `Bearer ${key}`;
-  if (body !== undefined) h["content-type"] = "application/json";
-  const res = await fetch(base + path, { method, headers: h, body: body === undefined ? undefined : JSON.stringify(body) });
+  if (body !== undefined) h["content-type"] = ndjson ? "application/x-ndjson" : "application/json";
+  // ndjson: `body` is an array of items, sent one a line
+  const text_body = body === undefined ? undefined : ndjson ? body.map((l) => JSON.stringify(l) + "\n").join("") : JSON.stringify(body);
+  const res = await fetch(base + path, { method, headers: h, body: text_body });
   const text = await res.text();
   const pathOnly = path.split("?")[0];
   const candidates = operations.filter((o) => o.re.test(pathOnly));
@@ -105,8 +107,30 @@ test("waitpoint tokens: create, list, retrieve, complete", async () => {
   assert.equal((await call("POST", "/api/v1/waitpoints/tokens/waitpoint_nope/complete", { data: 1 })).status, 404);
 });
 
-test("batches", async () => {
+test("batches: create, send items, retrieve (both paths)", async () => {
+  const created = await call("POST", "/api/v3/batches", { runCount: 2, taskIdentifiers: ["fixture-echo"] },
+                             { headers: { "x-trigger-request-idempotency-key": `oa-${Date.now()}` } });
+  assert.equal(created.status, 202);
+  const id = created.body.id;
+  const half = await call("POST", `/api/v3/batches/${id}/items`, [{ index: 0, task: "fixture-echo", payload: { n: 0 } }], { ndjson: true });
+  assert.equal(half.body.sealed, false);
+  const all = await call("POST", `/api/v3/batches/${id}/items`,
+                         [0, 1].map((i) => ({ index: i, task: "fixture-echo", payload: { n: i }, options: { tags: ["oa"] } })), { ndjson: true });
+  assert.equal(all.body.sealed, true);
+  assert.equal((await call("GET", `/api/v2/batches/${id}`)).body.status, "COMPLETED");
+  assert.equal((await call("GET", `/api/v1/batches/${id}`)).body.runs.length, 2);
+  const keyed = await call("POST", "/api/v3/batches", { runCount: 1, idempotencyKey: `oa-batch-${Date.now()}`, idempotencyKeyOptions: { key: "k", scope: "global" } });
+  assert.equal((await call("GET", `/api/v2/batches/${keyed.body.id}`)).body.idempotencyKey, "k");
+  // errors the document lists
+  assert.equal((await call("POST", "/api/v3/batches", { runCount: 1001 })).status, 400);
+  assert.equal((await call("POST", "/api/v3/batches", { runCount: 1, taskIdentifiers: ["no-such-task"] })).status, 404);
+  assert.equal((await call("POST", `/api/v3/batches/${id}/items`, { index: 0, task: "fixture-echo" })).status, 415);
+  const open = (await call("POST", "/api/v3/batches", { runCount: 1 })).body.id;  // (a sealed batch takes any resend)
+  assert.equal((await call("POST", `/api/v3/batches/${open}/items`, [{ index: 5, task: "fixture-echo" }], { ndjson: true })).status, 400);
+  assert.equal((await call("POST", "/api/v3/batches/batch_nope/items", [{ index: 0, task: "fixture-echo" }], { ndjson: true })).status, 404);
   assert.equal((await call("GET", "/api/v1/batches/batch_nope")).status, 404);
+  assert.equal((await call("GET", "/api/v2/batches/batch_nope")).status, 404);
+  assert.equal((await call("GET", `/api/v1/runs?filter[batch]=${id}`)).body.data.length, 2);
 });
 
 test("queues: list, retrieve, pause, resume, override, reset", async () => {

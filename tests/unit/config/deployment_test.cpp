@@ -153,6 +153,16 @@ TEST(DeploymentConfigTest, HttpLimitsHaveDefaultsAndAreChecked) {
                 .find("deploy.yaml:4:15: http.access_log must be true or false, got 'sometimes'"), std::string::npos);
 }
 
+TEST(DeploymentConfigTest, ABatchsItemStreamHasItsOwnLargerBodyLimit) {
+  auto d = load_string(minimal, "/x/d.yaml");
+  EXPECT_EQ(d.http.max_batch_body_bytes, 128u << 20);
+  d = load_string(minimal + "http: {max_batch_body_bytes: 50000000}", "/x/d.yaml");
+  EXPECT_EQ(d.http.max_batch_body_bytes, 50000000u);
+  d = load_string(minimal + "http: {max_body_bytes: 8000000, max_batch_body_bytes: 2000}", "/x/d.yaml");
+  EXPECT_EQ(d.http.max_batch_body_bytes, 8000000u) << "never less than max_body_bytes";
+  EXPECT_NE(error_of(minimal + "http: {max_batch_body_bytes: 10}").find("http.max_batch_body_bytes must be between 1024"), std::string::npos);
+}
+
 TEST(DeploymentConfigTest, RequiredKeysAreNamedWhenMissing) {
   EXPECT_NE(error_of("name: a\n").find("missing required key 'plugins_dir'"), std::string::npos);
   EXPECT_NE(error_of("plugins_dir: p\n").find("missing required key 'name'"), std::string::npos);

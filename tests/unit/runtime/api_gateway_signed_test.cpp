@@ -2,6 +2,7 @@
 // URLs, the `url` of tokens, idempotencyKeys.reset, and what the access log may show of them.
 // (tests/integration/packets_test.cpp does the same through the real binary.)
 #include "runtime/api_gateway.hpp"
+#include "support/fake_run_service.hpp"
 
 #include <gtest/gtest.h>
 
@@ -15,16 +16,12 @@ using nlohmann::json;
 namespace {
 
 /// Keeps packets in a map, records triggers, completions and resets.
-class recording_service final : public run_service {
+class recording_service final : public test::everything_ok {
 public:
   void trigger(trigger_input in, std::function<void(trigger_outcome)> done) override {
     triggered.push_back(std::move(in));
     done({200, "run_1", {}, false});
   }
-  std::optional<run_record> get_run(const std::string&) const override { return std::nullopt; }
-  void cancel(const std::string& id, std::function<void(trigger_outcome)> done) override { done({200, id, {}, false}); }
-  run_list_page list_runs(const run_list_query&) const override { return {}; }
-  void reschedule(const std::string& id, time_point, std::function<void(trigger_outcome)> done) override { done({200, id, {}, false}); }
   api_answer create_token(const json&) override { return {200, {{"id", "waitpoint_new"}, {"isCached", false}}}; }
   api_answer complete_token(const std::string& id, const json& data) override {
     completed.emplace_back(id, data);
@@ -35,17 +32,6 @@ public:
     last_list = q;
     return {200, {{"data", json::array({{{"id", "waitpoint_1"}}, {{"id", "waitpoint_2"}}})}, {"pagination", json::object()}}};
   }
-  api_answer get_batch(const std::string&) const override { return ok(); }
-  api_answer list_queues(size_t, size_t) override { return ok(); }
-  api_answer get_queue(const std::string&) override { return ok(); }
-  api_answer pause_queue(const std::string&, bool) override { return ok(); }
-  api_answer override_queue(const std::string&, std::optional<int>) override { return ok(); }
-  api_answer list_schedules(size_t, size_t) override { return ok(); }
-  api_answer get_schedule(const std::string&) override { return ok(); }
-  api_answer create_schedule(const json&) override { return ok(); }
-  api_answer update_schedule(const std::string&, const json&) override { return ok(); }
-  api_answer delete_schedule(const std::string&) override { return ok(); }
-  api_answer activate_schedule(const std::string&, bool) override { return ok(); }
   api_answer reset_idempotency_key(const std::string& task, const std::string& key) override {
     resets.emplace_back(task, key);
     if (key == "unknown") return {404, {{"error", "No run of task '" + task + "' has the idempotency key 'unknown'"}}};
@@ -68,9 +54,6 @@ public:
   std::map<std::string, stored_packet> packets;
   std::vector<std::string> used;
   token_list_query last_list;
-
-private:
-  static api_answer ok() { return {200, json::object()}; }
 };
 
 const std::string key = "tr_dev_" + std::string(32, 'K');
@@ -166,9 +149,9 @@ TEST(ApiGatewaySignedTest, AForgedExpiredOrOversizeUploadStoresNothing) {
   EXPECT_EQ(f.call("PUT", upload, std::string(1001, 'x'), false).status, 413);
   EXPECT_TRUE(f.svc.packets.empty());
   // The server lets an upload be max_packet_bytes, other requests keep its own limit.
-  EXPECT_EQ(f.gw->body_limit_for("PUT", upload), 1000u);
-  EXPECT_EQ(f.gw->body_limit_for("POST", upload), 0u);
-  EXPECT_EQ(f.gw->body_limit_for("PUT", "/api/v1/schedules/x"), 0u);
+  EXPECT_EQ(f.gw->body_limit_for("PUT", upload, ""), 1000u);
+  EXPECT_EQ(f.gw->body_limit_for("POST", upload, ""), 0u);
+  EXPECT_EQ(f.gw->body_limit_for("PUT", "/api/v1/schedules/x", ""), 0u);
 }
 
 TEST(ApiGatewaySignedTest, ACallbackUrlCompletesItsTokenWithTheBodyAndAWrongHmacNothing) {
@@ -237,7 +220,7 @@ TEST(ApiGatewaySignedTest, APublicUrlWithAPathIsWhereUrlsStartAndIsServedWithOrW
   const std::string upload = path_of(p["presignedUrl"], "https://tasks.example.com/th");
   EXPECT_EQ(f.call("PUT", "/th" + upload, "[1]", false).status, 200) << "a proxy that keeps the prefix";
   EXPECT_EQ(f.call("PUT", upload, "[1]", false).status, 200) << "a proxy that strips it";
-  EXPECT_EQ(f.gw->body_limit_for("PUT", "/th" + upload), 1000u);
+  EXPECT_EQ(f.gw->body_limit_for("PUT", "/th" + upload, ""), 1000u);
   EXPECT_EQ(f.call("GET", "/th/api/v1/waitpoints/tokens/waitpoint_x").status, 200);
   EXPECT_EQ(json::parse(f.call("POST", "/th/api/v1/waitpoints/tokens", "{}").body)["url"].get<std::string>().rfind(
                 "https://tasks.example.com/th/api/v1/waitpoints/tokens/waitpoint_new/callback/", 0),

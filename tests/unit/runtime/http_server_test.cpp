@@ -608,7 +608,7 @@ TEST(HttpServerHardeningTest, ARequestsOwnBodyLimitIsAskedOnceItsHeadersAreIn) {
   http_server_options o;
   o.max_body_bytes = 100;
   o.body_timeout = 1000ms;
-  o.body_limit_for = [](std::string_view method, std::string_view target) -> uint64_t {
+  o.body_limit_for = [](std::string_view method, std::string_view target, std::string_view) -> uint64_t {
     return method == "PUT" && target.starts_with("/upload") ? 1000 : 0;
   };
   quick_server q(o);
@@ -645,4 +645,38 @@ TEST(HttpServerHardeningTest, TheAccessLogShowsAPathAsLogPathRewritesIt) {
   auto log = err.text();
   EXPECT_EQ(log.find("SECRET-HMAC"), std::string::npos) << log;
   EXPECT_NE(log.find("path=/signed/<hmac>"), std::string::npos) << log;
+}
+
+TEST(HttpServerHardeningTest, ARouteThatTakesLargeBodiesMaySendUpToItsLimitAndOthersNot) {
+  http_server_options o{.max_body_bytes = 100, .body_timeout = 1000ms};
+  o.body_limit_for = [](std::string_view method, std::string_view target, std::string_view authorization) -> uint64_t {
+    return method == "POST" && target == "/big" && authorization == "Bearer ok" ? 1000 : 0;
+  };
+  quick_server q(std::move(o));
+  auto post = [&](const std::string& target, const std::string& auth, const std::string& framing, size_t n) {
+    raw_conn c(q.srv.port());
+    std::string head = "POST " + target + " HTTP/1.1\r\nHost: x\r\n" + (auth.empty() ? "" : "Authorization: " + auth + "\r\n");
+    if (framing == "length") {
+      c.send(head + "Content-Length: " + std::to_string(n) + "\r\n\r\n" + std::string(n, 'x'));
+    } else {
+      char len[32];
+      std::snprintf(len, sizeof len, "%zx\r\n", n / 2);
+      std::string chunk = std::string(len) + std::string(n / 2, 'x') + "\r\n";
+      c.send(head + "Transfer-Encoding: chunked\r\n\r\n" + chunk + chunk + "0\r\n\r\n");
+    }
+    return c.read_response();
+  };
+  for (const char* framing : {"length", "chunked"}) {
+    SCOPED_TRACE(framing);
+    EXPECT_EQ(status_of(post("/big", "Bearer ok", framing, 900)), 200) << "the route's own limit";
+    auto over = post("/big", "Bearer ok", framing, 1200);
+    EXPECT_EQ(status_of(over), 413);
+    EXPECT_NE(body_of(over).find("over the limit of 1000 bytes"), std::string::npos) << over;
+    auto other = post("/small", "Bearer ok", framing, 200);
+    EXPECT_EQ(status_of(other), 413) << "another route keeps max_body_bytes";
+    EXPECT_NE(body_of(other).find("over the limit of 100 bytes"), std::string::npos) << other;
+    EXPECT_EQ(status_of(post("/big", "Bearer nope", framing, 200)), 413) << "a head the predicate refuses keeps max_body_bytes";
+    EXPECT_EQ(status_of(post("/small", "", framing, 80)), 200);
+  }
+  EXPECT_EQ(status_of(post("/small", "", "length", 5000)), 413) << "over every limit";
 }

@@ -98,6 +98,10 @@ struct http_config {
   std::string host = "127.0.0.1";
   uint16_t port = 8080;         ///< 0 picks a free port (tests)
   uint64_t max_body_bytes = 4u << 20;  ///< request bodies beyond this are answered 413
+  /// A batch's item stream (POST /api/v3/batches/{id}/items, an API key's request) may be this
+  /// big: up to 1,000 items of up to 128 KiB each (the SDK offloads larger payloads). At least
+  /// max_body_bytes.
+  uint64_t max_batch_body_bytes = 128u << 20;
   int64_t header_timeout_ms = 10'000;  ///< a request's headers, from its first byte (a new connection: from its accept)
   int64_t body_timeout_ms = 30'000;    ///< a request's body, from the end of its headers; also sending a response
   int64_t idle_timeout_ms = 60'000;    ///< a kept-alive connection with no request in flight
