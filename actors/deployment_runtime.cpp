@@ -14,6 +14,7 @@
 #include "actors/spawn.hpp"
 #include "runtime/api_gateway.hpp"
 #include "runtime/api_keys.hpp"
+#include "runtime/batch_book.hpp"
 #include "runtime/http_server.hpp"
 #include "runtime/ids.hpp"
 #include "runtime/log.hpp"
@@ -44,6 +45,7 @@ struct deployment_runtime::impl {
   std::unique_ptr<run_store> store;
   std::unique_ptr<api_keys> keys;  ///< reads the store: declared after it, destroyed before it
   std::unique_ptr<wait_coordinator> waits;
+  std::unique_ptr<batch_book> batches;  ///< API batches (two phases); its runs' callbacks need it until the store's last flush
   caf::actor writer;
   std::unique_ptr<executor> exec;
   std::unique_ptr<queue_book> queues;
@@ -124,20 +126,7 @@ deployment_runtime::deployment_runtime(config::deployment cfg) : impl_(std::make
     wait_env we;
     we.store = i.store.get();
     we.has_task = [this](const std::string& t) { return impl_->report.tasks.count(t) > 0; };
-    we.create_run = [this](run_record r, std::function<void(create_result)> done) {
-      auto& im = *impl_;
-      caf::actor sup;
-      {
-        std::shared_lock lock(im.actors_mu);
-        if (auto it = im.supervisors.find(r.task_id); it != im.supervisors.end()) sup = it->second;
-      }
-      if (!sup || !im.accepting) return done({503, {}, false, "taskhost is shutting down; not accepting new runs"});
-      if (!r.queue.empty() && !im.queues->exists(r.queue)) return done({400, {}, false, "Queue '" + r.queue + "' not found"});
-      im.store->create(std::move(r), [sup = std::move(sup), done = std::move(done)](create_result c) {
-        if (c.status == 200 && !c.cached) caf::anon_send(sup, actors::start_atom::value, c.run_id);
-        done(std::move(c));
-      });
-    };
+    we.create_run = [this](run_record r, std::function<void(create_result)> done) { create_run(std::move(r), std::move(done)); };
     we.wake = [this](const std::string& run_id, const std::string& task) {
       auto& im = *impl_;
       std::shared_lock lock(im.actors_mu);
@@ -146,6 +135,14 @@ deployment_runtime::deployment_runtime(config::deployment cfg) : impl_(std::make
     we.max_payload_bytes = i.cfg.max_payload_bytes;
     i.waits = std::make_unique<wait_coordinator>(std::move(we));
     i.store->set_final_listener([w = i.waits.get()](const std::string& id) { w->run_finished(id); });
+  }
+  {
+    batch_book::env be;
+    be.store = i.store.get();
+    be.has_task = [this](const std::string& t) { return impl_->report.tasks.count(t) > 0; };
+    be.has_queue = [this](const std::string& q) { return impl_->queues->exists(q); };
+    be.create_run = [this](run_record r, std::function<void(create_result)> done) { create_run(std::move(r), std::move(done)); };
+    i.batches = std::make_unique<batch_book>(std::move(be));
   }
   i.system = std::make_unique<caf::actor_system>(configure(i.caf_cfg));
   auto all_hooks = std::make_shared<const std::vector<loaded_hook>>(i.report.hooks);
@@ -359,21 +356,56 @@ void deployment_runtime::trigger(trigger_input in, std::function<void(trigger_ou
   if (!i.report.tasks.count(in.task_id)) return done({404, {}, "Task '" + in.task_id + "' not found"});
   if (!in.queue.empty() && !i.queues->exists(in.queue))
     return done({400, {}, "Queue '" + in.queue + "' not found: options.queue must name a queue of the deployment"});
+  // The request's idempotency key is recorded with the run, in its transaction; a run found by its
+  // idempotency key (cached) has no insert, so the key is recorded on its own, before the answer.
+  request_key_record rk{in.request_scope, in.request_key, {}, true, {}, {}};
   run_record r = new_run_record(std::move(in), new_run_id(), clock_type::now());
   // Acknowledged, and handed to its task, only once its transaction has committed.
   // Straight to the task's supervisor: a hop fewer than through the router.
+  create_run(std::move(r), [store = i.store.get(), rk = std::move(rk), done = std::move(done)](create_result c) mutable {
+    if (c.status != 200) return done({c.status, {}, c.error});
+    if (c.cached && !rk.key.empty()) {
+      rk.id = c.run_id;
+      rk.created_at = clock_type::now();
+      rk.expires_at = rk.created_at + request_key_ttl;
+      try {
+        store->save_request_key(rk);
+      } catch (const store_error& e) {
+        log::warn("request idempotency key not recorded; a retry of the request will find the run by its idempotency key",
+                  {{"run", c.run_id}, {"error", e.what()}});
+      }
+    }
+    done({200, std::move(c.run_id), {}, c.cached});
+  });
+}
+
+void deployment_runtime::create_run(run_record r, std::function<void(create_result)> done) {
+  auto& i = *impl_;
   caf::actor sup;
   {
     std::shared_lock lock(i.actors_mu);  // shutdown() drops the handles
-    auto it = i.supervisors.find(r.task_id);
-    if (it == i.supervisors.end()) return done({503, {}, "taskhost is shutting down; not accepting new runs"});
-    sup = it->second;
+    if (auto it = i.supervisors.find(r.task_id); it != i.supervisors.end()) sup = it->second;
   }
+  if (!sup || !i.accepting) return done({503, {}, false, "taskhost is shutting down; not accepting new runs"});
+  if (!r.queue.empty() && !i.queues->exists(r.queue)) return done({400, {}, false, "Queue '" + r.queue + "' not found"});
   i.store->create(std::move(r), [sup = std::move(sup), done = std::move(done)](create_result c) {
-    if (c.status != 200) return done({c.status, {}, c.error});
-    if (!c.cached) caf::anon_send(sup, actors::start_atom::value, c.run_id);
-    done({200, std::move(c.run_id), {}, c.cached});
+    if (c.status == 200 && !c.cached) caf::anon_send(sup, actors::start_atom::value, c.run_id);
+    done(std::move(c));
   });
+}
+
+api_answer deployment_runtime::create_batch(batch_create_input in) {
+  if (!impl_->accepting) return {503, {{"error", "taskhost is shutting down; not accepting new runs"}}};
+  return impl_->batches->create(in);
+}
+
+void deployment_runtime::add_batch_items(const std::string& id, std::vector<batch_item> items, std::function<void(api_answer)> done) {
+  if (!impl_->accepting) return done({503, {{"error", "taskhost is shutting down; not accepting new runs"}}});
+  impl_->batches->add_items(id, std::move(items), std::move(done));
+}
+
+std::optional<request_key_record> deployment_runtime::find_request_key(const std::string& scope, const std::string& key) const {
+  return impl_->store->find_request_key(scope, key, clock_type::now());
 }
 
 std::optional<run_record> deployment_runtime::get_run(const std::string& id) const { return impl_->store->get(id); }
@@ -470,23 +502,7 @@ api_answer deployment_runtime::list_tokens(const std::string& status, size_t lim
   return {200, impl_->waits->list_tokens(status, limit, after)};
 }
 
-api_answer deployment_runtime::get_batch(const std::string& id) const {
-  auto runs = impl_->store->batch_runs(id);
-  if (runs.empty()) return {404, {{"error", "Batch not found: " + id}}};
-  json ids = json::array();
-  bool all_final = true;
-  time_point updated = runs.front().created_at;
-  for (const auto& r : runs) {
-    ids.push_back(r.id);
-    all_final = all_final && is_final(r.status);
-    updated = std::max(updated, r.updated_at);
-  }
-  // Trigger.dev's status is about triggering the items (all were, at once); ours also tells
-  // whether they have all finished.
-  return {200, {{"id", id}, {"status", "COMPLETED"}, {"runCount", runs.size()}, {"runs", ids},
-                {"createdAt", format_time(runs.front().created_at)}, {"updatedAt", format_time(updated)},
-                {"allRunsFinished", all_final}, {"parentId", runs.front().parent_id}}};
-}
+api_answer deployment_runtime::get_batch(const std::string& id) const { return impl_->batches->get(id); }
 
 namespace {
 

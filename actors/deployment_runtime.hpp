@@ -58,6 +58,9 @@ public:
   api_answer get_token(const std::string& id) override;
   api_answer list_tokens(const std::string& status, size_t limit, const std::string& after) override;
   api_answer get_batch(const std::string& id) const override;
+  api_answer create_batch(batch_create_input in) override;
+  void add_batch_items(const std::string& id, std::vector<batch_item> items, std::function<void(api_answer)> done) override;
+  std::optional<request_key_record> find_request_key(const std::string& scope, const std::string& key) const override;
   api_answer list_queues(size_t page, size_t per_page) override;
   api_answer get_queue(const std::string& id) override;
   api_answer pause_queue(const std::string& id, bool pause) override;
@@ -79,6 +82,10 @@ private:
   void sync_schedules();
   api_answer save_schedule(const std::string& id, const nlohmann::json& body);
   void cancel_children(const std::string& parent_id);
+  /// Records a run and hands it to its task's supervisor once committed (a trigger, a task's child
+  /// run, an API batch's item). `done` once: 200 (cached: an earlier run with its idempotency key),
+  /// 503 shutting down or the store failing, 400 an unknown queue.
+  void create_run(run_record r, std::function<void(create_result)> done);
   struct impl;
   std::unique_ptr<impl> impl_;
 };

@@ -4,7 +4,8 @@
 // Group commit falls out of the mailbox: the store sends one `flush` when something becomes dirty
 // and not again until that flush has gathered it, so everything that changes while a commit is
 // running goes into the next one, in one transaction. A failed commit (disk full) is retried
-// every half second; the store keeps the changes of existing runs and refuses the new ones.
+// every half second; the store keeps the changes of existing runs and refuses the new ones. It also
+// purges finished runs past their retention, and expired request idempotency keys every minute.
 #include <caf/all.hpp>
 
 #include <malloc.h>
@@ -39,6 +40,7 @@ caf::behavior store_writer(caf::event_based_actor* self, run_store* store, doubl
   // Purge about ten times per retention period: every hour for 30 days, more often for short ones.
   const auto purge_every = std::clamp<std::chrono::milliseconds>(retention / 10, std::chrono::seconds(1), std::chrono::hours(1));
   self->send(self, purge_atom::value);
+  self->send(self, purge_atom::value, true);
   return {
       [=](flush_atom) {
         bool ok = store->flush();
@@ -69,6 +71,14 @@ caf::behavior store_writer(caf::event_based_actor* self, run_store* store, doubl
           log::warn("run store: purge failed; trying again later", {{"error", e.what()}});
         }
         self->delayed_send(self, purge_every, purge_atom::value);
+      },
+      [=](purge_atom, bool) {  // request idempotency keys past their time, every minute
+        try {
+          store->purge_request_keys(clock_type::now());
+        } catch (const std::exception& e) {
+          log::warn("run store: purging request idempotency keys failed; trying again later", {{"error", e.what()}});
+        }
+        self->delayed_send(self, std::chrono::minutes(1), purge_atom::value, true);
       },
   };
 }

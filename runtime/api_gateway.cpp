@@ -315,11 +315,21 @@ void api_gateway::handle(http_request req, http_responder respond) {
     if (!body) return respond(error_response(400, "the body must be a JSON object: {\"data\": ...}"));
     return answer(runs_.complete_token(id, body->value("data", json())));
   }
-  if (is({"api", "v1", "batches", "*"}, 3)) {
+  if (is({"api", "v1", "batches", "*"}, 3) || is({"api", "v2", "batches", "*"}, 3)) {
     if (req.method != "GET") return method_not_allowed("GET");
     std::string id;
     if (!id_at(3, id)) return;
     return answer(runs_.get_batch(id));
+  }
+  if (is({"api", "v3", "batches"}, 99)) {
+    if (req.method != "POST") return method_not_allowed("POST");
+    return create_batch(req, std::move(respond));
+  }
+  if (is({"api", "v3", "batches", "*", "items"}, 3)) {
+    if (req.method != "POST") return method_not_allowed("POST");
+    std::string id;
+    if (!id_at(3, id)) return;
+    return batch_items(id, req, std::move(respond));
   }
   if (parts.size() >= 3 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "queues") return queues(req, parts, std::move(respond));
   if (parts.size() >= 3 && parts.size() <= 5 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "schedules")
@@ -347,14 +357,53 @@ void api_gateway::trigger(const std::string& task_id, const http_request& req, h
     r.headers = {{"x-should-retry", "true"}};  // another instance, or this one restarted, may take it
     return respond(std::move(r));
   }
-  auto parsed = parse_trigger_body(task_id, req.body, max_payload_bytes_);
-  if (!parsed.input) return respond(error_response(parsed.error.status, parsed.error.message));
-  runs_.trigger(std::move(*parsed.input), [respond = std::move(respond)](trigger_outcome o) {
-    if (o.status != 200) return respond(error_response(o.status, o.error));
-    // The SDK turns x-trigger-jwt into handle.publicAccessToken and must not self-sign (§8);
-    // an opaque value is enough until taskhost accepts public tokens anywhere.
-    respond({200, json{{"id", o.run_id}, {"isCached", o.cached}}.dump(), {{"x-trigger-jwt", "taskhost-" + o.run_id}}});
-  });
+  // The SDK turns x-trigger-jwt into handle.publicAccessToken and must not self-sign (§8); an
+  // opaque value is enough until taskhost accepts public tokens anywhere. A retry of the request
+  // (same x-trigger-request-idempotency-key) gets the same answer, jwt included.
+  auto answer = [](const std::string& run_id, bool cached) {
+    return http_response{200, json{{"id", run_id}, {"isCached", cached}}.dump(), {{"x-trigger-jwt", "taskhost-" + run_id}}};
+  };
+  const std::string scope = "trigger:" + task_id;
+  once_per_request_key(
+      scope, req, std::move(respond), [&](const request_key_record& k) { return answer(k.id, k.cached); },
+      [&](const std::string& key, http_responder respond) {
+        auto parsed = parse_trigger_body(task_id, req.body, max_payload_bytes_);
+        if (!parsed.input) return respond(error_response(parsed.error.status, parsed.error.message));
+        if (!key.empty()) {
+          parsed.input->request_scope = scope;
+          parsed.input->request_key = key;
+        }
+        runs_.trigger(std::move(*parsed.input), [respond = std::move(respond), answer](trigger_outcome o) {
+          if (o.status != 200) return respond(error_response(o.status, o.error));
+          respond(answer(o.run_id, o.cached));
+        });
+      });
+}
+
+void api_gateway::once_per_request_key(const std::string& scope, const http_request& req, http_responder respond,
+                                       const std::function<http_response(const request_key_record&)>& replay,
+                                       const std::function<void(const std::string& key, http_responder)>& work) {
+  auto it = req.headers.find("x-trigger-request-idempotency-key");
+  if (it == req.headers.end() || it->second.empty()) return work({}, std::move(respond));
+  const std::string& key = it->second;
+  if (key.size() > max_idempotency_key_chars)
+    return respond(error_response(400, "x-trigger-request-idempotency-key is over " + std::to_string(max_idempotency_key_chars) + " characters"));
+  // Held from here until the answer: a retry that arrives meanwhile waits for it; one that comes
+  // after finds what this request recorded (it is committed before the answer).
+  std::string held = scope + '\n' + key;
+  if (!request_gate_.enter(held, respond)) return;
+  http_responder finish = [this, held, respond = std::move(respond)](http_response r) {
+    request_gate_.finish(held, r);
+    respond(std::move(r));
+  };
+  std::optional<request_key_record> prior;
+  try {
+    prior = runs_.find_request_key(scope, key);
+  } catch (const std::exception& e) {
+    return finish(error_response(503, std::string("the request's idempotency key could not be looked up: ") + e.what()));
+  }
+  if (prior) return finish(replay(*prior));
+  work(key, std::move(finish));
 }
 
 void api_gateway::list(std::string_view query, http_responder respond) {
@@ -388,6 +437,8 @@ void api_gateway::list(std::string_view query, http_responder respond) {
       q.created_from = clock_type::now() - *d;
     } else if (key == "filter[schedule]") {
       q.schedule_id = value;
+    } else if (key == "filter[batch]") {
+      q.batch_id = value;
     } else if (key == "page[size]") {
       auto n = page_size(value);
       if (!n) return respond(error_response(400, "page[size] must be a whole number from 1 to 100"));
@@ -396,7 +447,7 @@ void api_gateway::list(std::string_view query, http_responder respond) {
       if (!valid_list_cursor(value)) return respond(error_response(400, key + " is not a cursor this server gave out"));
       (key == "page[after]" ? q.after : q.before) = value;
     }
-    // Other filters (version, batch, queue, machine, region, isTest, bulkAction) match
+    // Other filters (version, queue, machine, region, isTest, bulkAction) match
     // nothing taskhost records yet and are ignored, as the real server ignores unknown ones.
   }
   auto page = runs_.list_runs(q);

@@ -8,6 +8,9 @@
 //   POST /api/v1/runs/{runId}/replay      → 200 {"id": "run_<new>"} (§5.6)
 //   POST /api/v1/runs/{runId}/reschedule  → 200 the run             (§5.7)
 //   GET  /api/v1/runs/{runId}/logs        → {"data": [log lines]}
+//   POST /api/v3/batches                  → 202 {"id": "batch_...", "runCount", "isCached"}  (§5.2, phase 1)
+//   POST /api/v3/batches/{id}/items       → 200 {"id", "itemsAccepted", "itemsDeduplicated", "sealed"} (NDJSON, phase 2)
+//   GET  /api/v2/batches/{id}, /api/v1/batches/{id} → the batch (RetrieveBatchV2Response)
 //   GET|POST /api/v1/schedules, GET|PUT|DELETE /api/v1/schedules/{id},
 //   POST /api/v1/schedules/{id}/activate|deactivate → ScheduleObject (§5.10)
 //   GET  /api/v1/timezones[?excludeUtc=true] → {"timezones": [...]}
@@ -27,6 +30,7 @@
 #include <vector>
 
 #include "runtime/http_server.hpp"
+#include "runtime/request_gate.hpp"
 #include "runtime/run_service.hpp"
 
 namespace taskhost {
@@ -58,6 +62,17 @@ private:
   void schedules(const http_request& req, const std::vector<std::string_view>& parts, http_responder respond);
   void replay(const std::string& run_id, const http_request& req, http_responder respond);
   void reschedule(const std::string& run_id, const http_request& req, http_responder respond);
+  // The two-phase batch API (api_gateway_batches.cpp).
+  void create_batch(const http_request& req, http_responder respond);
+  void batch_items(const std::string& batch_id, const http_request& req, http_responder respond);
+  /// Request idempotency (x-trigger-request-idempotency-key, trigger-rest-api.md §3.3): without the
+  /// header, `work("", respond)`. With it, once per (scope, key): a key that made something
+  /// already is answered with `replay` of it; a request whose key is in flight gets that one's
+  /// answer; otherwise `work(key, respond)`, which records the key with what it makes before it
+  /// answers.
+  void once_per_request_key(const std::string& scope, const http_request& req, http_responder respond,
+                            const std::function<http_response(const request_key_record&)>& replay,
+                            const std::function<void(const std::string& key, http_responder)>& work);
   /// Authenticates `req` once: `principal` gets the name of the active key it shows (else stays
   /// ""); the 401 to answer with if `required` (and keys are enforced) and it shows none.
   std::optional<http_response> check_key(const http_request& req, bool required, std::string& principal) const;
@@ -65,6 +80,7 @@ private:
   uint64_t max_payload_bytes_;
   api_keys* keys_;
   std::atomic<bool> refusing_{false};
+  request_gate request_gate_;
 };
 
 /// {"error": msg} with the given status and x-should-retry: false.

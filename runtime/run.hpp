@@ -90,6 +90,15 @@ struct run_record {
   std::string root_id;                ///< the first run of the chain; "" = this is a root
   int depth = 0;                      ///< 0 for a root, parent's depth + 1 for a child
   std::string batch_id;               ///< the batch this run was triggered in; "" = none
+  /// Its index in a batch made through the API (POST /api/v3/batches and its items): the run's
+  /// insert records (batch_id, index) → run in batch_items, in the same transaction, so that an
+  /// index has its run exactly when the run exists. -1 = none. Not a runs column.
+  int batch_index = -1;
+  /// The x-trigger-request-idempotency-key of the request that made the run, and its scope
+  /// ("trigger:<task id>"): the run's insert records it in request_keys in the same transaction, so
+  /// that a retry of the request after a crash finds the run. "" = none. Not runs columns.
+  std::string request_scope;
+  std::string request_key;
   // --- queues ---
   std::string queue;                  ///< options.queue: a declared queue; "" = the task's queue
   std::string concurrency_key;        ///< options.concurrencyKey; "" = none

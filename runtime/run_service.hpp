@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "runtime/batch_request.hpp"
 #include "runtime/run.hpp"
 #include "runtime/run_store.hpp"
 #include "runtime/trigger_request.hpp"
@@ -49,8 +50,21 @@ public:
   virtual api_answer complete_token(const std::string& id, const nlohmann::json& data) = 0;
   virtual api_answer get_token(const std::string& id) = 0;
   virtual api_answer list_tokens(const std::string& status, size_t limit, const std::string& after) = 0;
-  /// A batch of runs triggered together: {"id", "status", "runCount", "runs": [ids], ...}; 404 unknown.
+  /// A batch of runs triggered together (through the API, or by a task's ctx.batch_trigger):
+  /// Trigger.dev's RetrieveBatchV2Response {"id", "status", "runCount", "runs": [ids],
+  /// "processing": {...}, ...}; 404 unknown.
   virtual api_answer get_batch(const std::string& id) const = 0;
+  /// The two phases of an API batch (runtime/batch_book.hpp). Create: 200 {"id", "runCount",
+  /// "isCached"} once recorded (an earlier batch with the same idempotency key: that one, cached);
+  /// 404 for a task of taskIdentifiers that is not deployed; 503 if the store cannot record it.
+  virtual api_answer create_batch(batch_create_input in) = 0;
+  /// Items: `done` is called once, on any thread, after the runs of the new indexes are recorded:
+  /// 200 {"id", "itemsAccepted", "itemsDeduplicated", "sealed", "enqueuedCount"?, "expectedCount"?};
+  /// 404 unknown batch; 400 / 404 for a bad item (naming its index), and then no item is triggered.
+  virtual void add_batch_items(const std::string& id, std::vector<batch_item> items, std::function<void(api_answer)> done) = 0;
+  /// What the request with this x-trigger-request-idempotency-key made, while the key is kept
+  /// (scope "trigger:<task id>" or "batch"); nullopt if nothing.
+  virtual std::optional<request_key_record> find_request_key(const std::string& scope, const std::string& key) const = 0;
 
   /// Queues (Trigger.dev's shapes): a page of them ({"data", "pagination": {"currentPage",
   /// "totalPages", "count"}}); one by id ("task/<task id>" or a queue's name; 404 unknown);

@@ -135,6 +135,41 @@ CREATE TABLE api_keys (
   revoked_at INTEGER
 );
 )sql",
+    // 6: batches made through the API in two phases (the record, then its NDJSON items): the
+    // batch, which run each index got (written with the run's insert, or with the batch's seal for
+    // an item whose idempotency key found an earlier run), and the request idempotency keys
+    // (x-trigger-request-idempotency-key) of triggers and batch creations, kept for a while.
+    R"sql(
+CREATE TABLE batches (
+  id TEXT PRIMARY KEY,
+  run_count INTEGER NOT NULL,
+  task_ids TEXT NOT NULL DEFAULT '[]',
+  status TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  sealed_at INTEGER,
+  idempotency_key TEXT,
+  idempotency_key_user TEXT,
+  idempotency_expires_at INTEGER
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX batches_by_idempotency_key ON batches(idempotency_key) WHERE idempotency_key IS NOT NULL;
+CREATE TABLE batch_items (
+  batch_id TEXT NOT NULL,
+  idx INTEGER NOT NULL,
+  run_id TEXT NOT NULL,
+  PRIMARY KEY (batch_id, idx)
+) WITHOUT ROWID;
+CREATE TABLE request_keys (
+  scope TEXT NOT NULL,
+  key TEXT NOT NULL,
+  id TEXT NOT NULL,
+  cached INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  PRIMARY KEY (scope, key)
+) WITHOUT ROWID;
+CREATE INDEX request_keys_by_expiry ON request_keys(expires_at);
+)sql",
 };
 
 /// The first schema version with the api_keys table.
@@ -602,6 +637,8 @@ struct row_op {
   std::string parent_id, root_id, batch_id, journal, queue, concurrency_key, schedule_id;
   int64_t depth = 0, priority_ms = 0;
   std::optional<int64_t> schedule_occurrence;
+  int64_t batch_index = -1;
+  std::string request_scope, request_key;
   json payload_value, output_value;  ///< copied under the lock, serialized after it (they may be MBs)
   bool has_output = false;
   std::string idem_key, idem_user;
@@ -654,6 +691,9 @@ bool run_store::flush() {
         op.priority_ms = r.priority_ms;
         op.schedule_id = r.schedule_id;
         op.schedule_occurrence = opt_us(r.schedule_occurrence);
+        op.batch_index = r.batch_index;
+        op.request_scope = r.request_scope;
+        op.request_key = r.request_key;
       }
       if (r.output) {
         op.output_value = *r.output;
@@ -707,6 +747,9 @@ bool run_store::flush() {
             "retry_at=?, idempotency_key=?, idempotency_key_user=?, idempotency_expires_at=?, error=?, metadata=?, "
             "attempts=?, log_bytes=?, logs_truncated=?, output=?, journal=? WHERE id=?");
         auto tag = w.prepare("INSERT OR IGNORE INTO run_tags (tag, run_id) VALUES (?, ?)");
+        auto item = w.prepare("INSERT OR IGNORE INTO batch_items (batch_id, idx, run_id) VALUES (?, ?, ?)");
+        auto request = w.prepare(
+            "INSERT OR REPLACE INTO request_keys (scope, key, id, cached, created_at, expires_at) VALUES (?, ?, ?, 0, ?, ?)");
         auto logq = w.prepare(
             "INSERT OR REPLACE INTO run_logs (run_id, seq, time, attempt, level, message, attributes) VALUES (?,?,?,?,?,?,?)");
         for (const auto& op : ops) {
@@ -733,6 +776,17 @@ bool run_store::flush() {
               tag.bind(1, t).bind(2, op.id);
               tag.step();
               tag.reset();
+            }
+            if (op.batch_index >= 0 && !op.batch_id.empty()) {
+              item.bind(1, op.batch_id).bind(2, op.batch_index).bind(3, op.id);
+              item.step();
+              item.reset();
+            }
+            if (!op.request_key.empty()) {
+              const int64_t expires = op.created + std::chrono::duration_cast<std::chrono::microseconds>(request_key_ttl).count();
+              request.bind(1, op.request_scope).bind(2, op.request_key).bind(3, op.id).bind(4, op.created).bind(5, expires);
+              request.step();
+              request.reset();
             }
           } else {
             upd.bind(1, op.status).bind(2, op.updated).bind(3, op.started).bind(4, op.finished).bind(5, op.delay_until);
@@ -817,6 +871,7 @@ run_list_page run_store::list(const run_list_query& q) const {
   if (q.created_from) sql += " AND created_at >= ?";
   if (q.created_to) sql += " AND created_at <= ?";
   if (!q.schedule_id.empty()) sql += " AND schedule_id = ?";
+  if (!q.batch_id.empty()) sql += " AND batch_id = ?";
   int64_t c_us = 0;
   std::string c_id;
   const bool backwards = q.after.empty() && !q.before.empty();
@@ -837,6 +892,7 @@ run_list_page run_store::list(const run_list_query& q) const {
     if (q.created_from) st.bind(i++, to_us(*q.created_from));
     if (q.created_to) st.bind(i++, to_us(*q.created_to));
     if (!q.schedule_id.empty()) st.bind(i++, q.schedule_id);
+    if (!q.batch_id.empty()) st.bind(i++, q.batch_id);
     if (!c_id.empty()) {
       st.bind(i, c_us).bind(i + 1, c_us).bind(i + 2, c_id);
       i += 3;
@@ -1002,6 +1058,149 @@ std::vector<token_record> run_store::list_tokens(const std::string& status, size
   st.bind(i, static_cast<int64_t>(limit));
   while (st.step()) out.push_back(read_token(st));
   return out;
+}
+
+namespace {
+
+constexpr std::string_view batch_columns =
+    "id, run_count, task_ids, status, created_at, updated_at, sealed_at, idempotency_key, idempotency_key_user, "
+    "idempotency_expires_at";
+
+batch_record read_batch(const sqlite::stmt& st) {
+  batch_record b;
+  b.id = st.text(0);
+  b.run_count = st.int64(1);
+  auto tasks = json::parse(st.text(2), nullptr, false);
+  if (tasks.is_array())
+    for (const auto& t : tasks)
+      if (t.is_string()) b.task_ids.push_back(t.get<std::string>());
+  b.status = st.text(3);
+  b.created_at = from_us(st.int64(4));
+  b.updated_at = from_us(st.int64(5));
+  b.sealed_at = opt_time(st.opt_int64(6));
+  b.idempotency_key = st.text(7);
+  b.idempotency_key_user = st.text(8);
+  b.idempotency_expires_at = opt_time(st.opt_int64(9));
+  return b;
+}
+
+void insert_request_key(sqlite::db& w, const request_key_record& rk) {
+  auto st = w.prepare("INSERT OR REPLACE INTO request_keys (scope, key, id, cached, created_at, expires_at) VALUES (?,?,?,?,?,?)");
+  st.bind(1, rk.scope).bind(2, rk.key).bind(3, rk.id).bind(4, int64_t{rk.cached ? 1 : 0});
+  st.bind(5, to_us(rk.created_at)).bind(6, to_us(rk.expires_at));
+  st.step();
+}
+
+}  // namespace
+
+batch_record run_store::create_batch(batch_record b, const request_key_record* rk, bool& cached) {
+  cached = false;
+  std::lock_guard wl(db_->write_mu);
+  auto& w = *db_->writer;
+  try {
+    sqlite::transaction(w, [&] {
+      if (!b.idempotency_key.empty()) {
+        auto q = w.prepare("SELECT " + std::string(batch_columns) + " FROM batches WHERE idempotency_key = ?");
+        q.bind(1, b.idempotency_key);
+        if (q.step()) {
+          batch_record old = read_batch(q);
+          if (!old.idempotency_expires_at || *old.idempotency_expires_at > clock_type::now()) {
+            cached = true;
+            b = std::move(old);
+          } else {
+            // Its key has expired: the key is free for the new batch (the old one keeps its runs).
+            auto free = w.prepare("UPDATE batches SET idempotency_key = NULL WHERE id = ?");
+            free.bind(1, old.id);
+            free.step();
+          }
+        }
+      }
+      if (!cached) {
+        auto st = w.prepare("INSERT INTO batches (" + std::string(batch_columns) + ") VALUES (?,?,?,?,?,?,?,?,?,?)");
+        st.bind(1, b.id).bind(2, b.run_count).bind(3, dump(json(b.task_ids))).bind(4, b.status);
+        st.bind(5, to_us(b.created_at)).bind(6, to_us(b.updated_at)).bind(7, opt_us(b.sealed_at));
+        st.bind_text_or_null(8, b.idempotency_key).bind_text_or_null(9, b.idempotency_key_user);
+        st.bind(10, opt_us(b.idempotency_expires_at));
+        st.step();
+      }
+      if (rk) {
+        request_key_record r = *rk;
+        r.id = b.id;
+        r.cached = cached;
+        insert_request_key(w, r);
+      }
+    });
+  } catch (const sqlite::error& e) {
+    throw store_error(std::string("the batch could not be recorded: ") + e.what());
+  }
+  return b;
+}
+
+std::optional<batch_record> run_store::get_batch(const std::string& id) const {
+  std::lock_guard rl(*db_->read_mu);
+  auto st = db_->read_db().prepare("SELECT " + std::string(batch_columns) + " FROM batches WHERE id = ?");
+  st.bind(1, id);
+  if (!st.step()) return std::nullopt;
+  return read_batch(st);
+}
+
+std::vector<std::pair<int64_t, std::string>> run_store::batch_items(const std::string& id) const {
+  std::vector<std::pair<int64_t, std::string>> out;
+  std::lock_guard rl(*db_->read_mu);
+  auto st = db_->read_db().prepare("SELECT idx, run_id FROM batch_items WHERE batch_id = ? ORDER BY idx");
+  st.bind(1, id);
+  while (st.step()) out.emplace_back(st.int64(0), st.text(1));
+  return out;
+}
+
+void run_store::record_batch_items(const std::string& id, const std::vector<std::pair<int64_t, std::string>>& existing_runs,
+                                   bool seal, time_point now) {
+  std::lock_guard wl(db_->write_mu);
+  auto& w = *db_->writer;
+  try {
+    sqlite::transaction(w, [&] {
+      auto item = w.prepare("INSERT OR IGNORE INTO batch_items (batch_id, idx, run_id) VALUES (?, ?, ?)");
+      for (const auto& [idx, run] : existing_runs) {
+        item.bind(1, id).bind(2, idx).bind(3, run);
+        item.step();
+        item.reset();
+      }
+      if (seal) {
+        auto st = w.prepare("UPDATE batches SET status = 'COMPLETED', sealed_at = ?1, updated_at = ?1 WHERE id = ?2 AND sealed_at IS NULL");
+        st.bind(1, to_us(now)).bind(2, id);
+        st.step();
+      }
+    });
+  } catch (const sqlite::error& e) {
+    throw store_error(std::string("the batch's items could not be recorded: ") + e.what());
+  }
+}
+
+std::optional<request_key_record> run_store::find_request_key(const std::string& scope, const std::string& key, time_point now) const {
+  std::lock_guard rl(*db_->read_mu);
+  auto st = db_->read_db().prepare(
+      "SELECT id, cached, created_at, expires_at FROM request_keys WHERE scope = ? AND key = ? AND expires_at > ?");
+  st.bind(1, scope).bind(2, key).bind(3, to_us(now));
+  if (!st.step()) return std::nullopt;
+  return request_key_record{scope, key, st.text(0), st.int64(1) != 0, from_us(st.int64(2)), from_us(st.int64(3))};
+}
+
+void run_store::save_request_key(const request_key_record& rk) {
+  std::lock_guard wl(db_->write_mu);
+  try {
+    insert_request_key(*db_->writer, rk);
+  } catch (const sqlite::error& e) {
+    throw store_error(std::string("the request's idempotency key could not be recorded: ") + e.what());
+  }
+}
+
+size_t run_store::purge_request_keys(time_point now) {
+  std::lock_guard wl(db_->write_mu);
+  auto& w = *db_->writer;
+  auto st = w.prepare("DELETE FROM request_keys WHERE expires_at <= ?");
+  st.bind(1, to_us(now));
+  st.step();
+  return static_cast<size_t>(w.changes());
 }
 
 std::vector<queue_state_record> run_store::queue_states() const {

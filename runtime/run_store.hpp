@@ -64,6 +64,7 @@ struct run_list_query {
   std::optional<time_point> created_from; ///< inclusive
   std::optional<time_point> created_to;   ///< inclusive
   std::string schedule_id;                ///< runs of this schedule; "" = any
+  std::string batch_id;                   ///< runs triggered in this batch; "" = any
   size_t page_size = 25;
   std::string after;                      ///< cursor: runs older than it
   std::string before;                     ///< cursor: runs newer than it
@@ -119,6 +120,37 @@ struct api_key_record {
   time_point created_at{};
   std::optional<time_point> revoked_at;
 };
+
+/// A batch made through the API in two phases (POST /api/v3/batches, then its NDJSON items). Batches
+/// made by a task (ctx.batch_trigger) have no record: their runs carry the batch id.
+struct batch_record {
+  std::string id;                       ///< "batch_..."
+  int64_t run_count = 0;                ///< items expected: indexes 0..run_count-1
+  std::vector<std::string> task_ids;    ///< taskIdentifiers the items may name; empty = any task
+  std::string status = "PENDING";       ///< PENDING until every index has its run, then COMPLETED
+  time_point created_at{};
+  time_point updated_at{};
+  std::optional<time_point> sealed_at;  ///< when the last index got its run
+  std::string idempotency_key;          ///< the body's idempotencyKey; "" = none
+  std::string idempotency_key_user;     ///< idempotencyKeyOptions.key, for display
+  std::optional<time_point> idempotency_expires_at;
+  bool sealed() const { return sealed_at.has_value(); }
+};
+
+/// The x-trigger-request-idempotency-key of a request that made a run or a batch, and what it
+/// made: a retry of the request (same key, same scope) is answered with the same id.
+struct request_key_record {
+  std::string scope;     ///< "trigger:<task id>" | "batch"
+  std::string key;
+  std::string id;        ///< the run or batch the request made (or found, when cached)
+  bool cached = false;   ///< the original answer's isCached
+  time_point created_at{};
+  time_point expires_at{};
+};
+
+/// How long a request's idempotency key is kept (Trigger.dev's SDK retries within seconds; a
+/// restart in between must not make a second run). Expired keys are purged by the writer.
+constexpr std::chrono::minutes request_key_ttl{15};
 
 /// What completing (or timing out) a token did.
 enum class token_change { changed, unknown, already_final };
@@ -196,6 +228,26 @@ public:
   token_change time_out_token(const std::string& id);
   /// Tokens newest first, optionally of one status; `after` is the id of the last one seen.
   std::vector<token_record> list_tokens(const std::string& status, size_t limit, const std::string& after);
+
+  /// Records an API batch — and `rk`, the request's idempotency key, if given — in one transaction.
+  /// If a batch holds the same idempotency key and its key has not expired, no batch is recorded:
+  /// that one is returned with `cached` set (and `rk` recorded for it). Throws store_error.
+  batch_record create_batch(batch_record b, const request_key_record* rk, bool& cached);
+  std::optional<batch_record> get_batch(const std::string& id) const;
+  /// The indexes of an API batch that have their run, as (index, run id), by index.
+  std::vector<std::pair<int64_t, std::string>> batch_items(const std::string& id) const;
+  /// In one transaction: records items whose run already existed (the item's idempotency key
+  /// matched an earlier run; the runs created for items record themselves as they commit), and
+  /// seals the batch (COMPLETED) if `seal`. Throws store_error.
+  void record_batch_items(const std::string& id, const std::vector<std::pair<int64_t, std::string>>& existing_runs, bool seal,
+                          time_point now);
+
+  /// The id a request with this idempotency key made, if the key is known and not expired at `now`.
+  std::optional<request_key_record> find_request_key(const std::string& scope, const std::string& key, time_point now) const;
+  /// Records a request's key at once (replacing an expired one). Throws store_error.
+  void save_request_key(const request_key_record& rk);
+  /// Deletes the request keys expired at `now`. Returns how many.
+  size_t purge_request_keys(time_point now);
 
   /// Queue states recorded by save_queue_state, by name.
   std::vector<queue_state_record> queue_states() const;

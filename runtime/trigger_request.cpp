@@ -97,16 +97,21 @@ std::optional<std::chrono::system_clock::time_point> parse_delay(const json& v, 
 }
 
 trigger_parse_result parse_trigger_body(std::string_view task_id, std::string_view body, uint64_t max_payload_bytes) {
-  trigger_input in;
-  in.task_id = std::string(task_id);
   if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) {
+    trigger_input in;
+    in.task_id = std::string(task_id);
     in.payload = nullptr;  // no body: a run with no payload, like the SDK's `undefined`
     return {std::move(in), {}};
   }
   json b = json::parse(body, nullptr, false);
   if (b.is_discarded()) return fail(400, "request body is not valid JSON");
   if (!b.is_object()) return fail(400, "request body must be a JSON object like {\"payload\": ..., \"options\": {...}}");
+  return parse_trigger_json(task_id, b, max_payload_bytes);
+}
 
+trigger_parse_result parse_trigger_json(std::string_view task_id, const json& b, uint64_t max_payload_bytes) {
+  trigger_input in;
+  in.task_id = std::string(task_id);
   json options = json::object();
   if (auto it = b.find("options"); it != b.end() && !it->is_null()) {
     if (!it->is_object()) return fail(400, "options must be an object");
@@ -267,6 +272,8 @@ run_record new_run_record(trigger_input in, std::string id, std::chrono::system_
   r.priority_ms = in.priority_ms;
   r.schedule_id = std::move(in.schedule_id);
   r.schedule_occurrence = in.schedule_occurrence;
+  r.request_scope = std::move(in.request_scope);
+  r.request_key = std::move(in.request_key);
   if (r.ttl_ms > 0 && !r.delay_until) r.expires_at = r.created_at + std::chrono::milliseconds(r.ttl_ms);
   if (!in.idempotency_key.empty()) {
     r.idempotency_key = std::move(in.idempotency_key);

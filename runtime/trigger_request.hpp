@@ -39,6 +39,10 @@ struct trigger_input {
   /// options.concurrencyKey: the run takes a slot of this key's copy of the queue.
   std::string concurrency_key;
   int64_t priority_ms = 0;                       ///< options.priority: seconds of queue-time credit, in ms
+  /// The request's x-trigger-request-idempotency-key and its scope, set by the gateway (never
+  /// from the body): recorded with the run (run_record::request_key). "" = none.
+  std::string request_scope;
+  std::string request_key;
   /// Set by the scheduler only (never from a request): the schedule and occurrence of the run.
   std::string schedule_id;
   std::optional<std::chrono::system_clock::time_point> schedule_occurrence;
@@ -64,6 +68,10 @@ struct run_record;
 run_record new_run_record(trigger_input in, std::string id, std::chrono::system_clock::time_point now);
 
 trigger_parse_result parse_trigger_body(std::string_view task_id, std::string_view body, uint64_t max_payload_bytes);
+
+/// The same for a body already parsed into a JSON object ({"payload"?, "options"?}; other members
+/// are ignored): a line of a batch's NDJSON item stream is parsed once and read by this.
+trigger_parse_result parse_trigger_json(std::string_view task_id, const nlohmann::json& body, uint64_t max_payload_bytes);
 
 /// An ISO 8601 / RFC 3339 date-time ("2026-01-02T03:04:05.678Z", "...+02:00"); nullopt if not one.
 std::optional<std::chrono::system_clock::time_point> parse_iso_time(std::string_view s);

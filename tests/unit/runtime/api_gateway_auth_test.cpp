@@ -28,6 +28,9 @@ public:
   api_answer get_token(const std::string&) override { return ok(); }
   api_answer list_tokens(const std::string&, size_t, const std::string&) override { return ok(); }
   api_answer get_batch(const std::string&) const override { return ok(); }
+  api_answer create_batch(batch_create_input) override { return {200, {{"id", "batch_1"}, {"runCount", 1}, {"isCached", false}}}; }
+  void add_batch_items(const std::string&, std::vector<batch_item>, std::function<void(api_answer)> done) override { done(ok()); }
+  std::optional<request_key_record> find_request_key(const std::string&, const std::string&) const override { return std::nullopt; }
   api_answer list_queues(size_t, size_t) override { return ok(); }
   api_answer get_queue(const std::string&) override { return ok(); }
   api_answer pause_queue(const std::string&, bool) override { return ok(); }

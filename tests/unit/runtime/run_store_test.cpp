@@ -539,7 +539,9 @@ TEST(RunStoreTest, ApiKeyTableUpgradesAnOlderStoreOnlyWhenNoTaskhostHoldsIt) {
   auto make_v4 = [&] {
     { run_store s({path}); }
     sqlite::db d(path);
-    d.exec("DROP TABLE api_keys; UPDATE taskhost_schema SET version = 4");
+    // The tables of schema 5 and later go too (the migrations after 4 create them again).
+    d.exec("DROP TABLE api_keys; DROP TABLE batches; DROP TABLE batch_items; DROP TABLE request_keys; "
+           "UPDATE taskhost_schema SET version = 4");
   };
   make_v4();
   {
@@ -561,7 +563,7 @@ TEST(RunStoreTest, ApiKeyTableUpgradesAnOlderStoreOnlyWhenNoTaskhostHoldsIt) {
   sqlite::db d(path);
   auto st = d.prepare("SELECT version FROM taskhost_schema");
   ASSERT_TRUE(st.step());
-  EXPECT_EQ(st.int64(0), 5);
+  EXPECT_EQ(st.int64(0), 6) << "migrated to the latest schema";
 }
 
 TEST(RunStoreTest, ApiKeyTableRefusesAnInMemoryStore) {
@@ -573,4 +575,134 @@ TEST(RunStoreTest, ApiKeyTableRefusesAnInMemoryStore) {
   }
   run_store s({":memory:"});
   EXPECT_TRUE(s.api_keys().empty()) << "an in-memory store has the table, empty";
+}
+
+TEST(RunStoreTest, ABatchIsRecordedWithItsRequestKeyAndItsIdempotencyKeyFindsIt) {
+  temp_dir tmp;
+  const std::string path = (tmp / "runs.db").string();
+  const auto now = clock_type::now();
+  batch_record b;
+  b.id = new_id("batch_");
+  b.run_count = 3;
+  b.task_ids = {"a", "b"};
+  b.created_at = b.updated_at = now;
+  b.idempotency_key = "bk";
+  b.idempotency_key_user = "mine";
+  b.idempotency_expires_at = now + 1h;
+  request_key_record rk{"batch", "req-1", "", false, now, now + request_key_ttl};
+  {
+    run_store s({path});
+    bool cached = true;
+    auto got = s.create_batch(b, &rk, cached);
+    EXPECT_FALSE(cached);
+    EXPECT_EQ(got.id, b.id);
+    batch_record other = b;
+    other.id = new_id("batch_");
+    request_key_record rk2{"batch", "req-2", "", false, now, now + request_key_ttl};
+    auto again = s.create_batch(other, &rk2, cached);
+    EXPECT_TRUE(cached);
+    EXPECT_EQ(again.id, b.id) << "the same idempotency key: the earlier batch";
+    EXPECT_FALSE(s.get_batch(other.id)) << "nothing recorded for the second";
+    auto k2 = s.find_request_key("batch", "req-2", now);
+    ASSERT_TRUE(k2);
+    EXPECT_EQ(k2->id, b.id);
+    EXPECT_TRUE(k2->cached) << "a retry of that request gets isCached as it was";
+  }
+  run_store s({path});  // all of it survives a restart
+  auto got = s.get_batch(b.id);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->run_count, 3);
+  EXPECT_EQ(got->task_ids, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(got->status, "PENDING");
+  EXPECT_FALSE(got->sealed());
+  EXPECT_EQ(got->idempotency_key_user, "mine");
+  auto k = s.find_request_key("batch", "req-1", now);
+  ASSERT_TRUE(k);
+  EXPECT_EQ(k->id, b.id);
+  EXPECT_FALSE(k->cached);
+  EXPECT_FALSE(s.find_request_key("trigger:a", "req-1", now)) << "keys are scoped";
+}
+
+TEST(RunStoreTest, ABatchIdempotencyKeyPastItsTimeIsFreeForANewBatch) {
+  run_store s({":memory:"});
+  const auto now = clock_type::now();
+  batch_record b;
+  b.id = new_id("batch_");
+  b.run_count = 1;
+  b.created_at = b.updated_at = now - 2h;
+  b.idempotency_key = "bk";
+  b.idempotency_expires_at = now - 1h;
+  bool cached = false;
+  s.create_batch(b, nullptr, cached);
+  batch_record c = b;
+  c.id = new_id("batch_");
+  c.idempotency_expires_at = now + 1h;
+  auto got = s.create_batch(c, nullptr, cached);
+  EXPECT_FALSE(cached);
+  EXPECT_EQ(got.id, c.id);
+  ASSERT_TRUE(s.get_batch(b.id)) << "the old batch stays";
+  EXPECT_EQ(s.get_batch(b.id)->idempotency_key, "");
+}
+
+TEST(RunStoreTest, ARunsInsertRecordsItsBatchIndexAndRequestKeyInTheSameTransaction) {
+  run_store s({":memory:"});
+  auto r = new_run("t");
+  r.batch_id = "batch_x";
+  r.batch_index = 4;
+  r.request_scope = "trigger:t";
+  r.request_key = "req";
+  EXPECT_FALSE(s.find_request_key("trigger:t", "req", clock_type::now()));
+  s.create(r, [](create_result) {});
+  EXPECT_TRUE(s.batch_items("batch_x").empty()) << "not before the commit";
+  EXPECT_FALSE(s.find_request_key("trigger:t", "req", clock_type::now()));
+  ASSERT_TRUE(s.flush());
+  EXPECT_EQ(s.batch_items("batch_x"), (std::vector<std::pair<int64_t, std::string>>{{4, r.id}}));
+  auto k = s.find_request_key("trigger:t", "req", clock_type::now());
+  ASSERT_TRUE(k);
+  EXPECT_EQ(k->id, r.id);
+  EXPECT_FALSE(k->cached);
+  EXPECT_GE(k->expires_at - r.created_at, std::chrono::minutes(10)) << "kept at least 10 minutes";
+  run_list_query q;
+  q.batch_id = "batch_x";
+  auto page = s.list(q);
+  ASSERT_EQ(page.runs.size(), 1u);
+  EXPECT_EQ(page.runs[0].id, r.id);
+  q.batch_id = "batch_y";
+  EXPECT_TRUE(s.list(q).runs.empty());
+}
+
+TEST(RunStoreTest, RequestKeysAreFoundUntilTheyExpireAndThenPurged) {
+  run_store s({":memory:"});
+  const auto now = clock_type::now();
+  s.save_request_key({"trigger:t", "old", "run_1", true, now - 20min, now - 5min});
+  s.save_request_key({"trigger:t", "new", "run_2", false, now, now + 15min});
+  EXPECT_FALSE(s.find_request_key("trigger:t", "old", now)) << "expired";
+  EXPECT_TRUE(s.find_request_key("trigger:t", "new", now));
+  EXPECT_FALSE(s.find_request_key("trigger:t", "new", now + 16min));
+  EXPECT_EQ(s.purge_request_keys(now), 1u);
+  EXPECT_EQ(s.purge_request_keys(now), 0u);
+  EXPECT_TRUE(s.find_request_key("trigger:t", "new", now));
+  s.save_request_key({"trigger:t", "old", "run_3", false, now, now + 15min});
+  EXPECT_EQ(s.find_request_key("trigger:t", "old", now)->id, "run_3") << "a key past its time is free again";
+}
+
+TEST(RunStoreTest, RecordBatchItemsAddsExistingRunsAndSealsOnce) {
+  run_store s({":memory:"});
+  const auto now = clock_type::now();
+  batch_record b;
+  b.id = "batch_s";
+  b.run_count = 2;
+  b.created_at = b.updated_at = now;
+  bool cached = false;
+  s.create_batch(b, nullptr, cached);
+  s.record_batch_items("batch_s", {{1, "run_old"}}, false, now);
+  EXPECT_FALSE(s.get_batch("batch_s")->sealed());
+  s.record_batch_items("batch_s", {{1, "run_other"}}, true, now + 1s);
+  auto got = s.get_batch("batch_s");
+  EXPECT_TRUE(got->sealed());
+  EXPECT_EQ(got->status, "COMPLETED");
+  EXPECT_EQ(to_us(*got->sealed_at), to_us(now + 1s));
+  EXPECT_EQ(s.batch_items("batch_s"), (std::vector<std::pair<int64_t, std::string>>{{1, "run_old"}})) << "an index keeps its first run";
+  s.record_batch_items("batch_s", {}, true, now + 2s);
+  EXPECT_EQ(to_us(*s.get_batch("batch_s")->sealed_at), to_us(now + 1s)) << "sealed once";
 }

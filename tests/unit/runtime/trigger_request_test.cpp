@@ -8,6 +8,7 @@ using nlohmann::json;
 using taskhost::format_time;
 using taskhost::parse_iso_time;
 using taskhost::parse_trigger_body;
+using taskhost::parse_trigger_json;
 
 namespace {
 constexpr uint64_t limit = 3u << 20;
@@ -237,4 +238,20 @@ TEST(TriggerRequestTest, ElevenTagsOrALongTagAreRefusedNamingTheField) {
   ASSERT_FALSE(longtag.input);
   EXPECT_NE(longtag.error.message.find("options.tags"), std::string::npos);
   EXPECT_TRUE(parse_trigger_body("t", json{{"options", {{"tags", {std::string(128, 'x')}}}}}.dump(), limit).input);
+}
+
+TEST(TriggerRequestTest, AnAlreadyParsedBodyIsReadTheSameAsItsText) {
+  const std::string body =
+      R"({"payload":"{\"json\":{\"a\":1}}","options":{"payloadType":"application/super+json","tags":["x"],"ttl":"10m","maxAttempts":2},"index":3,"task":"ignored"})";
+  auto from_text = parse_trigger_body("echo", body, 1 << 20);
+  auto from_json = parse_trigger_json("echo", nlohmann::json::parse(body), 1 << 20);
+  ASSERT_TRUE(from_text.input && from_json.input);
+  EXPECT_EQ(from_json.input->task_id, "echo");
+  EXPECT_EQ(from_json.input->payload, from_text.input->payload);
+  EXPECT_EQ(from_json.input->tags, from_text.input->tags);
+  EXPECT_EQ(from_json.input->ttl_ms, from_text.input->ttl_ms);
+  EXPECT_EQ(from_json.input->max_attempts, 2);
+  auto bad = parse_trigger_json("echo", nlohmann::json::parse(R"({"options":{"maxAttempts":0}})"), 1 << 20);
+  EXPECT_FALSE(bad.input);
+  EXPECT_EQ(bad.error.status, 400);
 }
