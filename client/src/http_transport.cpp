@@ -73,7 +73,9 @@ http_reply http_transport::request(std::string_view method, const std::string& p
     bhttp::request<bhttp::string_body> req(bhttp::string_to_verb(beast::string_view(method.data(), method.size())),
                                            i.prefix + path, 11);
     if (req.method() == bhttp::verb::unknown) req.method_string(beast::string_view(method.data(), method.size()));
-    req.set(bhttp::field::host, i.host);
+    // host:port (RFC 9110 §7.2: the port unless it is the default); taskhost builds URLs from it.
+    const std::string host = i.host.find(':') != std::string::npos ? "[" + i.host + "]" : i.host;
+    req.set(bhttp::field::host, i.port == "80" ? host : host + ":" + i.port);
     for (const auto& [k, v] : headers) req.set(k, v);
     req.keep_alive(true);
     req.body() = body;

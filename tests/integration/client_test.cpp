@@ -498,6 +498,7 @@ TEST(ClientRetryTest, A500ThenA200IsRetriedWithTheSameRequestIdempotencyKey) {
     EXPECT_EQ(r.method, "POST");
     EXPECT_EQ(r.target, "/api/v1/tasks/hello-world/trigger");
     EXPECT_EQ(r.headers.at("authorization"), "Bearer tr_dev_k");
+    EXPECT_EQ("http://" + r.headers.at("host"), srv.url()) << "host:port";
     EXPECT_EQ(r.headers.at("content-type"), "application/json");
     EXPECT_EQ(json::parse(r.body), json({{"payload", {{"message", "hi"}}}, {"options", json::object()}}));
   }
