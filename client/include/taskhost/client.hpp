@@ -34,7 +34,8 @@
 //
 // Threads: a client may be shared; its calls are serialized on its one kept-alive connection (a
 // mutex held per request, not while it sleeps between retries or polls). For calls in parallel, use
-// one client per thread. A client is movable, not copyable.
+// one client per thread. A client is movable, not copyable; a moved-from client may only be
+// assigned to or destroyed. Calls block the calling thread (no callbacks, no threads of its own).
 //
 // Only http:// URLs (put a TLS proxy in front of a remote taskhost and reach it over loopback, or
 // add HTTPS here later).
@@ -451,8 +452,8 @@ public:
   run reschedule(std::string_view run_id, const time_spec& delay);
   run_logs logs(std::string_view run_id);
   /// Polls the run until it is final and returns it; throws wait_timeout_error after `timeout`.
-  /// The first poll comes after 10 ms, the gaps double up to `poll_interval`. A run that failed is
-  /// returned, not thrown: check run.is_success().
+  /// It asks at once, then after 10 ms, the gaps doubling up to `poll_interval`. A run that failed
+  /// is returned, not thrown: check run.is_success().
   run wait_for_completion(std::string_view run_id, std::chrono::milliseconds timeout = std::chrono::minutes(10),
                           std::chrono::milliseconds poll_interval = std::chrono::milliseconds(500));
 
