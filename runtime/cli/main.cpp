@@ -306,7 +306,7 @@ int cmd_tokens_list(const std::string& url, const std::string& status) {
   }
   auto c = make_client(url);
   auto page = api_call("tokens list", [&] { return c.list_tokens(f); });
-  for (const auto& t : page.data) std::cout << t.id << "  " << api::to_string(t.status) << "  " << str(t.raw, "createdAt") << "\n";
+  for (const auto& t : page.data) std::cout << t.id << "  " << str(t.raw, "status") << "  " << str(t.raw, "createdAt") << "\n";
   return exit_ok;
 }
 
