@@ -3,6 +3,7 @@
 #include <taskhost/client.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
