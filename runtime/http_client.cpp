@@ -1,110 +1,33 @@
 #include "runtime/http_client.hpp"
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-
-#include <optional>
+#include "client/src/http_transport.hpp"
 
 namespace taskhost {
 
-namespace beast = boost::beast;
-namespace bhttp = beast::http;
-namespace net = boost::asio;
-using tcp = net::ip::tcp;
-
 struct http_client::impl {
-  std::string host, port, prefix;
-  net::io_context ioc;
-  std::optional<beast::tcp_stream> stream;
-
-  void connect(const std::string& url) {
-    tcp::resolver r(ioc);
-    beast::error_code ec;
-    auto eps = r.resolve(host, port, ec);
-    if (ec) throw http_client_error("cannot resolve " + url + ": " + ec.message());
-    stream.emplace(ioc);
-    stream->expires_after(std::chrono::seconds(10));
-    stream->connect(eps, ec);
-    if (ec) {
-      stream.reset();
-      throw http_client_error("cannot connect to " + url + ": " + ec.message() + " (is taskhost running there?)");
-    }
-  }
+  std::unique_ptr<detail::http_transport> transport;
 };
 
 http_client::http_client(std::string base_url) : base_url_(std::move(base_url)), impl_(std::make_unique<impl>()) {
-  std::string_view u = base_url_;
-  if (u.substr(0, 7) != "http://") throw http_client_error("unsupported URL '" + base_url_ + "': expected http://host:port");
-  u.remove_prefix(7);
-  auto slash = u.find('/');
-  std::string_view hostport = u.substr(0, slash);
-  if (slash != std::string_view::npos) impl_->prefix = std::string(u.substr(slash));
-  while (!impl_->prefix.empty() && impl_->prefix.back() == '/') impl_->prefix.pop_back();
-  if (!hostport.empty() && hostport.front() == '[') {
-    auto close = hostport.find(']');
-    if (close == std::string_view::npos) throw http_client_error("bad URL '" + base_url_ + "'");
-    impl_->host = std::string(hostport.substr(1, close - 1));
-    impl_->port = close + 2 <= hostport.size() ? std::string(hostport.substr(close + 2)) : "80";
-  } else {
-    auto colon = hostport.rfind(':');
-    impl_->host = std::string(hostport.substr(0, colon));
-    impl_->port = colon == std::string_view::npos ? "80" : std::string(hostport.substr(colon + 1));
+  try {
+    impl_->transport = std::make_unique<detail::http_transport>(base_url_);
+  } catch (const detail::transport_error& e) {
+    throw http_client_error(e.what());
   }
-  if (impl_->host.empty() || impl_->port.empty()) throw http_client_error("bad URL '" + base_url_ + "'");
 }
 
 http_client::~http_client() = default;
 
 http_result http_client::request(const std::string& method, const std::string& path, const std::string& body,
                                  const std::map<std::string, std::string>& headers) {
-  auto& i = *impl_;
-  for (int tries = 0;; ++tries) {
-    bool fresh = !i.stream;
-    if (fresh) i.connect(base_url_);
-    bhttp::request<bhttp::string_body> req(bhttp::string_to_verb(method), i.prefix + path, 11);
-    // host:port (RFC 9110 §7.2: the port unless it is the default); taskhost builds URLs from it.
-    const std::string host = i.host.find(':') != std::string::npos ? "[" + i.host + "]" : i.host;
-    req.set(bhttp::field::host, i.port == "80" ? host : host + ":" + i.port);
-    req.set(bhttp::field::user_agent, "taskhost-cli");
-    req.set(bhttp::field::content_type, "application/json");
-    for (const auto& [k, v] : default_headers_) req.set(k, v);
-    for (const auto& [k, v] : headers) req.set(k, v);
-    req.keep_alive(true);
-    req.body() = body;
-    req.prepare_payload();
-    beast::error_code ec;
-    i.stream->expires_after(std::chrono::seconds(60));
-    bhttp::write(*i.stream, req, ec);
-    beast::flat_buffer buf;
-    bhttp::response_parser<bhttp::string_body> parser;
-    parser.body_limit(std::numeric_limits<std::uint64_t>::max());
-    // A server may answer early (413) and stop reading: its answer still counts.
-    const bool write_failed = static_cast<bool>(ec);
-    if (!ec || ec == net::error::broken_pipe || ec == net::error::connection_reset) {
-      beast::error_code rec;
-      bhttp::read(*i.stream, buf, parser, rec);
-      if (!rec) ec = {};
-      else if (!write_failed) ec = rec;
-    }
-    if (ec) {
-      i.stream.reset();
-      // A kept-alive connection the server closed meanwhile: try once on a new one.
-      if (!fresh && tries == 0) continue;
-      throw http_client_error("request to " + base_url_ + path + " failed: " + ec.message());
-    }
-    auto res = parser.release();
-    http_result out;
-    out.status = static_cast<int>(res.result_int());
-    out.body = std::move(res.body());
-    for (const auto& f : res) {
-      std::string name(f.name_string());
-      for (auto& c : name) c = char(std::tolower(static_cast<unsigned char>(c)));
-      out.headers[name] = std::string(f.value());
-    }
-    if (!res.keep_alive()) i.stream.reset();
-    return out;
+  detail::header_list all = {{"user-agent", "taskhost-cli"}, {"content-type", "application/json"}};
+  for (const auto& h : default_headers_) all.push_back(h);
+  for (const auto& h : headers) all.push_back(h);
+  try {
+    auto r = impl_->transport->request(method, path, body, all);
+    return {r.status, std::move(r.body), std::move(r.headers)};
+  } catch (const detail::transport_error& e) {
+    throw http_client_error(e.what());
   }
 }
 

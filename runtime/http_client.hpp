@@ -1,4 +1,5 @@
-// A small blocking HTTP/1.1 client for the CLI and the tests (Boost.Beast inside the .cpp).
+// A small blocking HTTP/1.1 client for the tests: raw requests, any status. It sends through the
+// C++ client's transport (client/src/http_transport); the CLI uses taskhost::client itself.
 //
 // Example:
 //
@@ -46,7 +47,7 @@ private:
   struct impl;
   std::string base_url_;
   std::map<std::string, std::string> default_headers_;
-  std::unique_ptr<impl> impl_;
+  std::unique_ptr<impl> impl_;  ///< the transport
 };
 
 }  // namespace taskhost

@@ -1,4 +1,5 @@
-// The taskhost command line: run a deployment, check one, and talk to a running one over HTTP.
+// The taskhost command line: run a deployment, check one, and talk to a running one over HTTP
+// (every HTTP command through taskhost::client, client/include/taskhost/client.hpp).
 // `taskhost --help` lists the commands; README.md shows them in use.
 #include <CLI/CLI.hpp>
 
@@ -10,10 +11,10 @@
 #include <thread>
 
 #include <nlohmann/json.hpp>
+#include <taskhost/client.hpp>
 
 #include "actors/deployment_runtime.hpp"
 #include "runtime/api_keys.hpp"
-#include "runtime/http_client.hpp"
 #include "runtime/ids.hpp"
 #include "runtime/log.hpp"
 #include "runtime/plugin_loader.hpp"
@@ -27,6 +28,7 @@
 #endif
 
 namespace fs = std::filesystem;
+namespace api = taskhost::api;
 using json = nlohmann::json;
 
 namespace {
@@ -38,9 +40,12 @@ struct cli_error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// The server URL: --url, else $TASKHOST_URL, else the C++ client's variables ($TASKHOST_API_URL,
+/// $TRIGGER_API_URL), else http://127.0.0.1:8080.
 std::string default_url() {
-  const char* u = std::getenv("TASKHOST_URL");
-  return u && *u ? u : "http://127.0.0.1:8080";
+  for (const char* var : {"TASKHOST_URL", "TASKHOST_API_URL", "TRIGGER_API_URL"})
+    if (const char* u = std::getenv(var); u && *u) return u;
+  return "http://127.0.0.1:8080";
 }
 
 /// The API key client commands send: --key, else $TASKHOST_API_KEY, else $TRIGGER_SECRET_KEY
@@ -53,22 +58,42 @@ std::string default_key() {
   return "";
 }
 
-void authorize(taskhost::http_client& c) {
-  if (!request_key.empty()) c.set_default_header("authorization", "Bearer " + request_key);
+/// The client every HTTP command goes through. Fewer, shorter retries than a backend's: a person
+/// waits at the terminal (a refused connection is reported after about half a second).
+taskhost::client make_client(const std::string& url) {
+  api::client_options o;
+  o.retry = {.max_attempts = 3, .min_delay = std::chrono::milliseconds(150), .max_delay = std::chrono::seconds(2), .factor = 2};
+  o.user_agent = "taskhost-cli/" TASKHOST_VERSION;
+  return taskhost::client(url, request_key, o);
 }
 
-json api_json(const taskhost::http_result& r, const std::string& what) {
-  json j = json::parse(r.body, nullptr, false);
-  if (r.status / 100 != 2) {
-    std::string msg = j.is_object() && j.contains("error") ? (j["error"].is_string() ? j["error"].get<std::string>() : j["error"].dump())
-                                                           : r.body.substr(0, 200);
-    if (r.status == 401)
+/// Runs one client call; an error answer becomes "WHAT: STATUS MESSAGE" (with a hint for 401).
+/// Connection errors pass through as they are (they name the URL).
+template <class F>
+auto api_call(const std::string& what, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const api::api_error& e) {
+    std::string msg = e.what();
+    if (e.status() == 401)
       msg += request_key.empty() ? " (no key was sent: pass --key, or set $TASKHOST_API_KEY or $TRIGGER_SECRET_KEY)"
                                  : " (the key sent is not an active key of this deployment: see taskhost keys list)";
-    throw cli_error(what + ": " + std::to_string(r.status) + " " + msg);
+    throw cli_error(what + ": " + msg);
+  } catch (const api::invalid_response_error& e) {
+    throw cli_error(what + ": the server's answer is not what the API promises: " + e.what());
   }
-  if (j.is_discarded()) throw cli_error(what + ": the server answered something that is not JSON");
-  return j;
+}
+
+/// "A,B" and repeated flags alike: every comma-separated value.
+std::vector<std::string> split_values(const std::vector<std::string>& values) {
+  std::vector<std::string> out;
+  for (const auto& v : values)
+    for (size_t i = 0; i <= v.size();) {
+      size_t j = std::min(v.find(',', i), v.size());
+      if (j > i) out.push_back(v.substr(i, j - i));
+      i = j + 1;
+    }
+  return out;
 }
 
 std::string str(const json& j, const char* k) { return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : ""; }
@@ -186,41 +211,32 @@ int cmd_check(const std::string& config_file, bool list) {
   return report.refused.empty() ? exit_ok : exit_failed;
 }
 
-/// The trigger options the CLI takes, in the API's shape.
+/// The trigger options the CLI takes, as the client's.
 struct trigger_flags {
   int max_attempts = 0;
   double max_duration_s = 0;
   std::vector<std::string> tags;
   std::string delay, ttl, idempotency_key, idempotency_key_ttl, metadata, queue, concurrency_key;
   double priority_s = 0;
-  json options() const {
-    json o = json::object();
-    if (max_attempts > 0) o["maxAttempts"] = max_attempts;
-    if (max_duration_s > 0) o["maxDuration"] = max_duration_s;
-    if (!tags.empty()) o["tags"] = tags;
-    if (!delay.empty()) o["delay"] = delay;
-    if (!ttl.empty()) o["ttl"] = ttl;
-    if (!idempotency_key.empty()) o["idempotencyKey"] = idempotency_key;
-    if (!idempotency_key_ttl.empty()) o["idempotencyKeyTTL"] = idempotency_key_ttl;
-    if (!queue.empty()) o["queue"] = queue;
-    if (!concurrency_key.empty()) o["concurrencyKey"] = concurrency_key;
-    if (priority_s > 0) o["priority"] = priority_s;
+  api::trigger_options options() const {
+    api::trigger_options o;
+    if (max_attempts > 0) o.max_attempts = max_attempts;
+    if (max_duration_s > 0) o.max_duration = std::chrono::duration<double>(max_duration_s);
+    o.tags = tags;
+    o.delay = delay;
+    o.ttl = ttl;
+    o.idempotency_key = idempotency_key;
+    o.idempotency_key_ttl = idempotency_key_ttl;
+    o.queue = queue;
+    o.concurrency_key = concurrency_key;
+    if (priority_s > 0) o.priority = std::chrono::duration<double>(priority_s);
     if (!metadata.empty()) {
-      o["metadata"] = json::parse(metadata, nullptr, false);
-      if (o["metadata"].is_discarded()) throw cli_error("--metadata is not valid JSON: " + metadata);
+      o.metadata = json::parse(metadata, nullptr, false);
+      if (o.metadata.is_discarded()) throw cli_error("--metadata is not valid JSON: " + metadata);
     }
     return o;
   }
 };
-
-std::string encode_path_segment(const std::string& s) {
-  std::string encoded;
-  for (char ch : s) {
-    if (std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.' || ch == '~') encoded += ch;
-    else { char b[4]; std::snprintf(b, sizeof b, "%%%02X", static_cast<unsigned char>(ch)); encoded += b; }
-  }
-  return encoded;
-}
 
 int cmd_trigger(const std::string& url, const std::string& task, const std::string& payload_text, bool wait,
                 const trigger_flags& flags, double timeout_s) {
@@ -229,125 +245,102 @@ int cmd_trigger(const std::string& url, const std::string& task, const std::stri
     payload = json::parse(payload_text, nullptr, false);
     if (payload.is_discarded()) throw cli_error("the payload is not valid JSON: " + payload_text);
   }
-  json body = {{"payload", payload}, {"options", flags.options()}};
-  taskhost::http_client c(url);
-  authorize(c);
-  auto handle = api_json(c.request("POST", "/api/v1/tasks/" + encode_path_segment(task) + "/trigger", body.dump()), "trigger " + task);
-  std::string id = str(handle, "id");
-  std::cout << id << (handle.value("isCached", false) ? "  (existing run for this idempotency key)" : "") << std::endl;
+  auto c = make_client(url);
+  auto handle = api_call("trigger " + task, [&] { return c.trigger(task, payload, flags.options()); });
+  std::cout << handle.id << (handle.is_cached ? "  (existing run for this idempotency key)" : "") << std::endl;
   if (!wait) return exit_ok;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
-  for (auto delay = std::chrono::milliseconds(10);; delay = std::min(delay * 2, std::chrono::milliseconds(250))) {
-    json run = api_json(c.request("GET", "/api/v3/runs/" + id), "runs get " + id);
-    if (run.value("isCompleted", false)) {
-      std::cout << str(run, "status") << "\n";
-      if (run.contains("output")) std::cout << run["output"].dump() << "\n";
-      if (run.contains("error")) std::cout << str(run["error"], "message") << "\n";
-      return str(run, "status") == "COMPLETED" ? exit_ok : exit_failed;
-    }
-    if (std::chrono::steady_clock::now() > deadline)
-      throw cli_error("run " + id + " did not finish within " + std::to_string(int(timeout_s)) + " s (status " + str(run, "status") + ")");
-    std::this_thread::sleep_for(delay);
+  api::run run;
+  try {
+    auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::duration<double>(timeout_s));
+    run = api_call("runs get " + handle.id, [&] { return c.wait_for_completion(handle.id, timeout, std::chrono::milliseconds(250)); });
+  } catch (const api::wait_timeout_error& e) {
+    throw cli_error("run " + handle.id + " did not finish within " + std::to_string(int(timeout_s)) + " s (status " +
+                    e.last_run().status_text + ")");
   }
+  std::cout << run.status_text << "\n";
+  if (run.raw.contains("output")) std::cout << run.output.dump() << "\n";
+  if (run.error) std::cout << run.error->message << "\n";
+  return run.is_success() ? exit_ok : exit_failed;
 }
 
 int cmd_runs_cancel(const std::string& url, const std::string& id) {
-  taskhost::http_client c(url);
-  authorize(c);
-  api_json(c.request("POST", "/api/v2/runs/" + id + "/cancel"), "runs cancel " + id);
-  json run = api_json(c.request("GET", "/api/v3/runs/" + id), "runs get " + id);
-  std::cout << id << " " << str(run, "status") << "\n";
+  auto c = make_client(url);
+  api_call("runs cancel " + id, [&] { c.cancel(id); });
+  auto run = api_call("runs get " + id, [&] { return c.retrieve(id); });
+  std::cout << id << " " << run.status_text << "\n";
   return exit_ok;
 }
 
 int cmd_tokens_complete(const std::string& url, const std::string& id, const std::string& data) {
   json d = json::parse(data.empty() ? std::string("null") : data, nullptr, false);
   if (d.is_discarded()) throw cli_error("the token's data is not JSON: " + data);
-  taskhost::http_client c(url);
-  authorize(c);
-  api_json(c.request("POST", "/api/v1/waitpoints/tokens/" + encode_path_segment(id) + "/complete", json{{"data", d}}.dump()),
-           "tokens complete " + id);
+  auto c = make_client(url);
+  api_call("tokens complete " + id, [&] { c.complete_token(id, d); });
   std::cout << id << " COMPLETED\n";
   return exit_ok;
 }
 
 int cmd_tokens_create(const std::string& url, const std::string& timeout, const std::string& key, const std::vector<std::string>& tags) {
-  json body = json::object();
-  if (!timeout.empty()) body["timeout"] = timeout;
-  if (!key.empty()) body["idempotencyKey"] = key;
-  if (!tags.empty()) body["tags"] = tags;
-  taskhost::http_client c(url);
-  authorize(c);
-  json t = api_json(c.request("POST", "/api/v1/waitpoints/tokens", body.dump()), "tokens create");
-  std::cout << str(t, "id") << (t.value("isCached", false) ? "  (existing token for this idempotency key)" : "") << "\n";
+  api::token_options o;
+  o.timeout = timeout;
+  o.idempotency_key = key;
+  o.tags = tags;
+  auto c = make_client(url);
+  auto t = api_call("tokens create", [&] { return c.create_token(o); });
+  std::cout << t.id << (t.is_cached ? "  (existing token for this idempotency key)" : "") << "\n";
   return exit_ok;
 }
 
 int cmd_tokens_get(const std::string& url, const std::string& id) {
-  taskhost::http_client c(url);
-  authorize(c);
-  json t = api_json(c.request("GET", "/api/v1/waitpoints/tokens/" + encode_path_segment(id)), "tokens get " + id);
-  std::cout << t.dump(2) << "\n";
+  auto c = make_client(url);
+  auto t = api_call("tokens get " + id, [&] { return c.retrieve_token(id); });
+  std::cout << t.raw.dump(2) << "\n";
   return exit_ok;
 }
 
 int cmd_tokens_list(const std::string& url, const std::string& status) {
-  taskhost::http_client c(url);
-  authorize(c);
-  std::string q = status.empty() ? "" : "?filter%5Bstatus%5D=" + status;
-  json page = api_json(c.request("GET", "/api/v1/waitpoints/tokens" + q), "tokens list");
-  for (const auto& t : page["data"]) std::cout << str(t, "id") << "  " << str(t, "status") << "  " << str(t, "createdAt") << "\n";
+  api::token_filter f;
+  for (const auto& s : split_values({status})) {
+    f.status.push_back(api::parse_token_status(s));
+    if (f.status.back() == api::token_status::unknown) throw cli_error("tokens list: --status must be WAITING, COMPLETED or TIMED_OUT, not " + s);
+  }
+  auto c = make_client(url);
+  auto page = api_call("tokens list", [&] { return c.list_tokens(f); });
+  for (const auto& t : page.data) std::cout << t.id << "  " << str(t.raw, "status") << "  " << str(t.raw, "createdAt") << "\n";
   return exit_ok;
 }
 
-std::string queue_line(const json& q) {
-  auto num = [](const json& v) { return v.is_number() ? std::to_string(v.get<int64_t>()) : std::string("unlimited"); };
-  std::string line = str(q, "id") + "  running " + std::to_string(q.value("running", 0)) + "/" + num(q["concurrencyLimit"]) +
-                     "  queued " + std::to_string(q.value("queued", 0));
-  if (q.value("paused", false)) line += "  PAUSED";
-  if (q["concurrency"].is_object() && q["concurrency"]["override"].is_number()) line += "  (limit overridden)";
+std::string queue_line(const api::queue& q) {
+  std::string line = q.id + "  running " + std::to_string(q.running) + "/" +
+                     (q.concurrency_limit ? std::to_string(*q.concurrency_limit) : std::string("unlimited")) + "  queued " +
+                     std::to_string(q.queued);
+  if (q.paused) line += "  PAUSED";
+  if (q.concurrency_override) line += "  (limit overridden)";
   return line;
 }
 
-/// A queue's path: its id ("task/<id>" keeps its slash, each part encoded).
-std::string queue_path(const std::string& id) {
-  auto slash = id.find('/');
-  if (slash == std::string::npos) return "/api/v1/queues/" + encode_path_segment(id);
-  return "/api/v1/queues/" + encode_path_segment(id.substr(0, slash)) + "/" + encode_path_segment(id.substr(slash + 1));
-}
-
 int cmd_queues_list(const std::string& url) {
-  taskhost::http_client c(url);
-  authorize(c);
-  for (size_t page = 1;; ++page) {
-    json p = api_json(c.request("GET", "/api/v1/queues?perPage=100&page=" + std::to_string(page)), "queues list");
-    for (const auto& q : p["data"]) std::cout << queue_line(q) << "\n";
-    if (page >= p["pagination"].value("totalPages", size_t{1})) break;
-  }
+  auto c = make_client(url);
+  for (const auto& q : api_call("queues list", [&] { return c.list_all_queues(); })) std::cout << queue_line(q) << "\n";
   return exit_ok;
 }
 
 int cmd_queues_action(const std::string& url, const std::string& id, const std::string& action, int limit) {
-  taskhost::http_client c(url);
-  authorize(c);
-  json q;
-  if (action == "pause" || action == "resume")
-    q = api_json(c.request("POST", queue_path(id) + "/pause", json{{"action", action}}.dump()), "queues " + action + " " + id);
-  else if (action == "override")
-    q = api_json(c.request("POST", queue_path(id) + "/concurrency/override", json{{"concurrencyLimit", limit}}.dump()), "queues override " + id);
-  else if (action == "reset")
-    q = api_json(c.request("POST", queue_path(id) + "/concurrency/reset", "{}"), "queues reset " + id);
-  else
-    q = api_json(c.request("GET", queue_path(id)), "queues get " + id);
+  auto c = make_client(url);
+  api::queue q;
+  if (action == "pause") q = api_call("queues pause " + id, [&] { return c.pause_queue(id); });
+  else if (action == "resume") q = api_call("queues resume " + id, [&] { return c.resume_queue(id); });
+  else if (action == "override") q = api_call("queues override " + id, [&] { return c.override_queue_concurrency(id, limit); });
+  else if (action == "reset") q = api_call("queues reset " + id, [&] { return c.reset_queue_concurrency(id); });
+  else q = api_call("queues get " + id, [&] { return c.retrieve_queue(id); });
   std::cout << queue_line(q) << "\n";
   return exit_ok;
 }
 
-std::string schedule_line(const json& s) {
-  std::string line = str(s, "id") + "  " + str(s, "task") + "  \"" + (s["generator"].is_object() ? str(s["generator"], "expression") : "") +
-                     "\" " + str(s, "timezone") + "  " + str(s, "type") + (s.value("active", false) ? "" : "  INACTIVE");
-  line += "  next " + (s["nextRun"].is_string() ? s["nextRun"].get<std::string>() : std::string("-"));
-  if (s["externalId"].is_string()) line += "  external " + s["externalId"].get<std::string>();
+std::string schedule_line(const api::schedule& s) {
+  std::string line = s.id + "  " + s.task + "  \"" + s.cron + "\" " + s.timezone + "  " + s.type + (s.active ? "" : "  INACTIVE");
+  line += "  next " + (s.next_run ? str(s.raw, "nextRun") : std::string("-"));
+  if (!s.external_id.empty()) line += "  external " + s.external_id;
   return line;
 }
 
@@ -356,58 +349,54 @@ struct schedule_flags {
 };
 
 int cmd_schedules(const std::string& url, const std::string& action, const std::string& id, const schedule_flags& f, bool as_json) {
-  taskhost::http_client c(url);
-  authorize(c);
+  auto c = make_client(url);
   if (action == "list") {
-    json all = json::array();
-    for (size_t page = 1;; ++page) {
-      json p = api_json(c.request("GET", "/api/v1/schedules?perPage=100&page=" + std::to_string(page)), "schedules list");
-      for (const auto& s : p["data"]) {
-        if (as_json) all.push_back(s);
-        else std::cout << schedule_line(s) << "\n";
-      }
-      if (page >= p["pagination"].value("totalPages", size_t{1})) break;
+    auto all = api_call("schedules list", [&] { return c.list_all_schedules(); });
+    if (as_json) {
+      json arr = json::array();
+      for (const auto& s : all) arr.push_back(s.raw);
+      std::cout << arr.dump(2) << "\n";
+    } else {
+      for (const auto& s : all) std::cout << schedule_line(s) << "\n";
     }
-    if (as_json) std::cout << all.dump(2) << "\n";
     return exit_ok;
   }
-  json s;
-  const std::string path = "/api/v1/schedules/" + encode_path_segment(id);
+  api::schedule s;
   if (action == "create") {
-    json body = {{"task", f.task}, {"cron", f.cron}};
-    if (!f.timezone.empty()) body["timezone"] = f.timezone;
-    if (!f.external_id.empty()) body["externalId"] = f.external_id;
-    if (!f.dedup_key.empty()) body["deduplicationKey"] = f.dedup_key;
-    s = api_json(c.request("POST", "/api/v1/schedules", body.dump()), "schedules create");
+    s = api_call("schedules create", [&] {
+      return c.create_schedule(
+          {.task = f.task, .cron = f.cron, .timezone = f.timezone, .external_id = f.external_id, .deduplication_key = f.dedup_key});
+    });
   } else if (action == "delete") {
-    api_json(c.request("DELETE", path), "schedules delete " + id);
+    api_call("schedules delete " + id, [&] { c.delete_schedule(id); });
     std::cout << "deleted " << id << "\n";
     return exit_ok;
-  } else if (action == "activate" || action == "deactivate") {
-    s = api_json(c.request("POST", path + "/" + action, "{}"), "schedules " + action + " " + id);
+  } else if (action == "activate") {
+    s = api_call("schedules activate " + id, [&] { return c.activate_schedule(id); });
+  } else if (action == "deactivate") {
+    s = api_call("schedules deactivate " + id, [&] { return c.deactivate_schedule(id); });
   } else {
-    s = api_json(c.request("GET", path), "schedules get " + id);
+    s = api_call("schedules get " + id, [&] { return c.retrieve_schedule(id); });
   }
-  if (as_json) std::cout << s.dump(2) << "\n";
+  if (as_json) std::cout << s.raw.dump(2) << "\n";
   else std::cout << schedule_line(s) << "\n";
   return exit_ok;
 }
 
 int cmd_runs_logs(const std::string& url, const std::string& id, bool as_json) {
-  taskhost::http_client c(url);
-  authorize(c);
-  json logs = api_json(c.request("GET", "/api/v1/runs/" + id + "/logs"), "runs logs " + id);
+  auto c = make_client(url);
+  auto logs = api_call("runs logs " + id, [&] { return c.logs(id); });
   if (as_json) {
-    std::cout << logs.dump(2) << "\n";
+    std::cout << logs.raw.dump(2) << "\n";
     return exit_ok;
   }
-  for (const auto& l : logs.value("data", json::array())) {
-    std::cout << str(l, "time") << " " << str(l, "level") << " [attempt " << l.value("attempt", 0) << "] " << str(l, "message");
-    if (l.contains("attributes"))
-      for (const auto& [k, v] : l["attributes"].items()) std::cout << " " << k << "=" << (v.is_string() ? v.get<std::string>() : v.dump());
+  for (const auto& l : logs.lines) {
+    std::cout << l.time << " " << l.level << " [attempt " << l.attempt << "] " << l.message;
+    if (l.attributes.is_object())
+      for (const auto& [k, v] : l.attributes.items()) std::cout << " " << k << "=" << (v.is_string() ? v.get<std::string>() : v.dump());
     std::cout << "\n";
   }
-  if (logs.value("truncated", false)) std::cout << "(later lines were dropped: the run's log is full)\n";
+  if (logs.truncated) std::cout << "(later lines were dropped: the run's log is full)\n";
   return exit_ok;
 }
 
@@ -418,60 +407,55 @@ struct list_flags {
 };
 
 int cmd_runs_list(const std::string& url, const list_flags& f, bool as_json) {
-  auto join = [](const std::vector<std::string>& v) {
-    std::string s;
-    for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
-    return s;
-  };
-  std::string q = "?page[size]=" + std::to_string(f.limit);
-  if (!f.statuses.empty()) q += "&filter[status]=" + encode_path_segment(join(f.statuses));
-  if (!f.tasks.empty()) q += "&filter[taskIdentifier]=" + encode_path_segment(join(f.tasks));
-  if (!f.tags.empty()) q += "&filter[tag]=" + encode_path_segment(join(f.tags));
-  if (!f.after.empty()) q += "&page[after]=" + encode_path_segment(f.after);
-  taskhost::http_client c(url);
-  authorize(c);
-  json page = api_json(c.request("GET", "/api/v1/runs" + q), "runs list");
+  api::run_filter filter;
+  filter.tasks = split_values(f.tasks);
+  filter.tags = split_values(f.tags);
+  filter.page_size = f.limit;
+  filter.after = f.after;
+  for (const auto& s : split_values(f.statuses)) {
+    filter.status.push_back(api::parse_run_status(s));
+    if (filter.status.back() == api::run_status::unknown)
+      throw cli_error("runs list: unknown status " + s +
+                      " (QUEUED, DELAYED, EXECUTING, WAITING, COMPLETED, CANCELED, FAILED, CRASHED, SYSTEM_FAILURE, EXPIRED, "
+                      "TIMED_OUT, ...)");
+  }
+  auto c = make_client(url);
+  auto page = api_call("runs list", [&] { return c.list(filter); });
   if (as_json) {
-    std::cout << page.dump(2) << "\n";
+    std::cout << page.raw.dump(2) << "\n";
     return exit_ok;
   }
-  const auto& data = page["data"];
-  if (data.empty()) std::cout << "no runs\n";
-  for (const auto& r : data) {
+  if (page.data.empty()) std::cout << "no runs\n";
+  for (const auto& r : page.data) {
     std::string tags;
-    for (const auto& t : r.value("tags", json::array())) tags += (tags.empty() ? "" : ",") + t.get<std::string>();
-    std::printf("%-26s %-14s %-24s %s%s%s\n", str(r, "id").c_str(), str(r, "status").c_str(), str(r, "taskIdentifier").c_str(),
-                str(r, "createdAt").c_str(), tags.empty() ? "" : "  ", tags.c_str());
+    for (const auto& t : r.tags) tags += (tags.empty() ? "" : ",") + t;
+    std::printf("%-26s %-14s %-24s %s%s%s\n", r.id.c_str(), r.status_text.c_str(), r.task.c_str(), str(r.raw, "createdAt").c_str(),
+                tags.empty() ? "" : "  ", tags.c_str());
   }
   std::fflush(stdout);
-  if (page["pagination"].contains("next"))
-    std::cout << "more: taskhost runs list --after " << page["pagination"]["next"].get<std::string>() << "\n";
+  if (!page.next.empty()) std::cout << "more: taskhost runs list --after " << page.next << "\n";
   return exit_ok;
 }
 
 int cmd_runs_replay(const std::string& url, const std::string& id) {
-  taskhost::http_client c(url);
-  authorize(c);
-  json r = api_json(c.request("POST", "/api/v1/runs/" + encode_path_segment(id) + "/replay"), "runs replay " + id);
-  std::cout << str(r, "id") << std::endl;
+  auto c = make_client(url);
+  auto h = api_call("runs replay " + id, [&] { return c.replay(id); });
+  std::cout << h.id << std::endl;
   return exit_ok;
 }
 
 int cmd_runs_reschedule(const std::string& url, const std::string& id, const std::string& delay) {
-  taskhost::http_client c(url);
-  authorize(c);
-  json r = api_json(c.request("POST", "/api/v1/runs/" + encode_path_segment(id) + "/reschedule", json{{"delay", delay}}.dump()),
-                    "runs reschedule " + id);
-  std::cout << id << " " << str(r, "status") << " until " << r.value("delayedUntil", std::string("?")) << "\n";
+  auto c = make_client(url);
+  auto r = api_call("runs reschedule " + id, [&] { return c.reschedule(id, delay); });
+  std::cout << id << " " << r.status_text << " until " << r.raw.value("delayedUntil", std::string("?")) << "\n";
   return exit_ok;
 }
 
 int cmd_runs_get(const std::string& url, const std::string& id, bool as_json) {
-  taskhost::http_client c(url);
-  authorize(c);
-  json run = api_json(c.request("GET", "/api/v3/runs/" + id), "runs get " + id);
-  if (as_json) std::cout << run.dump(2) << "\n";
-  else print_run(run);
+  auto c = make_client(url);
+  auto run = api_call("runs get " + id, [&] { return c.retrieve(id); });
+  if (as_json) std::cout << run.raw.dump(2) << "\n";
+  else print_run(run.raw);
   return exit_ok;
 }
 
@@ -548,7 +532,7 @@ int main(int argc, char** argv) {
   std::string url = default_url();
   std::string key_flag;
   auto add_url = [&](CLI::App* c) {
-    c->add_option("--url", url, "taskhost server URL (default: $TASKHOST_URL, else http://127.0.0.1:8080)");
+    c->add_option("--url", url, "taskhost server URL (default: $TASKHOST_URL, $TASKHOST_API_URL or $TRIGGER_API_URL, else http://127.0.0.1:8080)");
     c->add_option("--key", key_flag, "API key to send (default: $TASKHOST_API_KEY, else $TRIGGER_SECRET_KEY)");
   };
 
@@ -737,7 +721,7 @@ int main(int argc, char** argv) {
   } catch (const taskhost::config::config_error& e) {
     std::cerr << e.what() << "\n";
     return exit_usage;
-  } catch (const taskhost::http_client_error& e) {
+  } catch (const api::connection_error& e) {
     std::cerr << "taskhost: " << e.what() << "\n";
     return exit_usage;
   } catch (const cli_error& e) {

@@ -7,6 +7,7 @@
 
 #include "runtime/http_client.hpp"
 #include "support/process.hpp"
+#include "support/taskhost_server.hpp"
 
 using namespace std::chrono_literals;
 using nlohmann::json;
@@ -16,19 +17,31 @@ namespace fs = std::filesystem;
 
 namespace {
 
-/// Installs taskhost into tmp/prefix and builds examples/<name> against it, as a user would.
-/// Returns the plugin's path, or "" after recording a test failure.
-fs::path build_example(const temp_dir& tmp, const std::string& name, const std::string& plugin) {
+/// Installs taskhost into tmp/prefix and builds examples/<name> against it into tmp/build, as a
+/// user would. False after recording a test failure. `sanitized`: built with the sanitizers of this
+/// build (a program that links the installed libtaskhost_client.a must, under make asan / tsan).
+bool build_project(const temp_dir& tmp, const std::string& name, bool sanitized = false) {
   const fs::path prefix = tmp / "prefix";
   auto install = run_command({"/usr/bin/cmake", "--install", TASKHOST_BUILD_DIR, "--prefix", prefix.string()}, 120s);
   EXPECT_EQ(install.exit_code, 0) << install.out << install.err;
   EXPECT_TRUE(fs::exists(prefix / "include/taskhost/sdk.hpp"));
-  auto configure = run_command({"/usr/bin/cmake", "-S", std::string(TASKHOST_SOURCE_DIR) + "/examples/" + name, "-B",
-                                (tmp / "build").string(), "-DCMAKE_PREFIX_PATH=" + prefix.string(),
-                                "-DCMAKE_BUILD_TYPE=Release"}, 120s);
+  EXPECT_TRUE(fs::exists(prefix / "include/taskhost/client.hpp"));
+  std::vector<std::string> args = {"/usr/bin/cmake", "-S", std::string(TASKHOST_SOURCE_DIR) + "/examples/" + name, "-B",
+                                   (tmp / "build").string(), "-DCMAKE_PREFIX_PATH=" + prefix.string(), "-DCMAKE_BUILD_TYPE=Release"};
+  if (sanitized && !std::string(TASKHOST_SANITIZE).empty()) {
+    args.push_back("-DCMAKE_CXX_FLAGS=-fsanitize=" + std::string(TASKHOST_SANITIZE));
+    args.push_back("-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=" + std::string(TASKHOST_SANITIZE));
+  }
+  auto configure = run_command(args, 120s);
   EXPECT_EQ(configure.exit_code, 0) << configure.out << configure.err;
   auto build = run_command({"/usr/bin/cmake", "--build", (tmp / "build").string()}, 300s);
   EXPECT_EQ(build.exit_code, 0) << build.out << build.err;
+  return install.exit_code == 0 && configure.exit_code == 0 && build.exit_code == 0;
+}
+
+/// build_project for a plugin project: the plugin's path, or "" after recording a test failure.
+fs::path build_example(const temp_dir& tmp, const std::string& name, const std::string& plugin) {
+  build_project(tmp, name);
   fs::path so = tmp / "build" / (plugin + ".so");
   EXPECT_TRUE(fs::exists(so));
   return fs::exists(so) ? so : fs::path();
@@ -90,4 +103,27 @@ TEST(ExampleProjectTest, SeedDatabaseMiddlewareExampleBuildsAndRuns) {
   EXPECT_NE(connect, std::string::npos) << logs.out;
   EXPECT_NE(disconnect, std::string::npos) << logs.out;
   EXPECT_LT(connect, disconnect);
+}
+
+TEST(ExampleProjectTest, CppBackendBuildsAgainstInstalledTaskhostAndTriggersARun) {
+  temp_dir tmp;
+  ASSERT_TRUE(build_project(tmp, "backend-cpp", true));
+  const std::string backend = (tmp / "build/backend").string();
+  ASSERT_TRUE(fs::exists(backend));
+
+  taskhost::test::deployment_dir d;
+  const std::string key = d.add_key();
+  taskhost::test::server s(d);
+  auto r = run_command({backend, "Hello from C++"}, 60s, {"TASKHOST_API_URL=" + s.url, "TASKHOST_API_KEY=" + key});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(^triggered run_[0-9a-z]+\n)"))) << r.out;
+  EXPECT_NE(r.out.find("COMPLETED {\"echo\":\"Hello from C++\"}\n"), std::string::npos) << r.out;
+  // The SDK's variables work too.
+  r = run_command({backend}, 60s, {"TRIGGER_API_URL=" + s.url, "TRIGGER_SECRET_KEY=" + key});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("COMPLETED {\"echo\":\"Hello world!\"}\n"), std::string::npos) << r.out;
+  // A key the deployment does not know: the API's error, exit 2.
+  r = run_command({backend}, 60s, {"TASKHOST_API_URL=" + s.url, "TASKHOST_API_KEY=" + taskhost::generate_api_key(false)});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, "backend: 401 Invalid API key\n");
 }

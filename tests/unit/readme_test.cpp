@@ -14,6 +14,14 @@ TEST(ReadmeTest, HelloWorldExampleIsThePluginTheTestsRun) {
       << "README.md must show plugins/hello/hello_world.cpp verbatim";
 }
 
+TEST(ReadmeTest, CppClientExampleIsTheBackendTheTestsRun) {
+  const std::string readme = taskhost::test::read_text(std::filesystem::path(TASKHOST_SOURCE_DIR) / "README.md");
+  const std::string source = taskhost::test::read_text(std::filesystem::path(TASKHOST_SOURCE_DIR) / "examples/backend-cpp/main.cpp");
+  ASSERT_FALSE(source.empty());
+  EXPECT_NE(readme.find("```cpp\n" + source + "```"), std::string::npos)
+      << "README.md's C++ client section must show examples/backend-cpp/main.cpp verbatim";
+}
+
 // `make run`'s server requires the key it printed: every command of README that calls the API must
 // send it, or it answers 401 when copied.
 TEST(ReadmeTest, CommandsCopiedFromTheReadmeSendTheDevKey) {
