@@ -19,8 +19,6 @@ http_response error_response(int status, std::string_view msg) {
           {{"x-should-retry", status == 503 ? "true" : "false"}}};
 }
 
-namespace {
-
 std::vector<std::string_view> split_path(std::string_view path) {
   std::vector<std::string_view> parts;
   size_t i = 0;
@@ -33,6 +31,8 @@ std::vector<std::string_view> split_path(std::string_view path) {
   }
   return parts;
 }
+
+namespace {
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 

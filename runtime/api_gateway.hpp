@@ -176,6 +176,9 @@ private:
   request_gate request_gate_;
 };
 
+/// The segments of a URL path, empty ones skipped ("/a//b/" → {"a", "b"}); views into `path`.
+std::vector<std::string_view> split_path(std::string_view path);
+
 /// {"error": msg} with the given status and x-should-retry: false.
 http_response error_response(int status, std::string_view msg);
 

@@ -19,19 +19,6 @@ namespace {
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-std::vector<std::string_view> segments(std::string_view path) {
-  std::vector<std::string_view> parts;
-  size_t i = 0;
-  while (i < path.size()) {
-    if (path[i] == '/') { ++i; continue; }
-    size_t j = path.find('/', i);
-    if (j == std::string_view::npos) j = path.size();
-    parts.push_back(path.substr(i, j - i));
-    i = j;
-  }
-  return parts;
-}
-
 int64_t now_ms() { return std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now().time_since_epoch()).count(); }
 
 /// The packet's type: the upload's content-type when it is one taskhost decodes (the SDK sends
@@ -69,7 +56,7 @@ bool api_gateway::is_callback_route(const std::vector<std::string_view>& p) {
 uint64_t api_gateway::body_limit_for(std::string_view method, std::string_view target, std::string_view authorization) const {
   std::string_view path = target.substr(0, target.find('?'));
   if (!path_prefix_.empty() && path.substr(0, path_prefix_.size()) == path_prefix_) path.remove_prefix(path_prefix_.size());
-  if (method == "PUT" && is_upload_route(segments(path))) return urls_.max_packet_bytes;
+  if (method == "PUT" && is_upload_route(split_path(path))) return urls_.max_packet_bytes;
   if (max_batch_body_bytes_ > 0 && takes_large_body(method, path, authorization)) return max_batch_body_bytes_;
   return 0;
 }
@@ -78,7 +65,7 @@ std::string api_gateway::loggable_path(std::string_view path) {
   // Called for every access log line: most paths are neither route.
   if (path.find("/callback/") == std::string_view::npos && path.find("/packets/upload/") == std::string_view::npos) return std::string(path);
   // The route's segments are the last seven (a proxy prefix may come before them).
-  auto parts = segments(path);
+  auto parts = split_path(path);
   if (parts.size() < 7) return std::string(path);
   std::vector<std::string_view> tail(parts.end() - 7, parts.end());
   size_t hidden = 0;

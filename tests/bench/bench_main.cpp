@@ -4,14 +4,16 @@
 // TASKHOST_BENCH_ONLY=http compares the HTTP scenarios with the access log on and off;
 // TASKHOST_BENCH_ONLY=queues only the queue bookkeeping; TASKHOST_BENCH_ONLY=schedules only cron;
 // TASKHOST_BENCH_DEBUG=1 breaks the parent/child round trip down and prints the runs left in
-// memory; TASKHOST_BENCH_RESIDENT=N and TASKHOST_BENCH_DELAYED=1 vary the waiting scenario. Scenarios
-// (issue 8 lists the one still to come: HTTP batches):
+// memory; TASKHOST_BENCH_RESIDENT=N and TASKHOST_BENCH_DELAYED=1 vary the waiting scenario. Scenarios:
 //   baseline-sqlite-insert    rows/s inserting in transactions of 1,000 (WAL, NORMAL)
 //   baseline-caf-request      µs per request/response, non-actor thread → actor, and actor → actor
 //   baseline-store-memory     the throughput scenario on a :memory: store
 //   embedded-throughput       N no-op runs triggered and completed through the embedding API
 //   embedded-fail-twice       1,000 runs that fail twice, then succeed, zero backoff
 //   http-single-50-inflight   single HTTP triggers from a separate client process, 50 connections
+//   http-batches-1000         N runs in batches of 1,000 (POST /api/v3/batches + NDJSON items) from a
+//                             separate client process on taskhost::client, 2 connections:
+//                             triggered and completed runs/s, and acknowledged runs/s
 //   baseline-http-noop        GET /healthz on the same server stack (the floor for the HTTP ones)
 //   http-trigger-ack          sequential HTTP triggers into an idle runtime: ack latency, and from
 //                             the runs' own timestamps start − receipt and complete − receipt
@@ -56,6 +58,7 @@
 
 #include "actors/deployment_runtime.hpp"
 #include "runtime/http_client.hpp"
+#include "taskhost/client.hpp"
 #include "runtime/log.hpp"
 #include "runtime/cron.hpp"
 #include "runtime/queues.hpp"
@@ -143,6 +146,48 @@ int http_client_main(const std::string& url, int n, int conns) {
   double s = std::chrono::duration<double>(clk::now() - t0).count();
   std::printf("%f %d\n", n / s, failed.load());
   return failed ? 1 : 0;
+}
+
+/// The client process of http-batches-1000: `conns` threads, each with its own taskhost::client,
+/// sending batches of 1,000 no-op runs through the two-phase batch API until `n` runs are sent.
+/// Prints acknowledged runs/s.
+int http_batch_client_main(const std::string& url, int n, int conns) {
+  std::atomic<int> left{n}, failed{0};
+  std::vector<std::thread> ts;
+  const std::vector<json> payloads(1000, json(nullptr));
+  auto t0 = clk::now();
+  for (int c = 0; c < conns; ++c)
+    ts.emplace_back([&] {
+      taskhost::client client(url, "");
+      for (int take; (take = std::min(1000, left.fetch_sub(1000))) > 0;) {
+        try {
+          auto h = client.batch_trigger("bench-noop", std::vector<json>(payloads.begin(), payloads.begin() + take));
+          if (h.run_count != static_cast<size_t>(take)) ++failed;
+        } catch (const std::exception& e) {
+          std::fprintf(stderr, "batch failed: %s\n", e.what());
+          ++failed;
+        }
+      }
+    });
+  for (auto& t : ts) t.join();
+  double s = std::chrono::duration<double>(clk::now() - t0).count();
+  std::printf("%f %d\n", n / s, failed.load());
+  return failed ? 1 : 0;
+}
+
+/// http-batches-1000 once: `n` runs triggered in batches of 1,000 from a client process over
+/// `conns` connections. Returns acknowledged runs/s; waits until the runs are done.
+double http_batches(taskhost::deployment_runtime& rt, int n, int conns) {
+  const std::string url = "http://127.0.0.1:" + std::to_string(rt.http_port());
+  std::string cmd = std::string("'") + fs::canonical("/proc/self/exe").string() + "' --http-batch-client " + url + " " +
+                    std::to_string(n) + " " + std::to_string(conns);
+  FILE* p = popen(cmd.c_str(), "r");
+  double rate = 0;
+  int failed = 0;
+  if (!p || std::fscanf(p, "%lf %d", &rate, &failed) != 2 || pclose(p) != 0 || failed)
+    throw std::runtime_error("the http batch client process failed");
+  while (rt.store_stats().hot_runs > 0) std::this_thread::sleep_for(std::chrono::microseconds(100));
+  return rate;
 }
 
 /// `n` sequential requests into an idle runtime (each waits for the previous run to be committed
@@ -541,6 +586,8 @@ void access_log_scenarios(const fs::path& tmp, int runs, int reps) {
 
 int main(int argc, char** argv) {
   if (argc == 5 && std::string(argv[1]) == "--http-client") return http_client_main(argv[2], std::atoi(argv[3]), std::atoi(argv[4]));
+  if (argc == 5 && std::string(argv[1]) == "--http-batch-client")
+    return http_batch_client_main(argv[2], std::atoi(argv[3]), std::atoi(argv[4]));
   const int runs = argc > 1 ? std::atoi(argv[1]) : 100000;
   const int reps = argc > 2 ? std::atoi(argv[2]) : 5;
   taskhost::log::setup("error", "text");  // retries log warnings; keep the table readable
@@ -667,6 +714,20 @@ int main(int argc, char** argv) {
       report("http-single-50-inflight", "acked/s", summarize(acked_per_s),
              {{"runs", n}, {"completed_per_s", summarize(done_per_s).median}});
       std::printf("  triggered and completed: %.0f runs/s\n", summarize(done_per_s).median);
+    }
+    // Batches of 1,000 over HTTP (the two-phase batch API), from a separate client process with
+    // two connections: one sends a batch while the server records the other's.
+    {
+      std::vector<double> acked_per_s, done_per_s;
+      for (int r = 0; r < reps; ++r) {
+        auto t0 = clk::now();
+        acked_per_s.push_back(http_batches(rt, runs, 2));
+        done_per_s.push_back(runs / std::chrono::duration<double>(clk::now() - t0).count());
+      }
+      auto done = summarize(done_per_s);
+      report("http-batches-1000", "runs/s", done, {{"runs", runs}, {"acked_per_s", summarize(acked_per_s).median}, {"connections", 2}});
+      std::printf("  http batches: %.0f runs/s acknowledged; triggered and completed %.0f runs/s (%.2f of embedded)\n",
+                  summarize(acked_per_s).median, done.median, done.median / disk.median);
     }
     report("rss", "MB", {rss_idle / 1024.0, rss_idle / 1024.0, rss_peak / 1024.0},
            {{"idle_mb", rss_idle / 1024.0}, {"peak_mb", rss_peak / 1024.0}, {"after_throughput_mb", rss_after / 1024.0}});

@@ -5,6 +5,9 @@
 #include <regex>
 #include <string>
 
+#include <gtest/gtest.h>
+
+#include "runtime/api_gateway.hpp"
 #include "runtime/run_service.hpp"
 
 namespace taskhost::test {
@@ -48,6 +51,24 @@ private:
 /// A request path for an OpenAPI-style route path: each {param} replaced by a sample value.
 inline std::string sample_path(const std::string& route_path) {
   return std::regex_replace(route_path, std::regex("\\{([A-Za-z]+)\\}"), "$1_1");
+}
+
+/// One request through the gateway (with `Authorization: <authorization>` unless empty); its answer.
+inline http_response call(api_gateway& gw, const std::string& method, const std::string& target, const std::string& authorization = "",
+                          const std::string& body = "") {
+  http_request req{method, target, body, {}};
+  if (!authorization.empty()) req.headers["authorization"] = authorization;
+  std::optional<http_response> out;
+  gw.handle(std::move(req), [&](http_response r) { out = std::move(r); });
+  EXPECT_TRUE(out.has_value()) << method << " " << target;
+  return out.value_or(http_response{});
+}
+
+/// A response header's value ("" if absent).
+inline std::string header(const http_response& r, const std::string& name) {
+  for (const auto& [k, v] : r.headers)
+    if (k == name) return v;
+  return "";
 }
 
 }  // namespace taskhost::test

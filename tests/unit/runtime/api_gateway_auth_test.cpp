@@ -14,21 +14,8 @@ namespace {
 const std::string good_key = "tr_dev_" + std::string(32, 'G');
 const std::string other_key = "tr_dev_" + std::string(32, 'H');
 
-http_response call(api_gateway& gw, const std::string& method, const std::string& target, const std::string& authorization = "",
-                   const std::string& body = "") {
-  http_request req{method, target, body, {}};
-  if (!authorization.empty()) req.headers["authorization"] = authorization;
-  std::optional<http_response> out;
-  gw.handle(std::move(req), [&](http_response r) { out = std::move(r); });
-  EXPECT_TRUE(out.has_value()) << method << " " << target;
-  return out.value_or(http_response{});
-}
-
-std::string header(const http_response& r, const std::string& name) {
-  for (const auto& [k, v] : r.headers)
-    if (k == name) return v;
-  return "";
-}
+using test::call;
+using test::header;
 
 /// One request per route the gateway serves (its {params} filled in), and paths that are not routes.
 std::vector<std::pair<std::string, std::string>> requests() {

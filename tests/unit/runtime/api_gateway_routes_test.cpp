@@ -14,17 +14,10 @@ using json = nlohmann::json;
 
 namespace {
 
-http_response call(api_gateway& gw, const std::string& method, const std::string& target, const std::string& body = "") {
-  std::optional<http_response> out;
-  gw.handle(http_request{method, target, body, {}}, [&](http_response r) { out = std::move(r); });
-  EXPECT_TRUE(out.has_value()) << method << " " << target;
-  return out.value_or(http_response{});
-}
+using test::header;
 
-std::string header(const http_response& r, const std::string& name) {
-  for (const auto& [k, v] : r.headers)
-    if (k == name) return v;
-  return "";
+http_response call(api_gateway& gw, const std::string& method, const std::string& target, const std::string& body = "") {
+  return test::call(gw, method, target, "", body);
 }
 
 /// Records what reached the run service.
