@@ -150,6 +150,8 @@ deployment_runtime::deployment_runtime(config::deployment cfg) : impl_(std::make
     be.has_task = [this](const std::string& t) { return impl_->report.tasks.count(t) > 0; };
     be.has_queue = [this](const std::string& q) { return impl_->queues->exists(q); };
     be.create_run = [this](run_record r, std::function<void(create_result)> done) { create_run(std::move(r), std::move(done)); };
+    be.read_packet = [this](const std::string& path) { return get_packet(path); };
+    be.packet_used = [this](const std::string& path) { packet_used(path); };
     i.batches = std::make_unique<batch_book>(std::move(be));
   }
   i.system = std::make_unique<caf::actor_system>(configure(i.caf_cfg));

@@ -70,19 +70,10 @@ void api_gateway::stream_batch_items(const std::string& batch_id, const http_req
     return respond(error_response(415, "batch items must be sent as NDJSON: content-type application/x-ndjson, one item a line"));
   auto parsed = parse_batch_items(req.body, max_payload_bytes_);
   if (!parsed.ok()) return respond(error_response(parsed.error.status, parsed.error.message));
-  // Items the SDK offloaded (§4) name their packets: read them in place, as a single trigger does.
-  std::vector<std::string> packets;
-  const packet_reader read = stored_packets();
-  for (auto& item : parsed.items) {
-    const bool stored = item.in.payload_type == "application/store" && item.in.payload.is_string();
-    std::string path = stored ? item.in.payload.get<std::string>() : std::string();
-    if (auto e = resolve_stored_payload(item.in, read))
-      return respond(error_response(e->status, "item " + std::to_string(item.index) + " (line " + std::to_string(item.line) + "): " + e->message));
-    if (stored) packets.push_back(std::move(path));
-  }
-  runs_.add_batch_items(batch_id, std::move(parsed.items), [this, respond = std::move(respond), packets = std::move(packets)](api_answer a) {
+  // Items the SDK offloaded (§4) name their packets: the batch reads those of the items that get
+  // a run (batch_book), as a single trigger reads its own.
+  runs_.add_batch_items(batch_id, std::move(parsed.items), [respond = std::move(respond)](api_answer a) {
     if (a.status != 200) return respond(error_response(a.status, a.body.value("error", std::string("error"))));
-    for (const auto& p : packets) runs_.packet_used(p);
     respond({200, dump(a.body), {}});
   });
 }

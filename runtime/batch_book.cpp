@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <unordered_set>
 
 #include "runtime/ids.hpp"
 
@@ -40,6 +41,7 @@ struct batch_book::stream {
   std::atomic<size_t> left{0};
   std::mutex mu;
   std::vector<std::pair<int64_t, create_result>> results;
+  std::vector<std::pair<int64_t, std::string>> packets;  ///< (index, storagePath) of payloads read from packets
 };
 
 batch_book::batch_book(env e) : env_(std::move(e)) {}
@@ -152,6 +154,22 @@ void batch_book::add_items(const std::string& id, std::vector<batch_item> items,
       todo.push_back(&it);
     }
   }
+  // Offloaded payloads: read from their packets now, for the items that get a run. A packet that
+  // is missing refuses the stream (and frees its claims), as any bad item does.
+  for (auto* it : todo) {
+    if (it->in.payload_type != "application/store") continue;
+    std::string path = it->in.payload.is_string() ? it->in.payload.get<std::string>() : std::string();
+    auto e = env_.read_packet ? resolve_stored_payload(it->in, env_.read_packet)
+                              : std::optional<request_error>(request_error{400, "offloaded payloads (application/store) are not supported here"});
+    if (e) {
+      {
+        std::lock_guard lock(st->mu);
+        for (auto* t : todo) st->slots[size_t(t->index)] = free_slot;
+      }
+      return answer(error_answer(e->status, item_at(*it) + ": " + e->message));
+    }
+    s->packets.emplace_back(it->index, std::move(path));
+  }
   if (todo.empty()) return complete(s);
   s->left = todo.size();
   s->results.reserve(todo.size());
@@ -223,6 +241,13 @@ void batch_book::complete(const std::shared_ptr<stream>& s) {
         out.body["expectedCount"] = st.rec.run_count;
       }
     }
+  }
+  if (env_.packet_used && !s->packets.empty()) {
+    std::unordered_set<int64_t> made;  // the indexes whose run was recorded with its packet's payload
+    for (const auto& [index, c] : s->results)
+      if (c.status == 200 && !c.cached) made.insert(index);
+    for (const auto& [index, path] : s->packets)
+      if (made.count(index)) env_.packet_used(path);
   }
   release(s->id);
   auto done = std::move(s->done);

@@ -41,6 +41,11 @@ public:
     /// Records a run and hands it to its task; `done` once, on any thread, after the commit (or
     /// with the refusal: 503 shutting down or store failing, 400 unknown queue).
     std::function<void(run_record, std::function<void(create_result)>)> create_run;
+    /// Reads an uploaded packet (an item's offloaded payload; trigger_request.hpp). Unset: an item
+    /// that names a packet is refused.
+    packet_reader read_packet;
+    /// A recorded run took its payload from the packet at this storagePath. Unset: nothing.
+    std::function<void(const std::string& storage_path)> packet_used;
   };
 
   /// OWNERSHIP: the store must outlive the book, and the book every create_run callback.
@@ -52,7 +57,9 @@ public:
   /// Phase 1 (see run_service::create_batch). Records the request's idempotency key with it.
   api_answer create(const batch_create_input& in);
   /// Phase 2 (see run_service::add_batch_items). Every item is checked (index in range, task among
-  /// the batch's taskIdentifiers and deployed, queue declared) before any run is created.
+  /// the batch's taskIdentifiers and deployed, queue declared) before any run is created. An item
+  /// whose payload the SDK offloaded (application/store) reads its packet only if it gets a run: a
+  /// deduplicated one — the SDK re-sends the whole stream — needs none, and its packet may be gone.
   void add_items(const std::string& id, std::vector<batch_item> items, std::function<void(api_answer)> done);
   /// RetrieveBatchV2Response for an API batch (runs in index order) or a task's batch (runs
   /// oldest first), plus "allRunsFinished" and, for a task's batch, "parentId"; 404 unknown.

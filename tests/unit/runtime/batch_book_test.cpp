@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <set>
 
 #include "runtime/ids.hpp"
@@ -22,6 +23,13 @@ struct fixture {
     e.store = &store;
     e.has_task = [](const std::string& t) { return t == "echo" || t == "other"; };
     e.has_queue = [](const std::string& q) { return q == "one"; };
+    e.read_packet = [this](const std::string& path) -> std::optional<stored_packet> {
+      ++packet_reads;
+      auto it = packets.find(path);
+      if (it == packets.end()) return std::nullopt;
+      return it->second;
+    };
+    e.packet_used = [this](const std::string& path) { used.push_back(path); };
     e.create_run = [this](run_record r, std::function<void(create_result)> done) {
       ++created;
       if (refuse_next > 0) {
@@ -61,6 +69,9 @@ struct fixture {
   std::unique_ptr<batch_book> book;
   int created = 0;
   int refuse_next = 0;
+  std::map<std::string, stored_packet> packets;  ///< uploaded packets, by storagePath
+  int packet_reads = 0;
+  std::vector<std::string> used;
 };
 
 std::vector<std::pair<int64_t, std::string>> indexes(std::initializer_list<int64_t> l, const std::string& task = "echo") {
@@ -251,4 +262,53 @@ TEST(BatchBookTest, ATasksBatchWithoutARecordIsShownFromItsRuns) {
   EXPECT_EQ(got.body["runs"].size(), 2u);
   EXPECT_EQ(got.body["parentId"], parent);
   EXPECT_EQ(got.body["allRunsFinished"], false);
+}
+
+TEST(BatchBookTest, AnOffloadedPayloadIsReadFromItsPacketOnlyByAnItemThatGetsARun) {
+  fixture f;
+  f.packets["packets/a/payload.json"] = {"application/super+json", R"({"json":{"big":"a"}})"};
+  auto id = f.create(2);
+  const nlohmann::json stored = {{"payloadType", "application/store"}};
+  auto item = [&](int64_t index, const std::string& path) {
+    auto p = parse_trigger_json("echo", {{"payload", path}, {"options", stored}}, 1 << 20);
+    EXPECT_TRUE(p.input) << p.error.message;
+    return batch_item{index, size_t(index + 1), std::move(*p.input)};
+  };
+  auto send = [&](std::vector<batch_item> items) {
+    std::optional<api_answer> got;
+    f.book->add_items(id, std::move(items), [&](api_answer a) { got = std::move(a); });
+    while (f.store.dirty()) f.store.flush();
+    return got.value_or(api_answer{0, {}});
+  };
+  std::vector<batch_item> first;
+  first.push_back(item(0, "packets/a/payload.json"));
+  first.push_back(item(1, "packets/missing/payload.json"));
+  auto refused = send(std::move(first));
+  EXPECT_EQ(refused.status, 400);
+  EXPECT_NE(refused.body["error"].get<std::string>().find("item 1 (line 2): no packet is stored at storagePath 'packets/missing"),
+            std::string::npos)
+      << refused.body;
+  EXPECT_EQ(f.created, 0) << "a refused stream triggers nothing";
+  EXPECT_TRUE(f.used.empty());
+  f.packets["packets/b/payload.json"] = {"text/plain", "plain b"};
+  std::vector<batch_item> second;
+  second.push_back(item(0, "packets/a/payload.json"));
+  second.push_back(item(1, "packets/b/payload.json"));
+  auto ok = send(std::move(second));
+  EXPECT_EQ(ok.body["sealed"], true) << ok.body;
+  EXPECT_EQ(f.used, (std::vector<std::string>{"packets/a/payload.json", "packets/b/payload.json"}));
+  auto runs = f.book->get(id).body["runs"];
+  EXPECT_EQ(f.store.get(runs[0])->payload, nlohmann::json({{"big", "a"}}));
+  EXPECT_EQ(f.store.get(runs[1])->payload, "plain b");
+  EXPECT_EQ(f.store.get(runs[1])->payload_type, "text/plain");
+  // The SDK re-sends the whole stream; the packets may be gone by then.
+  f.packets.clear();
+  const int reads = f.packet_reads;
+  std::vector<batch_item> again;
+  again.push_back(item(0, "packets/a/payload.json"));
+  again.push_back(item(1, "packets/b/payload.json"));
+  auto resent = send(std::move(again));
+  EXPECT_EQ(resent.status, 200) << resent.body;
+  EXPECT_EQ(resent.body["itemsDeduplicated"], 2);
+  EXPECT_EQ(f.packet_reads, reads) << "a deduplicated item reads no packet";
 }
