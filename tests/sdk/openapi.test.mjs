@@ -27,6 +27,12 @@ const ajv = new Ajv2020({ strict: false, allErrors: true });
 addFormats(ajv);
 ajv.addSchema({ $id: "doc", components: strict(doc.components) });
 const rewrite = (s) => JSON.parse(JSON.stringify(strict(s)).replaceAll('"#/components/', '"doc#/components/'));
+// One compiled validator per schema object of the document (ajv compiles a fresh copy each time).
+const validators = new Map();
+function validatorFor(schema) {
+  if (!validators.has(schema)) validators.set(schema, ajv.compile(rewrite(schema)));
+  return validators.get(schema);
+}
 
 // Every documented operation, and a matcher for its path ({queue} may hold a slash).
 const operations = [];
@@ -55,7 +61,7 @@ async function call(method, path, body, { auth = true, headers = {}, ndjson = fa
   const schema = resolved.content?.["application/json"]?.schema;
   const json = text ? JSON.parse(text) : undefined;
   if (schema) {
-    const validate = ajv.compile(rewrite(schema));
+    const validate = validatorFor(schema);
     assert.ok(validate(json), `${method} ${op.path} ${res.status}: ${ajv.errorsText(validate.errors)}\n${text.slice(0, 2000)}`);
   }
   op.seen.add(res.status);
