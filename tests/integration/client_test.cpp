@@ -299,6 +299,9 @@ TEST(ClientTest, ListFiltersAndWalksCursorPages) {
   ASSERT_EQ(c.wait_for_completion(thrown, 20s).status, api::run_status::failed);
 
   api::run_filter f{.status = {api::run_status::completed}, .tasks = {"fixture-echo"}, .page_size = 2};
+  // The list reads committed runs: a run retrieve already shows COMPLETED may reach it a commit later.
+  for (int i = 0; i < 500 && c.list({.status = f.status, .tasks = f.tasks, .page_size = 10}).data.size() < echoes.size(); ++i)
+    std::this_thread::sleep_for(10ms);
   std::vector<std::string> seen;
   std::vector<size_t> sizes;
   for (;;) {

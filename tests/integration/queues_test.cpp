@@ -80,6 +80,8 @@ TEST(QueuesTest, TwoTasksShareAQueueDeclaredByTheirPlugin) {
   std::vector<std::string> ids;
   s.api("POST", "/api/v1/queues/shared/pause", {{"action", "pause"}});  // all queued first, then let go
   for (int i = 0; i < 40; ++i) ids.push_back(s.trigger(i % 2 ? "q-share-b" : "q-share-a", {{"ms", 5}, {"tag", i}}));
+  // A trigger is answered once committed; its run reaches the queue just after (router, supervisor).
+  for (int i = 0; i < 500 && s.api("GET", "/api/v1/queues/shared")["queued"] != 40; ++i) std::this_thread::sleep_for(10ms);
   EXPECT_EQ(s.api("GET", "/api/v1/queues/shared")["queued"], 40);
   s.api("POST", "/api/v1/queues/shared/pause", {{"action", "resume"}});
   auto runs = finish_all(s, ids);
