@@ -2,6 +2,10 @@
 
 #include <sqlite3.h>
 
+#include <string>
+#include <unordered_map>
+#include <vector>
+
 namespace taskhost::sqlite {
 namespace {
 
@@ -25,21 +29,66 @@ stmt::stmt(sqlite3* db, std::string_view sql) : db_(db) {
   if (rc != SQLITE_OK) fail(db, rc, "prepare " + std::string(sql.substr(0, 60)));
 }
 
-stmt::stmt(stmt&& o) noexcept : db_(o.db_), st_(o.st_) { o.st_ = nullptr; }
+// Node-based: a free list's address stays valid while other SQL texts are added.
+struct stmt::pool {
+  std::unordered_map<std::string, std::vector<sqlite3_stmt*>> free;
+  ~pool() {
+    for (auto& [sql, list] : free)
+      for (auto* s : list) sqlite3_finalize(s);
+  }
+};
+
+namespace {
+using free_list = std::vector<sqlite3_stmt*>;
+
+void give_back(sqlite3_stmt* st, void* home) {
+  if (!st) return;
+  if (!home) {
+    sqlite3_finalize(st);
+    return;
+  }
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  static_cast<free_list*>(home)->push_back(st);
+}
+}  // namespace
+
+stmt::stmt(sqlite3* db, std::string_view sql, pool* p) : db_(db) {
+  // SQL built from a request (filters of a list) could grow the pool without end: past a few
+  // hundred texts, new ones are prepared each time as before.
+  constexpr size_t max_texts = 256;
+  auto it = p->free.find(std::string(sql));
+  if (it == p->free.end() && p->free.size() >= max_texts) {
+    int rc = sqlite3_prepare_v2(db, sql.data(), static_cast<int>(sql.size()), &st_, nullptr);
+    if (rc != SQLITE_OK) fail(db, rc, "prepare " + std::string(sql.substr(0, 60)));
+    return;
+  }
+  if (it == p->free.end()) it = p->free.emplace(std::string(sql), free_list{}).first;
+  auto& list = it->second;
+  home_ = &list;
+  if (!list.empty()) {
+    st_ = list.back();
+    list.pop_back();
+    return;
+  }
+  int rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &st_, nullptr);
+  if (rc != SQLITE_OK) fail(db, rc, "prepare " + std::string(sql.substr(0, 60)));
+}
+
+stmt::stmt(stmt&& o) noexcept : db_(o.db_), st_(o.st_), home_(o.home_) { o.st_ = nullptr; }
 
 stmt& stmt::operator=(stmt&& o) noexcept {
   if (this != &o) {
-    if (st_) sqlite3_finalize(st_);
+    give_back(st_, home_);
     db_ = o.db_;
     st_ = o.st_;
+    home_ = o.home_;
     o.st_ = nullptr;
   }
   return *this;
 }
 
-stmt::~stmt() {
-  if (st_) sqlite3_finalize(st_);
-}
+stmt::~stmt() { give_back(st_, home_); }
 
 stmt& stmt::bind(int i, int64_t v) {
   sqlite3_bind_int64(st_, i, v);
@@ -99,11 +148,13 @@ db::db(const std::string& path, bool create) {
     handle_ = nullptr;
     throw error(msg, code);
   }
+  pool_ = std::make_unique<stmt::pool>();
   sqlite3_extended_result_codes(handle_, 1);
   sqlite3_busy_timeout(handle_, 5000);
 }
 
 db::~db() {
+  pool_.reset();  // its statements are finalized before the connection closes
   if (handle_) sqlite3_close_v2(handle_);
 }
 

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -34,8 +35,14 @@ private:
 
 class stmt {
 public:
+  /// The statements of one connection kept prepared for their next use, by SQL text.
+  struct pool;
+
   stmt() = default;
   stmt(sqlite3* db, std::string_view sql);
+  /// From `p`'s statements of this SQL (prepared anew when none is free); goes back there, reset,
+  /// when destroyed.
+  stmt(sqlite3* db, std::string_view sql, pool* p);
   stmt(stmt&& o) noexcept;
   stmt& operator=(stmt&& o) noexcept;
   stmt(const stmt&) = delete;
@@ -63,6 +70,7 @@ public:
 private:
   sqlite3* db_ = nullptr;
   sqlite3_stmt* st_ = nullptr;
+  void* home_ = nullptr;  // the pool's free list for this SQL, or null: finalized when destroyed
 };
 
 class db {
@@ -76,20 +84,24 @@ public:
   void exec(std::string_view sql);
   /// Rows changed by the last INSERT, UPDATE or DELETE.
   int64_t changes();
-  stmt prepare(std::string_view sql) { return stmt(handle_, sql); }
+  /// A statement of `sql`, prepared once per connection and kept for the next call (parsing a
+  /// wide INSERT costs more than running it): back in the connection's pool, reset and its
+  /// bindings cleared, when the returned stmt is destroyed.
+  stmt prepare(std::string_view sql) { return stmt(handle_, sql, pool_.get()); }
   sqlite3* handle() { return handle_; }
 
 private:
   sqlite3* handle_ = nullptr;
+  std::unique_ptr<stmt::pool> pool_;
 };
 
 /// Runs `f` in a transaction (BEGIN IMMEDIATE … COMMIT); rolls back and rethrows if it throws.
 template <class F>
 void transaction(db& d, F&& f) {
-  d.exec("BEGIN IMMEDIATE");
+  d.prepare("BEGIN IMMEDIATE").step();
   try {
     f();
-    d.exec("COMMIT");
+    d.prepare("COMMIT").step();
   } catch (...) {
     try { d.exec("ROLLBACK"); } catch (...) {}
     throw;

@@ -3,6 +3,7 @@
 // bench/results/<date>.jsonl. Environment: TASKHOST_BENCH_ONLY=waits runs only the waits scenarios;
 // TASKHOST_BENCH_ONLY=http compares the HTTP scenarios with the access log on and off;
 // TASKHOST_BENCH_ONLY=queues only the queue bookkeeping; TASKHOST_BENCH_ONLY=schedules only cron;
+// TASKHOST_BENCH_ONLY=embedded only the embedded throughput (disk and :memory:) and fail-twice;
 // TASKHOST_BENCH_DEBUG=1 breaks the parent/child round trip down and prints the runs left in
 // memory; TASKHOST_BENCH_RESIDENT=N and TASKHOST_BENCH_DELAYED=1 vary the waiting scenario. Scenarios:
 //   baseline-sqlite-insert    rows/s inserting in transactions of 1,000 (WAL, NORMAL)
@@ -614,6 +615,35 @@ int main(int argc, char** argv) {
   }
   if (const char* only = std::getenv("TASKHOST_BENCH_ONLY"); only && std::string(only) == "http") {
     access_log_scenarios(tmp, runs, reps);
+    fs::remove_all(tmp);
+    return 0;
+  }
+  // TASKHOST_BENCH_ONLY=embedded: the embedded throughput (disk and :memory:) and fail-twice only.
+  if (const char* only = std::getenv("TASKHOST_BENCH_ONLY"); only && std::string(only) == "embedded") {
+    auto mem_cfg = cfg;
+    mem_cfg.state_dir = tmp / "state-mem";
+    mem_cfg.store.path = ":memory:";
+    std::vector<double> tput, tput_mem, fail_ms;
+    {
+      taskhost::deployment_runtime rt(cfg);
+      taskhost::deployment_runtime mem(mem_cfg);
+      for (int r = 0; r < reps; ++r) {
+        auto t0 = clk::now();
+        run_many(rt, "bench-noop", runs);
+        tput.push_back(runs / std::chrono::duration<double>(clk::now() - t0).count());
+        t0 = clk::now();
+        run_many(mem, "bench-noop", runs);
+        tput_mem.push_back(runs / std::chrono::duration<double>(clk::now() - t0).count());
+        t0 = clk::now();
+        run_many(rt, "bench-fail-twice", 1000);
+        fail_ms.push_back(std::chrono::duration<double, std::milli>(clk::now() - t0).count());
+      }
+      auto st = rt.store_stats();
+      std::printf("  store: %llu commits for %llu row writes\n", (unsigned long long)st.commits, (unsigned long long)st.rows_written);
+    }
+    report("baseline-store-memory", "runs/s", summarize(tput_mem), {{"runs", runs}, {"store", ":memory:"}});
+    report("embedded-throughput", "runs/s", summarize(tput), {{"runs", runs}, {"store", "sqlite-wal-normal"}});
+    report("embedded-fail-twice", "ms for 1000", summarize(fail_ms));
     fs::remove_all(tmp);
     return 0;
   }
