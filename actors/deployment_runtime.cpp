@@ -56,6 +56,7 @@ struct deployment_runtime::impl {
   std::unique_ptr<caf::actor_system> system;
   caf::actor router;
   std::unordered_map<std::string, caf::actor> supervisors;
+  std::unordered_map<std::string, std::shared_ptr<actors::supervisor_inbox>> inboxes;  ///< task id → its supervisor's inbox
   std::unique_ptr<api_gateway> gateway;
   std::unique_ptr<http_server> http;
   std::unique_ptr<scheduler> schedules;
@@ -138,7 +139,8 @@ deployment_runtime::deployment_runtime(config::deployment cfg) : impl_(std::make
     we.wake = [this](const std::string& run_id, const std::string& task) {
       auto& im = *impl_;
       std::shared_lock lock(im.actors_mu);
-      if (auto it = im.supervisors.find(task); it != im.supervisors.end()) caf::anon_send(it->second, actors::wake_atom::value, run_id);
+      if (auto it = im.supervisors.find(task); it != im.supervisors.end())
+        actors::tell(it->second, *im.inboxes.at(task), {actors::supervisor_event::wake, run_id});
     };
     we.max_payload_bytes = i.cfg.max_payload_bytes;
     i.waits = std::make_unique<wait_coordinator>(std::move(we));
@@ -181,6 +183,7 @@ deployment_runtime::deployment_runtime(config::deployment cfg) : impl_(std::make
     for (const auto& m : i.cfg.middleware) env->middleware.push_back(&all_middleware->at(m.name));
     if (auto t = i.cfg.tasks.find(id); t != i.cfg.tasks.end())
       for (const auto& m : t->second.middleware) env->middleware.push_back(&all_middleware->at(m.name));
+    i.inboxes.emplace(id, env->inbox);
     i.supervisors.emplace(id, actors::spawn_task_supervisor(*i.system, std::move(env)));
   }
   // A run that got a slot of its queue while it was queued goes to its task's supervisor.
@@ -188,9 +191,15 @@ deployment_runtime::deployment_runtime(config::deployment cfg) : impl_(std::make
     // (Once shutdown has dropped the supervisors, grants are dropped too: nothing starts any more.)
     auto& im = *impl_;
     std::shared_lock lock(im.actors_mu);
-    for (auto& g : grants)
-      if (auto it = im.supervisors.find(g.task_id); it != im.supervisors.end())
-        caf::anon_send(it->second, actors::granted_atom::value, std::move(g.run_id));
+    if (grants.size() == 1) {  // the common case: a slot was released, the next run gets it
+      if (auto it = im.supervisors.find(grants[0].task_id); it != im.supervisors.end())
+        actors::tell(it->second, *im.inboxes.at(it->first), {actors::supervisor_event::granted, std::move(grants[0].run_id)});
+      return;
+    }
+    std::unordered_map<std::string, std::vector<actors::supervisor_event>> per_task;  // one message per supervisor
+    for (auto& g : grants) per_task[g.task_id].push_back({actors::supervisor_event::granted, std::move(g.run_id)});
+    for (auto& [task, evs] : per_task)
+      if (auto it = im.supervisors.find(task); it != im.supervisors.end()) actors::tell(it->second, *im.inboxes.at(task), evs);
   });
   i.queues->start_timer();
   i.router = actors::spawn_router(*i.system, i.supervisors);
@@ -404,14 +413,20 @@ void deployment_runtime::trigger(trigger_input in, std::function<void(trigger_ou
 void deployment_runtime::create_run(run_record r, std::function<void(create_result)> done) {
   auto& i = *impl_;
   caf::actor sup;
+  std::shared_ptr<actors::supervisor_inbox> inbox;
   {
     std::shared_lock lock(i.actors_mu);  // shutdown() drops the handles
-    if (auto it = i.supervisors.find(r.task_id); it != i.supervisors.end()) sup = it->second;
+    if (auto it = i.supervisors.find(r.task_id); it != i.supervisors.end()) {
+      sup = it->second;
+      inbox = i.inboxes.at(r.task_id);
+    }
   }
   if (!sup || !i.accepting) return done({503, {}, false, "taskhost is shutting down; not accepting new runs"});
   if (!r.queue.empty() && !i.queues->exists(r.queue)) return done({400, {}, false, "Queue '" + r.queue + "' not found"});
-  i.store->create(std::move(r), [sup = std::move(sup), done = std::move(done)](create_result c) {
-    if (c.status == 200 && !c.cached) caf::anon_send(sup, actors::start_atom::value, c.run_id);
+  // On the writer's thread after the commit: the runs of one commit reach their supervisor in one
+  // message (its inbox gathers them).
+  i.store->create(std::move(r), [sup = std::move(sup), inbox = std::move(inbox), done = std::move(done)](create_result c) {
+    if (c.status == 200 && !c.cached) actors::tell(sup, *inbox, {actors::supervisor_event::start, c.run_id});
     done(std::move(c));
   });
 }

@@ -5,7 +5,11 @@
 // block is needed yet; the first custom message type starts the one block for the whole system.
 #pragma once
 
+#include <caf/actor.hpp>
 #include <caf/atom.hpp>
+#include <caf/send.hpp>
+
+#include "actors/supervisor_inbox.hpp"
 
 namespace taskhost::actors {
 
@@ -38,5 +42,15 @@ using flush_atom = caf::atom_constant<caf::atom("flush")>;
 using purge_atom = caf::atom_constant<caf::atom("purge")>;
 /// supervisor  ← (drain_atom) → ok: answered once every message before it was handled.
 using drain_atom = caf::atom_constant<caf::atom("drain")>;
+/// supervisor  ← (events_atom): its inbox holds events (see supervisor_inbox.hpp); it takes them all.
+using events_atom = caf::atom_constant<caf::atom("events")>;
+
+/// Pushes `ev` into a supervisor's inbox and tells the supervisor if no message is on its way.
+inline void tell(const caf::actor& sup, supervisor_inbox& inbox, supervisor_event ev) {
+  if (inbox.push(std::move(ev))) caf::anon_send(sup, events_atom::value);
+}
+inline void tell(const caf::actor& sup, supervisor_inbox& inbox, std::vector<supervisor_event>& evs) {
+  if (inbox.push(evs)) caf::anon_send(sup, events_atom::value);
+}
 
 }  // namespace taskhost::actors

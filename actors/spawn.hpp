@@ -16,6 +16,7 @@
 #include "runtime/retry_policy.hpp"
 #include "runtime/run_store.hpp"
 #include "runtime/waits.hpp"
+#include "actors/supervisor_inbox.hpp"
 
 namespace taskhost::actors {
 
@@ -47,6 +48,9 @@ struct supervisor_env {
   queue_book* queues = nullptr;
   /// The task's queue: "task/<id>", or the named queue its definition or the YAML puts it on.
   std::string queue;
+  /// Where starts, grants, wake-ups and the ends of executor jobs reach the supervisor in
+  /// batches (see supervisor_inbox.hpp). Shared with whoever produces them.
+  std::shared_ptr<supervisor_inbox> inbox = std::make_shared<supervisor_inbox>();
 };
 
 /// One per task: drives each run of the task attempt by attempt, retrying per its policy.

@@ -113,7 +113,19 @@ void begin_attempt(const supervisor_env& env, const attempt_input& in, const caf
       r.attempts.push_back({in.attempt, attempt_status::executing, at, std::nullopt, std::nullopt, {}});
     if (r.max_duration_ms > 0) limit = milliseconds(r.max_duration_ms);
   });
-  if (live && limit.count() > 0) caf::anon_send(me, started_atom::value, in.run_id, in.attempt, to_us(at), int64_t{limit.count()});
+  if (live && limit.count() > 0) {
+    supervisor_event ev{supervisor_event::started, in.run_id, in.attempt};
+    ev.started_us = to_us(at);
+    ev.limit_ms = limit.count();
+    tell(me, *env.inbox, std::move(ev));
+  }
+}
+
+/// A stage's end, for its supervisor's inbox.
+supervisor_event ended(const attempt_input& in, int stage, bool ok, std::string body, bool retryable) {
+  supervisor_event ev{supervisor_event::done, in.run_id, in.attempt, stage, ok, retryable};
+  ev.body = std::move(body);
+  return ev;
 }
 
 /// True if the journal holds positional entries of its current epoch (code to replay).
@@ -154,7 +166,9 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
   auto release_locals = [=](const std::string& run_id) {
     auto it = st->locals.find(run_id);
     if (it == st->locals.end()) return;
-    env->exec->post([l = std::move(it->second)]() mutable { l.reset(); }, /*finish_on_stop=*/true);
+    // Held here alone and empty (the common case), it runs no user code when it goes: no job.
+    if (it->second.use_count() > 1 || !it->second->empty())
+      env->exec->post([l = std::move(it->second)]() mutable { l.reset(); }, /*finish_on_stop=*/true);
     st->locals.erase(it);
   };
 
@@ -248,7 +262,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         if (announce) begin_attempt(*env, in, me);
         std::string error;
         bool ok = is_enter(stage) ? chain->enter(mw_index(stage), error) : chain->exit(mw_index(stage), outcome, error);
-        caf::anon_send(me, done_atom::value, in.run_id, in.attempt, stage, ok, ok ? std::string("null") : error, true);
+        tell(me, *env->inbox, ended(in, stage, ok, ok ? std::string("null") : std::move(error), true));
       };
     } else if (stage == run_stage) {
       if (!f.exec) f.exec = std::make_shared<task_execution>(env->task, f.in);
@@ -258,11 +272,12 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         if (announce) begin_attempt(*env, in, me);
         step_outcome s = ex->step();
         if (s.kind == step_outcome::suspended) {
-          caf::anon_send(me, suspended_atom::value, in.run_id, in.attempt, s.wait_for.dump());
+          supervisor_event ev{supervisor_event::suspended, in.run_id, in.attempt};
+          ev.body = s.wait_for.dump();
+          tell(me, *env->inbox, std::move(ev));
           return;
         }
-        caf::anon_send(me, done_atom::value, in.run_id, in.attempt, run_stage, s.outcome.ok, std::move(s.outcome.json),
-                       s.outcome.retryable);
+        tell(me, *env->inbox, ended(in, run_stage, s.outcome.ok, std::move(s.outcome.json), s.outcome.retryable));
       };
     } else {
       const bool stop_on_error = stage == TH_HOOK_INIT || stage == TH_HOOK_ON_START || stage == TH_HOOK_ON_START_ATTEMPT ||
@@ -273,7 +288,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         if (announce) begin_attempt(*env, in, me);
         auto o = run_hooks(env->hooks[stage], in, input, stop_on_error);
         std::string body = (o.ok ? o.answer : o.error).dump(-1, ' ', false, json::error_handler_t::replace);
-        caf::anon_send(me, done_atom::value, in.run_id, in.attempt, stage, o.ok, std::move(body), true);
+        tell(me, *env->inbox, ended(in, stage, o.ok, std::move(body), true));
       };
     }
     f.busy = true;
@@ -638,6 +653,194 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
     replay(run_id);
   };
 
+  auto on_started = [=](const std::string& run_id, int attempt, int64_t started_us, int64_t limit_ms) {
+    // The deadline counts from the moment the attempt started, not from now.
+    const time_point at{std::chrono::microseconds(started_us)};
+    if (auto f = st->flows.find(run_id); f != st->flows.end() && f->second.in.attempt == attempt) {
+      f->second.limit_ms = limit_ms;
+      if (!f->second.suspended) f->second.executing_since = at;
+    }
+    const auto left = milliseconds(limit_ms) - (clock_type::now() - at);
+    self->delayed_send(self, std::max<clock_type::duration>(left, clock_type::duration::zero()), timeout_atom::value, run_id, attempt);
+  };
+
+  auto on_suspended = [=](const std::string& run_id, int attempt, const std::string& keys_json) {
+    auto it = st->flows.find(run_id);
+    if (it == st->flows.end() || it->second.in.attempt != attempt) return;  // canceled or timed out meanwhile
+    attempt_flow& f = it->second;
+    f.busy = false;
+    json keys = json::parse(keys_json, nullptr, false);
+    if (!keys.is_array()) keys = json::array();
+    f.suspended = true;
+    if (f.executing_since != time_point{})
+      f.executed += std::chrono::duration_cast<milliseconds>(clock_type::now() - f.executing_since);
+    auto w = env->waits->suspend(run_id, keys);
+    if (!w.invalid.empty() && w.known) {
+      // A plugin that suspends on something it never started would wait forever: its
+      // attempt fails instead (not retried: the same code would do it again).
+      f.suspended = false;
+      if (f.exec) env->exec->post([e = std::move(f.exec)]() mutable { e.reset(); }, /*finish_on_stop=*/true);
+      f.busy = true;
+      json error = {{"name", "InvalidWaitError"}, {"message", w.invalid}};
+      self->send(self, done_atom::value, run_id, attempt, run_stage, false, error.dump(), false);
+      return;
+    }
+    if (!w.known) return;
+    f.wait_kinds = w.kinds;
+    if (w.all_done) return continue_run(f, false);  // everything it awaits completed while it ran: it keeps its slot
+    // WAITING: no thread, no slot. on_wait hooks run; a wake-up resumes it.
+    f.has_slot = false;
+    env->queues->release(run_id);
+    log::debug("run waiting", {{"run", run_id}, {"task", env->task.id}, {"wait", w.kinds}});
+    arm(run_id, w.next_wake);
+    if (has_hooks(TH_HOOK_ON_WAIT)) {
+      f.pending.push_back(TH_HOOK_ON_WAIT);
+      advance(run_id);
+    }
+    st->resident.push_back(run_id);
+    evict_waiting();
+  };
+
+  auto on_wake = [=](const std::string& run_id) {
+    if (auto a = st->armed.find(run_id); a != st->armed.end() && a->second <= clock_type::now() + milliseconds(5)) st->armed.erase(a);
+    auto it = st->flows.find(run_id);
+    if (it == st->flows.end()) return look_at_waits(run_id);
+    attempt_flow& f = it->second;
+    if (!f.suspended) return;
+    auto w = env->waits->check(run_id, false);
+    if (!w.known) return;
+    if (w.all_done) return resume(f);
+    arm(run_id, w.next_wake);
+  };
+
+  auto on_done = [=](const std::string& run_id, int attempt, int stage, bool ok, const std::string& body, bool retryable) {
+    auto it = st->flows.find(run_id);
+    bool live = false;
+    int trigger_max_attempts = 0;
+    env->store->read_live(run_id, [&](const run_record& r) {
+      live = true;
+      trigger_max_attempts = r.max_attempts;
+    });
+    if (it == st->flows.end() || it->second.in.attempt != attempt || !live) {
+      log::info("stage ended after its run ended (canceled or timed out); result dropped",
+                {{"run", run_id}, {"task", env->task.id}, {"attempt", attempt}, {"stage", stage_name(stage, *env)}});
+      return;
+    }
+    attempt_flow& f = it->second;
+    f.busy = false;
+    auto value = json::parse(body, nullptr, false);
+    if (value.is_discarded()) value = json{{"message", body}};
+    if (stage == run_stage && !ok && value.is_object() && !value.contains("stage")) value["stage"] = "run";
+    const bool failed = !ok;
+    record_stage(run_id, attempt, stage, ok, failed ? std::optional<json>(value) : std::nullopt);
+
+    // The attempt's end and, on success, the run's output are recorded together: a commit
+    // (and a crash right after it) never shows a completed attempt without its output. The
+    // run turns COMPLETED once the hooks after it have run; recovery finishes it otherwise.
+    auto end_attempt = [&](bool success) {
+      env->store->update_live(run_id, [&](run_record& r) {
+        if (r.attempts.empty() || r.attempts.back().number != attempt) return;
+        auto& a = r.attempts.back();
+        a.finished_at = clock_type::now();
+        a.status = success ? attempt_status::completed : attempt_status::failed;
+        if (success) r.output = f.value;
+        else a.error = f.value;
+      });
+    };
+
+    if (is_enter(stage)) {
+      if (ok) {
+        f.entered = mw_index(stage) + 1;
+      } else {  // fails the attempt; nothing inside it runs (hooks included), the outer ones unwind
+        f.ok = false;
+        f.value = value;
+        f.value["stage"] = stage_name(stage, *env);
+        f.retryable = true;
+        end_attempt(false);
+        decide(f, trigger_max_attempts);
+        f.pending.clear();
+      }
+    } else if (is_exit(stage)) {
+      if (!ok && f.ok) {  // a throw after next() fails an attempt that had succeeded
+        f.ok = false;
+        f.value = value;
+        f.value["stage"] = stage_name(stage, *env);
+        f.retryable = true;
+        env->store->update_live(run_id, [&](run_record& r) {
+          if (!r.attempts.empty() && r.attempts.back().number == attempt) {
+            r.attempts.back().status = attempt_status::failed;
+            r.attempts.back().error = f.value;
+            r.output.reset();
+          }
+        });
+        f.retry_in = env->retry.next_delay(attempt, default_random, trigger_max_attempts);
+      } else if (!ok) {
+        log::warn("middleware threw after next() of a failed attempt; ignored",
+                  {{"run", run_id}, {"stage", stage_name(stage, *env)}, {"error", value.value("message", "")}});
+      }
+    } else if (stage == run_stage) {
+      f.ok = ok;
+      f.value = value;
+      f.retryable = retryable;
+      end_attempt(ok);
+      if (ok) {
+        if (has_hooks(TH_HOOK_ON_SUCCESS)) f.pending.push_back(TH_HOOK_ON_SUCCESS);
+        if (has_hooks(TH_HOOK_ON_COMPLETE)) f.pending.push_back(TH_HOOK_ON_COMPLETE);
+        if (has_hooks(TH_HOOK_CLEANUP)) f.pending.push_back(TH_HOOK_CLEANUP);
+      } else {
+        after_failure(f);
+      }
+    } else if (stage == TH_HOOK_INIT || stage == TH_HOOK_ON_START || stage == TH_HOOK_ON_START_ATTEMPT) {
+      if (failed) {  // a throw before run fails the attempt; it may be retried
+        f.ok = false;
+        f.value = value;
+        f.retryable = true;
+        end_attempt(false);
+        after_failure(f);
+      }
+    } else if (stage == TH_HOOK_CATCH_ERROR) {
+      if (failed) {
+        f.value = json{{"name", "CatchErrorHookError"}, {"message", "catch_error threw: " + value.value("message", "")},
+                       {"stage", "catch_error"}};
+      } else if (value.is_object()) {
+        if (auto e = value.find("error"); e != value.end()) {
+          f.value = e->is_object() && e->contains("message") ? *e : json{{"message", e->dump()}};
+        }
+        if (value.value("skipRetrying", false)) f.skip_retry = true;
+        if (auto v = value.find("retryDelayMs"); v != value.end() && v->is_number()) f.retry_in = milliseconds(std::max<int64_t>(0, v->get<int64_t>()));
+        if (auto v = value.find("retryAtMs"); v != value.end() && v->is_number()) {
+          auto at = time_point(milliseconds(v->get<int64_t>()));
+          f.retry_in = std::max(milliseconds(0), std::chrono::duration_cast<milliseconds>(at - clock_type::now()));
+        }
+        if (auto v = value.find("retry"); v != value.end() && v->is_object()) f.retry_override = retry_from_answer(env->retry.config(), *v);
+      }
+      env->store->update_live(run_id, [&](run_record& r) {
+        if (!r.attempts.empty() && r.attempts.back().number == attempt) r.attempts.back().error = f.value;
+      });
+      f.pending.clear();
+      f.pending.push_back(decide_marker);
+    }
+    // on_success / on_failure / on_complete / cleanup: throws were logged; carry on.
+
+    if (!f.pending.empty() && f.pending.front() == decide_marker) decide(f, trigger_max_attempts);
+    advance(run_id);
+    if (stage == TH_HOOK_ON_WAIT) evict_waiting();
+  };
+
+  // Everything in the inbox, in the order it was pushed.
+  auto take_events = [=] {
+    for (auto& ev : env->inbox->take()) {
+      switch (ev.kind) {
+        case supervisor_event::start: start_run(ev.run_id); break;
+        case supervisor_event::granted: granted(ev.run_id); break;
+        case supervisor_event::wake: on_wake(ev.run_id); break;
+        case supervisor_event::started: on_started(ev.run_id, ev.attempt, ev.started_us, ev.limit_ms); break;
+        case supervisor_event::done: on_done(ev.run_id, ev.attempt, ev.stage, ev.ok, ev.body, ev.retryable); break;
+        case supervisor_event::suspended: on_suspended(ev.run_id, ev.attempt, ev.body); break;
+      }
+    }
+  };
+
   // When the actor goes: the executions still suspended in it point into env (their task), so
   // they go first, while env lives.
   self->attach_functor([st, env] {
@@ -648,176 +851,10 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
   return {
       [=](start_atom, const std::string& run_id) { start_run(run_id); },
       [=](granted_atom, const std::string& run_id) { granted(run_id); },
-      [=](started_atom, const std::string& run_id, int attempt, int64_t started_us, int64_t limit_ms) {
-        // The deadline counts from the moment the attempt started, not from now.
-        const time_point at{std::chrono::microseconds(started_us)};
-        if (auto f = st->flows.find(run_id); f != st->flows.end() && f->second.in.attempt == attempt) {
-          f->second.limit_ms = limit_ms;
-          if (!f->second.suspended) f->second.executing_since = at;
-        }
-        const auto left = milliseconds(limit_ms) - (clock_type::now() - at);
-        self->delayed_send(self, std::max<clock_type::duration>(left, clock_type::duration::zero()), timeout_atom::value, run_id, attempt);
-      },
-      [=](suspended_atom, const std::string& run_id, int attempt, const std::string& keys_json) {
-        auto it = st->flows.find(run_id);
-        if (it == st->flows.end() || it->second.in.attempt != attempt) return;  // canceled or timed out meanwhile
-        attempt_flow& f = it->second;
-        f.busy = false;
-        json keys = json::parse(keys_json, nullptr, false);
-        if (!keys.is_array()) keys = json::array();
-        f.suspended = true;
-        if (f.executing_since != time_point{})
-          f.executed += std::chrono::duration_cast<milliseconds>(clock_type::now() - f.executing_since);
-        auto w = env->waits->suspend(run_id, keys);
-        if (!w.invalid.empty() && w.known) {
-          // A plugin that suspends on something it never started would wait forever: its
-          // attempt fails instead (not retried: the same code would do it again).
-          f.suspended = false;
-          if (f.exec) env->exec->post([e = std::move(f.exec)]() mutable { e.reset(); }, /*finish_on_stop=*/true);
-          f.busy = true;
-          json error = {{"name", "InvalidWaitError"}, {"message", w.invalid}};
-          self->send(self, done_atom::value, run_id, attempt, run_stage, false, error.dump(), false);
-          return;
-        }
-        if (!w.known) return;
-        f.wait_kinds = w.kinds;
-        if (w.all_done) return continue_run(f, false);  // everything it awaits completed while it ran: it keeps its slot
-        // WAITING: no thread, no slot. on_wait hooks run; a wake-up resumes it.
-        f.has_slot = false;
-        env->queues->release(run_id);
-        log::debug("run waiting", {{"run", run_id}, {"task", env->task.id}, {"wait", w.kinds}});
-        arm(run_id, w.next_wake);
-        if (has_hooks(TH_HOOK_ON_WAIT)) {
-          f.pending.push_back(TH_HOOK_ON_WAIT);
-          advance(run_id);
-        }
-        st->resident.push_back(run_id);
-        evict_waiting();
-      },
-      [=](wake_atom, const std::string& run_id) {
-        if (auto a = st->armed.find(run_id); a != st->armed.end() && a->second <= clock_type::now() + milliseconds(5)) st->armed.erase(a);
-        auto it = st->flows.find(run_id);
-        if (it == st->flows.end()) return look_at_waits(run_id);
-        attempt_flow& f = it->second;
-        if (!f.suspended) return;
-        auto w = env->waits->check(run_id, false);
-        if (!w.known) return;
-        if (w.all_done) return resume(f);
-        arm(run_id, w.next_wake);
-      },
-      [=](done_atom, const std::string& run_id, int attempt, int stage, bool ok, const std::string& body, bool retryable) {
-        auto it = st->flows.find(run_id);
-        bool live = false;
-        int trigger_max_attempts = 0;
-        env->store->read_live(run_id, [&](const run_record& r) {
-          live = true;
-          trigger_max_attempts = r.max_attempts;
-        });
-        if (it == st->flows.end() || it->second.in.attempt != attempt || !live) {
-          log::info("stage ended after its run ended (canceled or timed out); result dropped",
-                    {{"run", run_id}, {"task", env->task.id}, {"attempt", attempt}, {"stage", stage_name(stage, *env)}});
-          return;
-        }
-        attempt_flow& f = it->second;
-        f.busy = false;
-        auto value = json::parse(body, nullptr, false);
-        if (value.is_discarded()) value = json{{"message", body}};
-        if (stage == run_stage && !ok && value.is_object() && !value.contains("stage")) value["stage"] = "run";
-        const bool failed = !ok;
-        record_stage(run_id, attempt, stage, ok, failed ? std::optional<json>(value) : std::nullopt);
-
-        // The attempt's end and, on success, the run's output are recorded together: a commit
-        // (and a crash right after it) never shows a completed attempt without its output. The
-        // run turns COMPLETED once the hooks after it have run; recovery finishes it otherwise.
-        auto end_attempt = [&](bool success) {
-          env->store->update_live(run_id, [&](run_record& r) {
-            if (r.attempts.empty() || r.attempts.back().number != attempt) return;
-            auto& a = r.attempts.back();
-            a.finished_at = clock_type::now();
-            a.status = success ? attempt_status::completed : attempt_status::failed;
-            if (success) r.output = f.value;
-            else a.error = f.value;
-          });
-        };
-
-        if (is_enter(stage)) {
-          if (ok) {
-            f.entered = mw_index(stage) + 1;
-          } else {  // fails the attempt; nothing inside it runs (hooks included), the outer ones unwind
-            f.ok = false;
-            f.value = value;
-            f.value["stage"] = stage_name(stage, *env);
-            f.retryable = true;
-            end_attempt(false);
-            decide(f, trigger_max_attempts);
-            f.pending.clear();
-          }
-        } else if (is_exit(stage)) {
-          if (!ok && f.ok) {  // a throw after next() fails an attempt that had succeeded
-            f.ok = false;
-            f.value = value;
-            f.value["stage"] = stage_name(stage, *env);
-            f.retryable = true;
-            env->store->update_live(run_id, [&](run_record& r) {
-              if (!r.attempts.empty() && r.attempts.back().number == attempt) {
-                r.attempts.back().status = attempt_status::failed;
-                r.attempts.back().error = f.value;
-                r.output.reset();
-              }
-            });
-            f.retry_in = env->retry.next_delay(attempt, default_random, trigger_max_attempts);
-          } else if (!ok) {
-            log::warn("middleware threw after next() of a failed attempt; ignored",
-                      {{"run", run_id}, {"stage", stage_name(stage, *env)}, {"error", value.value("message", "")}});
-          }
-        } else if (stage == run_stage) {
-          f.ok = ok;
-          f.value = value;
-          f.retryable = retryable;
-          end_attempt(ok);
-          if (ok) {
-            if (has_hooks(TH_HOOK_ON_SUCCESS)) f.pending.push_back(TH_HOOK_ON_SUCCESS);
-            if (has_hooks(TH_HOOK_ON_COMPLETE)) f.pending.push_back(TH_HOOK_ON_COMPLETE);
-            if (has_hooks(TH_HOOK_CLEANUP)) f.pending.push_back(TH_HOOK_CLEANUP);
-          } else {
-            after_failure(f);
-          }
-        } else if (stage == TH_HOOK_INIT || stage == TH_HOOK_ON_START || stage == TH_HOOK_ON_START_ATTEMPT) {
-          if (failed) {  // a throw before run fails the attempt; it may be retried
-            f.ok = false;
-            f.value = value;
-            f.retryable = true;
-            end_attempt(false);
-            after_failure(f);
-          }
-        } else if (stage == TH_HOOK_CATCH_ERROR) {
-          if (failed) {
-            f.value = json{{"name", "CatchErrorHookError"}, {"message", "catch_error threw: " + value.value("message", "")},
-                           {"stage", "catch_error"}};
-          } else if (value.is_object()) {
-            if (auto e = value.find("error"); e != value.end()) {
-              f.value = e->is_object() && e->contains("message") ? *e : json{{"message", e->dump()}};
-            }
-            if (value.value("skipRetrying", false)) f.skip_retry = true;
-            if (auto v = value.find("retryDelayMs"); v != value.end() && v->is_number()) f.retry_in = milliseconds(std::max<int64_t>(0, v->get<int64_t>()));
-            if (auto v = value.find("retryAtMs"); v != value.end() && v->is_number()) {
-              auto at = time_point(milliseconds(v->get<int64_t>()));
-              f.retry_in = std::max(milliseconds(0), std::chrono::duration_cast<milliseconds>(at - clock_type::now()));
-            }
-            if (auto v = value.find("retry"); v != value.end() && v->is_object()) f.retry_override = retry_from_answer(env->retry.config(), *v);
-          }
-          env->store->update_live(run_id, [&](run_record& r) {
-            if (!r.attempts.empty() && r.attempts.back().number == attempt) r.attempts.back().error = f.value;
-          });
-          f.pending.clear();
-          f.pending.push_back(decide_marker);
-        }
-        // on_success / on_failure / on_complete / cleanup: throws were logged; carry on.
-
-        if (!f.pending.empty() && f.pending.front() == decide_marker) decide(f, trigger_max_attempts);
-        advance(run_id);
-        if (stage == TH_HOOK_ON_WAIT) evict_waiting();
-      },
+      [=](started_atom, const std::string& run_id, int attempt, int64_t started_us, int64_t limit_ms) { on_started(run_id, attempt, started_us, limit_ms); },
+      [=](suspended_atom, const std::string& run_id, int attempt, const std::string& keys_json) { on_suspended(run_id, attempt, keys_json); },
+      [=](wake_atom, const std::string& run_id) { on_wake(run_id); },
+      [=](done_atom, const std::string& run_id, int attempt, int stage, bool ok, const std::string& body, bool retryable) { on_done(run_id, attempt, stage, ok, body, retryable); },
       [=](timeout_atom, const std::string& run_id, int attempt) {
         bool live = false;
         milliseconds took{0};
@@ -909,7 +946,11 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         env->queues->remove(run_id);  // if it waited for a slot
         log::warn("run expired: its TTL passed before it started", {{"run", run_id}, {"task", env->task.id}});
       },
-      [=](drain_atom) { return caf::unit; },
+      [=](events_atom) { take_events(); },
+      [=](drain_atom) {
+        take_events();  // what was pushed before the drain counts as sent before it
+        return caf::unit;
+      },
   };
 }
 

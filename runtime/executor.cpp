@@ -87,6 +87,8 @@ struct executor::state {
   std::list<worker> workers;         // one per live worker thread
   std::vector<std::thread> exited;   // handles of threads that returned, to join
   size_t running = 0;                // jobs in flight
+  size_t idle = 0;                   // workers waiting for a job
+  size_t searching = 0;              // of those, woken for a job and not yet back with the lock
   uint64_t started = 0;              // jobs ever taken: the monitor's "progress" signal
   uint64_t added = 0;                // threads ever added beyond the core ones
   std::atomic<size_t> live{0};       // workers.size(), readable without the lock
@@ -107,6 +109,17 @@ struct executor::state {
       throw;
     }
     live.store(workers.size(), std::memory_order_relaxed);
+  }
+
+  /// Whether a waiting worker should be woken for the jobs queued (call with `mu` held). Workers
+  /// are woken one at a time: a woken one, once it has taken a job, wakes the next if jobs are
+  /// left. A burst of short jobs thus wakes a thread or two that take them all, instead of one
+  /// thread per job (a wake-up costs far more than a no-op job), while jobs that block still
+  /// spread over every thread within a wake-up each.
+  bool wake_one_locked() {
+    if (idle == 0 || searching > 0 || jobs.empty()) return false;
+    ++searching;
+    return true;
   }
 
   void work(worker_it self);
@@ -146,13 +159,15 @@ executor::~executor() { stop_impl(std::nullopt); }
 
 bool executor::post(std::function<void()> job, bool finish_on_stop) {
   bool wake_monitor;
+  bool wake;
   {
     std::lock_guard lock(st_->mu);
     if (st_->stopping) return false;
     st_->jobs.push_back({std::move(job), finish_on_stop});
     wake_monitor = st_->monitor_idle;  // cleared by the monitor itself, once it saw the job
+    wake = st_->wake_one_locked();
   }
-  st_->cv.notify_one();
+  if (wake) st_->cv.notify_one();
   if (wake_monitor) st_->monitor_cv.notify_one();
   return true;
 }
@@ -162,15 +177,29 @@ void executor::state::work(worker_it self) {
   self->tid = current_tid();
   auto ready = [&] { return stopping || !jobs.empty(); };
   for (;;) {
-    if (!self->extra) cv.wait(lock, ready);
-    else if (!cv.wait_for(lock, idle_timeout, ready)) break;  // idle for idle_timeout: not needed
+    if (!ready()) {
+      // No predicate loop inside the wait: every return counts against `searching`, or a thread
+      // woken for a job that another took would leave it set and no thread would be woken again.
+      ++idle;
+      auto r = std::cv_status::no_timeout;
+      if (!self->extra) cv.wait(lock);
+      else r = cv.wait_for(lock, idle_timeout);
+      --idle;
+      if (searching > 0) --searching;
+      if (!ready()) {
+        if (r == std::cv_status::timeout) break;  // idle for idle_timeout: not needed
+        continue;
+      }
+    }
     if (jobs.empty()) break;  // stopping, and nothing kept to finish
     auto job = std::move(jobs.front().fn);
     jobs.pop_front();
+    const bool wake_next = wake_one_locked();  // more jobs queued: the next thread
     ++running;
     ++started;
     self->in_job.store(true, std::memory_order_relaxed);
     lock.unlock();
+    if (wake_next) cv.notify_one();
     try {
       job();
     } catch (const std::exception& e) {

@@ -10,6 +10,11 @@
 // the busy threads are runnable. At `max_threads` it warns instead (at most every 10 s). A thread
 // beyond the core ones exits after `idle_timeout` without a job.
 //
+// Threads asleep are woken one at a time: a woken thread that takes a job wakes the next if jobs
+// are left. A burst of short jobs is taken by a thread or two instead of waking one thread per
+// job (on a 2-core VM a wake-up costs far more than a no-op job), and jobs that block still spread
+// over every thread, a wake-up apart.
+//
 // Example:
 //
 //   executor ex(4);                        // 4 core threads, up to default_max_threads(4)

@@ -45,6 +45,12 @@ public:
     return TH_LOCAL_OK;
   }
 
+  /// True when nothing is stored: destroying it runs no user code.
+  bool empty() {
+    std::lock_guard lock(mu_);
+    return values_.empty();
+  }
+
 private:
   struct entry {
     std::string type;

@@ -128,7 +128,7 @@ void run_many(taskhost::deployment_runtime& rt, const std::string& task, int n, 
       ++acked;
     });
   }
-  while (acked.load() < n || rt.store_stats().hot_runs > 0) std::this_thread::sleep_for(std::chrono::microseconds(100));
+  while (acked.load() < n || rt.store_stats().hot_runs > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
 }
 
 /// The client process of http-single-50-inflight: `conns` keep-alive connections, each sending
@@ -187,7 +187,7 @@ double http_batches(taskhost::deployment_runtime& rt, int n, int conns) {
   int failed = 0;
   if (!p || std::fscanf(p, "%lf %d", &rate, &failed) != 2 || pclose(p) != 0 || failed)
     throw std::runtime_error("the http batch client process failed");
-  while (rt.store_stats().hot_runs > 0) std::this_thread::sleep_for(std::chrono::microseconds(100));
+  while (rt.store_stats().hot_runs > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   return rate;
 }
 
@@ -217,7 +217,7 @@ double http_single_50(taskhost::deployment_runtime& rt, int n) {
   int failed = 0;
   if (!p || std::fscanf(p, "%lf %d", &rate, &failed) != 2 || pclose(p) != 0 || failed)
     throw std::runtime_error("the http client process failed");
-  while (rt.store_stats().hot_runs > 0) std::this_thread::sleep_for(std::chrono::microseconds(100));
+  while (rt.store_stats().hot_runs > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   return rate;
 }
 

@@ -7,6 +7,8 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <thread>
+#include <vector>
 
 using namespace std::chrono_literals;
 using taskhost::executor;
@@ -26,6 +28,54 @@ TEST(ExecutorTest, RunsEveryPostedJobOnItsOwnThreads) {
   ASSERT_EQ(all_done.get_future().wait_for(10s), std::future_status::ready);
   EXPECT_TRUE(ex.stop(5s));
   EXPECT_EQ(done.load(), 100);
+}
+
+// Threads are woken one at a time, each woken one waking the next while jobs are left: jobs
+// posted in one burst must still end up running on every thread at once.
+TEST(ExecutorTest, ABurstOfBlockingJobsRunsOnEveryThreadAtOnce) {
+  constexpr int n = 6;
+  executor ex(n, n);  // a fixed pool: no growth to hide a thread that was never woken
+  std::this_thread::sleep_for(50ms);  // every thread asleep, waiting for a job
+  std::mutex mu;
+  std::condition_variable cv;
+  int inside = 0;
+  std::atomic<int> met{0}, finished{0};
+  for (int i = 0; i < n; ++i)
+    ASSERT_TRUE(ex.post([&] {
+      std::unique_lock lock(mu);
+      ++inside;
+      cv.notify_all();
+      if (cv.wait_for(lock, 10s, [&] { return inside == n; })) ++met;  // every job waits for all the others
+      ++finished;
+    }));
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (finished.load() < n && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  EXPECT_TRUE(ex.stop(5s));
+  EXPECT_EQ(met.load(), n);
+}
+
+// Many posters and short jobs at random moments: no job is left queued with threads asleep.
+TEST(ExecutorTest, NoJobWaitsWhileThreadsSleep) {
+  executor ex(4, 4);
+  std::atomic<int> done{0};
+  constexpr int per_poster = 20000;
+  std::vector<std::thread> posters;
+  for (int p = 0; p < 3; ++p)
+    posters.emplace_back([&, p] {
+      for (int i = 0; i < per_poster; ++i) {
+        ex.post([&] { done.fetch_add(1, std::memory_order_relaxed); });
+        if ((i + p) % 97 == 0) std::this_thread::sleep_for(std::chrono::microseconds(50));  // the pool goes idle
+      }
+    });
+  for (auto& t : posters) t.join();
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (done.load() < 3 * per_poster && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  EXPECT_EQ(done.load(), 3 * per_poster);
+  // And one more after everything went quiet: it runs without another post behind it.
+  std::promise<void> last;
+  ex.post([&] { last.set_value(); });
+  EXPECT_EQ(last.get_future().wait_for(5s), std::future_status::ready);
+  EXPECT_TRUE(ex.stop(5s));
 }
 
 TEST(ExecutorTest, StopWaitsForJobsInFlight) {
