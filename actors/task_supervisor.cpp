@@ -241,7 +241,10 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         attrs["error"] = value.value("message", "");
         attrs["retry_in_ms"] = retry_in->count();
         log::warn("attempt failed, retrying", attrs);
-        self->delayed_send(self, *retry_in, start_atom::value, run_id);
+        // A retry without backoff goes straight back in (a timer of 0 ms is a trip through CAF's
+        // clock thread, a wake-up more per attempt).
+        if (retry_in->count() <= 0) self->send(self, start_atom::value, run_id);
+        else self->delayed_send(self, *retry_in, start_atom::value, run_id);
       } else {
         attrs["error"] = value.value("message", "");
         log::warn("run failed", attrs);
