@@ -165,7 +165,9 @@ deployment_runtime::deployment_runtime(config::deployment cfg) : impl_(std::make
     auto retry = apply_task_retry(i.cfg.retry_for(id), task.retry);
     auto max_duration = task.max_duration_ms > 0 ? std::chrono::milliseconds(task.max_duration_ms) : i.cfg.max_duration_for(id);
     auto env = std::make_shared<actors::supervisor_env>(
-        actors::supervisor_env{task, retry_policy(retry), i.store.get(), i.exec.get(), max_duration, i.cfg.max_output_bytes, {}, {}, {}, {}});
+        actors::supervisor_env{.task = task, .retry = retry_policy(retry), .store = i.store.get(), .exec = i.exec.get()});
+    env->max_duration = max_duration;
+    env->max_output_bytes = i.cfg.max_output_bytes;
     // Hooks: globals (in plugin load order) before the task's own — except catch_error, where
     // the task's own answers first.
     env->all_hooks = all_hooks;
@@ -423,8 +425,8 @@ void deployment_runtime::create_run(run_record r, std::function<void(create_resu
   }
   if (!sup || !i.accepting) return done({503, {}, false, "taskhost is shutting down; not accepting new runs"});
   if (!r.queue.empty() && !i.queues->exists(r.queue)) return done({400, {}, false, "Queue '" + r.queue + "' not found"});
-  // On the writer's thread after the commit: the runs of one commit reach their supervisor in one
-  // message (its inbox gathers them).
+  // On the writer's thread after the commit: the runs of one commit gather in their supervisor's
+  // inbox, which costs it a message or a few per commit, not one per run.
   i.store->create(std::move(r), [sup = std::move(sup), inbox = std::move(inbox), done = std::move(done)](create_result c) {
     if (c.status == 200 && !c.cached) actors::tell(sup, *inbox, {actors::supervisor_event::start, c.run_id});
     done(std::move(c));

@@ -34,7 +34,7 @@ struct supervisor_env {
   /// task's own (catch_error: the task's own first).
   std::array<std::vector<const loaded_hook*>, TH_HOOK_KIND_COUNT> hooks{};
   /// Keeps the hooks above alive.
-  std::shared_ptr<const std::vector<loaded_hook>> all_hooks;
+  std::shared_ptr<const std::vector<loaded_hook>> all_hooks{};
   /// The middleware of this task, outermost first: the deployment's global list, then the task's.
   std::vector<const loaded_middleware*> middleware{};
   std::shared_ptr<const std::map<std::string, loaded_middleware>> all_middleware{};
@@ -47,7 +47,7 @@ struct supervisor_env {
   /// every actor.
   queue_book* queues = nullptr;
   /// The task's queue: "task/<id>", or the named queue its definition or the YAML puts it on.
-  std::string queue;
+  std::string queue{};
   /// Where starts, grants, wake-ups and the ends of executor jobs reach the supervisor in
   /// batches (see supervisor_inbox.hpp). Shared with whoever produces them.
   std::shared_ptr<supervisor_inbox> inbox = std::make_shared<supervisor_inbox>();

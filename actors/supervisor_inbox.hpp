@@ -23,6 +23,10 @@ struct supervisor_event {
     done,       ///< run_id, attempt, stage, ok, body (JSON), retryable: a stage ended
     suspended,  ///< run_id, attempt, body (journal keys, JSON): its code awaits them
   };
+  supervisor_event() = default;
+  supervisor_event(kind_t k, std::string id, int attempt = 0, int stage = 0, bool ok = false, bool retryable = true)
+      : kind(k), run_id(std::move(id)), attempt(attempt), stage(stage), ok(ok), retryable(retryable) {}
+
   kind_t kind = start;
   std::string run_id;
   int attempt = 0;

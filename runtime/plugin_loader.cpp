@@ -172,7 +172,12 @@ loaded_plugin load_plugin(const fs::path& file, const fs::path& cache_dir) {
                          "' (1-128 characters of letters, digits, '-', '_', '.')");
     if (!ids.insert(id).second) throw plugin_error("task id '" + id + "' is declared twice in this plugin");
     if (!t->start || !t->step || !t->destroy) throw plugin_error("task '" + id + "': missing start/step/destroy");
-    loaded_task lt{id, describe(t->description), p.name, t, keep_alive};
+    loaded_task lt;
+    lt.id = id;
+    lt.description = describe(t->description);
+    lt.plugin_name = p.name;
+    lt.descriptor = t;
+    lt.library = keep_alive;
     constexpr size_t v11 = offsetof(th_task_descriptor, max_duration_ms) + sizeof(uint64_t);
     if (t->struct_size >= v11 && d->task_descriptor_size >= v11) {
       const th_retry_options& r = t->retry;
