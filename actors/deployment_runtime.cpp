@@ -193,15 +193,14 @@ deployment_runtime::deployment_runtime(config::deployment cfg) : impl_(std::make
     // (Once shutdown has dropped the supervisors, grants are dropped too: nothing starts any more.)
     auto& im = *impl_;
     std::shared_lock lock(im.actors_mu);
-    if (grants.size() == 1) {  // the common case: a slot was released, the next run gets it
-      if (auto it = im.supervisors.find(grants[0].task_id); it != im.supervisors.end())
-        actors::tell(it->second, *im.inboxes.at(it->first), {actors::supervisor_event::granted, std::move(grants[0].run_id)});
-      return;
+    // Grants for the same task in a row go into its inbox together (usually all of them: one task).
+    std::vector<actors::supervisor_event> evs;
+    for (size_t k = 0; k < grants.size(); ++k) {
+      evs.push_back({actors::supervisor_event::granted, std::move(grants[k].run_id)});
+      if (k + 1 < grants.size() && grants[k + 1].task_id == grants[k].task_id) continue;
+      if (auto it = im.supervisors.find(grants[k].task_id); it != im.supervisors.end()) actors::tell(it->second, *im.inboxes.at(it->first), evs);
+      evs.clear();
     }
-    std::unordered_map<std::string, std::vector<actors::supervisor_event>> per_task;  // one message per supervisor
-    for (auto& g : grants) per_task[g.task_id].push_back({actors::supervisor_event::granted, std::move(g.run_id)});
-    for (auto& [task, evs] : per_task)
-      if (auto it = im.supervisors.find(task); it != im.supervisors.end()) actors::tell(it->second, *im.inboxes.at(task), evs);
   });
   i.queues->start_timer();
   i.router = actors::spawn_router(*i.system, i.supervisors);
