@@ -18,6 +18,7 @@
 #include "actors/messages.hpp"
 #include "actors/spawn.hpp"
 #include "runtime/attempt_runner.hpp"
+#include "runtime/ids.hpp"
 #include "runtime/log.hpp"
 
 namespace taskhost::actors {
@@ -59,12 +60,13 @@ struct attempt_flow {
   queue_request slot;                // what it asks its queue for when it resumes
 };
 
+// Keyed by run id, hashed by the time in it (run_id_hash): many runs waiting stay cheap to reach.
 struct supervisor_state {
-  std::unordered_map<std::string, attempt_flow> flows;  // run id → its current attempt
-  std::unordered_map<std::string, std::shared_ptr<run_locals>> locals;  // run id → its locals, until it ends
-  std::unordered_map<std::string, time_point> armed;  // run id → when its next wake timer fires
+  std::unordered_map<std::string, attempt_flow, run_id_hash> flows;  // run id → its current attempt
+  std::unordered_map<std::string, std::shared_ptr<run_locals>, run_id_hash> locals;  // run id → its locals, until it ends
+  std::unordered_map<std::string, time_point, run_id_hash> armed;  // run id → when its next wake timer fires
   std::deque<std::string> resident;  // suspended runs whose execution is in memory, oldest first
-  std::unordered_set<std::string> ttl_armed;  // queued runs whose TTL timer is set
+  std::unordered_set<std::string, run_id_hash> ttl_armed;  // queued runs whose TTL timer is set
 };
 
 std::string_view level_name(log::level l) {
@@ -153,7 +155,7 @@ config::retry_config retry_from_answer(config::retry_config base, const json& o)
 caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supervisor_env> env) {
   auto st = std::make_shared<supervisor_state>();
   // Every flow leaves through here: its slot goes back to its queue (which may start another run).
-  auto erase_flow = [=](std::unordered_map<std::string, attempt_flow>::iterator it) {
+  auto erase_flow = [=](decltype(supervisor_state::flows)::iterator it) {
     const bool had_slot = it->second.has_slot;
     std::string id = it->first;
     st->flows.erase(it);

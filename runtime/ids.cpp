@@ -1,15 +1,86 @@
 #include "runtime/ids.hpp"
 
+#include <array>
+#include <atomic>
+#include <chrono>
 #include <random>
 
 namespace taskhost {
+namespace {
+// In ASCII order, so that ids sort as strings in the order of the numbers they encode.
+constexpr std::string_view alphabet = "123456789abcdefghijkmnopqrstuvwxyz";
+constexpr int time_chars = 11;  // 34^11 µs ≈ 2,200 years from 1970
+constexpr int random_chars = 10;
+
+std::mt19937_64& rng() {
+  thread_local std::mt19937_64 r{std::random_device{}()};
+  return r;
+}
+
+/// n random characters of the alphabet: up to 11 from each 64-bit draw (34^11 < 2^64 / 278, so
+/// no character is off uniform by more than 0.4%).
+void append_random(std::string& id, int n) {
+  while (n > 0) {
+    uint64_t r = rng()();
+    for (int i = 0; i < 11 && n > 0; ++i, --n) {
+      id.push_back(alphabet[r % alphabet.size()]);
+      r /= alphabet.size();
+    }
+  }
+}
+
+/// The digit each character stands for; 255 for characters outside the alphabet.
+constexpr std::array<uint8_t, 256> digit_table() {
+  std::array<uint8_t, 256> t{};
+  for (auto& d : t) d = 255;
+  for (size_t i = 0; i < alphabet.size(); ++i) t[static_cast<unsigned char>(alphabet[i])] = static_cast<uint8_t>(i);
+  return t;
+}
+constexpr auto digits = digit_table();
+
+int64_t next_tick() {
+  static std::atomic<int64_t> last{0};
+  const int64_t now =
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  int64_t prev = last.load(std::memory_order_relaxed);
+  for (;;) {
+    const int64_t next = now > prev ? now : prev + 1;
+    if (last.compare_exchange_weak(prev, next, std::memory_order_relaxed)) return next;
+  }
+}
+}  // namespace
+
 std::string new_id(std::string_view prefix) {
-  static constexpr std::string_view alphabet = "123456789abcdefghijkmnopqrstuvwxyz";
-  thread_local std::mt19937_64 rng{std::random_device{}()};
   std::string id(prefix);
   id.reserve(prefix.size() + 21);
-  std::uniform_int_distribution<size_t> pick(0, alphabet.size() - 1);
-  for (int i = 0; i < 21; ++i) id.push_back(alphabet[pick(rng)]);
+  append_random(id, 21);
   return id;
+}
+
+std::string new_run_id() {
+  std::string id = "run_";
+  id.reserve(4 + time_chars + random_chars);
+  int64_t t = next_tick();
+  char clock_part[time_chars];
+  for (int i = time_chars - 1; i >= 0; --i) {
+    clock_part[i] = alphabet[static_cast<size_t>(t % int64_t(alphabet.size()))];
+    t /= int64_t(alphabet.size());
+  }
+  id.append(clock_part, time_chars);
+  append_random(id, random_chars);
+  return id;
+}
+
+size_t run_id_hash::operator()(std::string_view id) const noexcept {
+  if (id.size() == 4 + time_chars + random_chars && id.compare(0, 4, "run_") == 0) {
+    uint64_t t = 0;
+    for (size_t i = 4; i < 4 + time_chars; ++i) {
+      const uint8_t d = digits[static_cast<unsigned char>(id[i])];
+      if (d == 255) return std::hash<std::string_view>{}(id);
+      t = t * alphabet.size() + d;
+    }
+    return static_cast<size_t>(t);
+  }
+  return std::hash<std::string_view>{}(id);
 }
 }  // namespace taskhost

@@ -29,6 +29,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "runtime/ids.hpp"
 #include "runtime/run.hpp"
 
 namespace taskhost {
@@ -348,7 +349,7 @@ private:
   store_options opts_;
   std::unique_ptr<db_state> db_;
   mutable std::mutex mu_;
-  std::unordered_map<std::string, hot_run> hot_;
+  std::unordered_map<std::string, hot_run, run_id_hash> hot_;  ///< see run_id_hash
   std::unordered_map<std::string, std::string> idem_;  ///< task '\n' key → run id, for hot runs
   std::vector<std::string> dirty_;
   std::vector<std::function<void(bool, const std::string&)>> commit_waiters_;
