@@ -96,11 +96,12 @@ void queue_book::fill(queue_state& q, clock::time_point now, std::vector<queue_g
       continue;
     }
     auto first = k.items.begin();
-    queue_grant g{std::move(first->second.run_id), std::move(first->second.task_id)};
+    auto run = first->second;
+    queue_grant g{run->first, std::move(run->second.task_id)};
     k.items.erase(first);
+    queued_.erase(run);
     --q.queued;
-    queued_.erase(g.run_id);
-    holding_[g.run_id] = where{&q, &k, {}};
+    holding_[g.run_id] = holder{&q, &k};
     ++k.running;
     ++q.running;
     if (q.base.rate) {
@@ -141,8 +142,9 @@ bool queue_book::enqueue(const queue_request& r) {
     if (holding_.count(r.run_id)) return true;
     auto qit = queues_.find(r.queue);
     if (qit == queues_.end()) throw std::invalid_argument("no queue named '" + r.queue + "'");
-    auto [slot, fresh] = queued_.try_emplace(r.run_id);  // one lookup in what may be millions
-    if (!fresh) return false;
+    // A new run has the greatest id (they are time-ordered): one comparison, no lookup.
+    auto slot = queued_.empty() || queued_.rbegin()->first < r.run_id ? queued_.end() : queued_.lower_bound(r.run_id);
+    if (slot != queued_.end() && slot->first == r.run_id) return false;
     queue_state& q = *qit->second;
     auto& kp = q.keys[r.key];
     if (!kp) {
@@ -152,10 +154,9 @@ bool queue_book::enqueue(const queue_request& r) {
     key_state& k = *kp;
     const item at{r.score_us, seq_++};
     // Runs mostly arrive in score order: then the insert is at the end, in constant time.
-    k.items.emplace_hint(k.items.empty() || k.items.rbegin()->first < at ? k.items.end() : k.items.upper_bound(at), at,
-                         queued_run{r.run_id, r.task_id});
+    slot = queued_.emplace_hint(slot, r.run_id, queued_run{&q, &k, at, r.task_id});
+    k.items.emplace_hint(k.items.empty() || k.items.rbegin()->first < at ? k.items.end() : k.items.upper_bound(at), at, slot);
     ++q.queued;
-    slot->second = where{&q, &k, at};
     if (key_eligible(q, k)) push_ring(q, k);
     fill(q, opts_.now(), grants);
     for (auto it = grants.begin(); it != grants.end(); ++it)

@@ -62,6 +62,7 @@
 #include "taskhost/client.hpp"
 #include "runtime/log.hpp"
 #include "runtime/cron.hpp"
+#include "runtime/ids.hpp"
 #include "runtime/queues.hpp"
 #include "runtime/trigger_request.hpp"
 #include "bench/baselines.hpp"
@@ -335,7 +336,7 @@ void queue_scenarios(int reps) {
     int64_t score = 0;
     std::vector<std::string> ids;
     ids.reserve(queued + starts + 1);
-    for (size_t i = 0; i < queued + size_t(starts) + 1; ++i) ids.push_back("run_" + std::to_string(1000000000000 + i));
+    for (size_t i = 0; i < queued + size_t(starts) + 1; ++i) ids.push_back(taskhost::new_run_id());  // time-ordered, as the runtime makes them
     running = ids[0];
     book.enqueue({ids[0], "t", "q", "", score++});
     for (size_t i = 1; i <= queued; ++i) book.enqueue({ids[i], "t", "q", "", score++});
@@ -366,7 +367,10 @@ void queue_backlog_scenario(const fs::path& tmp, int reps) {
   const int k = 50000;
   std::vector<double> rates[2];
   const size_t backlogs[2] = {100, 1000000};
+  // TASKHOST_BENCH_BACKLOG_ONLY=100 or 1000000 measures one of them (to profile it).
+  const char* only = std::getenv("TASKHOST_BENCH_BACKLOG_ONLY");
   for (int b = 0; b < 2; ++b) {
+    if (only && std::to_string(backlogs[b]) != only) continue;
     auto cfg = bench_deployment(tmp / ("backlog-" + std::to_string(backlogs[b])), TASKHOST_BENCH_PLUGIN);
     cfg.store.path = ":memory:";  // the same for both; the queue is what differs
     taskhost::config::queue_config q;
@@ -420,6 +424,11 @@ void queue_backlog_scenario(const fs::path& tmp, int reps) {
       rates[b].push_back(k / std::chrono::duration<double>(clk::now() - t0).count());
     }
     rt.pause_queue("bench", true);  // what is left stays queued; the runtime stops
+  }
+  if (only) {
+    for (int b = 0; b < 2; ++b)
+      if (!rates[b].empty()) report("queue-backlog-" + std::to_string(backlogs[b]), "runs/s", summarize(rates[b]));
+    return;
   }
   auto s = summarize(rates[0]), l = summarize(rates[1]);
   report("queue-backlog-100", "runs/s", s);

@@ -3,6 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
+#include <random>
+#include <set>
+#include <tuple>
+
+#include "runtime/ids.hpp"
 
 namespace taskhost {
 namespace {
@@ -224,6 +230,90 @@ TEST_F(QueueBookTest, RestoreBringsBackPausedAndOverride) {
   EXPECT_TRUE(i->paused);
   EXPECT_EQ(i->limit(), 7);
   EXPECT_EQ(i->overridden_at_ms, 123);
+}
+
+// The book against a plain model (a sorted vector per key, a limit of 2, two keys): ids both
+// time-ordered (as the runtime makes them) and not (ids of an older version), enqueued in any
+// order, removed and enqueued again, with any scores. The index of queued runs takes the fast
+// path for the greatest id so far and the lookup for the others: both must agree with the model.
+TEST_F(QueueBookTest, StartsRunsInTheModelsOrderWhateverTheOrderOfTheirIds) {
+  book->declare("q", {.concurrency = 2});
+  std::mt19937 rng(7);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 40; ++i) ids.push_back(i % 2 ? new_run_id() : "run_old" + std::to_string(rng() % 1000000));
+  std::shuffle(ids.begin() + 20, ids.end(), rng);  // the second half out of creation order
+  struct entry {
+    int64_t score;
+    uint64_t seq;
+    std::string id;
+    bool operator<(const entry& o) const { return std::tie(score, seq) < std::tie(o.score, o.seq); }
+  };
+  std::map<std::string, std::vector<entry>> model;  // key → queued, in start order
+  std::map<std::string, std::string> key_of;         // queued or running → key
+  std::map<std::string, int> running;                // key → runs holding slots
+  std::set<std::string> holding;
+  uint64_t seq = 0;
+  auto model_fill = [&](const std::string& key, std::vector<std::string>& out) {
+    auto& v = model[key];
+    while (!v.empty() && running[key] < 2) {
+      out.push_back(v.front().id);
+      holding.insert(v.front().id);
+      ++running[key];
+      v.erase(v.begin());
+    }
+  };
+  for (int step = 0; step < 4000; ++step) {
+    const std::string& id = ids[rng() % ids.size()];
+    const std::string key = (rng() % 2) ? "a" : "b";
+    std::vector<std::string> expected;
+    switch (rng() % 3) {
+      case 0: {  // enqueue
+        const int64_t score = int64_t(rng() % 50);
+        const bool queued = key_of.count(id) && !holding.count(id);
+        bool expect_mine = holding.count(id) > 0;
+        if (!queued && !holding.count(id)) {
+          auto& v = model[key];
+          entry e{score, seq++, id};
+          v.insert(std::upper_bound(v.begin(), v.end(), e), e);
+          key_of[id] = key;
+          model_fill(key, expected);
+          if (auto it = std::find(expected.begin(), expected.end(), id); it != expected.end()) {
+            expected.erase(it);
+            expect_mine = true;
+          }
+        }
+        ASSERT_EQ(book->enqueue({id, "t", "q", key, score}), expect_mine) << "step " << step << " " << id;
+        break;
+      }
+      case 1: {  // release
+        const bool held = holding.count(id) > 0;
+        if (held) {
+          holding.erase(id);
+          const std::string k = key_of[id];
+          key_of.erase(id);
+          --running[k];
+          model_fill(k, expected);
+        }
+        ASSERT_EQ(book->release(id), held) << "step " << step;
+        break;
+      }
+      default: {  // remove
+        const bool queued = key_of.count(id) && !holding.count(id);
+        if (queued) {
+          auto& v = model[key_of[id]];
+          v.erase(std::find_if(v.begin(), v.end(), [&](const entry& e) { return e.id == id; }));
+          key_of.erase(id);
+        }
+        ASSERT_EQ(book->remove(id), queued) << "step " << step;
+        ASSERT_FALSE(book->is_queued(id));
+      }
+    }
+    ASSERT_EQ(take(), expected) << "step " << step;
+    size_t queued = 0;
+    for (auto& [k, v] : model) queued += v.size();
+    ASSERT_EQ(book->info("q")->queued, queued) << "step " << step;
+    ASSERT_EQ(book->info("q")->running, holding.size()) << "step " << step;
+  }
 }
 
 TEST(QueueBookTimer, DispatchesWhenTheRateWindowOpens) {
