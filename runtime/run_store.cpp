@@ -653,6 +653,9 @@ std::vector<std::string> run_store::unfinished_runs() const {
 
 namespace {
 
+/// The most rows one transaction of flush() writes (a few MB of serialized rows at most).
+constexpr size_t max_rows_per_commit = 4096;
+
 /// A run's row, serialized under the store's lock and written without it.
 struct row_op {
   std::string id;
@@ -677,14 +680,40 @@ struct row_op {
 }  // namespace
 
 bool run_store::flush() {
-  std::vector<row_op> ops;
   std::vector<std::function<void(bool, const std::string&)>> waiters;
+  std::vector<std::string> pending;
   {
     std::lock_guard lock(mu_);
     notified_ = false;
     waiters.swap(commit_waiters_);
-    ops.reserve(dirty_.size());
-    for (const auto& id : dirty_) {
+    pending.swap(dirty_);  // they stay marked dirty until their slice is serialized
+  }
+  // One transaction per slice of max_rows_per_commit: a burst of 100,000 triggers is not copied
+  // into rows all at once (that copy was a third of the peak memory), and the first runs of a
+  // burst are answered, and start, once the first slice has committed.
+  bool ok = true;
+  std::string error;
+  size_t from = 0;
+  do {  // once at least: an empty commit still answers the waiters
+    const size_t n = std::min(pending.size() - from, max_rows_per_commit);
+    std::string slice_error;
+    if (!commit_slice(pending.data() + from, n, slice_error) && ok) {
+      ok = false;
+      error = std::move(slice_error);
+    }
+    from += n;
+  } while (from < pending.size());
+  for (auto& w : waiters) w(ok, error);
+  return ok;
+}
+
+bool run_store::commit_slice(const std::string* ids, size_t count, std::string& error) {
+  std::vector<row_op> ops;
+  {
+    std::lock_guard lock(mu_);
+    ops.reserve(count);
+    for (size_t i = 0; i < count; ++i) {
+      const std::string& id = ids[i];
       auto it = hot_.find(id);
       if (it == hot_.end()) continue;
       hot_run& h = it->second;
@@ -742,7 +771,6 @@ bool run_store::flush() {
       if (r.logs.size() > h.logs_persisted) op.new_logs.assign(r.logs.begin() + static_cast<ptrdiff_t>(h.logs_persisted), r.logs.end());
       ops.push_back(std::move(op));
     }
-    dirty_.clear();
   }
   for (auto& op : ops) {
     if (op.insert) op.payload = dump(op.payload_value);
@@ -751,7 +779,6 @@ bool run_store::flush() {
     op.output_value = nullptr;
   }
 
-  std::string error;
   bool ok = true;
   if (!ops.empty()) {
     std::lock_guard wl(db_->write_mu);
@@ -878,7 +905,6 @@ bool run_store::flush() {
     }
   }
   for (auto& [f, res] : answers) f(std::move(res));
-  for (auto& w : waiters) w(ok, error);
   return ok;
 }
 

@@ -342,6 +342,8 @@ private:
   /// update() (any: a final or cold run is loaded back), update_unfinished() and update_live().
   bool change(const std::string& id, const std::function<void(run_record&)>& f, reach how);
   void mark_dirty_locked(const std::string& id, hot_run& h);
+  /// flush() of `count` dirty runs in one transaction; false (and why) if it did not commit.
+  bool commit_slice(const std::string* ids, size_t count, std::string& error);
   /// The notify to call (after unlocking) if the writer is not already woken; else empty.
   std::function<void()> wake_locked();
   std::optional<run_record> load_locked(const std::string& id, bool with_logs) const;

@@ -71,6 +71,45 @@ TEST(RunStoreTest, NewRunIsAcknowledgedOnlyAfterItsCommitAndManyShareOne) {
   EXPECT_EQ(st.int64(0), 100);
 }
 
+TEST(RunStoreTest, ABurstIsWrittenInSlicesTheFirstAnsweredBeforeTheLastIsWritten) {
+  temp_dir tmp;
+  run_store s({(tmp / "runs.db").string()});
+  constexpr int n = 10000;  // 4,096 rows per transaction: three slices
+  std::vector<std::string> ids, acked;
+  size_t acked_when_waiter_ran = 0;
+  int waiter_calls = 0;
+  for (int i = 0; i < n; ++i) {
+    auto r = new_run();
+    ids.push_back(r.id);
+    s.create(std::move(r), [&](create_result c) {
+      EXPECT_EQ(c.status, 200);
+      if (acked.size() == 4095) {  // the last answer of the first slice: the others are not written yet
+        sqlite::db other((tmp / "runs.db").string(), false);
+        auto st = other.prepare("SELECT count(*) FROM runs");
+        EXPECT_TRUE(st.step());
+        EXPECT_EQ(st.int64(0), 4096);
+      }
+      acked.push_back(c.run_id);
+    });
+  }
+  s.after_commit([&](bool ok, const std::string&) {  // everything changed before it is committed
+    EXPECT_TRUE(ok);
+    acked_when_waiter_ran = acked.size();
+    ++waiter_calls;
+  });
+  EXPECT_TRUE(s.flush());
+  EXPECT_EQ(acked, ids) << "every trigger answered, in order";
+  EXPECT_EQ(waiter_calls, 1);
+  EXPECT_EQ(acked_when_waiter_ran, size_t(n));
+  EXPECT_EQ(s.stats().commits, 3u);
+  EXPECT_EQ(s.stats().rows_written, uint64_t(n));
+  EXPECT_FALSE(s.dirty());
+  sqlite::db other((tmp / "runs.db").string(), false);
+  auto st = other.prepare("SELECT count(*) FROM runs");
+  ASSERT_TRUE(st.step());
+  EXPECT_EQ(st.int64(0), n);
+}
+
 TEST(RunStoreTest, ReopenedStoreHasEveryCommittedRunAndListsTheUnfinished) {
   temp_dir tmp;
   std::string queued, done, executing;
