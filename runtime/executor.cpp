@@ -122,6 +122,12 @@ struct executor::state {
     return true;
   }
 
+  /// Whether the sleeping monitor should look (call with `mu` held): jobs wait and no worker is
+  /// waiting to take one — only then can the pool starve. A job that a waiting worker will take
+  /// does not wake it (that was a second wake-up, on a second thread, for every job posted into
+  /// an idle pool). The worker that takes the last idle slot while jobs are left asks again.
+  bool monitor_needed_locked() const { return monitor_idle && !jobs.empty() && idle == 0; }
+
   void work(worker_it self);
   void monitor(const std::shared_ptr<state>& self);
   bool blocked_in_user_code();
@@ -164,8 +170,8 @@ bool executor::post(std::function<void()> job, bool finish_on_stop) {
     std::lock_guard lock(st_->mu);
     if (st_->stopping) return false;
     st_->jobs.push_back({std::move(job), finish_on_stop});
-    wake_monitor = st_->monitor_idle;  // cleared by the monitor itself, once it saw the job
     wake = st_->wake_one_locked();
+    wake_monitor = st_->monitor_needed_locked();
   }
   if (wake) st_->cv.notify_one();
   if (wake_monitor) st_->monitor_cv.notify_one();
@@ -195,11 +201,13 @@ void executor::state::work(worker_it self) {
     auto job = std::move(jobs.front().fn);
     jobs.pop_front();
     const bool wake_next = wake_one_locked();  // more jobs queued: the next thread
+    const bool wake_monitor = monitor_needed_locked();
     ++running;
     ++started;
     self->in_job.store(true, std::memory_order_relaxed);
     lock.unlock();
     if (wake_next) cv.notify_one();
+    if (wake_monitor) monitor_cv.notify_one();
     try {
       job();
     } catch (const std::exception& e) {
@@ -296,7 +304,9 @@ void executor::state::monitor(const std::shared_ptr<state>& self) {
 bool executor::stop(std::chrono::milliseconds grace) { return stop_impl(grace); }
 
 bool executor::stop_impl(std::optional<std::chrono::milliseconds> grace) {
-  auto deadline = grace ? std::optional(clock_t_::now() + *grace) : std::nullopt;
+  // A plain time point and a flag: GCC 12 reads an optional one as maybe uninitialized.
+  const bool bounded = grace.has_value();
+  const auto deadline = clock_t_::now() + grace.value_or(std::chrono::milliseconds(0));
   std::unique_lock lock(st_->mu);
   if (st_->stopped) return st_->running == 0;
   st_->stopping = true;
@@ -309,7 +319,7 @@ bool executor::stop_impl(std::optional<std::chrono::milliseconds> grace) {
   lock.lock();
   auto idle = [&] { return st_->running == 0 && st_->jobs.empty(); };
   bool done = true;
-  if (deadline) done = st_->idle_cv.wait_until(lock, *deadline, idle);
+  if (bounded) done = st_->idle_cv.wait_until(lock, deadline, idle);
   else st_->idle_cv.wait(lock, idle);
   st_->stopped = true;
   auto threads = std::exchange(st_->exited, {});

@@ -278,6 +278,24 @@ TEST(ExecutorTest, GrowsForJobsPostedOneAtATime) {
   EXPECT_TRUE(ex.stop(10s));
 }
 
+// Two blocking jobs posted back to back into an idle pool of one: at both posts the thread is
+// still waiting (it has not woken yet), so neither post wakes the monitor; the thread that takes
+// the first job and leaves the second queued with no thread waiting must. Repeated, as whether a
+// post finds the thread still waiting is a matter of timing.
+TEST(ExecutorTest, GrowsForABurstPostedIntoAnIdlePool) {
+  for (int trial = 0; trial < 10; ++trial) {
+    executor ex(1, 4, 10ms);
+    std::this_thread::sleep_for(2ms);  // the thread waits for work
+    auto g = std::make_shared<gate>();
+    release_on_exit opener{g};
+    ASSERT_TRUE(ex.post([g] { g->wait(); }));
+    ASSERT_TRUE(ex.post([g] { g->wait(); }));
+    ASSERT_TRUE(g->wait_until_waiting(2, 5s)) << "trial " << trial << ": the second job never started: the pool did not grow";
+    g->release();
+    EXPECT_TRUE(ex.stop(10s));
+  }
+}
+
 TEST(ExecutorTest, DoesNotGrowPastMaxThreads) {
   executor ex(2, 2, 10ms);
   auto g = std::make_shared<gate>();
