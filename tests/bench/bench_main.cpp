@@ -2,7 +2,8 @@
 // physical baselines measured in the same run. Prints a table and appends JSON lines to
 // bench/results/<date>.jsonl. Environment: TASKHOST_BENCH_ONLY=waits runs only the waits scenarios;
 // TASKHOST_BENCH_ONLY=http compares the HTTP scenarios with the access log on and off;
-// TASKHOST_BENCH_ONLY=queues only the queue bookkeeping; TASKHOST_BENCH_ONLY=schedules only cron;
+// TASKHOST_BENCH_ONLY=queues only the queues (`--queue-backlog N REPS` one backlog, in this process);
+// TASKHOST_BENCH_ONLY=schedules only cron;
 // TASKHOST_BENCH_ONLY=embedded only the embedded throughput (disk and :memory:) and fail-twice;
 // TASKHOST_BENCH_PARENT_CHILD_ONLY=1 (with =waits) skips waiting-10k;
 // TASKHOST_BENCH_DEBUG=1 breaks the parent/child round trip down and prints the runs left in
@@ -377,73 +378,88 @@ void queue_scenarios(int reps) {
 
 /// queue-backlog-N: end to end, runs/s started and completed from a queue (limit 16) that holds N
 /// queued runs all along: a feeder tops the queue up to N as runs leave it. N = 100 and 1,000,000
-/// (filled while the queue is paused, then resumed). Median of `reps` measurements of K runs each.
-void queue_backlog_scenario(const fs::path& tmp, int reps) {
+/// (filled while the queue is paused, then resumed). `reps` measurements of K runs each, in one
+/// process of its own per N (below).
+std::vector<double> backlog_rates(const fs::path& tmp, size_t backlog, int reps) {
   const int k = 50000;
-  std::vector<double> rates[2];
-  const size_t backlogs[2] = {100, 1000000};
-  // TASKHOST_BENCH_BACKLOG_ONLY=100 or 1000000 measures one of them (to profile it).
-  const char* only = std::getenv("TASKHOST_BENCH_BACKLOG_ONLY");
-  for (int b = 0; b < 2; ++b) {
-    if (only && std::to_string(backlogs[b]) != only) continue;
-    auto cfg = bench_deployment(tmp / ("backlog-" + std::to_string(backlogs[b])), TASKHOST_BENCH_PLUGIN);
-    cfg.store.path = ":memory:";  // the same for both; the queue is what differs
-    taskhost::config::queue_config q;
-    q.name = "bench";
-    q.concurrency_limit = 16;
-    cfg.queues.push_back(q);
-    cfg.tasks["bench-noop"].id = "bench-noop";
-    cfg.tasks["bench-noop"].queue = "bench";
-    taskhost::deployment_runtime rt(cfg);
-    std::atomic<long> acked{0};
-    long triggered = 0;
-    auto fire = [&](long n) {
-      for (long i = 0; i < n; ++i) {
-        taskhost::trigger_input in;
-        in.task_id = "bench-noop";
-        rt.trigger(std::move(in), [&](taskhost::trigger_outcome o) {
-          if (o.status != 200) throw std::runtime_error("trigger refused: " + o.error);
-          ++acked;
-        });
-      }
-      triggered += n;
-    };
-    auto queued = [&] { return rt.get_queue("bench").body.value("queued", long{0}); };
-    // TASKHOST_BENCH_BACKLOG_DELAYED=1: the big case holds its 1,000,000 runs DELAYED (in the
-    // store's memory, not in the queue) and keeps 100 queued: what the store's size costs alone.
-    const bool delayed_only = b == 1 && std::getenv("TASKHOST_BENCH_BACKLOG_DELAYED");
-    const long target = delayed_only ? long(backlogs[0]) : long(backlogs[b]);
-    rt.pause_queue("bench", true);
-    if (delayed_only) {
-      for (size_t i = 0; i < backlogs[b]; ++i) {
-        taskhost::trigger_input in;
-        in.task_id = "bench-noop";
-        in.delay_until = std::chrono::system_clock::now() + std::chrono::hours(1);
-        rt.trigger(std::move(in), [&](taskhost::trigger_outcome) { ++acked; });
-      }
-      triggered += long(backlogs[b]);
+  std::vector<double> rates;
+  auto cfg = bench_deployment(tmp / ("backlog-" + std::to_string(backlog)), TASKHOST_BENCH_PLUGIN);
+  cfg.store.path = ":memory:";  // the same for both; the queue is what differs
+  taskhost::config::queue_config q;
+  q.name = "bench";
+  q.concurrency_limit = 16;
+  cfg.queues.push_back(q);
+  cfg.tasks["bench-noop"].id = "bench-noop";
+  cfg.tasks["bench-noop"].queue = "bench";
+  taskhost::deployment_runtime rt(cfg);
+  std::atomic<long> acked{0};
+  long triggered = 0;
+  auto fire = [&](long n) {
+    for (long i = 0; i < n; ++i) {
+      taskhost::trigger_input in;
+      in.task_id = "bench-noop";
+      rt.trigger(std::move(in), [&](taskhost::trigger_outcome o) {
+        if (o.status != 200) throw std::runtime_error("trigger refused: " + o.error);
+        ++acked;
+      });
     }
-    fire(target);
-    while (acked.load() < triggered || queued() < target) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    rt.pause_queue("bench", false);
-    for (int r = 0; r < reps; ++r) {
-      const long start_done = triggered - long(rt.store_stats().hot_runs);  // delayed runs stay hot: they cancel out
-      auto t0 = clk::now();
-      for (;;) {
-        const long in_transit = triggered - acked.load();  // triggered, not yet in the queue
-        const long missing = target - queued() - in_transit;
-        if (missing > 0) fire(std::min<long>(missing, 1000));
-        if (triggered - long(rt.store_stats().hot_runs) - start_done >= k) break;
-        std::this_thread::sleep_for(std::chrono::microseconds(200));
-      }
-      rates[b].push_back(k / std::chrono::duration<double>(clk::now() - t0).count());
+    triggered += n;
+  };
+  auto queued = [&] { return rt.get_queue("bench").body.value("queued", long{0}); };
+  // TASKHOST_BENCH_BACKLOG_DELAYED=1: the big case holds its 1,000,000 runs DELAYED (in the
+  // store's memory, not in the queue) and keeps 100 queued: what the store's size costs alone.
+  const bool delayed_only = backlog > 100 && std::getenv("TASKHOST_BENCH_BACKLOG_DELAYED");
+  const long target = delayed_only ? 100 : long(backlog);
+  rt.pause_queue("bench", true);
+  if (delayed_only) {
+    for (size_t i = 0; i < backlog; ++i) {
+      taskhost::trigger_input in;
+      in.task_id = "bench-noop";
+      in.delay_until = std::chrono::system_clock::now() + std::chrono::hours(1);
+      rt.trigger(std::move(in), [&](taskhost::trigger_outcome) { ++acked; });
     }
-    rt.pause_queue("bench", true);  // what is left stays queued; the runtime stops
+    triggered += long(backlog);
   }
-  if (only) {
-    for (int b = 0; b < 2; ++b)
-      if (!rates[b].empty()) report("queue-backlog-" + std::to_string(backlogs[b]), "runs/s", summarize(rates[b]));
-    return;
+  fire(target);
+  while (acked.load() < triggered || queued() < target) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  rt.pause_queue("bench", false);
+  for (int r = 0; r < reps; ++r) {
+    const long start_done = triggered - long(rt.store_stats().hot_runs);  // delayed runs stay hot: they cancel out
+    auto t0 = clk::now();
+    for (;;) {
+      const long in_transit = triggered - acked.load();  // triggered, not yet in the queue
+      const long missing = target - queued() - in_transit;
+      if (missing > 0) fire(std::min<long>(missing, 1000));
+      if (triggered - long(rt.store_stats().hot_runs) - start_done >= k) break;
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    rates.push_back(k / std::chrono::duration<double>(clk::now() - t0).count());
+  }
+  rt.pause_queue("bench", true);  // what is left stays queued; the runtime stops
+  return rates;
+}
+
+/// The child process of queue-backlog-N: prints the rates of one backlog, one per line.
+int queue_backlog_main(size_t backlog, int reps) {
+  taskhost::log::setup("error", "text");  // stdout carries the rates alone
+  fs::path tmp = fs::temp_directory_path() / ("taskhost-bench-backlog-" + std::to_string(::getpid()));
+  for (double r : backlog_rates(tmp, backlog, reps)) std::printf("%.1f\n", r);
+  fs::remove_all(tmp);
+  return 0;
+}
+
+/// Each backlog is measured in a process of its own, so that neither inherits the other's heap (a
+/// million runs' worth); `taskhost_bench --queue-backlog N REPS` also measures (or profiles) one.
+void queue_backlog_scenario(int reps) {
+  const size_t backlogs[2] = {100, 1000000};
+  std::vector<double> rates[2];
+  for (int b = 0; b < 2; ++b) {
+    std::string cmd = std::string("'") + fs::canonical("/proc/self/exe").string() + "' --queue-backlog " +
+                      std::to_string(backlogs[b]) + " " + std::to_string(reps);
+    FILE* p = popen(cmd.c_str(), "r");
+    double r = 0;
+    while (p && std::fscanf(p, "%lf", &r) == 1) rates[b].push_back(r);
+    if (!p || pclose(p) != 0 || rates[b].size() != size_t(reps)) throw std::runtime_error("the queue backlog process failed");
   }
   auto s = summarize(rates[0]), l = summarize(rates[1]);
   report("queue-backlog-100", "runs/s", s);
@@ -611,6 +627,7 @@ void access_log_scenarios(const fs::path& tmp, int runs, int reps) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 4 && std::string(argv[1]) == "--queue-backlog") return queue_backlog_main(std::stoul(argv[2]), std::atoi(argv[3]));
   if (argc == 5 && std::string(argv[1]) == "--http-client") return http_client_main(argv[2], std::atoi(argv[3]), std::atoi(argv[4]));
   if (argc == 5 && std::string(argv[1]) == "--http-batch-client")
     return http_batch_client_main(argv[2], std::atoi(argv[3]), std::atoi(argv[4]));
@@ -677,7 +694,7 @@ int main(int argc, char** argv) {
   }
   if (const char* only = std::getenv("TASKHOST_BENCH_ONLY"); only && std::string(only) == "queues") {
     queue_scenarios(reps);
-    queue_backlog_scenario(tmp, reps);
+    queue_backlog_scenario(reps);
     fs::remove_all(tmp);
     return 0;
   }
@@ -833,7 +850,7 @@ int main(int argc, char** argv) {
 
   waits_scenarios(tmp, reps);
   queue_scenarios(reps);
-  queue_backlog_scenario(tmp, reps);
+  queue_backlog_scenario(reps);
   cron_scenarios(reps);
   schedules_scenario(tmp, std::min(reps, 3));
   fs::remove_all(tmp);
