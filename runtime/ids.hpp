@@ -17,12 +17,13 @@ std::string new_id(std::string_view prefix);
 /// The id tells when a run was created, as a run's JSON does.
 std::string new_run_id();
 
-/// Hashes run ids for the maps that hold many of them (the store's runs in memory, the queues).
-/// A run id from new_run_id() hashes to the number its clock part encodes: unique within a
-/// process, and ids made close in time land in neighbouring buckets, so that a million runs in
-/// memory are reached in the order they were made (their start from a long queue, say) on memory
-/// the CPU has just fetched, not on a random cache line each. Anything else (an id made before
-/// run ids were time-ordered, another kind of id) is hashed as std::hash does.
+/// Hashes run ids for the maps that hold many of them (the store's runs in memory, the
+/// supervisors'). A run id from new_run_id() hashes to a number that grows with its clock part:
+/// distinct for the ids one process makes within 21 days, and ids made close in time land in
+/// neighbouring buckets, so that a million runs in memory are reached in the order they were made
+/// (their start from a long queue, say) on memory the CPU has just fetched, not on a random cache
+/// line each. Other ids (made before run ids were time-ordered, or of another kind) are hashed as
+/// std::hash hashes them.
 struct run_id_hash {
   size_t operator()(std::string_view id) const noexcept;
 };
