@@ -148,6 +148,14 @@ void run_many(taskhost::deployment_runtime& rt, const std::string& task, int n, 
   while (acked.load() < n || rt.store_stats().hot_runs > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
 }
 
+/// run_many, timed: the seconds it took.
+double seconds_of_run_many(taskhost::deployment_runtime& rt, const std::string& task, int n, const json& payload = nullptr,
+                           int spread_over_tasks = 0) {
+  const auto t0 = clk::now();
+  run_many(rt, task, n, payload, spread_over_tasks);
+  return std::chrono::duration<double>(clk::now() - t0).count();
+}
+
 /// The client process of http-single-50-inflight: `conns` keep-alive connections, each sending
 /// its share of `n` single triggers one after the other. Prints acknowledged/s.
 int http_client_main(const std::string& url, int n, int conns) {
@@ -673,15 +681,9 @@ int main(int argc, char** argv) {
       std::printf("  rss idle %.1f MB, peak during %d runs %.1f MB\n", idle / 1024.0, runs, peak / 1024.0);
       taskhost::deployment_runtime mem(mem_cfg);
       for (int r = 0; r < reps; ++r) {
-        auto t0 = clk::now();
-        run_many(rt, "bench-noop", runs);
-        tput.push_back(runs / std::chrono::duration<double>(clk::now() - t0).count());
-        t0 = clk::now();
-        run_many(mem, "bench-noop", runs);
-        tput_mem.push_back(runs / std::chrono::duration<double>(clk::now() - t0).count());
-        t0 = clk::now();
-        run_many(rt, "bench-fail-twice", 1000);
-        fail_ms.push_back(std::chrono::duration<double, std::milli>(clk::now() - t0).count());
+        tput.push_back(runs / seconds_of_run_many(rt, "bench-noop", runs));
+        tput_mem.push_back(runs / seconds_of_run_many(mem, "bench-noop", runs));
+        fail_ms.push_back(1000 * seconds_of_run_many(rt, "bench-fail-twice", 1000));
       }
       auto st = rt.store_stats();
       std::printf("  store: %llu commits for %llu row writes\n", (unsigned long long)st.commits, (unsigned long long)st.rows_written);
@@ -718,12 +720,8 @@ int main(int argc, char** argv) {
     {
       taskhost::deployment_runtime mem(mem_cfg);
       for (int r = 0; r < reps; ++r) {
-        auto t0 = clk::now();
-        run_many(rt, "bench-noop", runs);
-        tput.push_back(runs / std::chrono::duration<double>(clk::now() - t0).count());
-        t0 = clk::now();
-        run_many(mem, "bench-noop", runs);
-        tput_mem.push_back(runs / std::chrono::duration<double>(clk::now() - t0).count());
+        tput.push_back(runs / seconds_of_run_many(rt, "bench-noop", runs));
+        tput_mem.push_back(runs / seconds_of_run_many(mem, "bench-noop", runs));
       }
     }
     auto disk = summarize(tput), memory = summarize(tput_mem);
@@ -739,11 +737,7 @@ int main(int argc, char** argv) {
     rows_per_run = double(st.rows_written) / (double(reps) * runs);
 
     std::vector<double> fail_ms;
-    for (int r = 0; r < reps; ++r) {
-      auto t0 = clk::now();
-      run_many(rt, "bench-fail-twice", 1000);
-      fail_ms.push_back(std::chrono::duration<double, std::milli>(clk::now() - t0).count());
-    }
+    for (int r = 0; r < reps; ++r) fail_ms.push_back(1000 * seconds_of_run_many(rt, "bench-fail-twice", 1000));
     report("embedded-fail-twice", "ms for 1000", summarize(fail_ms));
 
     taskhost::http_client c("http://127.0.0.1:" + std::to_string(rt.http_port()));
@@ -830,11 +824,7 @@ int main(int argc, char** argv) {
   auto scale = [&](const std::string& name, const taskhost::config::deployment& c, int n, const json& payload, int spread) {
     std::vector<double> v;
     taskhost::deployment_runtime rt(c);
-    for (int r = 0; r < reps; ++r) {
-      auto t0 = clk::now();
-      run_many(rt, "bench-noop", n, payload, spread);
-      v.push_back(n / std::chrono::duration<double>(clk::now() - t0).count());
-    }
+    for (int r = 0; r < reps; ++r) v.push_back(n / seconds_of_run_many(rt, "bench-noop", n, payload, spread));
     report(name, "runs/s", summarize(v), {{"runs", n}});
   };
   for (int tasks : {1, 10, 100, 1000})
