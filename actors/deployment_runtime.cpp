@@ -12,6 +12,7 @@
 
 #include "actors/messages.hpp"
 #include "actors/spawn.hpp"
+#include "runtime/allocator.hpp"
 #include "runtime/api_gateway.hpp"
 #include "runtime/api_keys.hpp"
 #include "runtime/batch_book.hpp"
@@ -209,7 +210,8 @@ deployment_runtime::deployment_runtime(config::deployment cfg) : impl_(std::make
   recover();
   sync_schedules();
   log::info("deployment ready", {{"name", i.cfg.name}, {"tasks", i.report.tasks.size()},
-                                 {"executor_threads", i.exec->threads()}, {"executor_max_threads", i.exec->max_threads()}});
+                                 {"executor_threads", i.exec->threads()}, {"executor_max_threads", i.exec->max_threads()},
+                                 {"malloc", allocator_description()}});
 }
 
 deployment_runtime::~deployment_runtime() {

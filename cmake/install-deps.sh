@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build ccache pkg-config
       libcaf-dev libboost-dev libyaml-cpp-dev libspdlog-dev nlohmann-json3-dev
-      libsqlite3-dev libcli11-dev libhowardhinnant-date-dev libssl-dev
+      libsqlite3-dev libjemalloc-dev libcli11-dev libhowardhinnant-date-dev libssl-dev
       googletest libgtest-dev libgmock-dev libbenchmark-dev curl)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -14,6 +14,7 @@
 #include <taskhost/client.hpp>
 
 #include "actors/deployment_runtime.hpp"
+#include "runtime/allocator.hpp"
 #include "runtime/api_keys.hpp"
 #include "runtime/ids.hpp"
 #include "runtime/log.hpp"
@@ -527,7 +528,8 @@ int main(int argc, char** argv) {
   std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"taskhost — a native runtime for background tasks"};
   app.set_version_flag("--version", "taskhost " TASKHOST_VERSION " (plugin ABI " +
-                                        std::to_string(TASKHOST_ABI_MAJOR) + "." + std::to_string(TASKHOST_ABI_MINOR) + ")");
+                                        std::to_string(TASKHOST_ABI_MAJOR) + "." + std::to_string(TASKHOST_ABI_MINOR) +
+                                        ")\nmalloc: " + taskhost::allocator_description());
   app.require_subcommand(1);
   std::string url = default_url();
   std::string key_flag;

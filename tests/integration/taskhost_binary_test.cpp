@@ -367,6 +367,16 @@ TEST(TaskhostBinaryTest, VersionAndHelp) {
   auto v = run_command({bin, "--version"});
   EXPECT_EQ(v.exit_code, 0);
   EXPECT_TRUE(std::regex_search(v.out, std::regex(R"(taskhost \d+\.\d+\.\d+ \(plugin ABI 1\.\d+\))"))) << v.out;
+  // The malloc it runs on: jemalloc with the settings of runtime/malloc/jemalloc_conf.cpp when
+  // built with it (they took effect: jemalloc's defaults are false, 10000 and 0).
+  if (TASKHOST_JEMALLOC_EXPECTED) {
+    EXPECT_TRUE(std::regex_search(v.out, std::regex(R"(malloc: jemalloc 5\.\S+ \(background_thread:true, dirty_decay_ms:1000, muzzy_decay_ms:0\))")))
+        << v.out;
+    // What it prints is read from jemalloc, which MALLOC_CONF still overrides.
+    auto o = run_command({bin, "--version"}, std::chrono::seconds(60), {"MALLOC_CONF=dirty_decay_ms:5000"});
+    EXPECT_NE(o.out.find("dirty_decay_ms:5000, muzzy_decay_ms:0)"), std::string::npos) << o.out;
+  } else
+    EXPECT_NE(v.out.find("malloc: the C library's (or a sanitizer's) malloc"), std::string::npos) << v.out;
   auto h = run_command({bin, "--help"});
   EXPECT_EQ(h.exit_code, 0);
   for (auto cmd : {"run", "trigger", "runs", "validate", "plugins"}) EXPECT_NE(h.out.find(cmd), std::string::npos) << cmd;
