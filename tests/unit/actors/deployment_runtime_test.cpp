@@ -67,6 +67,36 @@ TEST_F(DeploymentRuntimeTest, HelloWorldCompletesWithItsOutput) {
   EXPECT_TRUE(r.started_at && r.finished_at);
 }
 
+// A task without middleware or hooks after run: its stage, its attempt's end and the run's
+// COMPLETED state are one change of the store. What was committed, read back after a restart:
+TEST_F(DeploymentRuntimeTest, RunWithoutHooksRecordsItsEndCompletelyInTheStore) {
+  std::string id;
+  {
+    deployment_runtime rt(cfg_);
+    auto o = trigger(rt, "hello-world", {{"message", "stored"}});
+    ASSERT_EQ(o.status, 200) << o.error;
+    id = o.run_id;
+    ASSERT_EQ(wait_final(rt, id).status, run_status::completed);
+  }
+  deployment_runtime rt(cfg_);
+  auto r = rt.get_run(id);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, run_status::completed);
+  ASSERT_TRUE(r->output);
+  EXPECT_EQ(*r->output, taskhost::json({{"echo", "stored"}}));
+  EXPECT_FALSE(r->error);
+  ASSERT_EQ(r->attempts.size(), 1u);
+  const auto& a = r->attempts[0];
+  EXPECT_EQ(a.status, taskhost::attempt_status::completed);
+  ASSERT_TRUE(a.finished_at && r->finished_at && r->started_at);
+  EXPECT_EQ(taskhost::to_us(*a.finished_at), taskhost::to_us(*r->finished_at));
+  EXPECT_LE(taskhost::to_us(a.started_at), taskhost::to_us(*a.finished_at));
+  ASSERT_EQ(a.stages.size(), 1u);
+  EXPECT_EQ(a.stages[0].name, "run");
+  EXPECT_TRUE(a.stages[0].ok);
+  EXPECT_FALSE(a.stages[0].error);
+}
+
 TEST_F(DeploymentRuntimeTest, FailedAttemptIsRetriedUntilItSucceeds) {
   deployment_runtime rt(cfg_);
   auto r = wait_final(rt, trigger(rt, "fixture-flaky", {{"succeed_on", 3}}).run_id);
