@@ -9,7 +9,7 @@
 
 namespace taskhost {
 
-/// "jemalloc 5.3.0-0-g… (background_thread:true, dirty_decay_ms:1000, muzzy_decay_ms:0)" when
+/// "jemalloc 5.3.0-0-g… (background_thread:true, dirty_decay_ms:100, muzzy_decay_ms:0)" when
 /// jemalloc serves malloc, else "the C library's (or a sanitizer's) malloc".
 std::string allocator_description();
 

@@ -370,7 +370,7 @@ TEST(TaskhostBinaryTest, VersionAndHelp) {
   // The malloc it runs on: jemalloc with the settings of runtime/malloc/jemalloc_conf.cpp when
   // built with it (they took effect: jemalloc's defaults are false, 10000 and 0).
   if (TASKHOST_JEMALLOC_EXPECTED) {
-    EXPECT_TRUE(std::regex_search(v.out, std::regex(R"(malloc: jemalloc 5\.\S+ \(background_thread:true, dirty_decay_ms:1000, muzzy_decay_ms:0\))")))
+    EXPECT_TRUE(std::regex_search(v.out, std::regex(R"(malloc: jemalloc 5\.\S+ \(background_thread:true, dirty_decay_ms:100, muzzy_decay_ms:0\))")))
         << v.out;
     // What it prints is read from jemalloc, which MALLOC_CONF still overrides.
     auto o = run_command({bin, "--version"}, std::chrono::seconds(60), {"MALLOC_CONF=dirty_decay_ms:5000"});
