@@ -414,10 +414,10 @@ void run_store::set_notify(std::function<void()> notify) {
   notify_ = std::move(notify);
 }
 
-void run_store::mark_dirty_locked(const std::string& id, hot_run& h) {
-  if (!h.dirty) {
-    h.dirty = true;
-    dirty_.push_back(id);
+void run_store::mark_dirty_locked(hot_map::value_type& run) {
+  if (!run.second.dirty) {
+    run.second.dirty = true;
+    dirty_.push_back(&run);
   }
 }
 
@@ -470,7 +470,7 @@ void run_store::create(run_record r, std::function<void(create_result)> created)
       h.r = std::move(r);
       h.created.push_back(std::move(created));
       auto [it, inserted] = hot_.emplace(id, std::move(h));
-      mark_dirty_locked(id, it->second);
+      mark_dirty_locked(*it);
       notify = wake_locked();
     }
   }
@@ -547,7 +547,7 @@ bool run_store::change(const std::string& id, const std::function<void(run_recor
     if (it->second.r.status != run_status::waiting) it->second.cold_ok = false;
     turned_final = !was_final && is_final(it->second.r.status) && final_listener_;
     it->second.r.updated_at = clock_type::now();
-    mark_dirty_locked(id, it->second);
+    mark_dirty_locked(*it);
     notify = wake_locked();
   }
   if (notify) notify();
@@ -682,7 +682,7 @@ struct row_op {
 
 bool run_store::flush() {
   std::vector<std::function<void(bool, const std::string&)>> waiters;
-  std::vector<std::string> pending;
+  std::vector<hot_map::value_type*> pending;
   {
     std::lock_guard lock(mu_);
     notified_ = false;
@@ -708,16 +708,14 @@ bool run_store::flush() {
   return ok;
 }
 
-bool run_store::commit_slice(const std::string* ids, size_t count, std::string& error) {
+bool run_store::commit_slice(hot_map::value_type* const* runs, size_t count, std::string& error) {
   std::vector<row_op> ops;
   {
     std::lock_guard lock(mu_);
     ops.reserve(count);
     for (size_t i = 0; i < count; ++i) {
-      const std::string& id = ids[i];
-      auto it = hot_.find(id);
-      if (it == hot_.end()) continue;
-      hot_run& h = it->second;
+      const std::string& id = runs[i]->first;  // still in hot_: dirty until just below
+      hot_run& h = runs[i]->second;
       h.dirty = false;
       const run_record& r = h.r;
       row_op op;
@@ -898,10 +896,10 @@ bool run_store::commit_slice(const std::string* ids, size_t count, std::string& 
         for (auto& c : h.created) answers.emplace_back(std::move(c), create_result{503, {}, false, error});
         auto k = h.r.task_id + '\n' + h.r.idempotency_key;
         if (auto i = idem_.find(k); i != idem_.end() && i->second == op.id) idem_.erase(i);
-        if (h.dirty) std::erase(dirty_, op.id);
+        if (h.dirty) std::erase(dirty_, &*it);
         hot_.erase(it);
       } else {
-        mark_dirty_locked(op.id, h);  // try again at the next flush
+        mark_dirty_locked(*it);  // try again at the next flush
       }
     }
   }
@@ -1132,11 +1130,12 @@ bool run_store::reset_idempotency_key(const std::string& task_id, const std::str
     // then the rows on disk; a hot run's next commit writes its cleared key too.
     std::lock_guard lock(mu_);
     idem_.erase(task_id + '\n' + key);
-    for (auto& [id, h] : hot_) {
+    for (auto& run : hot_) {
+      hot_run& h = run.second;
       if (h.r.task_id != task_id || h.r.idempotency_key != key) continue;
       h.r.idempotency_key.clear();
       h.r.idempotency_expires_at.reset();
-      mark_dirty_locked(id, h);
+      mark_dirty_locked(run);
       found = true;
     }
     if (found) notify = wake_locked();

@@ -341,9 +341,11 @@ private:
   enum class reach { live, unfinished, any };
   /// update() (any: a final or cold run is loaded back), update_unfinished() and update_live().
   bool change(const std::string& id, const std::function<void(run_record&)>& f, reach how);
-  void mark_dirty_locked(const std::string& id, hot_run& h);
+  using hot_map = std::unordered_map<std::string, hot_run, run_id_hash>;
+  /// Queues a hot run for the next flush (once until it is serialized).
+  void mark_dirty_locked(hot_map::value_type& run);
   /// flush() of `count` dirty runs in one transaction; false (and why) if it did not commit.
-  bool commit_slice(const std::string* ids, size_t count, std::string& error);
+  bool commit_slice(hot_map::value_type* const* runs, size_t count, std::string& error);
   /// The notify to call (after unlocking) if the writer is not already woken; else empty.
   std::function<void()> wake_locked();
   std::optional<run_record> load_locked(const std::string& id, bool with_logs) const;
@@ -351,9 +353,12 @@ private:
   store_options opts_;
   std::unique_ptr<db_state> db_;
   mutable std::mutex mu_;
-  std::unordered_map<std::string, hot_run, run_id_hash> hot_;  ///< see run_id_hash
+  hot_map hot_;  ///< see run_id_hash
   std::unordered_map<std::string, std::string> idem_;  ///< task '\n' key → run id, for hot runs
-  std::vector<std::string> dirty_;
+  /// Runs changed since their last commit, in the order they changed. Their entries in hot_:
+  /// a run marked dirty leaves hot_ only once serialized (evictions and let_go() need it clean;
+  /// a failed insert is taken out of this list first), so these stay valid until then.
+  std::vector<hot_map::value_type*> dirty_;
   std::vector<std::function<void(bool, const std::string&)>> commit_waiters_;
   std::function<void()> notify_;
   std::function<void(const std::string&)> final_listener_;
