@@ -395,9 +395,8 @@ std::vector<double> backlog_rates(const fs::path& tmp, size_t backlog, int reps)
   auto cfg = bench_deployment(tmp / ("backlog-" + std::to_string(backlog)), TASKHOST_BENCH_PLUGIN);
   // The same store for both, the durable one users run; the queue is what differs.
   // TASKHOST_BENCH_BACKLOG_MEMORY=1: a :memory: store instead. There a million queued runs are
-  // also a ~400 MB database in SQLite's own page cache, and each start reads a cold page of it:
-  // about 0.8x the rate with 100 queued (README, Performance), which the durable store, reading
-  // through a 4 MiB cache, does not show.
+  // also a ~400 MB database in SQLite's own page cache: 0.76-0.90 of the rate with 100 queued
+  // (README, Performance), which the durable store, reading through a 4 MiB cache, does not show.
   if (std::getenv("TASKHOST_BENCH_BACKLOG_MEMORY")) cfg.store.path = ":memory:";
   taskhost::config::queue_config q;
   q.name = "bench";
