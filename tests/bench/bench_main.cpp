@@ -2,6 +2,7 @@
 // physical baselines measured in the same run. Prints a table and appends JSON lines to
 // bench/results/<date>.jsonl. Environment: TASKHOST_BENCH_ONLY=waits runs only the waits scenarios;
 // TASKHOST_BENCH_ONLY=http compares the HTTP scenarios with the access log on and off;
+// TASKHOST_BENCH_ONLY=latency only the latency scenarios (the p50 of each repetition);
 // TASKHOST_BENCH_ONLY=queues only the queues (`--queue-backlog N REPS` one backlog, in this process);
 // TASKHOST_BENCH_ONLY=schedules only cron;
 // TASKHOST_BENCH_ONLY=embedded only the embedded throughput (disk and :memory:) and fail-twice;
@@ -231,6 +232,26 @@ std::vector<double> http_latency(taskhost::deployment_runtime& rt, taskhost::htt
     while (rt.store_stats().hot_runs > 0) std::this_thread::sleep_for(std::chrono::microseconds(20));
   }
   return us;
+}
+
+/// Start − receipt and complete − receipt from the runs' own timestamps (receipt = createdAt, set
+/// when the request has been parsed), for `n` sequential triggers into an idle runtime.
+std::pair<std::vector<double>, std::vector<double>> start_and_complete_after_receipt(taskhost::deployment_runtime& rt,
+                                                                                    taskhost::http_client& c, int n) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < n; ++i) {
+    auto res = c.request("POST", "/api/v1/tasks/bench-noop/trigger", R"({"payload":null})");
+    ids.push_back(json::parse(res.body)["id"]);
+    while (rt.store_stats().hot_runs > 0) std::this_thread::sleep_for(std::chrono::microseconds(20));
+  }
+  std::vector<double> start_us, complete_us;
+  for (const auto& id : ids) {
+    auto r = rt.get_run(id);
+    if (!r || r->attempts.empty() || !r->finished_at) continue;
+    start_us.push_back(std::chrono::duration<double, std::micro>(r->attempts[0].started_at - r->created_at).count());
+    complete_us.push_back(std::chrono::duration<double, std::micro>(*r->finished_at - r->created_at).count());
+  }
+  return {start_us, complete_us};
 }
 
 /// http-single-50-inflight once: `n` triggers from a client process over 50 connections. Returns
@@ -482,6 +503,27 @@ void queue_backlog_scenario(int reps) {
   std::printf("%-24s %12.2f  (runs/s with 1,000,000 queued vs 100; target: within noise of 1)\n", "  ratio", l.median / s.median);
 }
 
+/// TASKHOST_BENCH_ONLY=latency: the latency scenarios alone, `reps` times into one idle runtime
+/// (2,000 requests each): the no-op round trip, the trigger's acknowledgement, start − receipt and
+/// complete − receipt, each reported as the median (min, max) of its repetitions' p50.
+void latency_scenarios(const fs::path& tmp, int reps) {
+  taskhost::deployment_runtime rt(bench_deployment(tmp / "latency", TASKHOST_BENCH_PLUGIN));
+  rt.start_http();
+  taskhost::http_client c("http://127.0.0.1:" + std::to_string(rt.http_port()));
+  std::vector<double> noop, ack, start, complete;
+  for (int r = 0; r < reps; ++r) {
+    noop.push_back(percentile(http_latency(rt, c, "GET", "/healthz", ""), .5));
+    ack.push_back(percentile(http_latency(rt, c, "POST", "/api/v1/tasks/bench-noop/trigger", R"({"payload":null})"), .5));
+    auto [s, d] = start_and_complete_after_receipt(rt, c, 2000);
+    start.push_back(percentile(s, .5));
+    complete.push_back(percentile(d, .5));
+  }
+  report("baseline-http-noop-p50", "us", summarize(noop));
+  report("http-trigger-ack-p50", "us", summarize(ack));
+  report("run-start-after-receipt-p50", "us", summarize(start));
+  report("run-complete-after-receipt-p50", "us", summarize(complete));
+}
+
 /// parent-child-rt and waiting-10k, each in a deployment of its own.
 void waits_scenarios(const fs::path& tmp, int reps) {
   auto pct = [](const std::vector<double>& v) {
@@ -669,6 +711,11 @@ int main(int argc, char** argv) {
     schedules_scenario(tmp, std::min(reps, 3));
     return 0;
   }
+  if (const char* only = std::getenv("TASKHOST_BENCH_ONLY"); only && std::string(only) == "latency") {
+    latency_scenarios(tmp, reps);
+    fs::remove_all(tmp);
+    return 0;
+  }
   if (const char* only = std::getenv("TASKHOST_BENCH_ONLY"); only && std::string(only) == "http") {
     access_log_scenarios(tmp, runs, reps);
     fs::remove_all(tmp);
@@ -760,19 +807,7 @@ int main(int argc, char** argv) {
     // Start − receipt and complete − receipt from the runs' own timestamps (receipt = createdAt,
     // set when the request has been parsed), for 2,000 sequential triggers into an idle runtime.
     {
-      std::vector<std::string> ids;
-      for (int i = 0; i < 2000; ++i) {
-        auto res = c.request("POST", "/api/v1/tasks/bench-noop/trigger", R"({"payload":null})");
-        ids.push_back(json::parse(res.body)["id"]);
-        while (rt.store_stats().hot_runs > 0) std::this_thread::sleep_for(std::chrono::microseconds(20));
-      }
-      std::vector<double> start_us, complete_us;
-      for (const auto& id : ids) {
-        auto r = rt.get_run(id);
-        if (!r || r->attempts.empty() || !r->finished_at) continue;
-        start_us.push_back(std::chrono::duration<double, std::micro>(r->attempts[0].started_at - r->created_at).count());
-        complete_us.push_back(std::chrono::duration<double, std::micro>(*r->finished_at - r->created_at).count());
-      }
+      auto [start_us, complete_us] = start_and_complete_after_receipt(rt, c, 2000);
       report("run-start-after-receipt", "us", {percentile(start_us, 0), percentile(start_us, .5), percentile(start_us, 1)}, pct(start_us));
       report("run-complete-after-receipt", "us", {percentile(complete_us, 0), percentile(complete_us, .5), percentile(complete_us, 1)},
              pct(complete_us));
