@@ -178,7 +178,7 @@ void batch_book::add_items(const std::string& id, std::vector<batch_item> items,
     const int64_t index = it->index;
     run_record r = new_run_record(std::move(it->in), new_run_id(), now);
     r.batch_id = id;
-    r.batch_index = int(index);
+    r.set_rare().batch_index = int(index);
     // All of them are in the store's next commit (or the few after it): one transaction for a
     // stream, not one per item.
     env_.create_run(std::move(r), [this, s, index](create_result c) {

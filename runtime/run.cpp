@@ -167,7 +167,7 @@ json common_api_json(const run_record& r) {
   if (r.finished_at) j["finishedAt"] = format_time(*r.finished_at);
   if (s == run_status::expired && r.finished_at) j["expiredAt"] = format_time(*r.finished_at);
   if (s == run_status::delayed && r.delay_until) j["delayedUntil"] = format_time(*r.delay_until);
-  if (!r.ttl.empty()) j["ttl"] = r.ttl;
+  if (!r.rare().ttl.empty()) j["ttl"] = r.rare().ttl;
   if (!r.idempotency_key.empty()) j["idempotencyKey"] = r.idempotency_key_user.empty() ? r.idempotency_key : r.idempotency_key_user;
   if (r.metadata.is_object()) j["metadata"] = r.metadata;
   if (r.error) j["error"] = *r.error;

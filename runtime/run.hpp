@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -57,23 +58,45 @@ struct log_line {
   json attributes;       ///< the task's own attributes (run/task/attempt tags removed)
 };
 
+/// What few runs carry: kept apart from run_record (allocated only when one is set), so that the
+/// many runs held in memory stay small. See run_record::rare().
+struct run_rare_fields {
+  std::string ttl;  ///< as given ("10m"), for display; "" = none
+  /// Its index in a batch made through the API (POST /api/v3/batches and its items): the run's
+  /// insert records (batch_id, index) → run in batch_items, in the same transaction, so that an
+  /// index has its run exactly when the run exists. -1 = none. Not a runs column.
+  int batch_index = -1;
+  /// The x-trigger-request-idempotency-key of the request that made the run, and its scope
+  /// ("trigger:<task id>"): the run's insert records it in request_keys in the same transaction, so
+  /// that a retry of the request after a crash finds the run. "" = none. Not runs columns.
+  std::string request_scope;
+  std::string request_key;
+  /// The occurrence a scheduled run was triggered for: its insert moves the schedule's
+  /// last_occurrence in the same transaction. Not kept in the runs table (the payload's timestamp
+  /// carries it).
+  std::optional<time_point> schedule_occurrence;
+};
+
+/// A run as the store holds it. Its size matters: every run that is not final (a million queued
+/// ones, say) is one in memory, in a map node the size of this plus about 80 bytes; the store
+/// checks (static_assert in run_store.cpp) that the node stays in jemalloc's 768-byte size class.
+/// Small fields sit together (no padding between them); fields few runs use are in rare().
 struct run_record {
   std::string id;
   std::string task_id;
   run_status status = run_status::queued;
+  int max_attempts = 0;               ///< 0 = the task's policy
   json payload;                       ///< what the task receives
   std::string payload_type = "application/json";
   std::optional<json> output;         ///< set when COMPLETED
   std::optional<json> error;          ///< set when the run failed
   std::vector<std::string> tags;      ///< sorted
   json metadata;                      ///< an object, or null when never set
-  int max_attempts = 0;               ///< 0 = the task's policy
   int64_t max_duration_ms = 0;        ///< trigger's maxDuration; 0 = the task's
   std::string idempotency_key;        ///< as the trigger sent it (SDK: 64 hex chars); "" = none
   std::string idempotency_key_user;   ///< the caller's own key (idempotencyKeyOptions.key), for display
   std::optional<time_point> idempotency_expires_at;
   std::optional<time_point> delay_until;  ///< DELAYED until then
-  std::string ttl;                    ///< as given ("10m"), for display; "" = none
   int64_t ttl_ms = 0;                 ///< not started within this long after it is queued → EXPIRED
   std::optional<time_point> expires_at;   ///< the TTL deadline, once the run is queued
   std::optional<time_point> retry_at;     ///< when the next attempt starts, while waiting to retry
@@ -84,33 +107,46 @@ struct run_record {
   std::vector<attempt_record> attempts;
   std::vector<log_line> logs;         ///< capped: see append_log
   size_t log_bytes = 0;
-  bool logs_truncated = false;
   // --- runs triggered by runs (ctx.trigger, trigger_and_wait, batches) ---
   std::string parent_id;              ///< the run that triggered this one; "" = triggered from outside
   std::string root_id;                ///< the first run of the chain; "" = this is a root
   int depth = 0;                      ///< 0 for a root, parent's depth + 1 for a child
+  bool logs_truncated = false;
   std::string batch_id;               ///< the batch this run was triggered in; "" = none
-  /// Its index in a batch made through the API (POST /api/v3/batches and its items): the run's
-  /// insert records (batch_id, index) → run in batch_items, in the same transaction, so that an
-  /// index has its run exactly when the run exists. -1 = none. Not a runs column.
-  int batch_index = -1;
-  /// The x-trigger-request-idempotency-key of the request that made the run, and its scope
-  /// ("trigger:<task id>"): the run's insert records it in request_keys in the same transaction, so
-  /// that a retry of the request after a crash finds the run. "" = none. Not runs columns.
-  std::string request_scope;
-  std::string request_key;
   // --- queues ---
   std::string queue;                  ///< options.queue: a declared queue; "" = the task's queue
   std::string concurrency_key;        ///< options.concurrencyKey; "" = none
   int64_t priority_ms = 0;            ///< options.priority (seconds of queue-time credit), in ms
   // --- scheduled runs ---
   std::string schedule_id;            ///< the schedule that triggered it; "" = none
-  /// The occurrence it was triggered for: its insert moves the schedule's last_occurrence in the
-  /// same transaction. Not kept in the runs table (the payload's timestamp carries it).
-  std::optional<time_point> schedule_occurrence;
   /// The run's wait journal (see runtime/waits.hpp): {"epoch": n, "ops": {key: entry}, "waiting":
   /// [keys]}; null until the run first waits, triggers or steps.
   json journal;
+
+  /// The fields few runs have (empty ones when none is set); set_rare() to change them.
+  const run_rare_fields& rare() const {
+    static const run_rare_fields none;
+    return rare_.p ? *rare_.p : none;
+  }
+  run_rare_fields& set_rare() {
+    if (!rare_.p) rare_.p = std::make_unique<run_rare_fields>();
+    return *rare_.p;
+  }
+
+private:
+  /// A pointer that copies what it points to (a run_record copies as a whole).
+  struct rare_box {
+    std::unique_ptr<run_rare_fields> p;
+    rare_box() = default;
+    rare_box(const rare_box& o) : p(o.p ? std::make_unique<run_rare_fields>(*o.p) : nullptr) {}
+    rare_box(rare_box&&) noexcept = default;
+    rare_box& operator=(const rare_box& o) {
+      if (this != &o) p = o.p ? std::make_unique<run_rare_fields>(*o.p) : nullptr;
+      return *this;
+    }
+    rare_box& operator=(rare_box&&) noexcept = default;
+  };
+  rare_box rare_;
 };
 
 /// Limits on what a trigger may attach to a run (Trigger.dev's).

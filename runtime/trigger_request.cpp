@@ -291,15 +291,17 @@ run_record new_run_record(trigger_input in, std::string id, std::chrono::system_
   r.metadata = std::move(in.metadata);
   r.max_attempts = in.max_attempts;
   r.max_duration_ms = in.max_duration_ms;
-  r.ttl = std::move(in.ttl);
+  if (!in.ttl.empty()) r.set_rare().ttl = std::move(in.ttl);
   r.ttl_ms = in.ttl_ms;
   r.queue = std::move(in.queue);
   r.concurrency_key = std::move(in.concurrency_key);
   r.priority_ms = in.priority_ms;
   r.schedule_id = std::move(in.schedule_id);
-  r.schedule_occurrence = in.schedule_occurrence;
-  r.request_scope = std::move(in.request_scope);
-  r.request_key = std::move(in.request_key);
+  if (in.schedule_occurrence) r.set_rare().schedule_occurrence = in.schedule_occurrence;
+  if (!in.request_key.empty()) {
+    r.set_rare().request_scope = std::move(in.request_scope);
+    r.set_rare().request_key = std::move(in.request_key);
+  }
   if (r.ttl_ms > 0 && !r.delay_until) r.expires_at = r.created_at + std::chrono::milliseconds(r.ttl_ms);
   if (!in.idempotency_key.empty()) {
     r.idempotency_key = std::move(in.idempotency_key);

@@ -493,11 +493,11 @@ TEST(RunStoreTest, AScheduledRunsCommitRecordsItsOccurrenceInTheSameTransaction)
     s.save_schedule(sch);
     auto r = new_run("report");
     r.schedule_id = "sched_o";
-    r.schedule_occurrence = t2;
+    r.set_rare().schedule_occurrence = t2;
     run_id = r.id;
     auto older = new_run("report");
     older.schedule_id = "sched_o";
-    older.schedule_occurrence = t1;  // a late commit of an older occurrence never moves it back
+    older.set_rare().schedule_occurrence = t1;  // a late commit of an older occurrence never moves it back
     std::optional<create_result> got;
     s.create(std::move(r), [&](create_result c) { got = c; });
     EXPECT_FALSE(s.schedules()[0].last_occurrence) << "not before the run's commit";
@@ -823,9 +823,9 @@ TEST(RunStoreTest, ARunsInsertRecordsItsBatchIndexAndRequestKeyInTheSameTransact
   run_store s({":memory:"});
   auto r = new_run("t");
   r.batch_id = "batch_x";
-  r.batch_index = 4;
-  r.request_scope = "trigger:t";
-  r.request_key = "req";
+  r.set_rare().batch_index = 4;
+  r.set_rare().request_scope = "trigger:t";
+  r.set_rare().request_key = "req";
   EXPECT_FALSE(s.find_request_key("trigger:t", "req", clock_type::now()));
   s.create(r, [](create_result) {});
   EXPECT_TRUE(s.batch_items("batch_x").empty()) << "not before the commit";
