@@ -159,8 +159,7 @@ json wait_coordinator::op(const std::string& run_id, const json& req) {
     return json{{"key", key}, {"done", entry.value("done", false)}, {"result", entry.value("result", json())}};
   };
   auto parse_item = [&](const std::string& task, const json& item, const std::string& where) {
-    json body = {{"payload", item.value("payload", json())}, {"options", item.value("options", json::object())}};
-    auto p = parse_trigger_body(task, body.dump(-1, ' ', false, json::error_handler_t::replace), env_.max_payload_bytes);
+    auto p = parse_trigger_json(task, item, env_.max_payload_bytes);  // its "payload" and "options"
     if (!p.input) throw call_error(where + p.error.message);
     if (p.input->payload_type == "application/store")
       throw call_error(where + "payloadType application/store (an uploaded packet) is only accepted over the HTTP API");
