@@ -5,7 +5,8 @@
 // and not again until that flush has gathered it, so everything that changes while a commit is
 // running goes into the next one, in one transaction. A failed commit (disk full) is retried
 // every half second; the store keeps the changes of existing runs and refuses the new ones. It also
-// purges finished runs past their retention, and expired request idempotency keys every minute.
+// purges finished runs past their retention (and then the wait tokens and API batches of that age
+// that nothing needs any more), and expired request idempotency keys every minute.
 #include <caf/all.hpp>
 
 #include <malloc.h>
@@ -65,8 +66,13 @@ caf::behavior store_writer(caf::event_based_actor* self, run_store* store, doubl
       },
       [=](purge_atom) {
         try {
-          auto n = store->purge_finished_before(clock_type::now() - retention);
+          const auto now = clock_type::now();
+          auto n = store->purge_finished_before(now - retention);
           if (n) log::info("run store: purged finished runs past their retention", {{"runs", n}});
+          // Then what those runs were part of: ended wait tokens, API batches without runs.
+          auto t = store->purge_tokens_before(now - retention, now);
+          auto b = store->purge_batches_before(now - retention, now);
+          if (t || b) log::info("run store: purged wait tokens and batches past their retention", {{"tokens", t}, {"batches", b}});
           auto p = store->purge_packets(clock_type::now());
           if (p) log::info("run store: deleted expired packets", {{"packets", p}});
         } catch (const std::exception& e) {

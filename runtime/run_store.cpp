@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <unordered_set>
 
 #include "runtime/log.hpp"
 #include "runtime/sqlite.hpp"
@@ -990,6 +991,69 @@ size_t run_store::purge_finished_before(time_point cutoff) {
     st.bind(1, us);
     st.step();
     n = static_cast<size_t>(w.changes());
+  });
+  return n;
+}
+
+size_t run_store::purge_tokens_before(time_point cutoff, time_point now) {
+  // Tokens that WAITING runs still wait for: their journals' pending token entries (a run is
+  // told of its token's end as it happens; only a crash in between leaves one pending).
+  std::unordered_set<std::string> pending;
+  {
+    std::lock_guard rl(*db_->read_mu);
+    auto st = db_->read_db().prepare(
+        "SELECT journal FROM runs WHERE status = 'WAITING' AND finished_at IS NULL AND journal IS NOT NULL");
+    while (st.step()) {
+      json j = json::parse(st.text(0), nullptr, false);
+      if (!j.is_object() || !j.contains("ops") || !j["ops"].is_object()) continue;
+      for (const auto& [key, e] : j["ops"].items())
+        if (e.is_object() && e.value("kind", "") == "token" && !e.value("done", false)) pending.insert(e.value("tokenId", ""));
+    }
+  }
+  std::lock_guard wl(db_->write_mu);
+  auto& w = *db_->writer;
+  size_t n = 0;
+  sqlite::transaction(w, [&] {
+    auto find = w.prepare(
+        "SELECT id FROM waitpoint_tokens WHERE created_at < ?1 AND status != 'WAITING' AND COALESCE(completed_at, created_at) < ?1 "
+        "AND (idempotency_expires_at IS NULL OR idempotency_expires_at <= ?2)");
+    find.bind(1, to_us(cutoff)).bind(2, to_us(now));
+    std::vector<std::string> ids;
+    while (find.step())
+      if (auto id = find.text(0); !pending.count(id)) ids.push_back(std::move(id));
+    auto del = w.prepare("DELETE FROM waitpoint_tokens WHERE id = ?");
+    for (const auto& id : ids) {
+      del.bind(1, id);
+      del.step();
+      del.reset();
+      n += static_cast<size_t>(w.changes());
+    }
+  });
+  return n;
+}
+
+size_t run_store::purge_batches_before(time_point cutoff, time_point now) {
+  std::lock_guard wl(db_->write_mu);
+  auto& w = *db_->writer;
+  size_t n = 0;
+  sqlite::transaction(w, [&] {
+    auto find = w.prepare(
+        "SELECT id FROM batches WHERE created_at < ? AND (idempotency_expires_at IS NULL OR idempotency_expires_at <= ?) "
+        "AND NOT EXISTS (SELECT 1 FROM runs WHERE runs.batch_id = batches.id)");
+    find.bind(1, to_us(cutoff)).bind(2, to_us(now));
+    std::vector<std::string> ids;
+    while (find.step()) ids.push_back(find.text(0));
+    auto items = w.prepare("DELETE FROM batch_items WHERE batch_id = ?");
+    auto del = w.prepare("DELETE FROM batches WHERE id = ?");
+    for (const auto& id : ids) {
+      items.bind(1, id);
+      items.step();
+      items.reset();
+      del.bind(1, id);
+      del.step();
+      del.reset();
+      n += static_cast<size_t>(w.changes());
+    }
   });
   return n;
 }

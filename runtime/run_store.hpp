@@ -324,6 +324,15 @@ public:
 
   /// Deletes final runs that finished before `cutoff`, with their tags and logs. Returns how many.
   size_t purge_finished_before(time_point cutoff);
+  /// Deletes wait tokens that were completed or timed out before `cutoff` (created before it too),
+  /// unless their idempotency key is still in force at `now` or a WAITING run's journal still
+  /// waits for them (a completion it has not yet recorded). WAITING tokens are never deleted.
+  /// Returns how many.
+  size_t purge_tokens_before(time_point cutoff, time_point now);
+  /// Deletes API batches (with their items) created before `cutoff` that no run carries any more
+  /// (their runs were purged, or they never got one), unless their idempotency key is still in
+  /// force at `now`. Returns how many.
+  size_t purge_batches_before(time_point cutoff, time_point now);
 
   struct stats_t {
     size_t hot_runs = 0;       ///< in memory (not final, or not yet committed)

@@ -547,26 +547,47 @@ TEST(DurableApiTest, OutputAndPayloadLimitsFromTheYaml) {
   EXPECT_EQ(fits.status, 200) << fits.body.substr(0, 300);
 }
 
-TEST(DurableApiTest, RetentionPurgesFinishedRunsButKeepsDelayedOnes) {
+TEST(DurableApiTest, RetentionPurgesFinishedRunsEndedTokensAndEmptiedBatchesButKeepsWhatLives) {
   deployment_dir d("store: {retention_days: 0.00002}\n");  // ≈ 1.7 s
   server s(d);
   http_client c(s.url);
   std::string done = trigger(c, "fixture-echo", {{"payload", 1}});
   std::string delayed = trigger(c, "fixture-echo", {{"options", {{"delay", "1h"}}}});
+  // A wait token completed, one still WAITING, and an API batch whose one run finishes.
+  auto token = [&] {
+    auto r = c.request("POST", "/api/v1/waitpoints/tokens", "{}");
+    EXPECT_EQ(r.status, 200) << r.body;
+    return json::parse(r.body, nullptr, false).value("id", "");
+  };
+  const std::string completed_token = token(), waiting_token = token();
+  ASSERT_EQ(c.request("POST", "/api/v1/waitpoints/tokens/" + completed_token + "/complete", R"({"data": 1})").status, 200);
+  auto b = c.request("POST", "/api/v3/batches", R"({"runCount": 1, "taskIdentifiers": ["fixture-echo"]})");
+  ASSERT_EQ(b.status, 202) << b.body;
+  const std::string batch = json::parse(b.body).value("id", "");
+  auto items = c.request("POST", "/api/v3/batches/" + batch + "/items", R"({"index": 0, "task": "fixture-echo", "payload": 2})" "\n",
+                         {{"content-type", "application/x-ndjson"}});
+  ASSERT_EQ(items.status, 200) << items.body;
   ASSERT_EQ(s.wait_final(done)["status"], "COMPLETED");
   const auto start = std::chrono::steady_clock::now();
-  int status = 200;
+  int status = 200, token_status = 200, batch_status = 200;
   while (std::chrono::steady_clock::now() - start < 6s) {
     status = c.request("GET", "/api/v3/runs/" + done).status;
-    if (status == 404) break;
+    token_status = c.request("GET", "/api/v1/waitpoints/tokens/" + completed_token).status;
+    batch_status = c.request("GET", "/api/v1/batches/" + batch).status;
+    if (status == 404 && token_status == 404 && batch_status == 404) break;
     std::this_thread::sleep_for(50ms);
   }
   EXPECT_EQ(status, 404) << "the finished run is purged after its retention";
+  EXPECT_EQ(token_status, 404) << "so is the completed token";
+  EXPECT_EQ(batch_status, 404) << "and the batch whose runs are gone";
   EXPECT_GE(std::chrono::steady_clock::now() - start, 1s) << "but not before";
   auto r = c.request("GET", "/api/v3/runs/" + delayed);
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(json::parse(r.body)["status"], "DELAYED");
   EXPECT_EQ(list_ids(c, ""), std::vector<std::string>{delayed});
+  auto w = c.request("GET", "/api/v1/waitpoints/tokens/" + waiting_token);
+  EXPECT_EQ(w.status, 200) << "a WAITING token stays";
+  EXPECT_EQ(json::parse(w.body, nullptr, false).value("status", ""), "WAITING") << w.body;
 }
 
 TEST(DurableApiTest, RunsSurviveARestart) {

@@ -306,6 +306,86 @@ TEST(RunStoreTest, ListFiltersAndPagesNewestFirst) {
   EXPECT_FALSE(valid_list_cursor("c12x_run"));
 }
 
+TEST(RunStoreTest, PurgeDeletesEndedTokensPastTheCutoffButNoneAWaitingRunOrAnIdempotencyKeyStillNeeds) {
+  temp_dir tmp;
+  run_store s({(tmp / "runs.db").string()});
+  const auto long_ago = clock_type::now() - std::chrono::hours(24 * 40);
+  auto token = [&](std::optional<time_point> key_expires = std::nullopt, std::optional<time_point> timeout = std::nullopt) {
+    token_record t;
+    t.id = new_id("waitpoint_");
+    t.created_at = long_ago;
+    t.timeout_at = timeout;
+    if (key_expires) {
+      t.idempotency_key = "k-" + t.id;
+      t.idempotency_expires_at = key_expires;
+    }
+    bool cached = false;
+    return s.create_token(t, cached).id;
+  };
+  const auto completed = token();
+  const auto timed_out = token(std::nullopt, long_ago + std::chrono::hours(1));
+  const auto waiting = token();
+  const auto keyed = token(clock_type::now() + std::chrono::hours(1));
+  const auto key_expired = token(clock_type::now() - std::chrono::hours(1));
+  const auto awaited = token();
+  for (const auto& id : {completed, keyed, key_expired, awaited}) ASSERT_EQ(s.complete_token(id, {{"ok", 1}}), token_change::changed);
+  ASSERT_EQ(s.time_out_token(timed_out), token_change::changed);
+  // A WAITING run whose journal has not yet recorded its token's completion (a crash in between).
+  auto r = new_run("t", run_status::waiting);
+  r.journal = {{"epoch", 1}, {"ops", {{"e1#0", {{"kind", "token"}, {"tokenId", awaited}, {"done", false}}}}}, {"waiting", {"e1#0"}}};
+  create_committed(s, std::move(r));
+  std::this_thread::sleep_for(20ms);
+  const auto cutoff = clock_type::now();
+  const auto young = token();
+  ASSERT_EQ(s.complete_token(young, {{"ok", 2}}), token_change::changed);  // created long ago, ended after the cutoff
+
+  EXPECT_EQ(s.purge_tokens_before(cutoff, clock_type::now()), 3u);
+  EXPECT_FALSE(s.get_token(completed));
+  EXPECT_FALSE(s.get_token(timed_out));
+  EXPECT_FALSE(s.get_token(key_expired));
+  EXPECT_TRUE(s.get_token(waiting)) << "a WAITING token is never purged";
+  EXPECT_TRUE(s.get_token(keyed)) << "its idempotency key is still in force";
+  EXPECT_TRUE(s.get_token(awaited)) << "a waiting run still needs its result";
+  EXPECT_TRUE(s.get_token(young));
+  EXPECT_EQ(s.purge_tokens_before(cutoff, clock_type::now()), 0u);
+}
+
+TEST(RunStoreTest, PurgeDeletesOldApiBatchesThatNoRunCarriesWithTheirItems) {
+  temp_dir tmp;
+  run_store s({(tmp / "runs.db").string()});
+  const auto long_ago = clock_type::now() - std::chrono::hours(24 * 40);
+  auto batch = [&](time_point created, std::optional<time_point> key_expires = std::nullopt) {
+    batch_record b;
+    b.id = new_id("batch_");
+    b.run_count = 1;
+    b.created_at = b.updated_at = created;
+    if (key_expires) {
+      b.idempotency_key = "k-" + b.id;
+      b.idempotency_expires_at = key_expires;
+    }
+    bool cached = false;
+    return s.create_batch(b, nullptr, cached).id;
+  };
+  const auto emptied = batch(long_ago);   // its runs were purged
+  const auto with_run = batch(long_ago);  // a run of it is still kept
+  const auto keyed = batch(long_ago, clock_type::now() + std::chrono::hours(1));
+  auto r = new_run();
+  r.batch_id = with_run;
+  const auto run = create_committed(s, std::move(r)).run_id;
+  s.record_batch_items(emptied, {{0, run}}, true, clock_type::now());  // an item matched to another batch's run
+  std::this_thread::sleep_for(20ms);
+  const auto cutoff = clock_type::now();
+  const auto young = batch(clock_type::now());
+
+  EXPECT_EQ(s.purge_batches_before(cutoff, clock_type::now()), 1u);
+  EXPECT_FALSE(s.get_batch(emptied));
+  EXPECT_TRUE(s.batch_items(emptied).empty()) << "its items go with it";
+  EXPECT_TRUE(s.get_batch(with_run));
+  EXPECT_TRUE(s.get_batch(keyed)) << "its idempotency key is still in force";
+  EXPECT_TRUE(s.get_batch(young));
+  EXPECT_TRUE(s.get(run)) << "a run is never purged for its batch";
+}
+
 TEST(RunStoreTest, PurgeDeletesOldFinalRunsWithTheirTagsAndLogsOnly) {
   temp_dir tmp;
   run_store s({(tmp / "runs.db").string()});
