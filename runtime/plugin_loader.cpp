@@ -2,8 +2,7 @@
 
 #include "runtime/cron.hpp"
 
-#define BOOST_DLL_USE_STD_FS
-#include <boost/dll/shared_library.hpp>
+#include <boost/dll/shared_library.hpp>  // with std::filesystem: BOOST_DLL_USE_STD_FS, set in CMake
 
 #include <elf.h>
 #include <openssl/evp.h>
