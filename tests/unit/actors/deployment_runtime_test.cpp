@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <iostream>
+
 #include <future>
 #include <thread>
 
@@ -95,6 +97,43 @@ TEST_F(DeploymentRuntimeTest, RunWithoutHooksRecordsItsEndCompletelyInTheStore) 
   EXPECT_EQ(a.stages[0].name, "run");
   EXPECT_TRUE(a.stages[0].ok);
   EXPECT_FALSE(a.stages[0].error);
+}
+
+TEST_F(DeploymentRuntimeTest, ACancelRacingARunsEndLeavesOneConsistentOutcome) {
+  // A run without hooks records its own end on its executor thread while its supervisor may be
+  // cancelling it: whichever reaches the store first wins, and the run shows that one only.
+  deployment_runtime rt(cfg_);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 300; ++i) {
+    auto o = trigger(rt, "hello-world", {{"message", std::to_string(i)}});
+    ASSERT_EQ(o.status, 200) << o.error;
+    ids.push_back(o.run_id);
+    if (i % 3 == 0) std::this_thread::sleep_for(std::chrono::microseconds(50 * (i % 7)));
+    auto c = cancel(rt, o.run_id);
+    ASSERT_TRUE(c.status == 200 || c.status == 400) << c.status << " " << c.error;  // 400: it had finished
+  }
+  size_t completed = 0, canceled = 0;
+  for (const auto& id : ids) {
+    auto r = wait_final(rt, id);
+    SCOPED_TRACE(id);
+    if (r.status == run_status::completed) {
+      ++completed;
+      ASSERT_EQ(r.attempts.size(), 1u);
+      EXPECT_EQ(r.attempts[0].status, taskhost::attempt_status::completed);
+      ASSERT_TRUE(r.output);
+      EXPECT_TRUE(r.output->contains("echo"));
+    } else {
+      ASSERT_EQ(r.status, run_status::canceled);
+      ++canceled;
+      EXPECT_FALSE(r.output) << "a canceled run has no output";
+      for (const auto& a : r.attempts) EXPECT_NE(a.status, taskhost::attempt_status::completed);
+    }
+  }
+  EXPECT_EQ(completed + canceled, ids.size());
+  std::cout << completed << " completed, " << canceled << " canceled\n";
+  EXPECT_GT(canceled, 0u) << "no cancel came in time: the race was not exercised";
+  // Every run's slot came back: more runs still start and finish.
+  EXPECT_EQ(wait_final(rt, trigger(rt, "hello-world", {{"message", "after"}}).run_id).status, run_status::completed);
 }
 
 TEST_F(DeploymentRuntimeTest, FailedAttemptIsRetriedUntilItSucceeds) {
