@@ -6,9 +6,11 @@
 //        → fail: catch_error → retry?  yes: cleanup, then a timer starts the next attempt
 //                                      no:  on_failure → on_complete → cleanup
 //
-// A stage without hooks is skipped without a message. Cancellation and max duration end the run at
-// once (CANCELED / TIMED_OUT) and run on_cancel / on_failure / on_complete for it. User code never
-// runs on this actor's thread.
+// A stage without hooks is skipped without a message; a run stage that succeeds with nothing after
+// it (no middleware, no on_success / on_complete / cleanup hook, no max duration) is recorded
+// COMPLETED by its executor thread, and the supervisor then only frees its slot. Cancellation and
+// max duration end the run at once (CANCELED / TIMED_OUT) and run on_cancel / on_failure /
+// on_complete for it. User code never runs on this actor's thread.
 #include <caf/all.hpp>
 
 #include <deque>
@@ -759,7 +761,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
   };
 
   // Its executor thread recorded the run COMPLETED (record_completed): the flow ends here. `live`
-  // false: the run had ended meanwhile (canceled, timed out), and whoever ended it took the flow.
+  // false: the run had been canceled meanwhile, and the cancel took the flow.
   auto on_completed = [=](const std::string& run_id, int attempt, bool live) {
     if (!live) {
       log::info("stage ended after its run ended (canceled or timed out); result dropped",
