@@ -995,6 +995,32 @@ size_t run_store::purge_finished_before(time_point cutoff) {
   return n;
 }
 
+namespace {
+
+/// The ids `sql` selects, its parameters ?1 the cutoff and ?2 now (epoch µs).
+std::vector<std::string> select_ids(sqlite::db& w, const char* sql, time_point cutoff, time_point now) {
+  auto st = w.prepare(sql);
+  st.bind(1, to_us(cutoff)).bind(2, to_us(now));
+  std::vector<std::string> ids;
+  while (st.step()) ids.push_back(st.text(0));
+  return ids;
+}
+
+/// Runs `sql` (its one parameter: an id) for each of `ids`; returns the rows it deleted.
+size_t delete_each(sqlite::db& w, const char* sql, const std::vector<std::string>& ids) {
+  auto st = w.prepare(sql);
+  size_t n = 0;
+  for (const auto& id : ids) {
+    st.bind(1, id);
+    st.step();
+    st.reset();
+    n += static_cast<size_t>(w.changes());
+  }
+  return n;
+}
+
+}  // namespace
+
 size_t run_store::purge_tokens_before(time_point cutoff, time_point now) {
   // Tokens that WAITING runs still wait for: their journals' pending token entries (a run is
   // told of its token's end as it happens; only a crash in between leaves one pending).
@@ -1014,20 +1040,12 @@ size_t run_store::purge_tokens_before(time_point cutoff, time_point now) {
   auto& w = *db_->writer;
   size_t n = 0;
   sqlite::transaction(w, [&] {
-    auto find = w.prepare(
-        "SELECT id FROM waitpoint_tokens WHERE created_at < ?1 AND status != 'WAITING' AND COALESCE(completed_at, created_at) < ?1 "
-        "AND (idempotency_expires_at IS NULL OR idempotency_expires_at <= ?2)");
-    find.bind(1, to_us(cutoff)).bind(2, to_us(now));
-    std::vector<std::string> ids;
-    while (find.step())
-      if (auto id = find.text(0); !pending.count(id)) ids.push_back(std::move(id));
-    auto del = w.prepare("DELETE FROM waitpoint_tokens WHERE id = ?");
-    for (const auto& id : ids) {
-      del.bind(1, id);
-      del.step();
-      del.reset();
-      n += static_cast<size_t>(w.changes());
-    }
+    auto ids = select_ids(w,
+                          "SELECT id FROM waitpoint_tokens WHERE created_at < ?1 AND status != 'WAITING' "
+                          "AND COALESCE(completed_at, created_at) < ?1 AND (idempotency_expires_at IS NULL OR idempotency_expires_at <= ?2)",
+                          cutoff, now);
+    std::erase_if(ids, [&](const std::string& id) { return pending.count(id) > 0; });
+    n = delete_each(w, "DELETE FROM waitpoint_tokens WHERE id = ?", ids);
   });
   return n;
 }
@@ -1037,23 +1055,12 @@ size_t run_store::purge_batches_before(time_point cutoff, time_point now) {
   auto& w = *db_->writer;
   size_t n = 0;
   sqlite::transaction(w, [&] {
-    auto find = w.prepare(
-        "SELECT id FROM batches WHERE created_at < ? AND (idempotency_expires_at IS NULL OR idempotency_expires_at <= ?) "
-        "AND NOT EXISTS (SELECT 1 FROM runs WHERE runs.batch_id = batches.id)");
-    find.bind(1, to_us(cutoff)).bind(2, to_us(now));
-    std::vector<std::string> ids;
-    while (find.step()) ids.push_back(find.text(0));
-    auto items = w.prepare("DELETE FROM batch_items WHERE batch_id = ?");
-    auto del = w.prepare("DELETE FROM batches WHERE id = ?");
-    for (const auto& id : ids) {
-      items.bind(1, id);
-      items.step();
-      items.reset();
-      del.bind(1, id);
-      del.step();
-      del.reset();
-      n += static_cast<size_t>(w.changes());
-    }
+    auto ids = select_ids(w,
+                          "SELECT id FROM batches WHERE created_at < ?1 AND (idempotency_expires_at IS NULL OR idempotency_expires_at <= ?2) "
+                          "AND NOT EXISTS (SELECT 1 FROM runs WHERE runs.batch_id = batches.id)",
+                          cutoff, now);
+    delete_each(w, "DELETE FROM batch_items WHERE batch_id = ?", ids);
+    n = delete_each(w, "DELETE FROM batches WHERE id = ?", ids);
   });
   return n;
 }
