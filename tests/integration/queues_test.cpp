@@ -56,7 +56,12 @@ TEST(QueuesTest, ALimitIsNeverExceededUnderABurstOf1000Runs) {
   // then the queue lets it go at once.
   s.api("POST", "/api/v1/queues/work/pause", {{"action", "pause"}});
   for (int i = 0; i < 1000; ++i) ids.push_back(s.trigger("q-work", {{"ms", 2}}));
+  // A trigger is answered once committed; its run reaches the queue just after (its supervisor).
   auto q = s.api("GET", "/api/v1/queues/work");
+  for (int i = 0; i < 500 && q["queued"] != 1000; ++i) {
+    std::this_thread::sleep_for(10ms);
+    q = s.api("GET", "/api/v1/queues/work");
+  }
   EXPECT_EQ(q["queued"], 1000) << q.dump();
   EXPECT_EQ(q["running"], 0);
   EXPECT_EQ(q["concurrencyLimit"], 3);
