@@ -102,12 +102,17 @@ void finish_run(run_record& r, run_status status, attempt_status attempt_end, co
   r.finished_at = now;
 }
 
+/// The max duration of the run's attempts: the trigger's maxDuration, else the task's; 0 = none.
+milliseconds attempt_limit(const supervisor_env& env, const run_record& r) {
+  return r.max_duration_ms > 0 ? milliseconds(r.max_duration_ms) : env.max_duration;
+}
+
 /// On the executor thread, as the first stage of an attempt begins: records the attempt (the run
 /// is EXECUTING from now) straight into the store, and only when the attempt has a deadline asks
 /// the supervisor to arm it — one message fewer per run than announcing every start.
 void begin_attempt(const supervisor_env& env, const attempt_input& in, const caf::actor& me) {
   const auto at = clock_type::now();
-  milliseconds limit = env.max_duration;
+  milliseconds limit{0};
   bool live = false;
   env.store->update_live(in.run_id, [&](run_record& r) {  // false: cancelled or expired meanwhile
     live = true;
@@ -116,7 +121,7 @@ void begin_attempt(const supervisor_env& env, const attempt_input& in, const caf
     // A replay goes on with the attempt that was running (or waiting) before the restart.
     if (!(in.replay && !r.attempts.empty() && r.attempts.back().number == in.attempt && !r.attempts.back().finished_at))
       r.attempts.push_back({in.attempt, attempt_status::executing, at, std::nullopt, std::nullopt, {}});
-    if (r.max_duration_ms > 0) limit = milliseconds(r.max_duration_ms);
+    limit = attempt_limit(env, r);
   });
   if (live && limit.count() > 0) {
     supervisor_event ev{supervisor_event::started, in.run_id, in.attempt};
@@ -548,7 +553,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
       ok = true;
       f.in.task_id = r.task_id;
       f.in.attempt = r.attempts.back().number;
-      f.has_deadline = env->max_duration.count() > 0 || r.max_duration_ms > 0;
+      f.has_deadline = attempt_limit(*env, r).count() > 0;
       f.in.has_journal = has_epoch_entries(r.journal);
       f.slot = slot_request(r, r.created_at);
       payload = r.payload;
@@ -616,7 +621,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
       runnable = true;
       f.in.task_id = r.task_id;
       f.in.attempt = static_cast<int>(r.attempts.size()) + 1;
-      f.has_deadline = env->max_duration.count() > 0 || r.max_duration_ms > 0;
+      f.has_deadline = attempt_limit(*env, r).count() > 0;
       f.in.has_journal = has_epoch_entries(r.journal);
       f.slot = slot_request(r, r.created_at);  // what it asks for when it resumes after a wait
       payload = r.payload;  // serialized below, outside the store's lock
@@ -765,7 +770,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
   auto on_completed = [=](const std::string& run_id, int attempt, bool live) {
     if (!live) {
       log::info("stage ended after its run ended (canceled or timed out); result dropped",
-                {{"run", run_id}, {"task", env->task.id}, {"attempt", attempt}, {"stage", "run"}});
+                {{"run", run_id}, {"task", env->task.id}, {"attempt", attempt}, {"stage", stage_name(run_stage, *env)}});
       return;
     }
     if (auto it = st->flows.find(run_id); it != st->flows.end() && it->second.in.attempt == attempt) erase_flow(it);

@@ -3,9 +3,8 @@
 
 #include <gtest/gtest.h>
 
-#include <iostream>
-
 #include <future>
+#include <iostream>
 #include <thread>
 
 #include "support/in_process.hpp"
