@@ -299,7 +299,8 @@ bool valid_list_cursor(const std::string& cursor) {
 struct run_store::hot_run {
   run_record r;
   bool committed = false;  ///< its row exists in SQLite
-  bool dirty = false;      ///< changed since its last commit
+  bool dirty = false;      ///< changed since it was last taken into a transaction
+  bool writing = false;    ///< taken into a transaction that has not ended yet
   bool cold_ok = false;    ///< WAITING and let go: may leave memory once committed
   size_t logs_persisted = 0;
   std::vector<std::function<void(create_result)>> created;  ///< answered when its insert commits
@@ -566,7 +567,9 @@ void run_store::let_go(const std::string& id) {
   if (it == hot_.end() || it->second.r.status != run_status::waiting) return;
   hot_run& h = it->second;
   h.cold_ok = true;
-  if (h.committed && !h.dirty && h.created.empty()) {
+  // Only a state SQLite has: one taken into a transaction that has not ended is not there yet (a
+  // read would load the state before it), and the end of that transaction lets it go instead.
+  if (h.committed && !h.dirty && !h.writing && h.created.empty()) {
     auto k = h.r.task_id + '\n' + h.r.idempotency_key;
     if (auto i = idem_.find(k); i != idem_.end() && i->second == id) idem_.erase(i);
     hot_.erase(it);
@@ -722,6 +725,7 @@ bool run_store::commit_slice(hot_map::value_type* const* runs, size_t count, std
       const std::string& id = runs[i]->first;  // still in hot_: dirty until just below
       hot_run& h = runs[i]->second;
       h.dirty = false;
+      h.writing = true;  // SQLite has not got this state until the transaction ends
       const run_record& r = h.r;
       row_op op;
       op.id = id;
@@ -883,6 +887,7 @@ bool run_store::commit_slice(hot_map::value_type* const* runs, size_t count, std
       auto it = hot_.find(op.id);
       if (it == hot_.end()) continue;
       hot_run& h = it->second;
+      h.writing = false;
       if (ok) {
         h.committed = true;
         h.logs_persisted = std::max(h.logs_persisted, op.logs_from + op.new_logs.size());

@@ -462,4 +462,17 @@ TEST(WaitsTest, TimeSpentWaitingDoesNotCountTowardMaxDuration) {
   EXPECT_EQ(c["status"], "TIMED_OUT") << c.dump();
 }
 
+// Many chains of runs of one task (each waits for its child), none kept in memory while it waits,
+// all at once: every chain ends. A run let go while its wait's completion was being committed
+// used to be read back from SQLite as still waiting, and slept for ever (run_store::let_go).
+TEST(WaitsTest, ManyChainsDroppedFromMemoryWhileWaitingAllFinish) {
+  auto d = deployment_dir("waits:\n  resident_per_task: 0\n", {"fixture_waits"});
+  server s(d);
+  for (int i = 0; i < 50; ++i) {  // one after the other: each into an idle runtime, whose writer commits at once
+    auto n = s.wait_final(s.trigger("w-nested", {{"n", 3}}));
+    ASSERT_EQ(n["status"], "COMPLETED") << "chain " << i << ": " << n.dump() << "\n" << s.log();
+    EXPECT_EQ(n["output"]["depth"], 3) << n.dump();
+  }
+}
+
 }  // namespace

@@ -515,6 +515,43 @@ TEST(RunStoreTest, AWaitingRunLetGoLeavesMemoryOnceCommittedAndComesBackForItsWa
   EXPECT_FALSE(called);
 }
 
+// The race behind a stalled chain of waiting runs: the run's wait completed (a change), the writer
+// took that change into a transaction that has not ended, and its supervisor let it go meanwhile.
+// The run must stay in memory until the transaction ends: read from SQLite before then, it would
+// still be waiting, and the wake-up that reads it would put it back to sleep for ever.
+TEST(RunStoreTest, ARunLetGoWhileItsLastChangeIsBeingCommittedLeavesMemoryOnlyAfterTheCommit) {
+  temp_dir tmp;
+  const std::string path = (tmp / "runs.db").string();
+  run_store s({path});
+  auto parent = new_run("t", run_status::executing);
+  const std::string pid = parent.id;
+  create_committed(s, parent);
+  ASSERT_TRUE(s.update_live(pid, [](run_record& r) {
+    r.status = run_status::waiting;
+    r.journal = {{"epoch", 1}, {"ops", {{"e1#0", {{"kind", "task"}, {"done", false}}}}}, {"waiting", {"e1#0"}}};
+  }));
+  ASSERT_TRUE(s.flush());
+  ASSERT_TRUE(s.update_unfinished(pid, [](run_record& r) { r.journal["ops"]["e1#0"]["done"] = true; }));
+  auto done_in = [&](const std::string& where) {
+    bool done = false;
+    EXPECT_TRUE(s.read(pid, [&](const run_record& r) { done = r.journal["ops"]["e1#0"].value("done", false); })) << where;
+    return done;
+  };
+
+  sqlite::db other(path, false);
+  other.exec("BEGIN IMMEDIATE");  // the writer's transaction waits for this one's lock
+  std::thread writer([&] { EXPECT_TRUE(s.flush()); });
+  while (s.dirty()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the change is taken; its commit waits
+  s.let_go(pid);
+  EXPECT_TRUE(done_in("while its commit waits")) << "the change being committed was lost to a read";
+  EXPECT_TRUE(s.read_live(pid, [](const run_record&) {})) << "it leaves memory only once its state is committed";
+  other.exec("COMMIT");
+  writer.join();
+  EXPECT_FALSE(s.read_live(pid, [](const run_record&) {})) << "let go and committed: it leaves memory";
+  EXPECT_TRUE(done_in("after its commit"));
+}
+
 TEST(RunStoreTest, SchedulesAreSavedReplacedAndDeletedAndSurviveAReopen) {
   temp_dir tmp;
   const auto path = (tmp / "runs.db").string();
