@@ -21,6 +21,8 @@ struct supervisor_event {
     wake,       ///< run_id: something it waits for completed
     started,    ///< run_id, attempt, started_us, limit_ms: an attempt with a deadline began
     done,       ///< run_id, attempt, stage, ok, body (JSON), retryable: a stage ended
+    completed,  ///< run_id, attempt, ok: its run stage succeeded with nothing after it, and the
+                ///< executor thread recorded COMPLETED itself (ok: it was still live)
     suspended,  ///< run_id, attempt, body (journal keys, JSON): its code awaits them
   };
   supervisor_event() = default;

@@ -6,9 +6,11 @@
 //        → fail: catch_error → retry?  yes: cleanup, then a timer starts the next attempt
 //                                      no:  on_failure → on_complete → cleanup
 //
-// A stage without hooks is skipped without a message. Cancellation and max duration end the run at
-// once (CANCELED / TIMED_OUT) and run on_cancel / on_failure / on_complete for it. User code never
-// runs on this actor's thread.
+// A stage without hooks is skipped without a message; a run stage that succeeds with nothing after
+// it (no middleware, no on_success / on_complete / cleanup hook, no max duration) is recorded
+// COMPLETED by its executor thread, and the supervisor then only frees its slot. Cancellation and
+// max duration end the run at once (CANCELED / TIMED_OUT) and run on_cancel / on_failure /
+// on_complete for it. User code never runs on this actor's thread.
 #include <caf/all.hpp>
 
 #include <deque>
@@ -53,6 +55,7 @@ struct attempt_flow {
   bool busy = false;                 // a stage's job is on the executor (one at a time)
   std::string wait_kinds;            // what it waits for, for hooks and logs
   int64_t limit_ms = 0;              // max duration of the attempt (time spent waiting excluded)
+  bool has_deadline = false;         // it has one (the task's or the trigger's maxDuration)
   time_point executing_since{};      // when it last began or resumed executing
   milliseconds executed{0};          // executing time before that
   bool has_slot = false;             // holds a slot of its queue (every flow that is not suspended)
@@ -99,12 +102,17 @@ void finish_run(run_record& r, run_status status, attempt_status attempt_end, co
   r.finished_at = now;
 }
 
+/// The max duration of the run's attempts: the trigger's maxDuration, else the task's; 0 = none.
+milliseconds attempt_limit(const supervisor_env& env, const run_record& r) {
+  return r.max_duration_ms > 0 ? milliseconds(r.max_duration_ms) : env.max_duration;
+}
+
 /// On the executor thread, as the first stage of an attempt begins: records the attempt (the run
 /// is EXECUTING from now) straight into the store, and only when the attempt has a deadline asks
 /// the supervisor to arm it — one message fewer per run than announcing every start.
 void begin_attempt(const supervisor_env& env, const attempt_input& in, const caf::actor& me) {
   const auto at = clock_type::now();
-  milliseconds limit = env.max_duration;
+  milliseconds limit{0};
   bool live = false;
   env.store->update_live(in.run_id, [&](run_record& r) {  // false: cancelled or expired meanwhile
     live = true;
@@ -113,7 +121,7 @@ void begin_attempt(const supervisor_env& env, const attempt_input& in, const caf
     // A replay goes on with the attempt that was running (or waiting) before the restart.
     if (!(in.replay && !r.attempts.empty() && r.attempts.back().number == in.attempt && !r.attempts.back().finished_at))
       r.attempts.push_back({in.attempt, attempt_status::executing, at, std::nullopt, std::nullopt, {}});
-    if (r.max_duration_ms > 0) limit = milliseconds(r.max_duration_ms);
+    limit = attempt_limit(env, r);
   });
   if (live && limit.count() > 0) {
     supervisor_event ev{supervisor_event::started, in.run_id, in.attempt};
@@ -121,6 +129,35 @@ void begin_attempt(const supervisor_env& env, const attempt_input& in, const caf
     ev.limit_ms = limit.count();
     tell(me, *env.inbox, std::move(ev));
   }
+}
+
+/// A run stage that succeeded with nothing after it (no middleware to unwind, no on_success,
+/// on_complete or cleanup hook): its stage, the attempt's end and the run's COMPLETED state go into
+/// the store in one change, on the executor thread that ran it. The run's end thus reaches those
+/// who wait for it (a parent in trigger_and_wait) without a trip through the supervisor, which
+/// hears of it afterwards (supervisor_event::completed) to free the run's slot. False if the run
+/// had ended meanwhile (canceled): then nothing changes.
+///
+/// A cancel is decided in the store, under the same lock as this: whichever comes first wins, and
+/// the other changes nothing. Not for an attempt with a max duration (attempt_flow::has_deadline):
+/// its supervisor may be timing it out at this moment, and queues the TIMED_OUT hooks before it
+/// records TIMED_OUT; such a run's end goes through the supervisor.
+bool record_completed(const supervisor_env& env, const attempt_input& in, const std::string& body) {
+  auto value = json::parse(body, nullptr, false);
+  if (value.is_discarded()) value = json{{"message", body}};
+  const auto now = clock_type::now();
+  return env.store->update_live(in.run_id, [&](run_record& r) {
+    if (!r.attempts.empty() && r.attempts.back().number == in.attempt) {
+      auto& a = r.attempts.back();
+      a.stages.push_back({stage_name(run_stage, env), true, std::nullopt});
+      a.finished_at = now;
+      a.status = attempt_status::completed;
+    }
+    r.status = run_status::completed;
+    r.output = std::move(value);
+    r.error.reset();
+    r.finished_at = now;
+  });
 }
 
 /// A stage's end, for its supervisor's inbox.
@@ -271,7 +308,10 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
       };
     } else if (stage == run_stage) {
       if (!f.exec) f.exec = std::make_shared<task_execution>(env->task, f.in);
-      job = [env, ex = f.exec, me, announce] {
+      // Nothing after the run stage if it succeeds: the executor thread records the end itself.
+      const bool finish_here = !f.chain && !f.has_deadline && f.pending.empty() && !has_hooks(TH_HOOK_ON_SUCCESS) &&
+                               !has_hooks(TH_HOOK_ON_COMPLETE) && !has_hooks(TH_HOOK_CLEANUP);
+      job = [env, ex = f.exec, me, announce, finish_here] {
         const attempt_input& in = ex->input();
         if (in.token->reason() != TH_CANCEL_NONE) return;  // cancelled while it waited for a thread
         if (announce) begin_attempt(*env, in, me);
@@ -280,6 +320,11 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
           supervisor_event ev{supervisor_event::suspended, in.run_id, in.attempt};
           ev.body = s.wait_for.dump();
           tell(me, *env->inbox, std::move(ev));
+          return;
+        }
+        if (finish_here && s.outcome.ok) {
+          const bool live = record_completed(*env, in, s.outcome.json);
+          tell(me, *env->inbox, supervisor_event{supervisor_event::completed, in.run_id, in.attempt, run_stage, live});
           return;
         }
         tell(me, *env->inbox, ended(in, run_stage, s.outcome.ok, std::move(s.outcome.json), s.outcome.retryable));
@@ -508,6 +553,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
       ok = true;
       f.in.task_id = r.task_id;
       f.in.attempt = r.attempts.back().number;
+      f.has_deadline = attempt_limit(*env, r).count() > 0;
       f.in.has_journal = has_epoch_entries(r.journal);
       f.slot = slot_request(r, r.created_at);
       payload = r.payload;
@@ -575,6 +621,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
       runnable = true;
       f.in.task_id = r.task_id;
       f.in.attempt = static_cast<int>(r.attempts.size()) + 1;
+      f.has_deadline = attempt_limit(*env, r).count() > 0;
       f.in.has_journal = has_epoch_entries(r.journal);
       f.slot = slot_request(r, r.created_at);  // what it asks for when it resumes after a wait
       payload = r.payload;  // serialized below, outside the store's lock
@@ -718,42 +765,21 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
     arm(run_id, w.next_wake);
   };
 
-  // A run stage that succeeded with nothing after it (no middleware to unwind, no on_success,
-  // on_complete or cleanup hook): the stage, the attempt's end and the run's COMPLETED state go
-  // into the store in one change. The general path below records them in three, which cost a
-  // lookup and a lock each and, when the writer commits between them, a row more per run.
-  auto complete_at_once = [=](decltype(supervisor_state::flows)::iterator it, int attempt, const std::string& body) {
-    const std::string run_id = it->first;
-    auto value = json::parse(body, nullptr, false);
-    if (value.is_discarded()) value = json{{"message", body}};
-    const auto now = clock_type::now();
-    const bool live = env->store->update_live(run_id, [&](run_record& r) {
-      if (!r.attempts.empty() && r.attempts.back().number == attempt) {
-        auto& a = r.attempts.back();
-        a.stages.push_back({stage_name(run_stage, *env), true, std::nullopt});
-        a.finished_at = now;
-        a.status = attempt_status::completed;
-      }
-      r.status = run_status::completed;
-      r.output = std::move(value);
-      r.error.reset();
-      r.finished_at = now;
-    });
+  // Its executor thread recorded the run COMPLETED (record_completed): the flow ends here. `live`
+  // false: the run had been canceled meanwhile, and the cancel took the flow.
+  auto on_completed = [=](const std::string& run_id, int attempt, bool live) {
     if (!live) {
       log::info("stage ended after its run ended (canceled or timed out); result dropped",
                 {{"run", run_id}, {"task", env->task.id}, {"attempt", attempt}, {"stage", stage_name(run_stage, *env)}});
       return;
     }
-    erase_flow(it);
+    if (auto it = st->flows.find(run_id); it != st->flows.end() && it->second.in.attempt == attempt) erase_flow(it);
     release_locals(run_id);
     log::info("run completed", {{"run", run_id}, {"task", env->task.id}, {"attempt", attempt}});
   };
 
   auto on_done = [=](const std::string& run_id, int attempt, int stage, bool ok, const std::string& body, bool retryable) {
     auto it = st->flows.find(run_id);
-    if (stage == run_stage && ok && it != st->flows.end() && it->second.in.attempt == attempt && !it->second.chain &&
-        it->second.pending.empty() && !it->second.suspended && !has_hooks(TH_HOOK_ON_SUCCESS) && !has_hooks(TH_HOOK_ON_COMPLETE) && !has_hooks(TH_HOOK_CLEANUP))
-      return complete_at_once(it, attempt, body);
     bool live = false;
     int trigger_max_attempts = 0;
     env->store->read_live(run_id, [&](const run_record& r) {
@@ -875,6 +901,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         case supervisor_event::wake: on_wake(ev.run_id); break;
         case supervisor_event::started: on_started(ev.run_id, ev.attempt, ev.started_us, ev.limit_ms); break;
         case supervisor_event::done: on_done(ev.run_id, ev.attempt, ev.stage, ev.ok, ev.body, ev.retryable); break;
+        case supervisor_event::completed: on_completed(ev.run_id, ev.attempt, ev.ok); break;
         case supervisor_event::suspended: on_suspended(ev.run_id, ev.attempt, ev.body); break;
       }
     }

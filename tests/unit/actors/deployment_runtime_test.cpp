@@ -99,8 +99,8 @@ TEST_F(DeploymentRuntimeTest, RunWithoutHooksRecordsItsEndCompletelyInTheStore) 
 }
 
 TEST_F(DeploymentRuntimeTest, ACancelRacingARunsEndLeavesOneConsistentOutcome) {
-  // A run without hooks ends while a cancel for it comes in: one of the two wins, and the run
-  // shows that one only.
+  // A run without hooks records its own end on its executor thread while its supervisor may be
+  // cancelling it: whichever reaches the store first wins, and the run shows that one only.
   deployment_runtime rt(cfg_);
   std::vector<std::string> ids;
   for (int i = 0; i < 300; ++i) {
