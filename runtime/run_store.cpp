@@ -1046,8 +1046,11 @@ size_t run_store::purge_tokens_before(time_point cutoff, time_point now) {
   size_t n = 0;
   sqlite::transaction(w, [&] {
     auto ids = select_ids(w,
-                          "SELECT id FROM waitpoint_tokens WHERE created_at < ?1 AND status != 'WAITING' "
-                          "AND COALESCE(completed_at, created_at) < ?1 AND (idempotency_expires_at IS NULL OR idempotency_expires_at <= ?2)",
+                          "SELECT id FROM waitpoint_tokens WHERE created_at < ?1 "
+                          "AND ((status != 'WAITING' AND COALESCE(completed_at, created_at) < ?1) "
+                          // Past its timeout, and nothing that waited recorded it: ended all the same.
+                          "OR (status = 'WAITING' AND timeout_at IS NOT NULL AND timeout_at < ?1)) "
+                          "AND (idempotency_expires_at IS NULL OR idempotency_expires_at <= ?2)",
                           cutoff, now);
     std::erase_if(ids, [&](const std::string& id) { return pending.count(id) > 0; });
     n = delete_each(w, "DELETE FROM waitpoint_tokens WHERE id = ?", ids);

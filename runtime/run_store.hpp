@@ -326,8 +326,9 @@ public:
   size_t purge_finished_before(time_point cutoff);
   /// Deletes wait tokens that were completed or timed out before `cutoff` (created before it too),
   /// unless their idempotency key is still in force at `now` or a WAITING run's journal still
-  /// waits for them (a completion it has not yet recorded). WAITING tokens are never deleted.
-  /// Returns how many.
+  /// waits for them (a completion it has not yet recorded). A token stored WAITING whose timeout
+  /// passed before `cutoff` counts as timed out then (nothing waited for it to record it); one
+  /// without a timeout is never deleted. Returns how many.
   size_t purge_tokens_before(time_point cutoff, time_point now);
   /// Deletes API batches (with their items) created before `cutoff` that no run carries any more
   /// (their runs were purged, or they never got one), unless their idempotency key is still in

@@ -324,6 +324,11 @@ TEST(RunStoreTest, PurgeDeletesEndedTokensPastTheCutoffButNoneAWaitingRunOrAnIde
   };
   const auto completed = token();
   const auto timed_out = token(std::nullopt, long_ago + std::chrono::hours(1));
+  // Past its timeout long ago, but nothing waited for it, so nothing recorded its end: the API
+  // shows it TIMED_OUT, and it is stored WAITING.
+  const auto timed_out_unseen = token(std::nullopt, long_ago + std::chrono::hours(1));
+  const auto times_out_later = token(std::nullopt, clock_type::now() + std::chrono::hours(1));
+  const auto awaited_timed_out = token(std::nullopt, long_ago + std::chrono::hours(1));
   const auto waiting = token();
   const auto keyed = token(clock_type::now() + std::chrono::hours(1));
   const auto key_expired = token(clock_type::now() - std::chrono::hours(1));
@@ -332,18 +337,24 @@ TEST(RunStoreTest, PurgeDeletesEndedTokensPastTheCutoffButNoneAWaitingRunOrAnIde
   ASSERT_EQ(s.time_out_token(timed_out), token_change::changed);
   // A WAITING run whose journal has not yet recorded its token's completion (a crash in between).
   auto r = new_run("t", run_status::waiting);
-  r.journal = {{"epoch", 1}, {"ops", {{"e1#0", {{"kind", "token"}, {"tokenId", awaited}, {"done", false}}}}}, {"waiting", {"e1#0"}}};
+  r.journal = {{"epoch", 1},
+               {"ops", {{"e1#0", {{"kind", "token"}, {"tokenId", awaited}, {"done", false}}},
+                        {"e1#1", {{"kind", "token"}, {"tokenId", awaited_timed_out}, {"done", false}}}}},
+               {"waiting", {"e1#0", "e1#1"}}};
   create_committed(s, std::move(r));
   std::this_thread::sleep_for(20ms);
   const auto cutoff = clock_type::now();
   const auto young = token();
   ASSERT_EQ(s.complete_token(young, {{"ok", 2}}), token_change::changed);  // created long ago, ended after the cutoff
 
-  EXPECT_EQ(s.purge_tokens_before(cutoff, clock_type::now()), 3u);
+  EXPECT_EQ(s.purge_tokens_before(cutoff, clock_type::now()), 4u);
   EXPECT_FALSE(s.get_token(completed));
   EXPECT_FALSE(s.get_token(timed_out));
+  EXPECT_FALSE(s.get_token(timed_out_unseen)) << "its timeout ended it before the cutoff";
   EXPECT_FALSE(s.get_token(key_expired));
-  EXPECT_TRUE(s.get_token(waiting)) << "a WAITING token is never purged";
+  EXPECT_TRUE(s.get_token(waiting)) << "a WAITING token without a timeout is never purged";
+  EXPECT_TRUE(s.get_token(times_out_later));
+  EXPECT_TRUE(s.get_token(awaited_timed_out)) << "a waiting run still needs its result";
   EXPECT_TRUE(s.get_token(keyed)) << "its idempotency key is still in force";
   EXPECT_TRUE(s.get_token(awaited)) << "a waiting run still needs its result";
   EXPECT_TRUE(s.get_token(young));
