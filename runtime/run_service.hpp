@@ -31,7 +31,8 @@ class run_service {
 public:
   virtual ~run_service() = default;
   /// Records a new run and hands it to its task's supervisor. `done` is called exactly once, on any
-  /// thread, after the run is recorded (or with the reason it was not).
+  /// thread, after the run is recorded (or with the reason it was not), before the run starts. It
+  /// should return quickly (it may run on the store's writer thread); what it throws is logged.
   virtual void trigger(trigger_input in, std::function<void(trigger_outcome)> done) = 0;
   virtual std::optional<run_record> get_run(const std::string& id) const = 0;
   /// Cancels a run: one not started yet ends CANCELED at once; an executing one gets its

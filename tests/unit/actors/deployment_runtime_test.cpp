@@ -68,6 +68,28 @@ TEST_F(DeploymentRuntimeTest, HelloWorldCompletesWithItsOutput) {
   EXPECT_TRUE(r.started_at && r.finished_at);
 }
 
+// An embedder's answer callback runs on the store's writer thread. One that throws is logged; its
+// run still starts and completes, and the runtime goes on taking triggers.
+TEST_F(DeploymentRuntimeTest, AnAnswerCallbackThatThrowsLosesNeitherTheRunNorTheRuntime) {
+  deployment_runtime rt(cfg_);
+  std::promise<std::string> id;
+  trigger_input in;
+  in.task_id = "hello-world";
+  in.payload = {{"message", "thrown"}};
+  rt.trigger(std::move(in), [&](trigger_outcome o) {
+    id.set_value(o.run_id);
+    throw std::runtime_error("the embedder's bug");
+  });
+  auto f = id.get_future();
+  ASSERT_EQ(f.wait_for(20s), std::future_status::ready);
+  const std::string thrown = f.get();
+  ASSERT_FALSE(thrown.empty());
+  EXPECT_EQ(wait_final(rt, thrown).status, run_status::completed);
+  auto o = trigger(rt, "hello-world", {{"message", "after"}});
+  ASSERT_EQ(o.status, 200) << o.error;
+  EXPECT_EQ(wait_final(rt, o.run_id).status, run_status::completed);
+}
+
 // A task without middleware or hooks after run: its stage, its attempt's end and the run's
 // COMPLETED state are one change of the store. What was committed, read back after a restart:
 TEST_F(DeploymentRuntimeTest, RunWithoutHooksRecordsItsEndCompletelyInTheStore) {
