@@ -463,8 +463,9 @@ TEST(WaitsTest, TimeSpentWaitingDoesNotCountTowardMaxDuration) {
 }
 
 // Many chains of runs of one task (each waits for its child), none kept in memory while it waits,
-// all at once: every chain ends. A run let go while its wait's completion was being committed
-// used to be read back from SQLite as still waiting, and slept for ever (run_store::let_go).
+// one chain after the other: every chain ends. A run let go while its wait's completion was being
+// committed used to be read back from SQLite as still waiting, and slept for ever
+// (run_store::let_go).
 TEST(WaitsTest, ManyChainsDroppedFromMemoryWhileWaitingAllFinish) {
   auto d = deployment_dir("waits:\n  resident_per_task: 0\n", {"fixture_waits"});
   server s(d);
