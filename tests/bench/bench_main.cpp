@@ -6,6 +6,7 @@
 // TASKHOST_BENCH_ONLY=queues only the queues (`--queue-backlog N REPS` one backlog, in this process);
 // TASKHOST_BENCH_ONLY=schedules only cron;
 // TASKHOST_BENCH_ONLY=embedded only the embedded throughput (disk and :memory:) and fail-twice;
+// TASKHOST_BENCH_ONLY=http-throughput only single HTTP triggers (50 in flight) and HTTP batches;
 // TASKHOST_BENCH_PARENT_CHILD_ONLY=1 (with =waits) skips waiting-10k;
 // TASKHOST_BENCH_DEBUG=1 breaks the parent/child round trip down and prints the runs left in
 // memory; TASKHOST_BENCH_RESIDENT=N and TASKHOST_BENCH_DELAYED=1 vary the waiting scenario. Scenarios:
@@ -744,6 +745,23 @@ int main(int argc, char** argv) {
     report("baseline-store-memory", "runs/s", summarize(tput_mem), {{"runs", runs}, {"store", ":memory:"}});
     report("embedded-throughput", "runs/s", summarize(tput), {{"runs", runs}, {"store", "sqlite-wal-normal"}});
     report("embedded-fail-twice", "ms for 1000", summarize(fail_ms));
+    fs::remove_all(tmp);
+    return 0;
+  }
+  // TASKHOST_BENCH_ONLY=http-throughput: single HTTP triggers and HTTP batches only.
+  if (const char* only = std::getenv("TASKHOST_BENCH_ONLY"); only && std::string(only) == "http-throughput") {
+    taskhost::deployment_runtime rt(cfg);
+    rt.start_http();
+    run_many(rt, "bench-noop", std::min(runs, 20000));  // warm-up
+    std::vector<double> single, batches;
+    for (int r = 0; r < reps; ++r) {
+      single.push_back(http_single_50(rt, std::min(runs, 50000)));
+      auto t0 = clk::now();
+      http_batches(rt, runs, 2);
+      batches.push_back(runs / std::chrono::duration<double>(clk::now() - t0).count());
+    }
+    report("http-single-50-inflight", "acked/s", summarize(single), {{"runs", std::min(runs, 50000)}});
+    report("http-batches-1000", "runs/s", summarize(batches), {{"runs", runs}, {"connections", 2}});
     fs::remove_all(tmp);
     return 0;
   }
