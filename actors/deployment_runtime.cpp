@@ -367,6 +367,7 @@ void deployment_runtime::start_http() {
   o.idle_timeout = std::chrono::milliseconds(i.cfg.http.idle_timeout_ms);
   o.max_connections = i.cfg.http.max_connections;
   o.access_log = i.cfg.http.access_log;
+  o.busy_poll = std::chrono::microseconds(i.cfg.http.busy_poll_us);
   o.body_limit_for = [gw = i.gateway.get()](std::string_view method, std::string_view target, std::string_view authorization) {
     return gw->body_limit_for(method, target, authorization);
   };

@@ -49,6 +49,43 @@ struct server_state {
   size_t open = 0;            ///< sessions counted against max_connections
   std::list<session*> idle;   ///< sessions waiting for a request's first byte; front: idle longest
   log::batched_lines access_lines;
+  // Busy polling (opts.busy_poll): requests handed to the handler whose answer has not reached its
+  // session yet, when the last was handed over, whether a thread polls now, and how many answers
+  // a polling thread delivered.
+  std::atomic<int> awaiting{0};
+  std::atomic<int64_t> handed_at_ns{0};
+  std::atomic<bool> polling{false};
+  std::atomic<uint64_t> answers_polled{0};
+};
+
+thread_local bool this_thread_polls = false;  ///< a server thread inside its busy-polling loop
+
+/// One request's part in `awaiting`: counted from the handler's call until its answer runs on the
+/// session's strand, or until the handler lets go of its responder without answering.
+class awaited_answer {
+public:
+  explicit awaited_answer(server_state& st) : st_(st) {
+    st_.awaiting.fetch_add(1, std::memory_order_relaxed);
+    st_.handed_at_ns.store(steady::now().time_since_epoch().count(), std::memory_order_relaxed);
+  }
+  ~awaited_answer() {
+    if (!delivered_) st_.awaiting.fetch_sub(1, std::memory_order_relaxed);
+  }
+  awaited_answer(const awaited_answer&) = delete;
+  awaited_answer& operator=(const awaited_answer&) = delete;
+  /// Once: true for the first answer; later ones are ignored.
+  bool claim() { return !answered_.exchange(true); }
+  /// The answer runs on the session's strand: no longer awaited.
+  void delivered() {
+    delivered_ = true;
+    if (this_thread_polls) st_.answers_polled.fetch_add(1, std::memory_order_relaxed);
+    st_.awaiting.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+private:
+  server_state& st_;
+  std::atomic<bool> answered_{false};
+  bool delivered_ = false;  // set on the strand; read by the last owner, after the shared count's release
 };
 
 /// One connection. Its life, each step bounded by a timeout (a step that times out closes it):
@@ -260,9 +297,12 @@ private:
       req.headers[name] = std::string(f.value());
     }
     auto self = shared_from_this();
-    auto respond = [self, answered = std::make_shared<std::atomic<bool>>(false)](http_response r) {
-      if (answered->exchange(true)) return;
-      net::post(self->stream_.get_executor(), [self, r = std::move(r)]() mutable { self->write(std::move(r)); });
+    auto respond = [self, awaited = std::make_shared<awaited_answer>(st_)](http_response r) {
+      if (!awaited->claim()) return;
+      net::post(self->stream_.get_executor(), [self, awaited, r = std::move(r)]() mutable {
+        awaited->delivered();
+        self->write(std::move(r));
+      });
     };
     try {
       st_.handler(std::move(req), respond);
@@ -403,6 +443,30 @@ struct http_server::impl {
   steady::time_point last_refusal_warning{}, last_accept_warning{};
   uint64_t refused_since_warning = 0;
 
+  /// A server thread. While a lone request waits for its answer (a trigger's commit: tens of
+  /// microseconds), one thread polls for up to opts.busy_poll after the request was handed over,
+  /// instead of sleeping in epoll: the answer, posted from another thread, is written without a
+  /// wake-up of this one. Other connections are served meanwhile (poll() runs whatever is ready).
+  /// With two or more requests waiting the server is busy and threads sleep as usual: spinning
+  /// then would take CPU from the threads that compute the answers.
+  void serve() {
+    auto& st = state;
+    const int64_t budget = std::chrono::duration_cast<steady::duration>(st.opts.busy_poll).count();
+    auto lone_and_recent = [&] {
+      return st.awaiting.load(std::memory_order_relaxed) == 1 &&
+             steady::now().time_since_epoch().count() - st.handed_at_ns.load(std::memory_order_relaxed) < budget;
+    };
+    while (!ioc.stopped()) {
+      if (budget > 0 && lone_and_recent() && !st.polling.exchange(true, std::memory_order_acquire)) {
+        this_thread_polls = true;
+        while (lone_and_recent() && !ioc.stopped()) ioc.poll();
+        this_thread_polls = false;
+        st.polling.store(false, std::memory_order_release);
+      }
+      ioc.run_one();
+    }
+  }
+
   void accept() {
     acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket s) {
       if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
@@ -516,12 +580,14 @@ void http_server::start() {
   i.work.emplace(i.ioc.get_executor());
   i.accept();
   if (o.access_log) i.flush_access_log();
-  for (unsigned t = 0; t < std::max(1u, o.threads); ++t) i.threads.emplace_back([&i] { i.ioc.run(); });
+  for (unsigned t = 0; t < std::max(1u, o.threads); ++t) i.threads.emplace_back([&i] { i.serve(); });
 }
 
 uint16_t http_server::port() const { return impl_->port; }
 
 size_t http_server::connections() const { return impl_->connections(); }
+
+uint64_t http_server::answers_polled() const { return impl_->state.answers_polled.load(std::memory_order_relaxed); }
 
 void http_server::stop_accepting() {
   auto& i = *impl_;

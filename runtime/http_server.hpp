@@ -74,6 +74,12 @@ struct http_server_options {
   /// status, duration, bytes in and out, remote address, and the response's principal as `key`.
   /// Written in batches every 100 ms (or 4 KiB), and at stop().
   bool access_log = true;
+  /// While a lone request waits for its answer, one server thread polls for it (and for other
+  /// connections) this long after the request was handed to the handler, instead of sleeping: an
+  /// answer computed on another thread within it is sent without waking the server thread (about
+  /// 10 µs less per trigger on an idle server). 0: threads always sleep. Never with two or more
+  /// requests waiting.
+  std::chrono::microseconds busy_poll{200};
   /// A request's own body limit, asked once its headers are in, with its method, target and
   /// Authorization header (a larger one for uploads, or for a batch's item stream from a known
   /// caller); 0 means max_body_bytes. A Content-Length over it is answered 413 before any of the
@@ -94,6 +100,8 @@ public:
   uint16_t port() const;
   /// Connections open now (counted against max_connections).
   size_t connections() const;
+  /// Answers a busy-polling thread picked up (see busy_poll).
+  uint64_t answers_polled() const;
   /// Closes the listening socket; open connections keep being served.
   void stop_accepting();
   /// Stops everything and joins the server's threads.

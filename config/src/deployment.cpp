@@ -332,6 +332,7 @@ deployment load_string(const std::string& yaml, const std::filesystem::path& fil
            {"max_connections", [&](auto&, auto& x) {
               d.http.max_connections = uint64_t(rd.integer(x, "http.max_connections", 1, 1'000'000)); }},
            {"access_log", [&](auto&, auto& x) { d.http.access_log = rd.boolean(x, "http.access_log"); }},
+           {"busy_poll_us", [&](auto&, auto& x) { d.http.busy_poll_us = rd.integer(x, "http.busy_poll_us", 0, 10'000); }},
            {"public_url", [&](auto&, auto& x) { d.http.public_url = parse_public_url(rd, x); }}});
       }},
      {"log", [&](auto&, auto& v) {

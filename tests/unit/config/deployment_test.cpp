@@ -132,8 +132,10 @@ TEST(DeploymentConfigTest, HttpLimitsHaveDefaultsAndAreChecked) {
   EXPECT_EQ(d.http.idle_timeout_ms, 60000);
   EXPECT_EQ(d.http.max_connections, 10000u);
   EXPECT_TRUE(d.http.access_log);
+  EXPECT_EQ(d.http.busy_poll_us, 200);
   d = load_string(minimal + "http:\n  header_timeout_ms: 500\n  body_timeout_ms: 700\n  idle_timeout_ms: 900\n"
-                            "  max_connections: 50\n  access_log: false\n", "/x/d.yaml");
+                            "  max_connections: 50\n  access_log: false\n  busy_poll_us: 0\n", "/x/d.yaml");
+  EXPECT_EQ(d.http.busy_poll_us, 0);
   EXPECT_EQ(d.http.header_timeout_ms, 500);
   EXPECT_EQ(d.http.body_timeout_ms, 700);
   EXPECT_EQ(d.http.idle_timeout_ms, 900);
@@ -151,6 +153,10 @@ TEST(DeploymentConfigTest, HttpLimitsHaveDefaultsAndAreChecked) {
                 .find("deploy.yaml:4:20: http.max_connections must be between 1 and 1000000, got 0"), std::string::npos);
   EXPECT_NE(error_of(minimal + "http:\n  access_log: sometimes\n")
                 .find("deploy.yaml:4:15: http.access_log must be true or false, got 'sometimes'"), std::string::npos);
+  EXPECT_NE(error_of(minimal + "http:\n  busy_poll_us: 10001\n")
+                .find("deploy.yaml:4:17: http.busy_poll_us must be between 0 and 10000, got 10001"), std::string::npos);
+  EXPECT_NE(error_of(minimal + "http: {busy_poll_us: -5}").find("http.busy_poll_us must be between 0 and 10000, got -5"),
+            std::string::npos);
 }
 
 TEST(DeploymentConfigTest, ABatchsItemStreamHasItsOwnLargerBodyLimit) {

@@ -680,3 +680,117 @@ TEST(HttpServerHardeningTest, ARouteThatTakesLargeBodiesMaySendUpToItsLimitAndOt
   }
   EXPECT_EQ(status_of(post("/small", "", "length", 5000)), 413) << "over every limit";
 }
+
+namespace {
+
+/// A server whose handler hands each responder to a thread of its own, which answers after
+/// `delay` (as a trigger is answered by the store's writer after its commit); a request to
+/// /drop lets go of its responder without answering.
+struct answered_elsewhere {
+  explicit answered_elsewhere(std::chrono::microseconds busy_poll, std::chrono::microseconds delay = 50us)
+      : delay(delay), srv({.host = "127.0.0.1", .port = 0, .busy_poll = busy_poll}, [this](http_request req, http_responder r) {
+          if (req.target == "/drop") return;
+          std::lock_guard lock(mu);
+          pending.push_back({std::move(r), req.target});
+          cv.notify_one();
+        }) {
+    srv.start();
+  }
+  ~answered_elsewhere() {
+    {
+      std::lock_guard lock(mu);
+      done = true;
+      cv.notify_one();
+    }
+    answerer.join();
+    srv.stop();
+  }
+  void answer_loop() {
+    std::unique_lock lock(mu);
+    for (;;) {
+      cv.wait(lock, [&] { return done || !pending.empty(); });
+      if (done) return;
+      auto [r, target] = std::move(pending.front());
+      pending.pop_front();
+      lock.unlock();
+      std::this_thread::sleep_for(delay);
+      r({200, "answered " + target, {{"content-type", "text/plain"}}});
+      lock.lock();
+    }
+  }
+  std::chrono::microseconds delay;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::pair<http_responder, std::string>> pending;
+  bool done = false;
+  http_server srv;
+  std::thread answerer{[this] { answer_loop(); }};
+};
+
+}  // namespace
+
+TEST(HttpServerTest, ALoneRequestsAnswerFromAnotherThreadIsPickedUpByTheBusyPollingThread) {
+  // A budget of 50 ms, far above the 50 µs answer: even a sanitizer build on a busy machine polls
+  // for most of the answers. The server's only thread stays awake for them.
+  answered_elsewhere s(50ms);
+  http_client c("http://127.0.0.1:" + std::to_string(s.srv.port()));
+  for (int i = 0; i < 20; ++i) {
+    auto r = c.request("GET", "/r" + std::to_string(i), "");
+    ASSERT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, "answered /r" + std::to_string(i));
+  }
+  EXPECT_GE(s.srv.answers_polled(), 10u);
+}
+
+TEST(HttpServerTest, WithBusyPollingOffNoAnswerIsPolledForAndAllAreServed) {
+  answered_elsewhere s(0us);
+  http_client c("http://127.0.0.1:" + std::to_string(s.srv.port()));
+  for (int i = 0; i < 20; ++i) {
+    auto r = c.request("GET", "/r" + std::to_string(i), "");
+    ASSERT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, "answered /r" + std::to_string(i));
+  }
+  EXPECT_EQ(s.srv.answers_polled(), 0u);
+}
+
+TEST(HttpServerTest, ARequestWhoseHandlerNeverAnswersDoesNotCountAsWaitingForever) {
+  // A request whose responder is dropped unanswered stops counting as waiting: later lone
+  // requests are polled for again (were it still counted, each would be the second one waiting,
+  // and the threads would sleep). Its connection stays open, unanswered, as before.
+  answered_elsewhere s(50ms);
+  raw_conn dropped(s.srv.port());
+  dropped.send("GET /drop HTTP/1.1\r\nHost: x\r\n\r\n");
+  http_client c("http://127.0.0.1:" + std::to_string(s.srv.port()));
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(c.request("GET", "/r" + std::to_string(i), "").status, 200);
+  EXPECT_GE(s.srv.answers_polled(), 10u);
+}
+
+TEST(HttpServerTest, ConnectionsAreServedWhileAThreadPollsForALoneAnswer) {
+  // One thread; a lone request's answer comes after 300 ms, and the thread polls for it all that
+  // time: meanwhile other connections are served.
+  std::atomic<bool> release{false};
+  std::thread late;
+  http_server srv({.host = "127.0.0.1", .port = 0, .busy_poll = 1s}, [&](http_request req, http_responder r) {
+    if (req.target == "/slow") {
+      late = std::thread([r, &release] {
+        for (int i = 0; i < 300 && !release; ++i) std::this_thread::sleep_for(1ms);
+        r({200, "slow", {}});
+      });
+      return;
+    }
+    r({200, "quick", {}});
+  });
+  srv.start();
+  raw_conn slow(srv.port());
+  slow.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
+  std::this_thread::sleep_for(20ms);
+  http_client c("http://127.0.0.1:" + std::to_string(srv.port()));
+  auto t0 = steady::now();
+  auto r = c.request("GET", "/quick", "");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "quick");
+  EXPECT_LT(steady::now() - t0, 250ms);  // not held until the slow answer
+  release = true;
+  late.join();
+  srv.stop();  // returns although a thread was polling
+}

@@ -107,6 +107,9 @@ struct http_config {
   int64_t idle_timeout_ms = 60'000;    ///< a kept-alive connection with no request in flight
   uint64_t max_connections = 10'000;   ///< open connections at most (the idle longest is closed for a new one)
   bool access_log = true;              ///< one info line per request
+  /// While a lone request waits for its answer, a server thread polls for it this long after
+  /// handing it over instead of sleeping (0: never polls).
+  int64_t busy_poll_us = 200;
   /// http.public_url: where clients reach this server ("https://tasks.example.com/x"), without a
   /// trailing '/'. The URLs taskhost hands out (packet uploads, token callbacks) start with it,
   /// and a request whose path starts with its path is served with that part removed. "" = the
