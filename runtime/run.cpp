@@ -1,6 +1,7 @@
 #include "runtime/run.hpp"
 
 #include <array>
+#include <charconv>
 #include <cstdio>
 #include <ctime>
 
@@ -81,23 +82,87 @@ std::string apply_metadata_op(json& metadata, const json& op) {
   return {};
 }
 
-json attempts_to_storage(const std::vector<attempt_record>& attempts) {
-  json out = json::array();
-  for (const auto& a : attempts) {
-    json j = {{"n", a.number}, {"s", to_string(a.status)}, {"t0", to_us(a.started_at)}};
-    if (a.finished_at) j["t1"] = to_us(*a.finished_at);
-    if (a.error) j["e"] = *a.error;
-    if (!a.stages.empty()) {
-      json st = json::array();
-      for (const auto& s : a.stages) {
-        json sj = {{"n", s.name}, {"ok", s.ok}};
-        if (s.error) sj["e"] = *s.error;
-        st.push_back(std::move(sj));
-      }
-      j["st"] = std::move(st);
+namespace {
+
+void append_dump(std::string& out, const json& j) { out += j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+/// A JSON string as nlohmann's dump() writes it: ASCII here, anything else through nlohmann
+/// (its UTF-8 checks and replacement).
+void append_string(std::string& out, std::string_view s) {
+  for (unsigned char c : s)
+    if (c >= 0x80) return append_dump(out, json(std::string(s)));
+  out += '"';
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
+          out += buf;
+        } else {
+          out += c;
+        }
     }
-    out.push_back(std::move(j));
   }
+  out += '"';
+}
+
+void append_int(std::string& out, int64_t v) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, r.ptr);
+}
+
+}  // namespace
+
+std::string attempts_to_storage(const std::vector<attempt_record>& attempts) {
+  // Keys in nlohmann's (sorted) order: e, n, s, st, t0, t1; a stage's e, n, ok.
+  std::string out = "[";
+  for (const auto& a : attempts) {
+    if (out.size() > 1) out += ',';
+    out += '{';
+    if (a.error) {
+      out += "\"e\":";
+      append_dump(out, *a.error);
+      out += ',';
+    }
+    out += "\"n\":";
+    append_int(out, a.number);
+    out += ",\"s\":";
+    append_string(out, to_string(a.status));
+    if (!a.stages.empty()) {
+      out += ",\"st\":[";
+      for (size_t i = 0; i < a.stages.size(); ++i) {
+        const auto& s = a.stages[i];
+        if (i) out += ',';
+        out += '{';
+        if (s.error) {
+          out += "\"e\":";
+          append_dump(out, *s.error);
+          out += ',';
+        }
+        out += "\"n\":";
+        append_string(out, s.name);
+        out += s.ok ? ",\"ok\":true}" : ",\"ok\":false}";
+      }
+      out += ']';
+    }
+    out += ",\"t0\":";
+    append_int(out, to_us(a.started_at));
+    if (a.finished_at) {
+      out += ",\"t1\":";
+      append_int(out, to_us(*a.finished_at));
+    }
+    out += '}';
+  }
+  out += ']';
   return out;
 }
 

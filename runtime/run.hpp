@@ -164,8 +164,11 @@ bool releases_idempotency_key(run_status s);
 /// then unchanged). The result must stay within max_metadata_bytes.
 std::string apply_metadata_op(json& metadata, const json& op);
 
-/// The attempts in the store's JSON form (times as epoch microseconds) and back.
-json attempts_to_storage(const std::vector<attempt_record>& attempts);
+/// The attempts in the store's JSON form (times as epoch microseconds), as text, and back. The
+/// text is what nlohmann's dump() of the same document gives (keys in order, errors as dumped
+/// with invalid UTF-8 replaced), written without building the document: the store writes it for
+/// every row change of a run.
+std::string attempts_to_storage(const std::vector<attempt_record>& attempts);
 std::vector<attempt_record> attempts_from_storage(const json& j);
 
 int64_t to_ms(time_point t);

@@ -762,7 +762,7 @@ bool run_store::commit_slice(hot_map::value_type* const* runs, size_t count, std
       }
       if (r.error) op.error = dump(*r.error);
       if (!r.metadata.is_null()) op.metadata = dump(r.metadata);
-      op.attempts = dump(attempts_to_storage(r.attempts));
+      op.attempts = attempts_to_storage(r.attempts);
       if (!r.journal.is_null()) op.journal = dump(r.journal);
       op.idem_key = r.idempotency_key;
       op.idem_user = r.idempotency_key_user;

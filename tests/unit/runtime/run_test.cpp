@@ -115,3 +115,60 @@ TEST(RunTest, LogsAreKeptUpToTheCapThenMarkedTruncated) {
   EXPECT_TRUE(big.logs.empty());
   EXPECT_TRUE(big.logs_truncated);
 }
+
+namespace {
+
+/// The store's attempts text as it was written before it was written directly: a document
+/// built with nlohmann, then dumped (invalid UTF-8 replaced). The direct writer must give the
+/// same bytes, which rows already on disk hold.
+std::string attempts_via_document(const std::vector<attempt_record>& attempts) {
+  json out = json::array();
+  for (const auto& a : attempts) {
+    json j = {{"n", a.number}, {"s", to_string(a.status)}, {"t0", to_us(a.started_at)}};
+    if (a.finished_at) j["t1"] = to_us(*a.finished_at);
+    if (a.error) j["e"] = *a.error;
+    if (!a.stages.empty()) {
+      json st = json::array();
+      for (const auto& s : a.stages) {
+        json sj = {{"n", s.name}, {"ok", s.ok}};
+        if (s.error) sj["e"] = *s.error;
+        st.push_back(std::move(sj));
+      }
+      j["st"] = std::move(st);
+    }
+    out.push_back(std::move(j));
+  }
+  return out.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+}  // namespace
+
+TEST(RunTest, AttemptsAreStoredAsTheTextOfTheirDocumentAndReadBack) {
+  const time_point t0(std::chrono::microseconds(1735689600123456));
+  std::vector<std::vector<attempt_record>> cases;
+  cases.push_back({});
+  cases.push_back({attempt_record{1, attempt_status::executing, t0, std::nullopt, std::nullopt, {}}});
+  attempt_record failed{1, attempt_status::failed, t0, t0 + std::chrono::microseconds(731), json{{"message", "boom"}, {"name", "Error"}}, {}};
+  attempt_record odd{2, attempt_status::failed, t0 - std::chrono::hours(24 * 365 * 60), t0,
+                     json{{"message", "quote \" backslash \\ tab \t nl \n cr \r ctl \x01\x1f del \x7f"}, {"stackTrace", "é ü 日本"}},
+                     {}};
+  odd.stages.push_back({"middleware:\"db\"\b\f", false, json{{"message", std::string("bad utf-8 \xff\xfe end")}}});
+  odd.stages.push_back({"hook:onStart é", true, std::nullopt});
+  odd.stages.push_back({std::string("stage \xc3"), true, std::nullopt});  // a lone lead byte
+  attempt_record ok{3, attempt_status::completed, t0, t0 + std::chrono::seconds(2), std::nullopt, {{"run", true, std::nullopt}}};
+  cases.push_back({failed, odd, ok});
+  cases.push_back({attempt_record{-7, attempt_status::canceled, time_point{}, time_point{}, json("just a string"), {}}});
+  for (const auto& attempts : cases) {
+    const std::string text = attempts_to_storage(attempts);
+    EXPECT_EQ(text, attempts_via_document(attempts));
+    auto back = attempts_from_storage(json::parse(text));
+    ASSERT_EQ(back.size(), attempts.size());
+    for (size_t i = 0; i < back.size(); ++i) {
+      EXPECT_EQ(back[i].number, attempts[i].number);
+      EXPECT_EQ(back[i].status, attempts[i].status);
+      EXPECT_EQ(back[i].started_at, attempts[i].started_at);
+      EXPECT_EQ(back[i].finished_at, attempts[i].finished_at);
+      EXPECT_EQ(back[i].stages.size(), attempts[i].stages.size());
+    }
+  }
+}
