@@ -506,23 +506,31 @@ void queue_backlog_scenario(int reps) {
 
 /// TASKHOST_BENCH_ONLY=latency: the latency scenarios alone, `reps` times into one idle runtime
 /// (2,000 requests each): the no-op round trip, the trigger's acknowledgement, start − receipt and
-/// complete − receipt, each reported as the median (min, max) of its repetitions' p50.
+/// complete − receipt, each reported as the median (min, max) of its repetitions' p50, and of
+/// their p99.
 void latency_scenarios(const fs::path& tmp, int reps) {
   taskhost::deployment_runtime rt(bench_deployment(tmp / "latency", TASKHOST_BENCH_PLUGIN));
   rt.start_http();
   taskhost::http_client c("http://127.0.0.1:" + std::to_string(rt.http_port()));
-  std::vector<double> noop, ack, start, complete;
+  std::vector<double> noop, ack, start, complete, ack99, start99, complete99;
   for (int r = 0; r < reps; ++r) {
     noop.push_back(percentile(http_latency(rt, c, "GET", "/healthz", ""), .5));
-    ack.push_back(percentile(http_latency(rt, c, "POST", "/api/v1/tasks/bench-noop/trigger", R"({"payload":null})"), .5));
+    auto a = http_latency(rt, c, "POST", "/api/v1/tasks/bench-noop/trigger", R"({"payload":null})");
+    ack.push_back(percentile(a, .5));
+    ack99.push_back(percentile(a, .99));
     auto [s, d] = start_and_complete_after_receipt(rt, c, 2000);
     start.push_back(percentile(s, .5));
+    start99.push_back(percentile(s, .99));
     complete.push_back(percentile(d, .5));
+    complete99.push_back(percentile(d, .99));
   }
   report("baseline-http-noop-p50", "us", summarize(noop));
   report("http-trigger-ack-p50", "us", summarize(ack));
   report("run-start-after-receipt-p50", "us", summarize(start));
   report("run-complete-after-receipt-p50", "us", summarize(complete));
+  report("http-trigger-ack-p99", "us", summarize(ack99));
+  report("run-start-after-receipt-p99", "us", summarize(start99));
+  report("run-complete-after-receipt-p99", "us", summarize(complete99));
 }
 
 /// parent-child-rt and waiting-10k, each in a deployment of its own.
