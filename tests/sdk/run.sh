@@ -23,15 +23,6 @@ port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{
 printf 'name: sdk-compat\nplugins_dir: plugins\nexecutor: {threads: 4}\nqueues: [{name: one, concurrency_limit: 1}]\nhttp: {listen: "127.0.0.1:%s", public_url: "http://127.0.0.1:%s/th"}\nauth: {keys_file: keys}\n' "$port" "$port" > "$deploy/d.yaml"
 "$bin" run --config "$deploy/d.yaml" > "$deploy/out" 2> "$deploy/log" &
 pid=$!
-# Up to 60 s: a sanitizer build takes 5 s to start on a quiet machine, and more beside other tests.
-for _ in $(seq 1200); do
-  grep -q "serving" "$deploy/out" 2>/dev/null && break
-  kill -0 "$pid" 2>/dev/null || break
-  sleep 0.05
-done
-url=$(grep -o 'http://127.0.0.1:[0-9]*' "$deploy/out") || {
-  if kill -0 "$pid" 2>/dev/null; then echo "taskhost did not start serving within 60 s"; else echo "taskhost exited before serving"; fi
-  echo "--- server log"; cat "$deploy/log"; exit 1
-}
+source "$here/../support/wait_for_serving.sh"
 cd "$work" && TRIGGER_API_URL="$url" TRIGGER_SECRET_KEY="$(cat "$deploy/keys")" OPENAPI_DOC="$here/../../docs/openapi.json" \
   node --test compat.test.mjs openapi.test.mjs

@@ -727,29 +727,29 @@ struct answered_elsewhere {
   std::thread answerer{[this] { answer_loop(); }};
 };
 
+/// 20 requests one after the other, each answered with its own target.
+void twenty_lone_requests(answered_elsewhere& s) {
+  http_client c("http://127.0.0.1:" + std::to_string(s.srv.port()));
+  for (int i = 0; i < 20; ++i) {
+    auto r = c.request("GET", "/r" + std::to_string(i), "");
+    ASSERT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, "answered /r" + std::to_string(i));
+  }
+}
+
 }  // namespace
 
 TEST(HttpServerTest, ALoneRequestsAnswerFromAnotherThreadIsPickedUpByTheBusyPollingThread) {
   // A budget of 50 ms, far above the 50 µs answer: even a sanitizer build on a busy machine polls
   // for most of the answers. The server's only thread stays awake for them.
   answered_elsewhere s(50ms);
-  http_client c("http://127.0.0.1:" + std::to_string(s.srv.port()));
-  for (int i = 0; i < 20; ++i) {
-    auto r = c.request("GET", "/r" + std::to_string(i), "");
-    ASSERT_EQ(r.status, 200);
-    EXPECT_EQ(r.body, "answered /r" + std::to_string(i));
-  }
+  twenty_lone_requests(s);
   EXPECT_GE(s.srv.answers_polled(), 10u);
 }
 
 TEST(HttpServerTest, WithBusyPollingOffNoAnswerIsPolledForAndAllAreServed) {
   answered_elsewhere s(0us);
-  http_client c("http://127.0.0.1:" + std::to_string(s.srv.port()));
-  for (int i = 0; i < 20; ++i) {
-    auto r = c.request("GET", "/r" + std::to_string(i), "");
-    ASSERT_EQ(r.status, 200);
-    EXPECT_EQ(r.body, "answered /r" + std::to_string(i));
-  }
+  twenty_lone_requests(s);
   EXPECT_EQ(s.srv.answers_polled(), 0u);
 }
 
@@ -760,8 +760,7 @@ TEST(HttpServerTest, ARequestWhoseHandlerNeverAnswersDoesNotCountAsWaitingForeve
   answered_elsewhere s(50ms);
   raw_conn dropped(s.srv.port());
   dropped.send("GET /drop HTTP/1.1\r\nHost: x\r\n\r\n");
-  http_client c("http://127.0.0.1:" + std::to_string(s.srv.port()));
-  for (int i = 0; i < 20; ++i) ASSERT_EQ(c.request("GET", "/r" + std::to_string(i), "").status, 200);
+  twenty_lone_requests(s);
   EXPECT_GE(s.srv.answers_polled(), 10u);
 }
 
