@@ -54,6 +54,10 @@ public:
   stmt& bind(int i, const std::optional<int64_t>& v);
   stmt& bind_text_or_null(int i, std::string_view v);  ///< "" binds NULL
   stmt& bind_null(int i);
+  /// Binds text without copying it: `v` must stay alive until the statement is stepped and reset
+  /// (a wide row's texts are not copied once more on their way into SQLite).
+  stmt& bind_text_static(int i, std::string_view v);
+  stmt& bind_text_static_or_null(int i, std::string_view v);  ///< "" binds NULL
   /// Binds bytes as a BLOB without copying them: `v` must stay alive until the statement is
   /// stepped and reset (large packets are not copied twice).
   stmt& bind_blob_static(int i, std::string_view v);

@@ -1,6 +1,8 @@
 // The SQLite layer: statements are prepared once per connection and reused, reset and cleared.
 #include <gtest/gtest.h>
 
+#include <sqlite3.h>
+
 #include "runtime/sqlite.hpp"
 
 namespace taskhost::sqlite {
@@ -27,6 +29,34 @@ TEST(SqliteTest, AReusedStatementStartsWithoutTheLastCallsBindings) {
   }
   EXPECT_EQ(count(d, "SELECT COUNT(*) FROM t"), 2);
   EXPECT_EQ(count(d, "SELECT COUNT(*) FROM t WHERE b IS NULL AND a = 2"), 1);
+}
+
+TEST(SqliteTest, TextBoundWithoutACopyIsStoredAndNotReadAfterTheStep) {
+  db d(":memory:");
+  d.exec("CREATE TABLE t (a INTEGER, b TEXT)");
+  {
+    auto ins = d.prepare("INSERT INTO t (a, b) VALUES (?, ?)");
+    std::string text(1000, 'x');
+    text += "\xc3\xa9 end";
+    ins.bind(1, int64_t{1}).bind_text_static(2, text);
+    ins.step();
+    ins.reset();
+    text.assign(1010, '?');  // the statement must not hold on to the buffer after its reset
+    ins.bind(1, int64_t{2}).bind_text_static_or_null(2, "");
+    ins.step();
+  }
+  auto s = d.prepare("SELECT b FROM t WHERE a = 1");
+  ASSERT_TRUE(s.step());
+  EXPECT_EQ(s.text(0), std::string(1000, 'x') + "\xc3\xa9 end");
+  EXPECT_EQ(count(d, "SELECT COUNT(*) FROM t WHERE a = 2 AND b IS NULL"), 1);
+}
+
+TEST(SqliteTest, SqliteKeepsNoMemoryCountsUnderItsGlobalMutex) {
+  // Opening a connection turns SQLite's memory statistics off (they cost a process-wide mutex on
+  // every allocation): with them on, a connection with a table in it would show bytes in use.
+  db d(":memory:");
+  d.exec("CREATE TABLE t (a INTEGER, b TEXT); INSERT INTO t VALUES (1, 'one')");
+  EXPECT_EQ(sqlite3_memory_used(), 0);
 }
 
 TEST(SqliteTest, TheSameSqlMayBeInUseTwiceAtOnce) {
