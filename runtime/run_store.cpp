@@ -811,14 +811,17 @@ bool run_store::commit_slice(hot_map::value_type* const* runs, size_t count, std
             "INSERT OR REPLACE INTO request_keys (scope, key, id, cached, created_at, expires_at) VALUES (?, ?, ?, 0, ?, ?)");
         auto logq = w.prepare(
             "INSERT OR REPLACE INTO run_logs (run_id, seq, time, attempt, level, message, attributes) VALUES (?,?,?,?,?,?,?)");
+        // Texts are bound without a copy: they live in `ops`, which outlives these statements.
         for (const auto& op : ops) {
           if (op.insert) {
-            ins.bind_text_static(1, op.id).bind_text_static(2, op.task_id).bind_text_static(3, op.status).bind(4, op.created).bind(5, op.updated);
+            ins.bind_text_static(1, op.id).bind_text_static(2, op.task_id).bind_text_static(3, op.status);
+            ins.bind(4, op.created).bind(5, op.updated);
             ins.bind(6, op.started).bind(7, op.finished).bind(8, op.delay_until).bind(9, op.expires_at).bind(10, op.retry_at);
             ins.bind_text_static_or_null(11, op.ttl).bind(12, op.ttl_ms).bind_text_static_or_null(13, op.idem_key);
             ins.bind_text_static_or_null(14, op.idem_user).bind(15, op.idem_expires).bind(16, op.max_attempts);
             ins.bind(17, op.max_duration_ms).bind_text_static(18, op.payload_type).bind_text_static_or_null(19, op.error);
-            ins.bind_text_static_or_null(20, op.metadata).bind_text_static(21, op.tags).bind_text_static(22, op.attempts).bind(23, op.log_bytes);
+            ins.bind_text_static_or_null(20, op.metadata).bind_text_static(21, op.tags).bind_text_static(22, op.attempts);
+            ins.bind(23, op.log_bytes);
             ins.bind(24, op.logs_truncated).bind_text_static(25, op.payload).bind_text_static_or_null(26, op.output);
             ins.bind_text_static_or_null(27, op.parent_id).bind_text_static_or_null(28, op.root_id).bind(29, op.depth);
             ins.bind_text_static_or_null(30, op.batch_id).bind_text_static_or_null(31, op.journal);
@@ -849,9 +852,11 @@ bool run_store::commit_slice(hot_map::value_type* const* runs, size_t count, std
             }
           } else {
             upd.bind_text_static(1, op.status).bind(2, op.updated).bind(3, op.started).bind(4, op.finished).bind(5, op.delay_until);
-            upd.bind(6, op.expires_at).bind(7, op.retry_at).bind_text_static_or_null(8, op.idem_key).bind_text_static_or_null(9, op.idem_user);
+            upd.bind(6, op.expires_at).bind(7, op.retry_at).bind_text_static_or_null(8, op.idem_key);
+            upd.bind_text_static_or_null(9, op.idem_user);
             upd.bind(10, op.idem_expires).bind_text_static_or_null(11, op.error).bind_text_static_or_null(12, op.metadata);
-            upd.bind_text_static(13, op.attempts).bind(14, op.log_bytes).bind(15, op.logs_truncated).bind_text_static_or_null(16, op.output);
+            upd.bind_text_static(13, op.attempts).bind(14, op.log_bytes).bind(15, op.logs_truncated);
+            upd.bind_text_static_or_null(16, op.output);
             upd.bind_text_static_or_null(17, op.journal).bind_text_static(18, op.id);
             upd.step();
             upd.reset();

@@ -149,8 +149,7 @@ db::db(const std::string& path, bool create) {
   // about 5% of the CPU of a store busy with commits. Nothing here reads those counts. The setting
   // must come before SQLite is initialized; if something in the process already did that, it
   // fails harmlessly and the counts stay on.
-  static const bool no_memstatus = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) == SQLITE_OK;
-  (void)no_memstatus;
+  [[maybe_unused]] static const int memstatus_off = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
   int rc = sqlite3_open_v2(path.c_str(), &handle_, flags, nullptr);
   if (rc != SQLITE_OK) {
