@@ -97,6 +97,8 @@ void scheduler::put(schedule_record r, bool armed) {
   // last_occurrence is the newer one (it only moves forward), or the occurrence would fire again.
   if (!fresh && e.rec.last_occurrence && (!r.last_occurrence || *r.last_occurrence < *e.rec.last_occurrence))
     r.last_occurrence = e.rec.last_occurrence;
+  if (!fresh) unindex_key_locked(e.rec);
+  index_key_locked(r);
   e.rec = std::move(r);
   e.cron = std::move(cron);
   e.zone = std::move(zone);
@@ -111,8 +113,21 @@ bool scheduler::remove(const std::string& id) {
   auto it = entries_.find(id);
   if (it == entries_.end()) return false;
   disarm_locked(it->second);
+  unindex_key_locked(it->second.rec);
   entries_.erase(it);
   return true;
+}
+
+void scheduler::index_key_locked(const schedule_record& r) {
+  if (!r.dedup_key.empty()) by_key_[key_of(r)].insert(r.id);
+}
+
+void scheduler::unindex_key_locked(const schedule_record& r) {
+  if (r.dedup_key.empty()) return;
+  auto it = by_key_.find(key_of(r));
+  if (it == by_key_.end()) return;
+  it->second.erase(r.id);
+  if (it->second.empty()) by_key_.erase(it);
 }
 
 std::optional<schedule_record> scheduler::get(const std::string& id) const {
@@ -125,9 +140,9 @@ std::optional<schedule_record> scheduler::get(const std::string& id) const {
 std::optional<schedule_record> scheduler::find_by_key(const std::string& type, const std::string& key) const {
   if (key.empty()) return std::nullopt;
   std::lock_guard lock(mu_);
-  for (const auto& [id, e] : entries_)
-    if (e.rec.type == type && e.rec.dedup_key == key) return e.rec;
-  return std::nullopt;
+  auto it = by_key_.find(type + '\n' + key);
+  if (it == by_key_.end()) return std::nullopt;
+  return entries_.at(*it->second.begin()).rec;
 }
 
 std::vector<schedule_record> scheduler::list() const {

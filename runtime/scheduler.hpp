@@ -27,6 +27,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "runtime/cron.hpp"
@@ -118,6 +119,13 @@ private:
   options opts_;
   mutable std::mutex mu_;
   std::map<std::string, entry> entries_;
+  /// type + '\n' + dedup key → the ids of the schedules with it (one, unless a store holds
+  /// duplicates: find_by_key gives the lowest), so that creating one of 100,000 keyed schedules
+  /// does not look at all the others.
+  std::unordered_map<std::string, std::set<std::string>> by_key_;
+  static std::string key_of(const schedule_record& r) { return r.type + '\n' + r.dedup_key; }
+  void index_key_locked(const schedule_record& r);
+  void unindex_key_locked(const schedule_record& r);
   std::set<std::pair<time_point, std::string>> due_;  ///< (wake time, id) of armed entries
   std::condition_variable cv_;
   std::thread timer_;

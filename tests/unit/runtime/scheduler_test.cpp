@@ -136,6 +136,42 @@ TEST(SchedulerTest, ReplacingAndRemovingTakeEffectAtOnce) {
   EXPECT_TRUE(f.fired.empty());
 }
 
+TEST(SchedulerTest, FindByKeyFollowsPutsReplacementsAndRemovals) {
+  fixture f;
+  auto keyed = [&](const std::string& id, const std::string& type, const std::string& key) {
+    auto r = f.rec(id, "0 9 * * *");
+    r.type = type;
+    r.dedup_key = key;
+    f.s.put(r);
+  };
+  auto found = [&](const std::string& type, const std::string& key) {
+    auto r = f.s.find_by_key(type, key);
+    return r ? r->id : std::string("none");
+  };
+  keyed("sched_a", "IMPERATIVE", "k1");
+  keyed("sched_b", "IMPERATIVE", "k2");
+  keyed("sched_c", "DECLARATIVE", "k1");
+  keyed("sched_d", "IMPERATIVE", "");
+  EXPECT_EQ(found("IMPERATIVE", "k1"), "sched_a");
+  EXPECT_EQ(found("DECLARATIVE", "k1"), "sched_c");  // the same key of another type is another schedule
+  EXPECT_EQ(found("IMPERATIVE", "k2"), "sched_b");
+  EXPECT_EQ(found("IMPERATIVE", "k3"), "none");
+  EXPECT_EQ(found("IMPERATIVE", ""), "none");  // no key finds nothing, not sched_d
+  EXPECT_EQ(f.s.find_by_key("IMPERATIVE", "k1")->cron, "0 9 * * *");
+
+  keyed("sched_a", "IMPERATIVE", "k3");  // a replacement under another key
+  EXPECT_EQ(found("IMPERATIVE", "k1"), "none");
+  EXPECT_EQ(found("IMPERATIVE", "k3"), "sched_a");
+
+  keyed("sched_0", "IMPERATIVE", "k2");  // a store holding duplicates: the lowest id, as before
+  EXPECT_EQ(found("IMPERATIVE", "k2"), "sched_0");
+  EXPECT_TRUE(f.s.remove("sched_0"));
+  EXPECT_EQ(found("IMPERATIVE", "k2"), "sched_b");
+  EXPECT_TRUE(f.s.remove("sched_b"));
+  EXPECT_EQ(found("IMPERATIVE", "k2"), "none");
+  EXPECT_EQ(found("IMPERATIVE", "k3"), "sched_a");
+}
+
 TEST(SchedulerTest, AReplacementReadBeforeAnOccurrenceFiredDoesNotFireItAgain) {
   fixture f;
   f.s.put(f.rec("sched_p", "0 9 * * *"));
