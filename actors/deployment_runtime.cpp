@@ -16,6 +16,7 @@
 #include "runtime/api_gateway.hpp"
 #include "runtime/api_keys.hpp"
 #include "runtime/batch_book.hpp"
+#include "runtime/cpu_latency.hpp"
 #include "runtime/http_server.hpp"
 #include "runtime/ids.hpp"
 #include "runtime/log.hpp"
@@ -43,6 +44,7 @@ caf::actor_system_config& configure(caf::actor_system_config& cfg) {
 
 struct deployment_runtime::impl {
   config::deployment cfg;
+  std::unique_ptr<cpu_latency_request> cpu_latency;  ///< power.cpu_latency_us, held while the deployment lives
   plugin_load_report report;
   std::unique_ptr<run_store> store;
   std::unique_ptr<api_keys> keys;  ///< reads the store: declared after it, destroyed before it
@@ -130,6 +132,16 @@ deployment_runtime::deployment_runtime(config::deployment cfg) : impl_(std::make
     throw std::runtime_error(all);
   }
 
+  if (i.cfg.cpu_latency_us) {
+    i.cpu_latency = std::make_unique<cpu_latency_request>(*i.cfg.cpu_latency_us);
+    if (i.cpu_latency->held())
+      log::info("cpu latency request held: idle CPUs wake within it while taskhost runs",
+                {{"cpu_latency_us", *i.cfg.cpu_latency_us}, {"device", i.cpu_latency->device()}});
+    else
+      log::warn("power.cpu_latency_us: the CPU latency request could not be made; taskhost runs without it "
+                "(it needs write access to the device: root, or a udev rule)",
+                {{"cpu_latency_us", *i.cfg.cpu_latency_us}, {"error", i.cpu_latency->error()}});
+  }
   i.exec = std::make_unique<executor>(i.cfg.executor_threads, automatic_max_threads(i.cfg, i.report));
   declare_queues();
   {

@@ -446,6 +446,11 @@ deployment load_string(const std::string& yaml, const std::filesystem::path& fil
           {{"resident_per_task", [&](auto&, auto& x) {
               d.resident_waits_per_task = size_t(rd.integer(x, "waits.resident_per_task", 0, 1000000)); }}});
       }},
+     {"power", [&](auto&, auto& v) {
+        rd.mapping(v, "power",
+          {{"cpu_latency_us", [&](auto&, auto& x) {
+              d.cpu_latency_us = static_cast<int32_t>(rd.integer(x, "power.cpu_latency_us", 0, 1'000'000)); }}});
+      }},
      {"shutdown", [&](auto&, auto& v) {
         rd.mapping(v, "shutdown",
           {{"grace_period_ms", [&](auto&, auto& x) {

@@ -2,7 +2,8 @@
 // physical baselines measured in the same run. Prints a table and appends JSON lines to
 // bench/results/<date>.jsonl. Environment: TASKHOST_BENCH_ONLY=waits runs only the waits scenarios;
 // TASKHOST_BENCH_ONLY=http compares the HTTP scenarios with the access log on and off;
-// TASKHOST_BENCH_ONLY=latency only the latency scenarios (the p50 of each repetition);
+// TASKHOST_BENCH_ONLY=latency only the latency scenarios (the p50 of each repetition), then
+// again with power.cpu_latency_us: 0; TASKHOST_BENCH_ONLY=cpu-latency only the second part;
 // TASKHOST_BENCH_ONLY=queues only the queues (`--queue-backlog N REPS` one backlog, in this process);
 // TASKHOST_BENCH_ONLY=schedules only cron;
 // TASKHOST_BENCH_ONLY=embedded only the embedded throughput (disk and :memory:) and fail-twice;
@@ -27,6 +28,10 @@
 //   scaling-executor-T        runs/s with T executor threads
 //   parent-child-rt           2,000 sequential parents, each timing its trigger_and_wait of a no-op
 //                             child (µs, from the parent's own clock; p50/p90/p99/max)
+//   *-cpu-latency-0           the latency scenarios (the p50 and p99 of each repetition) and
+//                             parent-child-rt in deployments holding power.cpu_latency_us: 0 (idle
+//                             CPUs poll instead of halting); skipped unless /dev/cpu_dma_latency
+//                             is writable (root)
 //   waiting-10k               10,000 runs in wait_for(1h): RSS and threads added
 //   queue-start-N             ns of queue bookkeeping per run start with N = 100 and 1,000,000
 //                             runs queued (the ratio is the O(log n) check)
@@ -56,6 +61,7 @@
 #include <future>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -66,6 +72,7 @@
 #include "runtime/http_client.hpp"
 #include "taskhost/client.hpp"
 #include "runtime/log.hpp"
+#include "runtime/cpu_latency.hpp"
 #include "runtime/cron.hpp"
 #include "runtime/ids.hpp"
 #include "runtime/queues.hpp"
@@ -508,8 +515,13 @@ void queue_backlog_scenario(int reps) {
 /// (2,000 requests each): the no-op round trip, the trigger's acknowledgement, start − receipt and
 /// complete − receipt, each reported as the median (min, max) of its repetitions' p50, and of
 /// their p99.
-void latency_scenarios(const fs::path& tmp, int reps) {
-  taskhost::deployment_runtime rt(bench_deployment(tmp / "latency", TASKHOST_BENCH_PLUGIN));
+/// With `cpu_latency`, the deployment holds that power.cpu_latency_us, and the names end in
+/// "-cpu-latency-N".
+void latency_scenarios(const fs::path& tmp, int reps, std::optional<int32_t> cpu_latency = std::nullopt) {
+  auto cfg = bench_deployment(tmp / "latency", TASKHOST_BENCH_PLUGIN);
+  cfg.cpu_latency_us = cpu_latency;
+  const std::string suffix = cpu_latency ? "-cpu-latency-" + std::to_string(*cpu_latency) : "";
+  taskhost::deployment_runtime rt(cfg);
   rt.start_http();
   taskhost::http_client c("http://127.0.0.1:" + std::to_string(rt.http_port()));
   std::vector<double> noop, ack, start, complete, ack99, start99, complete99;
@@ -524,22 +536,26 @@ void latency_scenarios(const fs::path& tmp, int reps) {
     complete.push_back(percentile(d, .5));
     complete99.push_back(percentile(d, .99));
   }
-  report("baseline-http-noop-p50", "us", summarize(noop));
-  report("http-trigger-ack-p50", "us", summarize(ack));
-  report("run-start-after-receipt-p50", "us", summarize(start));
-  report("run-complete-after-receipt-p50", "us", summarize(complete));
-  report("http-trigger-ack-p99", "us", summarize(ack99));
-  report("run-start-after-receipt-p99", "us", summarize(start99));
-  report("run-complete-after-receipt-p99", "us", summarize(complete99));
+  report("baseline-http-noop-p50" + suffix, "us", summarize(noop));
+  report("http-trigger-ack-p50" + suffix, "us", summarize(ack));
+  report("run-start-after-receipt-p50" + suffix, "us", summarize(start));
+  report("run-complete-after-receipt-p50" + suffix, "us", summarize(complete));
+  report("http-trigger-ack-p99" + suffix, "us", summarize(ack99));
+  report("run-start-after-receipt-p99" + suffix, "us", summarize(start99));
+  report("run-complete-after-receipt-p99" + suffix, "us", summarize(complete99));
 }
 
-/// parent-child-rt and waiting-10k, each in a deployment of its own.
-void waits_scenarios(const fs::path& tmp, int reps) {
+/// parent-child-rt: 2,000 sequential parents in a deployment of their own (with `cpu_latency`,
+/// holding that power.cpu_latency_us; the name ends in "-cpu-latency-N").
+void parent_child_scenario(const fs::path& tmp, std::optional<int32_t> cpu_latency = std::nullopt) {
   auto pct = [](const std::vector<double>& v) {
     return json{{"p50", percentile(v, .5)}, {"p90", percentile(v, .9)}, {"p99", percentile(v, .99)}, {"max", percentile(v, 1)}};
   };
+  const std::string suffix = cpu_latency ? "-cpu-latency-" + std::to_string(*cpu_latency) : "";
   {
-    taskhost::deployment_runtime rt(bench_deployment(tmp / "parent-child", TASKHOST_BENCH_PLUGIN));
+    auto cfg = bench_deployment(tmp / ("parent-child" + suffix), TASKHOST_BENCH_PLUGIN);
+    cfg.cpu_latency_us = cpu_latency;
+    taskhost::deployment_runtime rt(cfg);
     std::vector<double> rt_us, start_gap, run_gap, tail_gap;
     for (int i = 0; i < 2000; ++i) {
       std::promise<std::string> id;
@@ -567,10 +583,29 @@ void waits_scenarios(const fs::path& tmp, int reps) {
     if (!start_gap.empty())
       std::printf("  (child created -> started p50 %.1f us; started -> finished %.1f us; finished -> parent resumed %.1f us)\n",
                   percentile(start_gap, .5), percentile(run_gap, .5), percentile(tail_gap, .5));
-    report("parent-child-rt", "us", {percentile(rt_us, 0), percentile(rt_us, .5), percentile(rt_us, 1)}, pct(rt_us));
+    report("parent-child-rt" + suffix, "us", {percentile(rt_us, 0), percentile(rt_us, .5), percentile(rt_us, 1)}, pct(rt_us));
     std::printf("  parent/child round trip p90 %.1f us, p99 %.1f us (target p50 <= 150 us; BullMQ 2.0 ms)\n", percentile(rt_us, .9),
                 percentile(rt_us, .99));
   }
+}
+
+/// The latency scenarios and the parent/child round trip again, in deployments that hold
+/// power.cpu_latency_us: 0 (idle CPUs poll instead of halting), where this user may make that
+/// request (/dev/cpu_dma_latency is root's by default); otherwise says why they are skipped.
+void cpu_latency_scenarios(const fs::path& tmp, int reps) {
+  const char* dev = taskhost::cpu_latency_request::default_device;
+  if (::access(dev, W_OK) != 0) {
+    std::printf("  (with power.cpu_latency_us: 0: skipped, %s is not writable by this user)\n", dev);
+    return;
+  }
+  std::printf("with power.cpu_latency_us: 0 (idle CPUs poll):\n");
+  latency_scenarios(tmp / "cpu-latency", reps, 0);
+  parent_child_scenario(tmp, 0);
+}
+
+/// parent-child-rt and waiting-10k, each in a deployment of its own.
+void waits_scenarios(const fs::path& tmp, int reps) {
+  parent_child_scenario(tmp);
   if (std::getenv("TASKHOST_BENCH_PARENT_CHILD_ONLY")) return;  // to profile the round trip alone
   std::vector<double> added_mb, added_threads, heap_mb;
   for (int r = 0; r < std::min(reps, 3); ++r) {
@@ -722,6 +757,12 @@ int main(int argc, char** argv) {
   }
   if (const char* only = std::getenv("TASKHOST_BENCH_ONLY"); only && std::string(only) == "latency") {
     latency_scenarios(tmp, reps);
+    cpu_latency_scenarios(tmp, reps);
+    fs::remove_all(tmp);
+    return 0;
+  }
+  if (const char* only = std::getenv("TASKHOST_BENCH_ONLY"); only && std::string(only) == "cpu-latency") {
+    cpu_latency_scenarios(tmp, reps);
     fs::remove_all(tmp);
     return 0;
   }
@@ -906,6 +947,7 @@ int main(int argc, char** argv) {
           bench_deployment(tmp / ("threads-" + std::to_string(threads)), TASKHOST_BENCH_PLUGIN, threads), scale_runs, nullptr, 0);
 
   waits_scenarios(tmp, reps);
+  cpu_latency_scenarios(tmp, std::min(reps, 3));
   queue_scenarios(reps);
   queue_backlog_scenario(reps);
   cron_scenarios(reps);

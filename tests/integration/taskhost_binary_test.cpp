@@ -4,9 +4,11 @@
 #include <nlohmann/json.hpp>
 
 #include <regex>
+#include <unistd.h>
 
 #include <taskhost/plugin_abi.h>
 
+#include "runtime/cpu_latency.hpp"
 #include "runtime/http_client.hpp"
 #include "support/process.hpp"
 #include "support/taskhost_server.hpp"
@@ -47,6 +49,31 @@ TEST(TaskhostBinaryTest, HelloWorldOverHttpCompletesWithItsOutput) {
   // The task's log line reached the runtime's log, tagged with the run.
   EXPECT_NE(s.log().find("greeting"), std::string::npos);
   EXPECT_NE(s.log().find("run=" + id), std::string::npos);
+}
+
+// power.cpu_latency_us: the kernel holds the request while taskhost runs — where this user may
+// write /dev/cpu_dma_latency (root) — and otherwise taskhost says why it runs without it.
+TEST(TaskhostBinaryTest, PowerCpuLatencyIsHeldWhileItRunsOrWhyNotIsLogged) {
+  deployment_dir d("power:\n  cpu_latency_us: 0\n");
+  const char* dev = taskhost::cpu_latency_request::default_device;
+  const bool may = ::access(dev, R_OK | W_OK) == 0;
+  server s(d);
+  const auto log = s.log();
+  if (may) {
+    EXPECT_NE(log.find("cpu latency request held"), std::string::npos) << log;
+    EXPECT_NE(log.find("cpu_latency_us=0"), std::string::npos) << log;
+    EXPECT_EQ(taskhost::cpu_latency_request::current(dev), 0) << "the lowest request held is taskhost's 0";
+  } else {
+    EXPECT_NE(log.find("power.cpu_latency_us: the CPU latency request could not be made"), std::string::npos) << log;
+    EXPECT_NE(log.find(dev), std::string::npos) << log;
+  }
+  // Either way the deployment serves.
+  http_client c(s.url);
+  auto r = c.request("POST", "/api/v1/tasks/hello-world/trigger", R"({"payload":{"message":"hi"}})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(s.wait_final(json::parse(r.body)["id"])["status"], "COMPLETED");
+  s.proc.signal(SIGTERM);
+  EXPECT_EQ(s.proc.wait_exit(20s), 0);
 }
 
 TEST(TaskhostBinaryTest, SdkEncodedPayloadReachesTheTaskAsJson) {

@@ -274,6 +274,20 @@ TEST(DeploymentConfigTest, WaitsResidentPerTask) {
   EXPECT_NE(error_of(minimal + "waits:\n  resident: 3\n").find("resident"), std::string::npos);
 }
 
+TEST(DeploymentConfigTest, PowerCpuLatencyIsOptionalAndChecked) {
+  EXPECT_FALSE(load_string(minimal, "/srv/app/deploy.yaml").cpu_latency_us) << "no request unless asked for";
+  EXPECT_EQ(load_string(minimal + "power:\n  cpu_latency_us: 0\n", "/srv/app/deploy.yaml").cpu_latency_us, 0);
+  EXPECT_EQ(load_string(minimal + "power: {cpu_latency_us: 20}\n", "/srv/app/deploy.yaml").cpu_latency_us, 20);
+  EXPECT_NE(error_of(minimal + "power:\n  cpu_latency_us: -1\n").find("deploy.yaml:4:19: power.cpu_latency_us must be between 0 and 1000000, got -1"),
+            std::string::npos)
+      << error_of(minimal + "power:\n  cpu_latency_us: -1\n");
+  EXPECT_NE(error_of(minimal + "power:\n  cpu_latency_us: 1000001\n").find("power.cpu_latency_us must be between 0 and 1000000"),
+            std::string::npos);
+  EXPECT_NE(error_of(minimal + "power:\n  cpu_latency_us: fast\n").find("deploy.yaml:4:19"), std::string::npos)
+      << error_of(minimal + "power:\n  cpu_latency_us: fast\n");
+  EXPECT_NE(error_of(minimal + "power:\n  cpu_latency: 0\n").find("cpu_latency"), std::string::npos) << "unknown keys are errors";
+}
+
 TEST(DeploymentConfigTest, ExecutorMaxThreadsIsReadAndChecked) {
   auto d = load_string(minimal + "executor:\n  threads: 8\n  max_threads: 64\n", "/x/d.yaml");
   EXPECT_EQ(d.executor_threads, 8u);

@@ -159,6 +159,9 @@ struct deployment {
   /// Suspended executions of a task kept in memory while their runs wait (waits.resident_per_task);
   /// beyond it the longest-waiting are dropped and replayed from their journal when they resume.
   size_t resident_waits_per_task = 256;
+  /// power.cpu_latency_us: a CPU latency request (Linux PM QoS) held while the deployment runs;
+  /// none = no request. 0 keeps idle CPUs polling, so that a thread handed a run wakes at once.
+  std::optional<int32_t> cpu_latency_us;
   store_config store;
   auth_config auth;
   retry_config default_retry;
