@@ -420,6 +420,11 @@ void run_store::set_notify(std::function<void()> notify) {
   notify_ = std::move(notify);
 }
 
+void run_store::forget_key_locked(const run_record& r) {
+  if (r.idempotency_key.empty()) return;  // idem_ holds runs with a key only
+  if (auto i = idem_.find(r.task_id + '\n' + r.idempotency_key); i != idem_.end() && i->second == r.id) idem_.erase(i);
+}
+
 void run_store::mark_dirty_locked(hot_map::value_type& run) {
   if (!run.second.dirty) {
     run.second.dirty = true;
@@ -570,8 +575,7 @@ void run_store::let_go(const std::string& id) {
   // Only a state SQLite has: one taken into a transaction that has not ended is not there yet (a
   // read would load the state before it), and the end of that transaction lets it go instead.
   if (h.committed && !h.dirty && !h.writing && h.created.empty()) {
-    auto k = h.r.task_id + '\n' + h.r.idempotency_key;
-    if (auto i = idem_.find(k); i != idem_.end() && i->second == id) idem_.erase(i);
+    forget_key_locked(h.r);
     hot_.erase(it);
     ++stats_.evictions;
   }
@@ -669,7 +673,8 @@ constexpr size_t max_rows_per_commit = 4096;
 struct row_op {
   std::string id;
   bool insert = false;
-  std::string task_id, status, payload, payload_type, output, error, metadata, tags, attempts, ttl;
+  std::string_view status;  ///< to_string()'s static text
+  std::string task_id, payload, payload_type, output, error, metadata, tags, attempts, ttl;
   std::string parent_id, root_id, batch_id, journal, queue, concurrency_key, schedule_id;
   int64_t depth = 0, priority_ms = 0;
   std::optional<int64_t> schedule_occurrence;
@@ -727,15 +732,15 @@ bool run_store::commit_slice(hot_map::value_type* const* runs, size_t count, std
       h.dirty = false;
       h.writing = true;  // SQLite has not got this state until the transaction ends
       const run_record& r = h.r;
-      row_op op;
+      row_op& op = ops.emplace_back();
       op.id = id;
       op.insert = !h.committed;
       op.task_id = r.task_id;
-      op.status = std::string(to_string(r.status));
+      op.status = to_string(r.status);
       if (op.insert) {
         op.payload_value = r.payload;
         op.payload_type = r.payload_type;
-        op.tags = dump(json(r.tags));
+        op.tags = r.tags.empty() ? std::string("[]") : dump(json(r.tags));
         op.tag_list = r.tags;
         op.ttl = r.rare().ttl;
         op.ttl_ms = r.ttl_ms;
@@ -777,7 +782,6 @@ bool run_store::commit_slice(hot_map::value_type* const* runs, size_t count, std
       op.logs_truncated = r.logs_truncated;
       op.logs_from = h.logs_persisted;
       if (r.logs.size() > h.logs_persisted) op.new_logs.assign(r.logs.begin() + static_cast<ptrdiff_t>(h.logs_persisted), r.logs.end());
-      ops.push_back(std::move(op));
     }
   }
   for (auto& op : ops) {
@@ -900,8 +904,7 @@ bool run_store::commit_slice(hot_map::value_type* const* runs, size_t count, std
         // A final run leaves memory once committed; so does a WAITING one (it may wait for
         // months): whatever completes its wait loads it back (update_unfinished).
         if (!h.dirty && (is_final(h.r.status) || (h.cold_ok && h.r.status == run_status::waiting)) && h.created.empty()) {
-          auto k = h.r.task_id + '\n' + h.r.idempotency_key;
-          if (auto i = idem_.find(k); i != idem_.end() && i->second == op.id) idem_.erase(i);
+          forget_key_locked(h.r);
           hot_.erase(it);
           ++stats_.evictions;
         }
@@ -909,8 +912,7 @@ bool run_store::commit_slice(hot_map::value_type* const* runs, size_t count, std
         // Never acknowledged, never routed: the run did not happen.
         for (auto& c : op.created_waiters) answers.emplace_back(std::move(c), create_result{503, {}, false, error});
         for (auto& c : h.created) answers.emplace_back(std::move(c), create_result{503, {}, false, error});
-        auto k = h.r.task_id + '\n' + h.r.idempotency_key;
-        if (auto i = idem_.find(k); i != idem_.end() && i->second == op.id) idem_.erase(i);
+        forget_key_locked(h.r);
         if (h.dirty) std::erase(dirty_, &*it);
         hot_.erase(it);
       } else {

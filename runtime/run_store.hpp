@@ -358,6 +358,8 @@ private:
   bool commit_slice(hot_map::value_type* const* runs, size_t count, std::string& error);
   /// The notify to call (after unlocking) if the writer is not already woken; else empty.
   std::function<void()> wake_locked();
+  /// Drops idem_'s entry for `r`'s idempotency key if it names `r` (the run leaves memory).
+  void forget_key_locked(const run_record& r);
   std::optional<run_record> load_locked(const std::string& id, bool with_logs) const;
 
   store_options opts_;
