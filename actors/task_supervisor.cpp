@@ -490,7 +490,8 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
   };
 
   // The waits of a suspended run are all done and it holds a slot again: it executes again (and
-  // its deadline runs again).
+  // its deadline runs again). `waited` false: everything it awaited was done before it began to
+  // wait (on_suspended), so it never waited, and no on_resume hook fires (nor did on_wait).
   auto continue_run = [=](attempt_flow& f, bool waited) {
     if (waited && env->waits) env->waits->check(f.in.run_id, true);  // WAITING → EXECUTING
     f.suspended = false;
@@ -498,11 +499,11 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
     f.has_slot = true;
     f.executing_since = clock_type::now();
     st->armed.erase(f.in.run_id);
-    if (has_hooks(TH_HOOK_ON_RESUME)) f.pending.push_back(TH_HOOK_ON_RESUME);
+    if (waited && has_hooks(TH_HOOK_ON_RESUME)) f.pending.push_back(TH_HOOK_ON_RESUME);
     f.pending.push_back(run_stage);
     if (f.limit_ms > 0)
       self->delayed_send(self, std::max(milliseconds(0), milliseconds(f.limit_ms) - f.executed), timeout_atom::value, f.in.run_id, f.in.attempt);
-    log::debug("run resumed", {{"run", f.in.run_id}, {"task", env->task.id}, {"wait", f.wait_kinds}});
+    if (waited) log::debug("run resumed", {{"run", f.in.run_id}, {"task", env->task.id}, {"wait", f.wait_kinds}});
     advance(f.in.run_id);
   };
   // The waits are done: it asks its queue for a slot (WAITING until it has one; a run that waits

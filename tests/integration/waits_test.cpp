@@ -291,10 +291,21 @@ TEST(WaitsTest, WaitingHoldsNoThreadAndFiresWaitHooks) {
   auto d = deployment_dir("executor:\n  threads: 1\n", {"fixture_waits"});
   server s(d);
   std::vector<std::string> sleepers;
-  for (int i = 0; i < 20; ++i) sleepers.push_back(s.trigger("w-sleep", {{"ms", 1500}}));
-  auto p = s.wait_final(s.trigger("w-parent", {{"child", {{"value", 2}}}}));
+  for (int i = 0; i < 20; ++i) sleepers.push_back(s.trigger("w-sleep", {{"ms", 3000}}));
+  // The child waits for a token the test completes once parent and child both wait, so that the
+  // parent surely waited (a child that ends before its parent suspends ends no wait: no hooks).
+  const auto parent = s.trigger("w-parent", {{"task", "w-token"}});
+  ASSERT_EQ(wait_until(s, parent, [](const json& r) { return r["status"] == "WAITING"; })["status"], "WAITING") << s.log();
+  const std::string child = s.get_run(parent)["waitingFor"][0]["runId"];
+  const auto waiting_child = wait_until(s, child, [](const json& r) { return r["status"] == "WAITING"; });
+  ASSERT_EQ(waiting_child["status"], "WAITING") << waiting_child.dump();
+  http_client c(s.url);
+  auto done = c.request("POST", "/api/v1/waitpoints/tokens/" + waiting_child["metadata"]["token"].get<std::string>() + "/complete",
+                        R"({"data":"approved"})");
+  ASSERT_EQ(done.status, 200) << done.body;
+  auto p = s.wait_final(parent);
   ASSERT_EQ(p["status"], "COMPLETED") << p.dump() << s.log();
-  EXPECT_EQ(p["output"]["child"]["doubled"], 4);
+  EXPECT_EQ(p["output"]["child"]["output"], "approved");
   for (const auto& id : sleepers) EXPECT_EQ(s.get_run(id)["status"], "WAITING") << "finished before its wait ended";
   for (const auto& id : sleepers) {
     auto r = s.wait_final(id);
@@ -302,6 +313,31 @@ TEST(WaitsTest, WaitingHoldsNoThreadAndFiresWaitHooks) {
     EXPECT_EQ(r["metadata"]["hooks"], json::array({"wait:duration", "resume:duration"})) << r.dump();
   }
   EXPECT_EQ(p["metadata"]["hooks"], json::array({"wait:task", "resume:task"}));
+}
+
+// A wait whose token was completed before the run awaited it ends at once: the run never waits,
+// so neither on_wait nor on_resume fires (a resume without a wait would be a lie to the hooks).
+TEST(WaitsTest, AWaitDoneBeforeItBeganFiresNoWaitHooks) {
+  auto d = waits_dir();
+  server s(d);
+  http_client c(s.url);
+  auto created = c.request("POST", "/api/v1/waitpoints/tokens", R"({"timeout":"1h"})");
+  ASSERT_EQ(created.status, 200) << created.body;
+  const std::string token = json::parse(created.body)["id"];
+  ASSERT_EQ(c.request("POST", "/api/v1/waitpoints/tokens/" + token + "/complete", R"({"data":"early"})").status, 200);
+  auto r = s.wait_final(s.trigger("w-token-id", {{"token", token}}));
+  ASSERT_EQ(r["status"], "COMPLETED") << r.dump() << s.log();
+  EXPECT_EQ(r["output"]["output"], "early");
+  EXPECT_FALSE(r["metadata"].contains("hooks")) << r.dump();
+
+  // A child that an idempotency key finds already COMPLETED.
+  auto first = s.wait_final(s.trigger("w-parent", {{"child", {{"value", 5}}}, {"options", {{"idempotencyKey", "once"}}}}));
+  ASSERT_EQ(first["status"], "COMPLETED") << first.dump();
+  auto again = s.wait_final(s.trigger("w-parent", {{"child", {{"value", 6}}}, {"options", {{"idempotencyKey", "once"}}}}));
+  ASSERT_EQ(again["status"], "COMPLETED") << again.dump();
+  EXPECT_EQ(again["output"]["childId"], first["output"]["childId"]);
+  EXPECT_EQ(again["output"]["child"]["doubled"], 10) << "the first child's output";
+  EXPECT_FALSE(again["metadata"].contains("hooks")) << again.dump();
 }
 
 TEST(WaitsTest, AChildEndingInAnyFinalStatusResumesItsParent) {

@@ -806,8 +806,8 @@ enum class hook_kind : int {
   on_complete = TH_HOOK_ON_COMPLETE,
   cleanup = TH_HOOK_CLEANUP,
   catch_error = TH_HOOK_CATCH_ERROR,
-  on_wait = TH_HOOK_ON_WAIT,
-  on_resume = TH_HOOK_ON_RESUME,
+  on_wait = TH_HOOK_ON_WAIT,      ///< the run began to wait (WAITING); on_resume follows when it goes on
+  on_resume = TH_HOOK_ON_RESUME,  ///< after an on_wait only: a wait already done when awaited fires neither
   on_cancel = TH_HOOK_ON_CANCEL,
 };
 inline constexpr hook_kind init = hook_kind::init;
