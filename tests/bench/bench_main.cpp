@@ -132,7 +132,7 @@ long peak_rss_kb_during(F&& fn) {
 
 std::ofstream results;
 void report(const std::string& name, const std::string& unit, const stats& s, json extra = json::object()) {
-  std::printf("%-24s %12.1f %12.1f %12.1f  %s\n", name.c_str(), s.median, s.min, s.max, unit.c_str());
+  std::printf("%-46s %12.1f %12.1f %12.1f  %s\n", name.c_str(), s.median, s.min, s.max, unit.c_str());
   extra["scenario"] = name;
   extra["unit"] = unit;
   extra["median"] = s.median;
@@ -411,7 +411,7 @@ void queue_scenarios(int reps) {
   auto s = summarize(small), b = summarize(big);
   report("queue-start-100", "ns/start", s);
   report("queue-start-1000000", "ns/start", b, {{"ratio_to_100", b.median / s.median}});
-  std::printf("%-24s %12.2f  (1,000,000 queued vs 100; target: within noise of 1)\n", "  ratio", b.median / s.median);
+  std::printf("%-46s %12.2f  (1,000,000 queued vs 100; target: within noise of 1)\n", "  ratio", b.median / s.median);
 }
 
 /// queue-backlog-N: end to end, runs/s started and completed from a queue (limit 16) that holds N
@@ -508,7 +508,7 @@ void queue_backlog_scenario(int reps) {
   report("queue-backlog-100" + store, "runs/s", s);
   report((std::getenv("TASKHOST_BENCH_BACKLOG_DELAYED") ? "queue-100+1000000-delayed" : "queue-backlog-1000000") + store, "runs/s", l,
          {{"ratio_to_100", l.median / s.median}});
-  std::printf("%-24s %12.2f  (runs/s with 1,000,000 queued vs 100; target: within noise of 1)\n", "  ratio", l.median / s.median);
+  std::printf("%-46s %12.2f  (runs/s with 1,000,000 queued vs 100; target: within noise of 1)\n", "  ratio", l.median / s.median);
 }
 
 /// TASKHOST_BENCH_ONLY=latency: the latency scenarios alone, `reps` times into one idle runtime
@@ -743,7 +743,7 @@ int main(int argc, char** argv) {
 
   auto cfg = bench_deployment(tmp, TASKHOST_BENCH_PLUGIN);
   std::printf("taskhost benchmarks: %d runs x %d repetitions, %u cores\n", runs, reps, std::thread::hardware_concurrency());
-  std::printf("%-24s %12s %12s %12s\n", "scenario", "median", "min", "max");
+  std::printf("%-46s %12s %12s %12s\n", "scenario", "median", "min", "max");
   // TASKHOST_BENCH_ONLY=waits runs only the waits scenarios (quick, while working on them).
   if (const char* only = std::getenv("TASKHOST_BENCH_ONLY"); only && std::string(only) == "waits") {
     waits_scenarios(tmp, reps);
