@@ -571,7 +571,7 @@ void http_server::start() {
                     {{"max_connections", o.max_connections}, {"open_files_limit", soft}, {"open_files_hard_limit", hard},
                      {"header_timeout_ms", o.header_timeout.count()}, {"body_timeout_ms", o.body_timeout.count()},
                      {"idle_timeout_ms", o.idle_timeout.count()}, {"max_body_bytes", o.max_body_bytes},
-                     {"access_log", o.access_log ? "true" : "false"}});
+                     {"access_log", o.access_log ? "true" : "false"}, {"busy_poll_us", o.busy_poll.count()}});
   if (soft != 0 && soft < o.max_connections + 64)
     log::warn("the open-files limit is below http.max_connections: connections beyond it are not accepted until others close",
               {{"open_files_limit", soft}, {"max_connections", o.max_connections},

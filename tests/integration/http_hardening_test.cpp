@@ -142,10 +142,12 @@ TEST(HttpHardeningTest, TheAccessLogNamesEachRequestAndNeverItsQueryString) {
 TEST(HttpHardeningTest, TheYamlSetsTimeoutsTheCapAndTheAccessLog) {
   deployment_dir d;
   d.tmp.write("deploy.yaml", "name: itest\nplugins_dir: plugins\nhttp:\n  listen: 127.0.0.1:0\n  header_timeout_ms: 400\n"
-                             "  body_timeout_ms: 600\n  idle_timeout_ms: 800\n  max_connections: 3\n  access_log: false\n");
+                             "  body_timeout_ms: 600\n  idle_timeout_ms: 800\n  max_connections: 3\n  access_log: false\n"
+                             "  busy_poll_us: 0\n");
   server s(d);
   auto log = s.log();
   EXPECT_NE(log.find("http limits max_connections=3"), std::string::npos) << log;
+  EXPECT_NE(log.find("busy_poll_us=0"), std::string::npos) << "the YAML's busy_poll_us reached the server: " << log;
   EXPECT_NE(log.find("header_timeout_ms=400"), std::string::npos) << log;
   EXPECT_NE(log.find("body_timeout_ms=600"), std::string::npos) << log;
   EXPECT_NE(log.find("idle_timeout_ms=800"), std::string::npos) << log;

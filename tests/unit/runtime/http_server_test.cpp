@@ -602,6 +602,7 @@ TEST(HttpServerHardeningTest, TheAccessLogCanBeTurnedOff) {
   auto log = err.text();
   EXPECT_EQ(log.find("/quiet"), std::string::npos) << log;
   EXPECT_NE(log.find("http limits"), std::string::npos) << "the start line names the limits: " << log;
+  EXPECT_NE(log.find("busy_poll_us=200"), std::string::npos) << "and the busy-poll budget (its default here): " << log;
 }
 
 TEST(HttpServerHardeningTest, ARequestsOwnBodyLimitIsAskedOnceItsHeadersAreIn) {
