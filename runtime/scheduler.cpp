@@ -119,12 +119,12 @@ bool scheduler::remove(const std::string& id) {
 }
 
 void scheduler::index_key_locked(const schedule_record& r) {
-  if (!r.dedup_key.empty()) by_key_[key_of(r)].insert(r.id);
+  if (!r.dedup_key.empty()) by_key_[key_of(r.type, r.dedup_key)].insert(r.id);
 }
 
 void scheduler::unindex_key_locked(const schedule_record& r) {
   if (r.dedup_key.empty()) return;
-  auto it = by_key_.find(key_of(r));
+  auto it = by_key_.find(key_of(r.type, r.dedup_key));
   if (it == by_key_.end()) return;
   it->second.erase(r.id);
   if (it->second.empty()) by_key_.erase(it);
@@ -140,7 +140,7 @@ std::optional<schedule_record> scheduler::get(const std::string& id) const {
 std::optional<schedule_record> scheduler::find_by_key(const std::string& type, const std::string& key) const {
   if (key.empty()) return std::nullopt;
   std::lock_guard lock(mu_);
-  auto it = by_key_.find(type + '\n' + key);
+  auto it = by_key_.find(key_of(type, key));
   if (it == by_key_.end()) return std::nullopt;
   return entries_.at(*it->second.begin()).rec;
 }

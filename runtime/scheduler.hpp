@@ -123,7 +123,7 @@ private:
   /// duplicates: find_by_key gives the lowest), so that creating one of 100,000 keyed schedules
   /// does not look at all the others.
   std::unordered_map<std::string, std::set<std::string>> by_key_;
-  static std::string key_of(const schedule_record& r) { return r.type + '\n' + r.dedup_key; }
+  static std::string key_of(const std::string& type, const std::string& key) { return type + '\n' + key; }
   void index_key_locked(const schedule_record& r);
   void unindex_key_locked(const schedule_record& r);
   std::set<std::pair<time_point, std::string>> due_;  ///< (wake time, id) of armed entries

@@ -511,6 +511,11 @@ void queue_backlog_scenario(int reps) {
   std::printf("%-46s %12.2f  (runs/s with 1,000,000 queued vs 100; target: within noise of 1)\n", "  ratio", l.median / s.median);
 }
 
+/// The suffix of a scenario's name in a deployment holding power.cpu_latency_us (none without).
+std::string cpu_latency_suffix(std::optional<int32_t> cpu_latency) {
+  return cpu_latency ? "-cpu-latency-" + std::to_string(*cpu_latency) : "";
+}
+
 /// TASKHOST_BENCH_ONLY=latency: the latency scenarios alone, `reps` times into one idle runtime
 /// (2,000 requests each): the no-op round trip, the trigger's acknowledgement, start − receipt and
 /// complete − receipt, each reported as the median (min, max) of its repetitions' p50, and of
@@ -520,7 +525,7 @@ void queue_backlog_scenario(int reps) {
 void latency_scenarios(const fs::path& tmp, int reps, std::optional<int32_t> cpu_latency = std::nullopt) {
   auto cfg = bench_deployment(tmp / "latency", TASKHOST_BENCH_PLUGIN);
   cfg.cpu_latency_us = cpu_latency;
-  const std::string suffix = cpu_latency ? "-cpu-latency-" + std::to_string(*cpu_latency) : "";
+  const std::string suffix = cpu_latency_suffix(cpu_latency);
   taskhost::deployment_runtime rt(cfg);
   rt.start_http();
   taskhost::http_client c("http://127.0.0.1:" + std::to_string(rt.http_port()));
@@ -551,42 +556,40 @@ void parent_child_scenario(const fs::path& tmp, std::optional<int32_t> cpu_laten
   auto pct = [](const std::vector<double>& v) {
     return json{{"p50", percentile(v, .5)}, {"p90", percentile(v, .9)}, {"p99", percentile(v, .99)}, {"max", percentile(v, 1)}};
   };
-  const std::string suffix = cpu_latency ? "-cpu-latency-" + std::to_string(*cpu_latency) : "";
-  {
-    auto cfg = bench_deployment(tmp / ("parent-child" + suffix), TASKHOST_BENCH_PLUGIN);
-    cfg.cpu_latency_us = cpu_latency;
-    taskhost::deployment_runtime rt(cfg);
-    std::vector<double> rt_us, start_gap, run_gap, tail_gap;
-    for (int i = 0; i < 2000; ++i) {
-      std::promise<std::string> id;
-      taskhost::trigger_input in;
-      in.task_id = "bench-parent";
-      rt.trigger(std::move(in), [&](taskhost::trigger_outcome o) { id.set_value(o.run_id); });
-      std::string run = id.get_future().get();
-      // Into an idle runtime: parent and child finished and committed.
-      while (rt.store_stats().hot_runs > 0) std::this_thread::sleep_for(std::chrono::microseconds(20));
-      auto r = rt.get_run(run);
-      if (!r || !r->output) throw std::runtime_error("bench-parent did not complete");
-      rt_us.push_back((*r->output)["rt_us"].get<double>());
-      if (std::getenv("TASKHOST_BENCH_DEBUG")) {
-        auto kids = rt.list_runs({});
-        for (const auto& k : kids.runs)
-          if (k.parent_id == run && !k.attempts.empty() && k.finished_at) {
-            using us = std::chrono::duration<double, std::micro>;
-            start_gap.push_back(us(k.attempts[0].started_at - k.created_at).count());
-            run_gap.push_back(us(*k.finished_at - k.attempts[0].started_at).count());
-            tail_gap.push_back((*r->output)["rt_us"].get<double>() - us(*k.finished_at - k.created_at).count());
-            break;
-          }
-      }
+  const std::string suffix = cpu_latency_suffix(cpu_latency);
+  auto cfg = bench_deployment(tmp / ("parent-child" + suffix), TASKHOST_BENCH_PLUGIN);
+  cfg.cpu_latency_us = cpu_latency;
+  taskhost::deployment_runtime rt(cfg);
+  std::vector<double> rt_us, start_gap, run_gap, tail_gap;
+  for (int i = 0; i < 2000; ++i) {
+    std::promise<std::string> id;
+    taskhost::trigger_input in;
+    in.task_id = "bench-parent";
+    rt.trigger(std::move(in), [&](taskhost::trigger_outcome o) { id.set_value(o.run_id); });
+    std::string run = id.get_future().get();
+    // Into an idle runtime: parent and child finished and committed.
+    while (rt.store_stats().hot_runs > 0) std::this_thread::sleep_for(std::chrono::microseconds(20));
+    auto r = rt.get_run(run);
+    if (!r || !r->output) throw std::runtime_error("bench-parent did not complete");
+    rt_us.push_back((*r->output)["rt_us"].get<double>());
+    if (std::getenv("TASKHOST_BENCH_DEBUG")) {
+      auto kids = rt.list_runs({});
+      for (const auto& k : kids.runs)
+        if (k.parent_id == run && !k.attempts.empty() && k.finished_at) {
+          using us = std::chrono::duration<double, std::micro>;
+          start_gap.push_back(us(k.attempts[0].started_at - k.created_at).count());
+          run_gap.push_back(us(*k.finished_at - k.attempts[0].started_at).count());
+          tail_gap.push_back((*r->output)["rt_us"].get<double>() - us(*k.finished_at - k.created_at).count());
+          break;
+        }
     }
-    if (!start_gap.empty())
-      std::printf("  (child created -> started p50 %.1f us; started -> finished %.1f us; finished -> parent resumed %.1f us)\n",
-                  percentile(start_gap, .5), percentile(run_gap, .5), percentile(tail_gap, .5));
-    report("parent-child-rt" + suffix, "us", {percentile(rt_us, 0), percentile(rt_us, .5), percentile(rt_us, 1)}, pct(rt_us));
-    std::printf("  parent/child round trip p90 %.1f us, p99 %.1f us (target p50 <= 150 us; BullMQ 2.0 ms)\n", percentile(rt_us, .9),
-                percentile(rt_us, .99));
   }
+  if (!start_gap.empty())
+    std::printf("  (child created -> started p50 %.1f us; started -> finished %.1f us; finished -> parent resumed %.1f us)\n",
+                percentile(start_gap, .5), percentile(run_gap, .5), percentile(tail_gap, .5));
+  report("parent-child-rt" + suffix, "us", {percentile(rt_us, 0), percentile(rt_us, .5), percentile(rt_us, 1)}, pct(rt_us));
+  std::printf("  parent/child round trip p90 %.1f us, p99 %.1f us (target p50 <= 150 us; BullMQ 2.0 ms)\n", percentile(rt_us, .9),
+              percentile(rt_us, .99));
 }
 
 /// The latency scenarios and the parent/child round trip again, in deployments that hold
