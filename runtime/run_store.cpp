@@ -901,6 +901,10 @@ bool run_store::commit_slice(hot_map::value_type* const* runs, size_t count, std
         h.committed = true;
         h.logs_persisted = std::max(h.logs_persisted, op.logs_from + op.new_logs.size());
         for (auto& c : op.created_waiters) answers.emplace_back(std::move(c), create_result{200, op.id, false, {}});
+        // Triggers that found its idempotency key while this insert was being written joined it
+        // here (in create()); they are answered with it now.
+        for (auto& c : h.created) answers.emplace_back(std::move(c), create_result{200, op.id, false, {}});
+        h.created.clear();
         // A final run leaves memory once committed; so does a WAITING one (it may wait for
         // months): whatever completes its wait loads it back (update_unfinished).
         if (!h.dirty && (is_final(h.r.status) || (h.cold_ok && h.r.status == run_status::waiting)) && h.created.empty()) {

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <mutex>
 #include <thread>
 
 #include "runtime/ids.hpp"
@@ -561,6 +562,49 @@ TEST(RunStoreTest, ARunLetGoWhileItsLastChangeIsBeingCommittedLeavesMemoryOnlyAf
   writer.join();
   EXPECT_FALSE(s.read_live(pid, [](const run_record&) {})) << "let go and committed: it leaves memory";
   EXPECT_TRUE(done_in("after its commit"));
+}
+
+// A trigger that finds its idempotency key held by a run whose insert is in a transaction that
+// has not ended yet is answered with that run once the transaction ends: it joins the run's
+// waiters, and the end of that transaction answers them all (it was left unanswered, and its
+// HTTP request without a response, when it came after the writer had taken the insert).
+TEST(RunStoreTest, ATriggerJoiningARunWhoseInsertIsBeingCommittedIsAnsweredByThatCommit) {
+  temp_dir tmp;
+  const std::string path = (tmp / "runs.db").string();
+  run_store s({path});
+  auto keyed = [] {
+    auto r = new_run("t");
+    r.idempotency_key = "k";
+    r.idempotency_expires_at = r.created_at + 24h;
+    return r;
+  };
+  auto first = keyed();
+  const std::string first_id = first.id;
+  std::mutex mu;
+  std::vector<create_result> got;
+  auto collect = [&](create_result c) {
+    std::lock_guard lock(mu);
+    got.push_back(std::move(c));
+  };
+
+  sqlite::db other(path, false);
+  other.exec("BEGIN IMMEDIATE");  // the writer's transaction waits for this one's lock
+  s.create(std::move(first), collect);
+  std::thread writer([&] { EXPECT_TRUE(s.flush()); });
+  while (s.dirty()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the insert is taken; its commit waits
+  s.create(keyed(), collect);
+  other.exec("COMMIT");
+  writer.join();
+
+  std::lock_guard lock(mu);
+  ASSERT_EQ(got.size(), 2u) << "the trigger that joined the run being committed was never answered";
+  EXPECT_EQ(got[0].run_id, first_id);
+  EXPECT_FALSE(got[0].cached);
+  EXPECT_EQ(got[1].status, 200);
+  EXPECT_EQ(got[1].run_id, first_id);
+  EXPECT_TRUE(got[1].cached);
+  EXPECT_EQ(s.stats().hot_runs, 1u) << "the run itself stays (QUEUED)";
 }
 
 TEST(RunStoreTest, SchedulesAreSavedReplacedAndDeletedAndSurviveAReopen) {
