@@ -8,6 +8,7 @@
 // TASKHOST_BENCH_ONLY=schedules only cron;
 // TASKHOST_BENCH_ONLY=embedded only the embedded throughput (disk and :memory:) and fail-twice;
 // TASKHOST_BENCH_ONLY=http-throughput only single HTTP triggers (50 in flight) and HTTP batches;
+// TASKHOST_BENCH_ONLY=payload only the payload sizes (100 B, 10 KB, 1 MB; TASKHOST_BENCH_PAYLOAD=10KB one);
 // TASKHOST_BENCH_PARENT_CHILD_ONLY=1 (with =waits) skips waiting-10k;
 // TASKHOST_BENCH_DEBUG=1 breaks the parent/child round trip down and prints the runs left in
 // memory; TASKHOST_BENCH_RESIDENT=N and TASKHOST_BENCH_DELAYED=1 vary the waiting scenario. Scenarios:
@@ -516,6 +517,21 @@ std::string cpu_latency_suffix(std::optional<int32_t> cpu_latency) {
   return cpu_latency ? "-cpu-latency-" + std::to_string(*cpu_latency) : "";
 }
 
+/// Runs/s with payloads of 100 B, 10 KB and 1 MB (a JSON object holding one string that long),
+/// embedded, durable store: 1/5 of `runs`, a quarter of that at 10 KB, 200 at 1 MB.
+void payload_scenarios(const fs::path& tmp, int runs, int reps) {
+  const int scale_runs = std::max(1000, runs / 5);
+  for (auto [label, bytes, n] : {std::tuple{"100B", 100, scale_runs}, std::tuple{"10KB", 10 * 1024, scale_runs / 4},
+                                 std::tuple{"1MB", 1 << 20, 200}}) {
+    if (const char* only = std::getenv("TASKHOST_BENCH_PAYLOAD"); only && label != std::string_view(only)) continue;
+    taskhost::deployment_runtime rt(bench_deployment(tmp / (std::string("payload-") + label), TASKHOST_BENCH_PLUGIN));
+    const json payload = {{"blob", std::string(size_t(bytes), 'x')}};
+    std::vector<double> v;
+    for (int r = 0; r < reps; ++r) v.push_back(n / seconds_of_run_many(rt, "bench-noop", n, payload, 0));
+    report(std::string("scaling-payload-") + label, "runs/s", summarize(v), {{"runs", n}});
+  }
+}
+
 /// TASKHOST_BENCH_ONLY=latency: the latency scenarios alone, `reps` times into one idle runtime
 /// (2,000 requests each): the no-op round trip, the trigger's acknowledgement, start − receipt and
 /// complete − receipt, each reported as the median (min, max) of its repetitions' p50, and of
@@ -817,6 +833,12 @@ int main(int argc, char** argv) {
     fs::remove_all(tmp);
     return 0;
   }
+  // TASKHOST_BENCH_ONLY=payload: embedded throughput with payloads of 100 B, 10 KB and 1 MB only.
+  if (const char* only = std::getenv("TASKHOST_BENCH_ONLY"); only && std::string(only) == "payload") {
+    payload_scenarios(tmp, runs, reps);
+    fs::remove_all(tmp);
+    return 0;
+  }
   if (const char* only = std::getenv("TASKHOST_BENCH_ONLY"); only && std::string(only) == "queues") {
     queue_scenarios(reps);
     queue_backlog_scenario(reps);
@@ -941,10 +963,7 @@ int main(int argc, char** argv) {
   for (int tasks : {1, 10, 100, 1000})
     scale("scaling-tasks-" + std::to_string(tasks), bench_deployment(tmp / ("many-" + std::to_string(tasks)), TASKHOST_BENCH_MANY_PLUGIN),
           scale_runs, nullptr, tasks);
-  for (auto [label, bytes, n] : {std::tuple{"100B", 100, scale_runs}, std::tuple{"10KB", 10 * 1024, scale_runs / 4},
-                                 std::tuple{"1MB", 1 << 20, 200}})
-    scale(std::string("scaling-payload-") + label, bench_deployment(tmp / (std::string("payload-") + label), TASKHOST_BENCH_PLUGIN),
-          n, json{{"blob", std::string(size_t(bytes), 'x')}}, 0);
+  payload_scenarios(tmp, runs, reps);
   for (unsigned threads : {1u, 2u, 4u, 8u})
     scale("scaling-executor-" + std::to_string(threads),
           bench_deployment(tmp / ("threads-" + std::to_string(threads)), TASKHOST_BENCH_PLUGIN, threads), scale_runs, nullptr, 0);
