@@ -24,6 +24,8 @@ struct supervisor_event {
     completed,  ///< run_id, attempt, ok: its run stage succeeded with nothing after it, and the
                 ///< executor thread recorded COMPLETED itself (ok: it was still live)
     suspended,  ///< run_id, attempt, body (journal keys, JSON): its code awaits them
+    resumed,    ///< run_id, attempt: the thread that completed its waits took the run's offer
+                ///< (parked_run), took a slot for it and posted its run stage
   };
   supervisor_event() = default;
   supervisor_event(kind_t k, std::string id, int attempt = 0, int stage = 0, bool ok = false, bool retryable = true)
@@ -47,6 +49,12 @@ public:
     std::lock_guard lock(mu_);
     items_.push_back(std::move(ev));
     return !std::exchange(signalled_, true);
+  }
+  /// Adds `ev` without telling the supervisor: it takes it with whatever is pushed next (which
+  /// must come: the caller's own next push, say).
+  void push_quietly(supervisor_event ev) {
+    std::lock_guard lock(mu_);
+    items_.push_back(std::move(ev));
   }
   /// Adds several at once; true as for push.
   bool push(std::vector<supervisor_event>& evs) {

@@ -61,6 +61,7 @@ struct attempt_flow {
   bool has_slot = false;             // holds a slot of its queue (every flow that is not suspended)
   bool awaiting_slot = false;        // suspended, its waits done: asked its queue for a slot to resume
   queue_request slot;                // what it asks its queue for when it resumes
+  std::shared_ptr<parked_run> parked;  // suspended: its offer to whoever completes its waits
 };
 
 // Keyed by run id, hashed by the time in it (run_id_hash): many runs waiting stay cheap to reach.
@@ -192,7 +193,17 @@ config::retry_config retry_from_answer(config::retry_config base, const json& o)
 caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supervisor_env> env) {
   auto st = std::make_shared<supervisor_state>();
   // Every flow leaves through here: its slot goes back to its queue (which may start another run).
+  // A suspended run's offer to the thread that completes its waits (parked_run) is withdrawn
+  // before its supervisor resumes, drops or ends it. True if that thread took it first: the run
+  // resumes there, and its `resumed` event follows.
+  auto withdraw = [=](attempt_flow& f) {
+    if (!f.parked) return false;
+    auto p = std::move(f.parked);
+    env->waits->unpark(f.in.run_id);
+    return p->state.exchange(parked_run::left) == parked_run::taken;
+  };
   auto erase_flow = [=](decltype(supervisor_state::flows)::iterator it) {
+    withdraw(it->second);  // taken: its `resumed` finds no flow and gives the slot back
     const bool had_slot = it->second.has_slot;
     std::string id = it->first;
     st->flows.erase(it);
@@ -231,6 +242,35 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
       if (!r.attempts.empty() && r.attempts.back().number == attempt)
         r.attempts.back().stages.push_back({stage_name(stage, *env), ok, error});
     });
+  };
+
+  // The job that runs (or resumes) the run stage of `f`'s attempt on an executor thread.
+  auto run_job = [=](attempt_flow& f, bool announce) -> std::function<void()> {
+    if (!f.exec) f.exec = std::make_shared<task_execution>(env->task, f.in);
+    auto me = caf::actor_cast<caf::actor>(self);
+    // Nothing after the run stage if it succeeds: the executor thread records the end itself.
+    const bool finish_here = !f.chain && !f.has_deadline && f.pending.empty() && !has_hooks(TH_HOOK_ON_SUCCESS) &&
+                             !has_hooks(TH_HOOK_ON_COMPLETE) && !has_hooks(TH_HOOK_CLEANUP);
+    return [env, ex = f.exec, me, announce, finish_here] {
+        const attempt_input& in = ex->input();
+        if (in.token->reason() != TH_CANCEL_NONE) return;  // cancelled while it waited for a thread
+        if (announce) begin_attempt(*env, in, me);
+        step_outcome s = ex->step();
+        if (s.kind == step_outcome::suspended) {
+          supervisor_event ev{supervisor_event::suspended, in.run_id, in.attempt};
+          ev.body = s.wait_for.dump();
+          tell(me, *env->inbox, std::move(ev));
+          return;
+        }
+        if (finish_here && s.outcome.ok) {
+          // The job's last steps: a parent this run's end resumes (parked_run) runs next here.
+          executor::finishing last_steps(*env->exec);
+          const bool live = record_completed(*env, in, s.outcome.json);
+          tell(me, *env->inbox, supervisor_event{supervisor_event::completed, in.run_id, in.attempt, run_stage, live});
+          return;
+        }
+        tell(me, *env->inbox, ended(in, run_stage, s.outcome.ok, std::move(s.outcome.json), s.outcome.retryable));
+      };
   };
 
   // Posts the next pending stage of a run's attempt, or finishes the attempt when none is left.
@@ -307,28 +347,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         tell(me, *env->inbox, ended(in, stage, ok, ok ? std::string("null") : std::move(error), true));
       };
     } else if (stage == run_stage) {
-      if (!f.exec) f.exec = std::make_shared<task_execution>(env->task, f.in);
-      // Nothing after the run stage if it succeeds: the executor thread records the end itself.
-      const bool finish_here = !f.chain && !f.has_deadline && f.pending.empty() && !has_hooks(TH_HOOK_ON_SUCCESS) &&
-                               !has_hooks(TH_HOOK_ON_COMPLETE) && !has_hooks(TH_HOOK_CLEANUP);
-      job = [env, ex = f.exec, me, announce, finish_here] {
-        const attempt_input& in = ex->input();
-        if (in.token->reason() != TH_CANCEL_NONE) return;  // cancelled while it waited for a thread
-        if (announce) begin_attempt(*env, in, me);
-        step_outcome s = ex->step();
-        if (s.kind == step_outcome::suspended) {
-          supervisor_event ev{supervisor_event::suspended, in.run_id, in.attempt};
-          ev.body = s.wait_for.dump();
-          tell(me, *env->inbox, std::move(ev));
-          return;
-        }
-        if (finish_here && s.outcome.ok) {
-          const bool live = record_completed(*env, in, s.outcome.json);
-          tell(me, *env->inbox, supervisor_event{supervisor_event::completed, in.run_id, in.attempt, run_stage, live});
-          return;
-        }
-        tell(me, *env->inbox, ended(in, run_stage, s.outcome.ok, std::move(s.outcome.json), s.outcome.retryable));
-      };
+      job = run_job(f, announce);
     } else {
       const bool stop_on_error = stage == TH_HOOK_INIT || stage == TH_HOOK_ON_START || stage == TH_HOOK_ON_START_ATTEMPT ||
                                  stage == TH_HOOK_CATCH_ERROR;
@@ -493,6 +512,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
   // its deadline runs again). `waited` false: everything it awaited was done before it began to
   // wait (on_suspended), so it never waited, and no on_resume hook fires (nor did on_wait).
   auto continue_run = [=](attempt_flow& f, bool waited) {
+    withdraw(f);  // (not taken: its callers withdrew it first, or never offered it)
     if (waited && env->waits) env->waits->check(f.in.run_id, true);  // WAITING → EXECUTING
     f.suspended = false;
     f.awaiting_slot = false;
@@ -529,6 +549,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
       attempt_flow& f = it->second;
       if (f.busy || !f.pending.empty()) return;  // on_wait hooks in flight: again when they are done
       st->resident.pop_front();
+      if (withdraw(f)) continue;  // resuming on the thread that completed its waits
       drop_frames(f);  // its wake timer stays armed
       release_locals(id);
       erase_flow(it);  // its wake timer stays armed; the wake-up finds no flow and replays
@@ -750,8 +771,54 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
       f.pending.push_back(TH_HOOK_ON_WAIT);
       advance(run_id);
     }
+    // Nothing to run between its waits and its code: whoever completes its last wait may take a
+    // slot and post its code at once (parked_run), a wake-up of this actor fewer on the way.
+    if (!has_hooks(TH_HOOK_ON_WAIT) && !has_hooks(TH_HOOK_ON_RESUME) && !f.chain && !f.has_deadline && f.limit_ms == 0 && f.exec) {
+      auto p = std::make_shared<parked_run>();
+      auto me = caf::actor_cast<caf::actor>(self);
+      // Its job tells the supervisor how it went, which brings the quiet `resumed` along; one that
+      // finds its run cancelled says so itself.
+      std::function<void()> job = [env, me, inner = run_job(f, false), token = f.in.token, run_id, attempt] {
+        inner();
+        if (token->reason() != TH_CANCEL_NONE)
+          tell(me, *env->inbox, supervisor_event{supervisor_event::completed, run_id, attempt, run_stage, false});
+      };
+      p->resume = [env, job = std::move(job), slot = f.slot, attempt](parked_run& p) {
+        if (!env->queues->enqueue(slot)) {  // no slot now: its queue grants one to the supervisor
+          p.state = parked_run::left;
+          return false;
+        }
+        env->waits->check(slot.run_id, true);  // WAITING → EXECUTING
+        // Quietly: the supervisor need not wake for it now (its job's end wakes it), and it comes
+        // before anything the job tells.
+        env->inbox->push_quietly(supervisor_event{supervisor_event::resumed, slot.run_id, attempt});
+        if (!env->exec->post(job)) log::warn("shutting down: a resumed run's code was not started", {{"run", slot.run_id}});
+        return true;
+      };
+      f.parked = p;
+      env->waits->park(run_id, std::move(p));
+    }
     st->resident.push_back(run_id);
     evict_waiting();
+  };
+
+  // The thread that completed its waits resumed it (parked_run): it holds a slot, and its run
+  // stage is on the executor.
+  auto on_resumed = [=](const std::string& run_id, int attempt) {
+    auto it = st->flows.find(run_id);
+    if (it == st->flows.end() || it->second.in.attempt != attempt) {
+      env->queues->release(run_id);  // ended meanwhile (its job finds it cancelled): the slot goes back
+      return;
+    }
+    attempt_flow& f = it->second;
+    f.parked.reset();
+    f.suspended = false;
+    f.awaiting_slot = false;
+    f.has_slot = true;
+    f.busy = true;
+    f.executing_since = clock_type::now();
+    st->armed.erase(run_id);
+    log::debug("run resumed", {{"run", run_id}, {"task", env->task.id}, {"wait", f.wait_kinds}});
   };
 
   auto on_wake = [=](const std::string& run_id) {
@@ -762,7 +829,10 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
     if (!f.suspended) return;
     auto w = env->waits->check(run_id, false);
     if (!w.known) return;
-    if (w.all_done) return resume(f);
+    if (w.all_done) {
+      if (withdraw(f)) return;  // resumed by the thread that completed its waits
+      return resume(f);
+    }
     arm(run_id, w.next_wake);
   };
 
@@ -904,6 +974,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         case supervisor_event::done: on_done(ev.run_id, ev.attempt, ev.stage, ev.ok, ev.body, ev.retryable); break;
         case supervisor_event::completed: on_completed(ev.run_id, ev.attempt, ev.ok); break;
         case supervisor_event::suspended: on_suspended(ev.run_id, ev.attempt, ev.body); break;
+        case supervisor_event::resumed: on_resumed(ev.run_id, ev.attempt); break;
       }
     }
   };
@@ -911,6 +982,11 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
   // When the actor goes: the executions still suspended in it point into env (their task), so
   // they go first, while env lives.
   self->attach_functor([st, env] {
+    for (auto& [id, f] : st->flows)
+      if (f.parked) {
+        env->waits->unpark(id);
+        f.parked->state.exchange(parked_run::left);
+      }
     st->flows.clear();
     st->locals.clear();
   });

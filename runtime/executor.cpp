@@ -163,12 +163,26 @@ executor::executor(unsigned threads, unsigned max_threads, std::chrono::millisec
 
 executor::~executor() { stop_impl(std::nullopt); }
 
+namespace {
+thread_local const void* worker_of = nullptr;     ///< the executor state whose worker this thread is
+thread_local const void* finishing_in = nullptr;  ///< set by executor::finishing on its worker
+}  // namespace
+
+executor::finishing::finishing(executor& e) : was_(finishing_in) {
+  if (worker_of == e.st_.get()) finishing_in = worker_of;
+}
+executor::finishing::~finishing() { finishing_in = was_; }
+
 bool executor::post(std::function<void()> job, bool finish_on_stop) {
   bool wake_monitor;
   bool wake;
   {
     std::lock_guard lock(st_->mu);
     if (st_->stopping) return false;
+    if (finishing_in == st_.get()) {  // this worker takes it next (executor::finishing)
+      st_->jobs.push_front({std::move(job), finish_on_stop});
+      return true;
+    }
     st_->jobs.push_back({std::move(job), finish_on_stop});
     wake = st_->wake_one_locked();
     wake_monitor = st_->monitor_needed_locked();
@@ -181,6 +195,7 @@ bool executor::post(std::function<void()> job, bool finish_on_stop) {
 void executor::state::work(worker_it self) {
   std::unique_lock lock(mu);
   self->tid = current_tid();
+  worker_of = this;
   auto ready = [&] { return stopping || !jobs.empty(); };
   for (;;) {
     if (!ready()) {

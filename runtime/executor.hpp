@@ -53,6 +53,21 @@ public:
   /// ended) still runs when stop() begins before it started; others are dropped then.
   bool post(std::function<void()> job, bool finish_on_stop = false);
 
+  /// Lives on one of this executor's threads while its job does its last steps: a job posted from
+  /// that thread meanwhile goes first in line and wakes no other thread, as this one takes it as
+  /// soon as its job returns (a wake-up saved, often of a halted CPU). Only where nothing after
+  /// the scope can wait for the posted job.
+  class finishing {
+  public:
+    explicit finishing(executor& e);
+    ~finishing();
+    finishing(const finishing&) = delete;
+    finishing& operator=(const finishing&) = delete;
+
+  private:
+    const void* was_;
+  };
+
   /// Stops taking jobs (and growing), drops queued jobs that have not started (except
   /// finish_on_stop ones), and waits up to `grace` for the jobs in flight and those kept. Returns
   /// true when all finished; otherwise the threads are detached — they share the pool's state, so

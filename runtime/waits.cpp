@@ -336,6 +336,16 @@ std::vector<wait_coordinator::waiter> wait_coordinator::take_waiters(const std::
   return ws;
 }
 
+void wait_coordinator::park(const std::string& run_id, std::shared_ptr<parked_run> p) {
+  std::lock_guard lock(mu_);
+  parked_[run_id] = std::move(p);
+}
+
+void wait_coordinator::unpark(const std::string& run_id) {
+  std::lock_guard lock(mu_);
+  parked_.erase(run_id);
+}
+
 void wait_coordinator::run_finished(const std::string& id) {
   std::vector<waiter> ws = take_waiters(id);
   if (ws.empty()) return;
@@ -369,7 +379,19 @@ void wait_coordinator::complete_op(const std::string& run_id, const std::string&
       task = r.task_id;
     }
   });
-  if (wake && !stopped_) env_.wake(run_id, task);
+  if (!wake || stopped_) return;
+  // Offered by its supervisor: resumed from here, a hand-off fewer.
+  std::shared_ptr<parked_run> p;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = parked_.find(run_id); it != parked_.end()) {
+      p = std::move(it->second);
+      parked_.erase(it);
+    }
+  }
+  int expected = parked_run::parked;
+  if (p && p->state.compare_exchange_strong(expected, parked_run::taken) && p->resume(*p)) return;
+  env_.wake(run_id, task);
 }
 
 wait_coordinator::wait_state wait_coordinator::suspend(const std::string& run_id, const json& keys) {

@@ -27,6 +27,7 @@
 
 #include <atomic>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -68,6 +69,18 @@ struct wait_env {
   uint64_t max_payload_bytes = 3u << 20;
 };
 
+/// A suspended run that the thread completing the last thing it waits for may resume at once,
+/// without a hop through its supervisor (see wait_coordinator::park).
+struct parked_run {
+  enum : int { parked = 0, taken = 1, left = 2 };
+  /// parked → taken by the completing thread, or → left by the supervisor (which then resumes or
+  /// ends the run itself). Exactly one of them wins.
+  std::atomic<int> state{parked};
+  /// Called once by the thread that took it: resumes the run (true), or gives it back to its
+  /// supervisor (false: no slot now; the supervisor's wake-up follows).
+  std::function<bool(parked_run&)> resume;
+};
+
 class wait_coordinator {
 public:
   explicit wait_coordinator(wait_env env);
@@ -77,6 +90,12 @@ public:
   ///   "step_done" {"key", "result"}                → {}
   /// Throws call_error with a message for the run's code.
   json call(const std::string& run_id, const std::string& method, const json& req);
+
+  /// The supervisor of a suspended run offers it: when what completes its waits finds it parked
+  /// and takes it, it calls `p.resume` instead of waking the supervisor. Replaces an earlier offer.
+  void park(const std::string& run_id, std::shared_ptr<parked_run> p);
+  /// Withdraws the offer (the run resumed or ended otherwise). No effect if none.
+  void unpark(const std::string& run_id);
 
   /// The store saw `id` turn final: whoever waits for it gets its result.
   void run_finished(const std::string& id);
@@ -142,6 +161,7 @@ private:
   std::atomic<bool> stopped_{false};
   std::mutex mu_;
   std::unordered_map<std::string, std::vector<waiter>> waiters_;  ///< child run or token id → who waits
+  std::unordered_map<std::string, std::shared_ptr<parked_run>> parked_;  ///< run id → its supervisor's offer
 };
 
 /// A token as a run's code gets it (ctx.create_token): its fields, `output` the raw data.

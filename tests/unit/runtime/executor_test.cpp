@@ -30,6 +30,77 @@ TEST(ExecutorTest, RunsEveryPostedJobOnItsOwnThreads) {
   EXPECT_EQ(done.load(), 100);
 }
 
+// A job's last steps (executor::finishing): what they post runs next on the same thread, ahead of
+// jobs already queued, and wakes no other thread; elsewhere the scope changes nothing.
+TEST(ExecutorTest, WhatAFinishingJobPostsRunsNextOnItsThread) {
+  {
+    executor one(1);  // one thread: the order is exact
+    std::mutex mu;
+    std::vector<std::string> order;
+    auto note = [&](const std::string& s) {
+      std::lock_guard lock(mu);
+      order.push_back(s);
+    };
+    std::promise<void> done;
+    ASSERT_TRUE(one.post([&] {
+      one.post([&] { note("queued before"); });
+      {
+        executor::finishing last_steps(one);
+        one.post([&] {
+          note("posted while finishing");
+        });
+      }
+      one.post([&] { done.set_value(); });  // queued after "queued before"
+      note("first job ends");
+    }));
+    ASSERT_EQ(done.get_future().wait_for(10s), std::future_status::ready);
+    std::lock_guard lock(mu);
+    EXPECT_EQ(order, (std::vector<std::string>{"first job ends", "posted while finishing", "queued before"}));
+  }
+  {
+    executor four(4);  // three threads asleep: none is woken for it
+    std::this_thread::sleep_for(100ms);  // every thread is asleep by now (an awake one could take it)
+    std::promise<std::thread::id> poster, runner;
+    std::atomic<bool> poster_done{false};
+    std::atomic<bool> ran_after{false};
+    ASSERT_TRUE(four.post([&] {
+      {
+        executor::finishing last_steps(four);
+        four.post([&] {
+          ran_after = poster_done.load();
+          runner.set_value(std::this_thread::get_id());
+        });
+      }
+      std::this_thread::sleep_for(50ms);  // an idle thread woken for it would take it meanwhile
+      poster.set_value(std::this_thread::get_id());
+      poster_done = true;
+    }));
+    auto r = runner.get_future();
+    ASSERT_EQ(r.wait_for(10s), std::future_status::ready);
+    EXPECT_EQ(r.get(), poster.get_future().get());
+    EXPECT_TRUE(ran_after) << "it ran once the job that posted it had returned";
+  }
+  {
+    // Not on one of its threads (here: the test's), or on another executor's: an ordinary post.
+    executor a(1), b(1);
+    std::promise<std::thread::id> ran;
+    {
+      executor::finishing not_a_worker(a);
+      ASSERT_TRUE(a.post([&] { ran.set_value(std::this_thread::get_id()); }));
+    }
+    auto f = ran.get_future();
+    ASSERT_EQ(f.wait_for(10s), std::future_status::ready);
+    EXPECT_NE(f.get(), std::this_thread::get_id());
+    std::promise<void> other_ran;
+    ASSERT_TRUE(b.post([&] {
+      executor::finishing on_b(b);
+      a.post([&] { other_ran.set_value(); });  // a's thread is idle and is woken for it
+      std::this_thread::sleep_for(10ms);
+    }));
+    EXPECT_EQ(other_ran.get_future().wait_for(10s), std::future_status::ready);
+  }
+}
+
 // Threads are woken one at a time, each woken one waking the next while jobs are left: jobs
 // posted in one burst must still end up running on every thread at once.
 TEST(ExecutorTest, ABurstOfBlockingJobsRunsOnEveryThreadAtOnce) {

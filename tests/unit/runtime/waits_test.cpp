@@ -143,6 +143,73 @@ TEST(WaitCoordinatorTest, AChildsEndCompletesItsParentsEntryAndWakesIt) {
   EXPECT_THROW(f.op(p, {{"seq", 2}, {"kind", "task"}, {"task", "child"}, {"payload", std::string(2000, 'x')}}), call_error);
 }
 
+// A supervisor may offer a suspended run (park): the thread that completes its last wait takes
+// the offer and resumes it instead of waking the supervisor. Taken once; withdrawn, refused (no
+// slot) or absent, the supervisor is woken as before.
+TEST(WaitCoordinatorTest, AParkedRunIsResumedByWhoCompletesItsWaitElseItsSupervisorIsWoken) {
+  fixture f;
+  auto suspended_on_child = [&] {
+    auto p = f.parent();
+    auto r = f.op(p, {{"seq", 0}, {"kind", "task"}, {"task", "child"}});
+    f.store.flush();
+    EXPECT_FALSE(f.waits->suspend(p, json::array({r["key"]})).all_done);
+    return std::pair{p, f.created.back()};
+  };
+
+  // Taken: resume() runs on this thread (the one that ended the child), and nobody is woken.
+  auto [p1, c1] = suspended_on_child();
+  auto offer = std::make_shared<parked_run>();
+  int resumed = 0;
+  bool done_when_resumed = false;
+  offer->resume = [&](parked_run& self) {
+    ++resumed;
+    EXPECT_EQ(self.state.load(), parked_run::taken);
+    f.store.read(p1, [&](const run_record& r) { done_when_resumed = r.journal["ops"]["e1#0"].value("done", false); });
+    return true;
+  };
+  f.waits->park(p1, offer);
+  f.finish(c1, true, {{"y", 1}});
+  EXPECT_EQ(resumed, 1);
+  EXPECT_TRUE(done_when_resumed) << "the child's result is in the parent's journal before it resumes";
+  EXPECT_TRUE(f.woken.empty()) << "taken: its supervisor is not woken";
+
+  // Refused (no slot now): the supervisor is woken after all.
+  auto [p2, c2] = suspended_on_child();
+  auto refusing = std::make_shared<parked_run>();
+  refusing->resume = [&](parked_run& self) {
+    self.state = parked_run::left;
+    return false;
+  };
+  f.waits->park(p2, refusing);
+  f.finish(c2, true, json::object());
+  EXPECT_EQ(f.woken, std::vector<std::string>{p2});
+
+  // Withdrawn by its supervisor (it resumes or ends the run itself): not taken, supervisor woken.
+  auto [p3, c3] = suspended_on_child();
+  auto withdrawn = std::make_shared<parked_run>();
+  withdrawn->resume = [&](parked_run&) {
+    ADD_FAILURE() << "a withdrawn offer was taken";
+    return true;
+  };
+  f.waits->park(p3, withdrawn);
+  EXPECT_EQ(withdrawn->state.exchange(parked_run::left), parked_run::parked);
+  f.finish(c3, true, json::object());
+  EXPECT_EQ(f.woken, (std::vector<std::string>{p2, p3}));
+
+  // Unparked: gone from the coordinator, so the end of the wait wakes the supervisor.
+  auto [p4, c4] = suspended_on_child();
+  auto unparked = std::make_shared<parked_run>();
+  unparked->resume = [&](parked_run&) {
+    ADD_FAILURE() << "an unparked offer was taken";
+    return true;
+  };
+  f.waits->park(p4, unparked);
+  f.waits->unpark(p4);
+  f.finish(c4, true, json::object());
+  EXPECT_EQ(f.woken, (std::vector<std::string>{p2, p3, p4}));
+  EXPECT_EQ(unparked->state.load(), parked_run::parked);
+}
+
 TEST(WaitCoordinatorTest, ATriggerWithoutWaitingAnswersOnlyOnceTheChildIsCommitted) {
   fixture f;
   auto p = f.parent();
