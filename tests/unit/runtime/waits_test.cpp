@@ -184,13 +184,18 @@ TEST(WaitCoordinatorTest, AParkedRunIsResumedByWhoCompletesItsWaitElseItsSupervi
   f.finish(c2, true, json::object());
   EXPECT_EQ(f.woken, std::vector<std::string>{p2});
 
+  auto never_taken = [](const std::string& what) {
+    auto p = std::make_shared<parked_run>();
+    p->resume = [what](parked_run&) {
+      ADD_FAILURE() << "an offer was taken: " << what;
+      return true;
+    };
+    return p;
+  };
+
   // Withdrawn by its supervisor (it resumes or ends the run itself): not taken, supervisor woken.
   auto [p3, c3] = suspended_on_child();
-  auto withdrawn = std::make_shared<parked_run>();
-  withdrawn->resume = [&](parked_run&) {
-    ADD_FAILURE() << "a withdrawn offer was taken";
-    return true;
-  };
+  auto withdrawn = never_taken("withdrawn");
   f.waits->park(p3, withdrawn);
   EXPECT_EQ(withdrawn->state.exchange(parked_run::left), parked_run::parked);
   f.finish(c3, true, json::object());
@@ -198,11 +203,7 @@ TEST(WaitCoordinatorTest, AParkedRunIsResumedByWhoCompletesItsWaitElseItsSupervi
 
   // Unparked: gone from the coordinator, so the end of the wait wakes the supervisor.
   auto [p4, c4] = suspended_on_child();
-  auto unparked = std::make_shared<parked_run>();
-  unparked->resume = [&](parked_run&) {
-    ADD_FAILURE() << "an unparked offer was taken";
-    return true;
-  };
+  auto unparked = never_taken("unparked");
   f.waits->park(p4, unparked);
   f.waits->unpark(p4);
   f.finish(c4, true, json::object());
