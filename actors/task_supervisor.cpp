@@ -511,14 +511,18 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
   // The waits of a suspended run are all done and it holds a slot again: it executes again (and
   // its deadline runs again). `waited` false: everything it awaited was done before it began to
   // wait (on_suspended), so it never waited, and no on_resume hook fires (nor did on_wait).
-  auto continue_run = [=](attempt_flow& f, bool waited) {
-    withdraw(f);  // (not taken: its callers withdrew it first, or never offered it)
-    if (waited && env->waits) env->waits->check(f.in.run_id, true);  // WAITING → EXECUTING
+  // A suspended run executes again, holding a slot (resumed here, or where its waits completed).
+  auto executing_again = [=](attempt_flow& f) {
     f.suspended = false;
     f.awaiting_slot = false;
     f.has_slot = true;
     f.executing_since = clock_type::now();
     st->armed.erase(f.in.run_id);
+  };
+  auto continue_run = [=](attempt_flow& f, bool waited) {
+    withdraw(f);  // (not taken: its callers withdrew it first, or never offered it)
+    if (waited && env->waits) env->waits->check(f.in.run_id, true);  // WAITING → EXECUTING
+    executing_again(f);
     if (waited && has_hooks(TH_HOOK_ON_RESUME)) f.pending.push_back(TH_HOOK_ON_RESUME);
     f.pending.push_back(run_stage);
     if (f.limit_ms > 0)
@@ -812,12 +816,8 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
     }
     attempt_flow& f = it->second;
     f.parked.reset();
-    f.suspended = false;
-    f.awaiting_slot = false;
-    f.has_slot = true;
+    executing_again(f);
     f.busy = true;
-    f.executing_since = clock_type::now();
-    st->armed.erase(run_id);
     log::debug("run resumed", {{"run", run_id}, {"task", env->task.id}, {"wait", f.wait_kinds}});
   };
 
@@ -981,12 +981,8 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
 
   // When the actor goes: the executions still suspended in it point into env (their task), so
   // they go first, while env lives.
-  self->attach_functor([st, env] {
-    for (auto& [id, f] : st->flows)
-      if (f.parked) {
-        env->waits->unpark(id);
-        f.parked->state.exchange(parked_run::left);
-      }
+  self->attach_functor([st, withdraw] {
+    for (auto& [id, f] : st->flows) withdraw(f);
     st->flows.clear();
     st->locals.clear();
   });
