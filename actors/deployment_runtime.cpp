@@ -40,6 +40,11 @@ caf::actor_system_config& configure(caf::actor_system_config& cfg) {
   return cfg;
 }
 
+// The most new runs a commit may answer for the writer to start them itself (adopt_new_run).
+// Beyond it the runtime is busy, the writer is what bounds throughput, and the runs' supervisors
+// start them.
+constexpr size_t adopt_max_commit = 8;
+
 }  // namespace
 
 struct deployment_runtime::impl {
@@ -59,12 +64,13 @@ struct deployment_runtime::impl {
   std::unique_ptr<caf::actor_system> system;
   caf::actor router;
   std::unordered_map<std::string, caf::actor> supervisors;
-  std::unordered_map<std::string, std::shared_ptr<actors::supervisor_inbox>> inboxes;  ///< task id → its supervisor's inbox
+  std::unordered_map<std::string, std::shared_ptr<actors::supervisor_env>> envs;  ///< task id → its supervisor's env (inbox)
   std::unique_ptr<api_gateway> gateway;
   std::unique_ptr<http_server> http;
   std::unique_ptr<scheduler> schedules;
   std::mutex schedules_mu;  ///< one schedule change (API, sync) at a time: store, then scheduler
   std::atomic<bool> accepting{true};
+  std::atomic<uint64_t> started_at_commit{0}, sent_to_supervisor{0};  ///< start_stats()
   std::mutex shutdown_mu;
   std::shared_mutex actors_mu;  ///< guards router and supervisors against shutdown() dropping them
   bool shut_down = false;
@@ -153,7 +159,7 @@ deployment_runtime::deployment_runtime(config::deployment cfg) : impl_(std::make
       auto& im = *impl_;
       std::shared_lock lock(im.actors_mu);
       if (auto it = im.supervisors.find(task); it != im.supervisors.end())
-        actors::tell(it->second, *im.inboxes.at(task), {actors::supervisor_event::wake, run_id});
+        actors::tell(it->second, *im.envs.at(task)->inbox, {actors::supervisor_event::wake, run_id});
     };
     we.max_payload_bytes = i.cfg.max_payload_bytes;
     i.waits = std::make_unique<wait_coordinator>(std::move(we));
@@ -198,7 +204,7 @@ deployment_runtime::deployment_runtime(config::deployment cfg) : impl_(std::make
     for (const auto& m : i.cfg.middleware) env->middleware.push_back(&all_middleware->at(m.name));
     if (auto t = i.cfg.tasks.find(id); t != i.cfg.tasks.end())
       for (const auto& m : t->second.middleware) env->middleware.push_back(&all_middleware->at(m.name));
-    i.inboxes.emplace(id, env->inbox);
+    i.envs.emplace(id, env);
     i.supervisors.emplace(id, actors::spawn_task_supervisor(*i.system, std::move(env)));
   }
   // A run that got a slot of its queue while it was queued goes to its task's supervisor.
@@ -211,7 +217,7 @@ deployment_runtime::deployment_runtime(config::deployment cfg) : impl_(std::make
     for (size_t k = 0; k < grants.size(); ++k) {
       evs.push_back({actors::supervisor_event::granted, std::move(grants[k].run_id)});
       if (k + 1 < grants.size() && grants[k + 1].task_id == grants[k].task_id) continue;
-      if (auto it = im.supervisors.find(grants[k].task_id); it != im.supervisors.end()) actors::tell(it->second, *im.inboxes.at(it->first), evs);
+      if (auto it = im.supervisors.find(grants[k].task_id); it != im.supervisors.end()) actors::tell(it->second, *im.envs.at(it->first)->inbox, evs);
       evs.clear();
     }
   });
@@ -429,22 +435,27 @@ void deployment_runtime::trigger(trigger_input in, std::function<void(trigger_ou
 void deployment_runtime::create_run(run_record r, std::function<void(create_result)> done) {
   auto& i = *impl_;
   caf::actor sup;
-  std::shared_ptr<actors::supervisor_inbox> inbox;
+  std::shared_ptr<actors::supervisor_env> env;
   {
     std::shared_lock lock(i.actors_mu);  // shutdown() drops the handles
     if (auto it = i.supervisors.find(r.task_id); it != i.supervisors.end()) {
       sup = it->second;
-      inbox = i.inboxes.at(r.task_id);
+      env = i.envs.at(r.task_id);
     }
   }
   if (!sup || !i.accepting) return done({503, {}, false, "taskhost is shutting down; not accepting new runs"});
   if (!r.queue.empty() && !i.queues->exists(r.queue)) return done({400, {}, false, "Queue '" + r.queue + "' not found"});
-  // On the writer's thread after the commit: the runs of one commit gather in their supervisor's
-  // inbox, which costs it a message or a few per commit, not one per run. The caller is answered
-  // first: it waits for the answer, and no one waits for the start (on two cores, the run's
-  // supervisor and executor thread waking first held the answer back by 15–30 µs).
-  i.store->create(std::move(r), [sup = std::move(sup), inbox = std::move(inbox), done = std::move(done)](create_result c) {
+  // On the writer's thread after the commit. The caller is answered first: it waits for the
+  // answer, and no one waits for the start (on two cores, the run's supervisor and executor
+  // thread waking first held the answer back by 15–30 µs). Then the run starts:
+  //  - from a small commit (the runtime is not busy), the writer starts it itself
+  //    (adopt_new_run): its executor thread is woken at once, not its supervisor first;
+  //  - else the runs of one commit gather in their supervisor's inbox, which costs it a message
+  //    or a few per commit, not one per run, and the writer no more than a push per run.
+  i.store->create(std::move(r), [sup = std::move(sup), env = std::move(env), im = &i, done = std::move(done)](create_result c) {
     const bool start = c.status == 200 && !c.cached;
+    const bool adopt = start && c.committed_with <= adopt_max_commit && im->accepting;
+    std::string payload = std::move(c.payload_json);
     std::string id = c.run_id;
     // The caller's code, on the writer's thread: what it throws is logged, and the run starts.
     try {
@@ -454,7 +465,13 @@ void deployment_runtime::create_run(run_record r, std::function<void(create_resu
     } catch (...) {
       log::error("a trigger's answer callback threw; the run goes on", {{"run", id}});
     }
-    if (start) actors::tell(sup, *inbox, {actors::supervisor_event::start, std::move(id)});
+    if (adopt && actors::adopt_new_run(env, sup, id, std::move(payload))) {
+      im->started_at_commit.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    if (!start) return;
+    im->sent_to_supervisor.fetch_add(1, std::memory_order_relaxed);
+    actors::tell(sup, *env->inbox, {actors::supervisor_event::start, std::move(id)});
   });
 }
 
@@ -477,6 +494,10 @@ std::optional<run_record> deployment_runtime::get_run(const std::string& id) con
 run_list_page deployment_runtime::list_runs(const run_list_query& q) const { return impl_->store->list(q); }
 
 run_store::stats_t deployment_runtime::store_stats() const { return impl_->store->stats(); }
+
+deployment_runtime::start_stats_t deployment_runtime::start_stats() const {
+  return {impl_->started_at_commit.load(std::memory_order_relaxed), impl_->sent_to_supervisor.load(std::memory_order_relaxed)};
+}
 
 void deployment_runtime::reschedule(const std::string& id, time_point delay_until, std::function<void(trigger_outcome)> done) {
   auto& i = *impl_;
@@ -1095,6 +1116,7 @@ bool deployment_runtime::shutdown() {
     std::unique_lock lock(i.actors_mu);
     i.router = nullptr;
     i.supervisors.clear();
+    i.envs.clear();
   }
   if (i.http) i.http->stop();
   if (i.shutdown_clean) {

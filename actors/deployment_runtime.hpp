@@ -78,6 +78,14 @@ public:
 
   /// The run store's counters (commits, rows written, runs in memory).
   run_store::stats_t store_stats() const;
+  /// How new runs were handed over once committed: started by the committing thread itself
+  /// (`at_commit`: a small commit of a task with nothing before its code, see create_run), or
+  /// sent to their task's supervisor (`to_supervisor`).
+  struct start_stats_t {
+    uint64_t at_commit = 0;
+    uint64_t to_supervisor = 0;
+  };
+  start_stats_t start_stats() const;
 
 private:
   void open_keys();

@@ -56,6 +56,16 @@ struct supervisor_env {
 /// One per task: drives each run of the task attempt by attempt, retrying per its policy.
 caf::actor spawn_task_supervisor(caf::actor_system& sys, std::shared_ptr<supervisor_env> env);
 
+/// Starts a run that was just committed on the caller's thread, without a wake-up of its
+/// supervisor `sup` (which hears of it quietly, with the job's first event): it takes a slot of
+/// the run's queue, marks it DEQUEUED and posts its run stage. Only for a task with nothing to
+/// run before its code (no middleware, no init / on_start / on_start_attempt hook, no max
+/// duration) and a run that is QUEUED, without TTL, delay or max duration; `payload_json` is its
+/// payload as committed. True: started, or queued for a slot (its grant goes to the supervisor),
+/// or ended meanwhile. False: nothing was done; send the supervisor `start`.
+bool adopt_new_run(const std::shared_ptr<supervisor_env>& env, const caf::actor& sup, const std::string& run_id,
+                   std::string payload_json);
+
 /// The run store's writer (detached: its own thread): commits the store in groups and purges
 /// final runs older than `retention_days`. OWNERSHIP: the store outlives the actor.
 caf::actor spawn_store_writer(caf::actor_system& sys, run_store* store, double retention_days);

@@ -7,12 +7,15 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace taskhost::actors {
+
+struct adopted_run;  // task_supervisor.cpp
 
 struct supervisor_event {
   enum kind_t : uint8_t {
@@ -26,6 +29,8 @@ struct supervisor_event {
     suspended,  ///< run_id, attempt, body (journal keys, JSON): its code awaits them
     resumed,    ///< run_id, attempt: the thread that completed its waits took the run's offer
                 ///< (parked_run), took a slot for it and posted its run stage
+    adopted,    ///< run_id, adoption: the thread that committed the new run started it
+                ///< (adopt_new_run): it holds a slot and its run stage is on the executor
   };
   supervisor_event() = default;
   supervisor_event(kind_t k, std::string id, int attempt = 0, int stage = 0, bool ok = false, bool retryable = true)
@@ -40,6 +45,7 @@ struct supervisor_event {
   std::string body;
   int64_t started_us = 0;
   int64_t limit_ms = 0;
+  std::shared_ptr<adopted_run> adoption;  ///< `adopted`: the attempt as it was started
 };
 
 class supervisor_inbox {

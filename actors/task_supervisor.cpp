@@ -110,8 +110,9 @@ milliseconds attempt_limit(const supervisor_env& env, const run_record& r) {
 
 /// On the executor thread, as the first stage of an attempt begins: records the attempt (the run
 /// is EXECUTING from now) straight into the store, and only when the attempt has a deadline asks
-/// the supervisor to arm it — one message fewer per run than announcing every start.
-void begin_attempt(const supervisor_env& env, const attempt_input& in, const caf::actor& me) {
+/// the supervisor to arm it — one message fewer per run than announcing every start. False if
+/// the run had ended meanwhile (canceled): then nothing changes.
+bool begin_attempt(const supervisor_env& env, const attempt_input& in, const caf::actor& me) {
   const auto at = clock_type::now();
   milliseconds limit{0};
   bool live = false;
@@ -130,6 +131,7 @@ void begin_attempt(const supervisor_env& env, const attempt_input& in, const caf
     ev.limit_ms = limit.count();
     tell(me, *env.inbox, std::move(ev));
   }
+  return live;
 }
 
 /// A run stage that succeeded with nothing after it (no middleware to unwind, no on_success,
@@ -190,6 +192,150 @@ config::retry_config retry_from_answer(config::retry_config base, const json& o)
   return base;
 }
 
+// What the run asks its queue for: a slot of its queue (options.queue if that is declared, else
+// the task's) and concurrency key, in order of `base` − priority.
+queue_request slot_request(const supervisor_env& env, const run_record& r, time_point base) {
+  queue_request q;
+  q.run_id = r.id;
+  q.task_id = env.task.id;
+  q.queue = env.queue;
+  if (!r.queue.empty()) {
+    if (env.queues->exists(r.queue)) q.queue = r.queue;
+    else log::warn("the run's queue is not declared any more; it uses its task's queue", {{"run", r.id}, {"queue", r.queue}});
+  }
+  q.key = r.concurrency_key;
+  q.score_us = to_us(base) - r.priority_ms * 1000;
+  return q;
+}
+
+/// Connects an attempt's input (in.run_id set) to the run: its log, metadata and ctx calls.
+void wire_input(const std::shared_ptr<supervisor_env>& env, attempt_input& in) {
+  const std::string& run_id = in.run_id;
+  in.max_output_bytes = env->max_output_bytes;
+  in.on_log = [store = env->store, run_id, attempt = in.attempt](log::level l, std::string_view msg, const json& attrs) {
+    json a = attrs;
+    for (auto k : {"run", "task", "attempt"}) a.erase(k);
+    store->update(run_id, [&](run_record& r) {
+      append_log(r, {clock_type::now(), attempt, std::string(level_name(l)), std::string(msg), std::move(a)});
+    });
+  };
+  in.on_metadata = [store = env->store, run_id](const json& op) {
+    std::string why = "the run has already finished";
+    store->update_live(run_id, [&](run_record& r) { why = apply_metadata_op(r.metadata, op); });
+    return why;
+  };
+  in.get_metadata = [store = env->store, run_id] {
+    json m = json::object();
+    store->read(run_id, [&](const run_record& r) {
+      if (r.metadata.is_object()) m = r.metadata;
+    });
+    return m;
+  };
+  if (env->waits)
+    in.on_call = [waits = env->waits, run_id](const std::string& method, const json& req) { return waits->call(run_id, method, req); };
+}
+
+/// True if the task has nothing to run before a new attempt's code: no middleware, no init,
+/// on_start or on_start_attempt hook, no max duration of its own.
+bool starts_with_run(const supervisor_env& env) {
+  return env.middleware.empty() && env.hooks[TH_HOOK_INIT].empty() && env.hooks[TH_HOOK_ON_START].empty() &&
+         env.hooks[TH_HOOK_ON_START_ATTEMPT].empty() && env.max_duration.count() == 0;
+}
+
+/// True if nothing follows a successful run stage of the task's attempts without middleware or a
+/// deadline: no on_success, on_complete or cleanup hook.
+bool nothing_after_run(const supervisor_env& env) {
+  return env.hooks[TH_HOOK_ON_SUCCESS].empty() && env.hooks[TH_HOOK_ON_COMPLETE].empty() && env.hooks[TH_HOOK_CLEANUP].empty();
+}
+
+/// The job that runs (or resumes) an attempt's run stage on an executor thread. `announce`: it
+/// is the attempt's first stage (begin_attempt). `finish_here`: nothing follows its success (see
+/// record_completed).
+std::function<void()> run_stage_job(std::shared_ptr<supervisor_env> env, std::shared_ptr<task_execution> ex, caf::actor me,
+                                    bool announce, bool finish_here) {
+  return [env = std::move(env), ex = std::move(ex), me = std::move(me), announce, finish_here] {
+    const attempt_input& in = ex->input();
+    if (in.token->reason() != TH_CANCEL_NONE) return;  // cancelled while it waited for a thread
+    if (announce && !begin_attempt(*env, in, me)) {
+      // Ended before it began (a cancel that came before its supervisor knew of it, for a run
+      // adopt_new_run started): its code does not run.
+      tell(me, *env->inbox, supervisor_event{supervisor_event::completed, in.run_id, in.attempt, run_stage, false});
+      return;
+    }
+    step_outcome s = ex->step();
+    if (s.kind == step_outcome::suspended) {
+      supervisor_event ev{supervisor_event::suspended, in.run_id, in.attempt};
+      ev.body = s.wait_for.dump();
+      tell(me, *env->inbox, std::move(ev));
+      return;
+    }
+    if (finish_here && s.outcome.ok) {
+      // The job's last steps: a parent this run's end resumes (parked_run) runs next here.
+      executor::finishing last_steps(*env->exec);
+      const bool live = record_completed(*env, in, s.outcome.json);
+      tell(me, *env->inbox, supervisor_event{supervisor_event::completed, in.run_id, in.attempt, run_stage, live});
+      return;
+    }
+    tell(me, *env->inbox, ended(in, run_stage, s.outcome.ok, std::move(s.outcome.json), s.outcome.retryable));
+  };
+}
+
+}  // namespace
+
+/// A new run started by the thread that committed it (adopt_new_run), on its way to its
+/// supervisor (supervisor_event::adopted).
+struct adopted_run {
+  attempt_input in;
+  std::shared_ptr<task_execution> exec;
+  queue_request slot;
+};
+
+bool adopt_new_run(const std::shared_ptr<supervisor_env>& env, const caf::actor& sup, const std::string& run_id,
+                   std::string payload_json) {
+  if (!starts_with_run(*env) || payload_json.empty()) return false;
+  std::optional<queue_request> q;
+  env->store->read_live(run_id, [&](const run_record& r) {
+    if (r.status == run_status::queued && r.attempts.empty() && !r.delay_until && !r.expires_at && !r.retry_at && r.max_duration_ms == 0)
+      q = slot_request(*env, r, r.created_at);
+  });
+  if (!q) return false;
+  if (!env->queues->enqueue(*q)) return true;  // QUEUED: its grant goes to the supervisor
+  auto a = std::make_shared<adopted_run>();
+  bool runnable = false;
+  env->store->update_live(run_id, [&](run_record& r) {
+    if (r.status != run_status::queued || !r.attempts.empty()) return;
+    r.status = run_status::dequeued;
+    runnable = true;
+    a->in.task_id = r.task_id;
+    a->in.has_journal = has_epoch_entries(r.journal);
+  });
+  if (!runnable) {  // ended meanwhile (canceled)
+    env->queues->release(run_id);
+    return true;
+  }
+  a->in.run_id = run_id;
+  a->in.attempt = 1;
+  a->in.payload = std::move(payload_json);
+  wire_input(env, a->in);
+  a->exec = std::make_shared<task_execution>(env->task, a->in);
+  a->slot = std::move(*q);
+  auto job = run_stage_job(env, a->exec, sup, /*announce=*/true, nothing_after_run(*env));
+  // Quietly, and before the job: the job's first event brings it to the supervisor.
+  supervisor_event ev{supervisor_event::adopted, run_id, 1};
+  ev.adoption = std::move(a);
+  env->inbox->push_quietly(std::move(ev));
+  if (!env->exec->post(std::move(job))) {
+    // Stopping: its code never starts; QUEUED again, for the next start.
+    env->store->update_live(run_id, [&](run_record& r) {
+      if (r.attempts.empty()) r.status = run_status::queued;
+    });
+    env->queues->release(run_id);
+  }
+  return true;
+}
+
+namespace {
+
 caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supervisor_env> env) {
   auto st = std::make_shared<supervisor_state>();
   // Every flow leaves through here: its slot goes back to its queue (which may start another run).
@@ -247,30 +393,9 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
   // The job that runs (or resumes) the run stage of `f`'s attempt on an executor thread.
   auto run_job = [=](attempt_flow& f, bool announce) -> std::function<void()> {
     if (!f.exec) f.exec = std::make_shared<task_execution>(env->task, f.in);
-    auto me = caf::actor_cast<caf::actor>(self);
     // Nothing after the run stage if it succeeds: the executor thread records the end itself.
-    const bool finish_here = !f.chain && !f.has_deadline && f.pending.empty() && !has_hooks(TH_HOOK_ON_SUCCESS) &&
-                             !has_hooks(TH_HOOK_ON_COMPLETE) && !has_hooks(TH_HOOK_CLEANUP);
-    return [env, ex = f.exec, me, announce, finish_here] {
-        const attempt_input& in = ex->input();
-        if (in.token->reason() != TH_CANCEL_NONE) return;  // cancelled while it waited for a thread
-        if (announce) begin_attempt(*env, in, me);
-        step_outcome s = ex->step();
-        if (s.kind == step_outcome::suspended) {
-          supervisor_event ev{supervisor_event::suspended, in.run_id, in.attempt};
-          ev.body = s.wait_for.dump();
-          tell(me, *env->inbox, std::move(ev));
-          return;
-        }
-        if (finish_here && s.outcome.ok) {
-          // The job's last steps: a parent this run's end resumes (parked_run) runs next here.
-          executor::finishing last_steps(*env->exec);
-          const bool live = record_completed(*env, in, s.outcome.json);
-          tell(me, *env->inbox, supervisor_event{supervisor_event::completed, in.run_id, in.attempt, run_stage, live});
-          return;
-        }
-        tell(me, *env->inbox, ended(in, run_stage, s.outcome.ok, std::move(s.outcome.json), s.outcome.retryable));
-      };
+    const bool finish_here = !f.chain && !f.has_deadline && f.pending.empty() && nothing_after_run(*env);
+    return run_stage_job(env, f.exec, caf::actor_cast<caf::actor>(self), announce, finish_here);
   };
 
   // Posts the next pending stage of a run's attempt, or finishes the attempt when none is left.
@@ -443,28 +568,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
     auto& locals = st->locals[run_id];
     if (!locals) locals = std::make_shared<run_locals>();
     f.in.locals = locals;
-    f.in.max_output_bytes = env->max_output_bytes;
-    f.in.on_log = [store = env->store, run_id, attempt = f.in.attempt](log::level l, std::string_view msg, const json& attrs) {
-      json a = attrs;
-      for (auto k : {"run", "task", "attempt"}) a.erase(k);
-      store->update(run_id, [&](run_record& r) {
-        append_log(r, {clock_type::now(), attempt, std::string(level_name(l)), std::string(msg), std::move(a)});
-      });
-    };
-    f.in.on_metadata = [store = env->store, run_id](const json& op) {
-      std::string why = "the run has already finished";
-      store->update_live(run_id, [&](run_record& r) { why = apply_metadata_op(r.metadata, op); });
-      return why;
-    };
-    f.in.get_metadata = [store = env->store, run_id] {
-      json m = json::object();
-      store->read(run_id, [&](const run_record& r) {
-        if (r.metadata.is_object()) m = r.metadata;
-      });
-      return m;
-    };
-    if (env->waits)
-      f.in.on_call = [waits = env->waits, run_id](const std::string& method, const json& req) { return waits->call(run_id, method, req); };
+    wire_input(env, f.in);
     if (!env->middleware.empty()) {
       f.chain = std::make_shared<middleware_chain>(env->middleware, f.in);
       for (size_t i = 0; i < env->middleware.size(); ++i) f.pending.push_back(enter_stage(i));
@@ -492,21 +596,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
     self->delayed_send(self, std::chrono::ceil<milliseconds>(in), wake_atom::value, run_id);
   };
 
-  // What the run asks its queue for: a slot of its queue (options.queue if that is declared, else
-  // the task's) and concurrency key, in order of `base` − priority.
-  auto slot_request = [env](const run_record& r, time_point base) {
-    queue_request q;
-    q.run_id = r.id;
-    q.task_id = env->task.id;
-    q.queue = env->queue;
-    if (!r.queue.empty()) {
-      if (env->queues->exists(r.queue)) q.queue = r.queue;
-      else log::warn("the run's queue is not declared any more; it uses its task's queue", {{"run", r.id}, {"queue", r.queue}});
-    }
-    q.key = r.concurrency_key;
-    q.score_us = to_us(base) - r.priority_ms * 1000;
-    return q;
-  };
+  auto slot_request = [env](const run_record& r, time_point base) { return taskhost::actors::slot_request(*env, r, base); };
 
   // The waits of a suspended run are all done and it holds a slot again: it executes again (and
   // its deadline runs again). `waited` false: everything it awaited was done before it began to
@@ -821,6 +911,29 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
     log::debug("run resumed", {{"run", run_id}, {"task", env->task.id}, {"wait", f.wait_kinds}});
   };
 
+  // The thread that committed a new run started it (adopt_new_run): it holds a slot, and its run
+  // stage is on the executor (begun, or even over: its event follows this one).
+  auto on_adopted = [=](const supervisor_event& ev) {
+    const adopted_run& a = *ev.adoption;
+    st->locals.try_emplace(ev.run_id, a.in.locals);
+    const bool live = env->store->read_live(ev.run_id, [](const run_record&) {});
+    if (!live) {
+      // Ended already: completed by its job (whose event follows), or canceled before it began.
+      env->queues->release(ev.run_id);
+      release_locals(ev.run_id);
+      return;
+    }
+    attempt_flow f;
+    f.in = a.in;
+    f.exec = a.exec;
+    f.slot = a.slot;
+    f.started = true;
+    f.busy = true;
+    f.has_slot = true;
+    f.executing_since = clock_type::now();
+    st->flows.emplace(ev.run_id, std::move(f));
+  };
+
   auto on_wake = [=](const std::string& run_id) {
     if (auto a = st->armed.find(run_id); a != st->armed.end() && a->second <= clock_type::now() + milliseconds(5)) st->armed.erase(a);
     auto it = st->flows.find(run_id);
@@ -975,6 +1088,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         case supervisor_event::completed: on_completed(ev.run_id, ev.attempt, ev.ok); break;
         case supervisor_event::suspended: on_suspended(ev.run_id, ev.attempt, ev.body); break;
         case supervisor_event::resumed: on_resumed(ev.run_id, ev.attempt); break;
+        case supervisor_event::adopted: on_adopted(ev); break;
       }
     }
   };
@@ -1029,6 +1143,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         log::warn("run timed out", {{"run", run_id}, {"task", env->task.id}, {"attempt", attempt}, {"error", error["message"]}});
       },
       [=](cancel_atom, const std::string& run_id) {
+        take_events();  // a run started elsewhere (adopted) is known here before it is canceled
         bool cancelled = false;
         bool was_running = false;
         env->store->update_unfinished(run_id, [&](run_record& r) {  // finished runs stay as they are

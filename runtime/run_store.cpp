@@ -900,7 +900,10 @@ bool run_store::commit_slice(hot_map::value_type* const* runs, size_t count, std
       if (ok) {
         h.committed = true;
         h.logs_persisted = std::max(h.logs_persisted, op.logs_from + op.new_logs.size());
-        for (auto& c : op.created_waiters) answers.emplace_back(std::move(c), create_result{200, op.id, false, {}});
+        for (auto& c : op.created_waiters) {
+          answers.emplace_back(std::move(c), create_result{200, op.id, false, {}});
+          if (&c == &op.created_waiters.front()) answers.back().second.payload_json = std::move(op.payload);  // written
+        }
         // Triggers that found its idempotency key while this insert was being written joined it
         // here (in create()); they are answered with it now.
         for (auto& c : h.created) answers.emplace_back(std::move(c), create_result{200, op.id, false, {}});
@@ -924,7 +927,10 @@ bool run_store::commit_slice(hot_map::value_type* const* runs, size_t count, std
       }
     }
   }
-  for (auto& [f, res] : answers) f(std::move(res));
+  for (auto& [f, res] : answers) {
+    res.committed_with = answers.size();
+    f(std::move(res));
+  }
   return ok;
 }
 

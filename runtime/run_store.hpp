@@ -52,10 +52,17 @@ struct store_options {
 /// The outcome of create(): committed (status 200, maybe an earlier run for the same idempotency
 /// key: cached), or refused (503 when the store could not commit, with the reason).
 struct create_result {
+  create_result(int status = 200, std::string run_id = {}, bool cached = false, std::string error = {})
+      : status(status), run_id(std::move(run_id)), cached(cached), error(std::move(error)) {}
   int status = 200;
   std::string run_id;
   bool cached = false;
   std::string error;
+  /// A new run's answer (not cached): how many new runs its commit answered, and its payload as
+  /// committed (JSON text; for the first answer of the run only). Whoever starts the run at once
+  /// uses them: see deployment_runtime::create_run.
+  size_t committed_with = 0;
+  std::string payload_json;
 };
 
 struct run_list_query {

@@ -157,6 +157,100 @@ TEST_F(DeploymentRuntimeTest, ACancelRacingARunsEndLeavesOneConsistentOutcome) {
   EXPECT_EQ(wait_final(rt, trigger(rt, "hello-world", {{"message", "after"}}).run_id).status, run_status::completed);
 }
 
+// In an idle runtime the thread that commits a new run starts it (adopt_new_run), and its
+// supervisor hears of it afterwards. From there each path ends as it does through the supervisor:
+// completing, failing and being retried, being canceled while it runs, waiting for a slot of its
+// queue. Runs with something to arm before their code (a deadline, a TTL, a delay) and tasks with
+// a max duration of their own go to their supervisor.
+TEST_F(DeploymentRuntimeTest, AnIdleRuntimesNewRunsAreStartedByTheThreadThatCommitsThem) {
+  cfg_.queues.push_back({.name = "one", .concurrency_limit = 1});
+  deployment_runtime rt(cfg_);
+  for (int i = 0; i < 20; ++i) {
+    auto o = trigger(rt, "fixture-echo", {{"i", i}});
+    ASSERT_EQ(o.status, 200) << o.error;
+    auto r = wait_final(rt, o.run_id);
+    ASSERT_EQ(r.status, run_status::completed);
+    EXPECT_EQ((*r.output)["payload"]["i"], i);
+  }
+  EXPECT_EQ(rt.start_stats().at_commit, 20u);
+  EXPECT_EQ(rt.start_stats().to_supervisor, 0u);
+
+  auto flaky = wait_final(rt, trigger(rt, "fixture-flaky", {{"succeed_on", 3}}).run_id);
+  EXPECT_EQ(flaky.status, run_status::completed);
+  EXPECT_EQ(flaky.attempts.size(), 3u) << "its supervisor retried it";
+
+  auto waiting = trigger(rt, "fixture-wait-cancel", {{"max_s", 30}}).run_id;
+  wait_status(rt, waiting, run_status::executing);
+  EXPECT_EQ(cancel(rt, waiting).status, 200);
+  EXPECT_EQ(wait_final(rt, waiting).status, run_status::canceled);
+
+  // A queue of one: the second run waits for the first's slot, and its supervisor starts it.
+  std::vector<std::string> queued;
+  for (int i = 0; i < 2; ++i) {
+    trigger_input in;
+    in.task_id = "fixture-sleep";
+    in.payload = {{"ms", 150}};
+    in.queue = "one";
+    auto o = taskhost::test::trigger_run(rt, std::move(in));
+    ASSERT_EQ(o.status, 200) << o.error;
+    queued.push_back(o.run_id);
+  }
+  EXPECT_EQ(rt.get_run(queued[1])->status, run_status::queued);
+  auto first = wait_final(rt, queued[0]), second = wait_final(rt, queued[1]);
+  ASSERT_EQ(first.status, run_status::completed);
+  ASSERT_EQ(second.status, run_status::completed);
+  EXPECT_GE(taskhost::to_us(*second.started_at), taskhost::to_us(*first.finished_at));
+  EXPECT_EQ(rt.start_stats().at_commit, 24u);
+  EXPECT_EQ(rt.start_stats().to_supervisor, 0u);
+
+  // Something to arm before the code: the supervisor starts them.
+  EXPECT_EQ(wait_final(rt, trigger(rt, "fixture-echo", {{"deadline", true}}, 0, 10'000).run_id).status, run_status::completed);
+  trigger_input ttl;
+  ttl.task_id = "fixture-echo";
+  ttl.ttl = "1m";
+  ttl.ttl_ms = 60'000;
+  EXPECT_EQ(wait_final(rt, taskhost::test::trigger_run(rt, std::move(ttl)).run_id).status, run_status::completed);
+  EXPECT_EQ(wait_final(rt, trigger(rt, "fixture-defined-max-duration", {}).run_id).status, run_status::completed);
+  EXPECT_EQ(rt.start_stats().at_commit, 24u);
+  EXPECT_EQ(rt.start_stats().to_supervisor, 3u);
+}
+
+// A cancel that comes right after the trigger may reach the supervisor before it has heard that
+// the committing thread started the run: the run's code then either never runs or sees its
+// signal — never runs on unaware of a cancel.
+TEST_F(DeploymentRuntimeTest, ACancelRightAfterTheTriggerStopsARunStartedAtItsCommit) {
+  deployment_runtime rt(cfg_);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 100; ++i) {
+    auto o = trigger(rt, "fixture-wait-cancel", {{"max_s", 5}});
+    ASSERT_EQ(o.status, 200) << o.error;
+    ids.push_back(o.run_id);
+    if (i % 2) std::this_thread::sleep_for(std::chrono::microseconds(20 * (i % 9)));
+    ASSERT_EQ(cancel(rt, o.run_id).status, 200);
+  }
+  ASSERT_GT(rt.start_stats().at_commit, 0u);
+  rt.shutdown();  // waits for the runs' code, which their signals woke
+  size_t ran = 0;
+  for (const auto& id : ids) {
+    SCOPED_TRACE(id);
+    auto r = rt.get_run(id);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, run_status::canceled);
+    EXPECT_FALSE(r->output);
+    if (r->attempts.empty()) {
+      EXPECT_TRUE(r->logs.empty()) << "code ran for a run canceled before it began";
+      continue;
+    }
+    EXPECT_EQ(r->attempts[0].status, taskhost::attempt_status::canceled);
+    for (const auto& l : r->logs)
+      if (l.message == "woke") {
+        ++ran;
+        EXPECT_EQ(l.attributes["fired"], true) << "its code ran on without its cancel";
+      }
+  }
+  std::cout << ran << " of " << ids.size() << " runs' code began before the cancel\n";
+}
+
 TEST_F(DeploymentRuntimeTest, FailedAttemptIsRetriedUntilItSucceeds) {
   deployment_runtime rt(cfg_);
   auto r = wait_final(rt, trigger(rt, "fixture-flaky", {{"succeed_on", 3}}).run_id);
