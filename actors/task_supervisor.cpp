@@ -11,8 +11,15 @@
 // COMPLETED by its executor thread, and the supervisor then only frees its slot. Cancellation and
 // max duration end the run at once (CANCELED / TIMED_OUT) and run on_cancel / on_failure /
 // on_complete for it. User code never runs on this actor's thread.
+//
+// Two ways in skip a wake-up of the supervisor, which learns of them afterwards from an event
+// that wakes nobody (the run's next event brings it along): a new run of a task with nothing
+// before its code, started by the thread that committed it (adopt_new_run: supervisor_event::
+// adopted), and a suspended run resumed by the thread that completed its last wait (parked_run:
+// supervisor_event::resumed).
 #include <caf/all.hpp>
 
+#include <atomic>
 #include <deque>
 #include <unordered_set>
 #include <unordered_map>
@@ -288,6 +295,7 @@ struct adopted_run {
   attempt_input in;
   std::shared_ptr<task_execution> exec;
   queue_request slot;
+  std::atomic<bool> abandoned{false};  ///< its job could not be posted (stopping): nothing to adopt
 };
 
 bool adopt_new_run(const std::shared_ptr<supervisor_env>& env, const caf::actor& sup, const std::string& run_id,
@@ -322,10 +330,11 @@ bool adopt_new_run(const std::shared_ptr<supervisor_env>& env, const caf::actor&
   auto job = run_stage_job(env, a->exec, sup, /*announce=*/true, nothing_after_run(*env));
   // Quietly, and before the job: the job's first event brings it to the supervisor.
   supervisor_event ev{supervisor_event::adopted, run_id, 1};
-  ev.adoption = std::move(a);
+  ev.adoption = a;
   env->inbox->push_quietly(std::move(ev));
   if (!env->exec->post(std::move(job))) {
     // Stopping: its code never starts; QUEUED again, for the next start.
+    a->abandoned = true;
     env->store->update_live(run_id, [&](run_record& r) {
       if (r.attempts.empty()) r.status = run_status::queued;
     });
@@ -915,6 +924,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
   // stage is on the executor (begun, or even over: its event follows this one).
   auto on_adopted = [=](const supervisor_event& ev) {
     const adopted_run& a = *ev.adoption;
+    if (a.abandoned) return;  // stopping: the thread that committed it gave it back
     st->locals.try_emplace(ev.run_id, a.in.locals);
     const bool live = env->store->read_live(ev.run_id, [](const run_record&) {});
     if (!live) {
