@@ -928,7 +928,9 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
     st->locals.try_emplace(ev.run_id, a.in.locals);
     const bool live = env->store->read_live(ev.run_id, [](const run_record&) {});
     if (!live) {
-      // Ended already: completed by its job (whose event follows), or canceled before it began.
+      // Ended already: completed by its job (whose event follows), or canceled — before it began,
+      // or while its code ran, by a cancel that came before this event: its signal fires now.
+      a.in.token->cancel(TH_CANCEL_CANCELED);
       env->queues->release(ev.run_id);
       release_locals(ev.run_id);
       return;
@@ -1153,7 +1155,10 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
         log::warn("run timed out", {{"run", run_id}, {"task", env->task.id}, {"attempt", attempt}, {"error", error["message"]}});
       },
       [=](cancel_atom, const std::string& run_id) {
-        take_events();  // a run started elsewhere (adopted) is known here before it is canceled
+        // A run started where it was committed (adopted) is known here before it is canceled;
+        // one whose event comes while this cancel is recorded is taken after (on_adopted fires
+        // its signal, as its run is no longer live then).
+        take_events();
         bool cancelled = false;
         bool was_running = false;
         env->store->update_unfinished(run_id, [&](run_record& r) {  // finished runs stay as they are
@@ -1161,6 +1166,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
           finish_run(r, run_status::canceled, attempt_status::canceled, std::nullopt);
           cancelled = true;
         });
+        take_events();
         if (auto f = st->flows.find(run_id); f != st->flows.end()) {
           f->second.in.token->cancel(TH_CANCEL_CANCELED);
           if (was_running) final_hooks(f->second.in, TH_CANCEL_CANCELED, json());

@@ -216,8 +216,9 @@ TEST_F(DeploymentRuntimeTest, AnIdleRuntimesNewRunsAreStartedByTheThreadThatComm
 }
 
 // A cancel that comes right after the trigger may reach the supervisor before it has heard that
-// the committing thread started the run: the run's code then either never runs or sees its
-// signal — never runs on unaware of a cancel.
+// the committing thread started the run, or while the run's code begins: the code then either
+// never runs or sees its signal — never runs on unaware of a cancel (with max_s 5, a missed
+// signal shows as fired=false).
 TEST_F(DeploymentRuntimeTest, ACancelRightAfterTheTriggerStopsARunStartedAtItsCommit) {
   deployment_runtime rt(cfg_);
   std::vector<std::string> ids;
