@@ -200,6 +200,7 @@ deployment_runtime::deployment_runtime(config::deployment cfg) : impl_(std::make
     env->waits = i.waits.get();
     env->resident_waits = i.cfg.resident_waits_per_task;
     env->queues = i.queues.get();
+    env->adopted = &i.started_at_commit;
     env->queue = i.task_queue.at(id);
     for (const auto& m : i.cfg.middleware) env->middleware.push_back(&all_middleware->at(m.name));
     if (auto t = i.cfg.tasks.find(id); t != i.cfg.tasks.end())
@@ -465,10 +466,7 @@ void deployment_runtime::create_run(run_record r, std::function<void(create_resu
     } catch (...) {
       log::error("a trigger's answer callback threw; the run goes on", {{"run", id}});
     }
-    if (adopt && actors::adopt_new_run(env, sup, id, std::move(payload))) {
-      im->started_at_commit.fetch_add(1, std::memory_order_relaxed);
-      return;
-    }
+    if (adopt && actors::adopt_new_run(env, sup, id, std::move(payload))) return;  // counts itself
     if (!start) return;
     im->sent_to_supervisor.fetch_add(1, std::memory_order_relaxed);
     actors::tell(sup, *env->inbox, {actors::supervisor_event::start, std::move(id)});

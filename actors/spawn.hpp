@@ -2,6 +2,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <map>
 #include <memory>
 #include <vector>
@@ -51,6 +52,9 @@ struct supervisor_env {
   /// Where starts, grants, wake-ups and the ends of executor jobs reach the supervisor in
   /// batches (see supervisor_inbox.hpp). Shared with whoever produces them.
   std::shared_ptr<supervisor_inbox> inbox = std::make_shared<supervisor_inbox>();
+  /// Counts the new runs adopt_new_run took, before any of them can start (or null).
+  /// OWNERSHIP: outlives every actor.
+  std::atomic<uint64_t>* adopted = nullptr;
 };
 
 /// One per task: drives each run of the task attempt by attempt, retrying per its policy.

@@ -307,6 +307,7 @@ bool adopt_new_run(const std::shared_ptr<supervisor_env>& env, const caf::actor&
       q = slot_request(*env, r, r.created_at);
   });
   if (!q) return false;
+  if (env->adopted) env->adopted->fetch_add(1, std::memory_order_relaxed);  // counted before it can start
   if (!env->queues->enqueue(*q)) return true;  // QUEUED: its grant goes to the supervisor
   auto a = std::make_shared<adopted_run>();
   bool runnable = false;
