@@ -58,7 +58,7 @@ struct create_result {
   std::string run_id;
   bool cached = false;
   std::string error;
-  /// A new run's answer (not cached): how many new runs its commit answered, and its payload as
+  /// A new run's answer (not cached): how many triggers its commit answered, and its payload as
   /// committed (JSON text; for the first answer of the run only). Whoever starts the run at once
   /// uses them: see deployment_runtime::create_run.
   size_t committed_with = 0;
