@@ -189,7 +189,7 @@ TEST_F(DeploymentRuntimeTest, AnIdleRuntimesNewRunsAreStartedByTheThreadThatComm
   for (int i = 0; i < 2; ++i) {
     trigger_input in;
     in.task_id = "fixture-sleep";
-    in.payload = {{"ms", 150}};
+    in.payload = {{"ms", 400}};  // the second is triggered (and queued) long before the first ends
     in.queue = "one";
     auto o = taskhost::test::trigger_run(rt, std::move(in));
     ASSERT_EQ(o.status, 200) << o.error;
@@ -211,8 +211,14 @@ TEST_F(DeploymentRuntimeTest, AnIdleRuntimesNewRunsAreStartedByTheThreadThatComm
   ttl.ttl_ms = 60'000;
   EXPECT_EQ(wait_final(rt, taskhost::test::trigger_run(rt, std::move(ttl)).run_id).status, run_status::completed);
   EXPECT_EQ(wait_final(rt, trigger(rt, "fixture-defined-max-duration", {}).run_id).status, run_status::completed);
+  trigger_input delayed;
+  delayed.task_id = "fixture-echo";
+  delayed.delay_until = std::chrono::system_clock::now() + 50ms;
+  auto d = wait_final(rt, taskhost::test::trigger_run(rt, std::move(delayed)).run_id);
+  EXPECT_EQ(d.status, run_status::completed);
+  EXPECT_GE(taskhost::to_us(*d.started_at) - taskhost::to_us(d.created_at), 40'000) << "it waited for its delay";
   EXPECT_EQ(rt.start_stats().at_commit, 24u);
-  EXPECT_EQ(rt.start_stats().to_supervisor, 3u);
+  EXPECT_EQ(rt.start_stats().to_supervisor, 4u);
 }
 
 // A cancel that comes right after the trigger may reach the supervisor before it has heard that
