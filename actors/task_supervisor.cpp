@@ -606,11 +606,6 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
     self->delayed_send(self, std::chrono::ceil<milliseconds>(in), wake_atom::value, run_id);
   };
 
-  auto slot_request = [env](const run_record& r, time_point base) { return taskhost::actors::slot_request(*env, r, base); };
-
-  // The waits of a suspended run are all done and it holds a slot again: it executes again (and
-  // its deadline runs again). `waited` false: everything it awaited was done before it began to
-  // wait (on_suspended), so it never waited, and no on_resume hook fires (nor did on_wait).
   // A suspended run executes again, holding a slot (resumed here, or where its waits completed).
   auto executing_again = [=](attempt_flow& f) {
     f.suspended = false;
@@ -619,6 +614,9 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
     f.executing_since = clock_type::now();
     st->armed.erase(f.in.run_id);
   };
+  // The waits of a suspended run are all done and it holds a slot again: it executes again (and
+  // its deadline runs again). `waited` false: everything it awaited was done before it began to
+  // wait (on_suspended), so it never waited, and no on_resume hook fires (nor did on_wait).
   auto continue_run = [=](attempt_flow& f, bool waited) {
     withdraw(f);  // (not taken: its callers withdrew it first, or never offered it)
     if (waited && env->waits) env->waits->check(f.in.run_id, true);  // WAITING → EXECUTING
@@ -681,7 +679,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
       f.in.attempt = r.attempts.back().number;
       f.has_deadline = attempt_limit(*env, r).count() > 0;
       f.in.has_journal = has_epoch_entries(r.journal);
-      f.slot = slot_request(r, r.created_at);
+      f.slot = slot_request(*env, r, r.created_at);
       payload = r.payload;
     });
     if (!ok) return env->queues->release(run_id), void();
@@ -703,7 +701,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
     st->armed.erase(run_id);
     std::optional<queue_request> q;
     env->store->read(run_id, [&](const run_record& r) {
-      if (r.status == run_status::waiting) q = slot_request(r, r.created_at);
+      if (r.status == run_status::waiting) q = slot_request(*env, r, r.created_at);
     });
     if (!q) return;
     if (env->queues->enqueue(*q)) replay(run_id);
@@ -749,7 +747,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
       f.in.attempt = static_cast<int>(r.attempts.size()) + 1;
       f.has_deadline = attempt_limit(*env, r).count() > 0;
       f.in.has_journal = has_epoch_entries(r.journal);
-      f.slot = slot_request(r, r.created_at);  // what it asks for when it resumes after a wait
+      f.slot = slot_request(*env, r, r.created_at);  // what it asks for when it resumes after a wait
       payload = r.payload;  // serialized below, outside the store's lock
     });
     if (!live) return begun::not_in_memory;
@@ -788,7 +786,7 @@ caf::behavior task_supervisor(caf::event_based_actor* self, std::shared_ptr<supe
       // Its place in the queue: when it was triggered (a delayed run: now, its delay over; a
       // retry: now), less its priority.
       const bool fresh = r.attempts.empty() && r.status != run_status::delayed;
-      q = slot_request(r, fresh ? r.created_at : now);
+      q = slot_request(*env, r, fresh ? r.created_at : now);
       if (r.attempts.empty() && r.status != run_status::delayed) expires = r.expires_at;
     });
     if (waiting) {  // after a restart: replayed once what it waits for is done
