@@ -187,6 +187,89 @@ TEST(ExecutorTest, StopGivesUpAfterTheGracePeriod) {
   EXPECT_TRUE(finished);
 }
 
+// run_here: the job runs on the caller's thread, counts as in flight (stop() waits for it, and
+// gives up after its grace period as for the pool's own), and is refused once stop() has begun.
+TEST(ExecutorTest, AJobRunHereIsInFlightUntilItReturns) {
+  auto ex = std::make_unique<executor>(1);
+  std::thread::id ran_on;
+  EXPECT_TRUE(ex->run_here([&] { ran_on = std::this_thread::get_id(); }));
+  EXPECT_EQ(ran_on, std::this_thread::get_id());
+  EXPECT_EQ(ex->in_flight(), 0u);
+  EXPECT_TRUE(ex->run_here([] { throw std::runtime_error("user bug"); })) << "what it throws is logged";
+  {
+    // Its last steps' posts run next on the same thread, before run_here returns; others go to the pool.
+    std::vector<std::string> order;
+    std::thread::id next_on;
+    std::promise<std::thread::id> pooled;
+    EXPECT_TRUE(ex->run_here([&] {
+      ex->post([&] { pooled.set_value(std::this_thread::get_id()); });
+      executor::finishing last_steps(*ex);
+      ex->post([&] {
+        order.push_back("posted while finishing");
+        next_on = std::this_thread::get_id();
+      });
+      order.push_back("job ends");
+    }));
+    EXPECT_EQ(order, (std::vector<std::string>{"job ends", "posted while finishing"}));
+    EXPECT_EQ(next_on, std::this_thread::get_id());
+    auto f = pooled.get_future();
+    ASSERT_EQ(f.wait_for(10s), std::future_status::ready);
+    EXPECT_NE(f.get(), std::this_thread::get_id());
+  }
+
+  std::promise<void> started, release;
+  auto released = release.get_future().share();
+  std::atomic<bool> finished{false};
+  std::thread guest([&] {
+    EXPECT_TRUE(ex->run_here([&] {
+      started.set_value();
+      released.wait();
+      finished = true;
+    }));
+  });
+  started.get_future().wait();
+  EXPECT_EQ(ex->in_flight(), 1u);
+  EXPECT_FALSE(ex->stop(100ms)) << "it waited for the guest job, and gave up";
+  EXPECT_FALSE(ex->run_here([] { ADD_FAILURE() << "ran after stop"; }));
+  ex.reset();  // safe while the guest job still runs
+  release.set_value();
+  guest.join();
+  EXPECT_TRUE(finished);
+
+  {
+    // The pool's threads and run_here's together never exceed max_threads.
+    executor fixed(1, 1);
+    EXPECT_FALSE(fixed.run_here([] { ADD_FAILURE() << "ran beyond max_threads"; }));
+    executor two(1, 2);
+    std::promise<void> in_first, release_first;
+    auto released_first = release_first.get_future().share();
+    std::thread first([&] {
+      EXPECT_TRUE(two.run_here([&] {
+        in_first.set_value();
+        released_first.wait();
+      }));
+    });
+    in_first.get_future().wait();
+    EXPECT_FALSE(two.run_here([] { ADD_FAILURE() << "a second guest beyond max_threads"; }));
+    release_first.set_value();
+    first.join();
+    EXPECT_TRUE(two.run_here([] {}));
+  }
+
+  executor ex2(1);
+  std::promise<void> started2;
+  std::thread guest2([&] {
+    ex2.run_here([&] {
+      started2.set_value();
+      std::this_thread::sleep_for(200ms);
+    });
+  });
+  started2.get_future().wait();
+  EXPECT_TRUE(ex2.stop(10s)) << "stop waited for the guest job";
+  EXPECT_EQ(ex2.in_flight(), 0u);
+  guest2.join();
+}
+
 TEST(ExecutorTest, DestructorWaitsForJobsInFlight) {
   std::atomic<bool> finished{false};
   std::promise<void> started;
