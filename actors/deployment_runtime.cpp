@@ -56,7 +56,7 @@ struct deployment_runtime::impl {
   std::shared_ptr<const url_signer> signer;  ///< the deployment's secret (in the store): upload and callback URLs
   std::unique_ptr<wait_coordinator> waits;
   std::unique_ptr<batch_book> batches;  ///< API batches (two phases); its runs' callbacks need it until the store's last flush
-  std::shared_ptr<actors::store_writers> writers;
+  caf::actor writer;
   std::unique_ptr<executor> exec;
   std::unique_ptr<queue_book> queues;
   std::map<std::string, std::string> task_queue;  ///< task id → its queue
@@ -70,7 +70,7 @@ struct deployment_runtime::impl {
   std::unique_ptr<scheduler> schedules;
   std::mutex schedules_mu;  ///< one schedule change (API, sync) at a time: store, then scheduler
   std::atomic<bool> accepting{true};
-  std::atomic<uint64_t> started_at_commit{0}, sent_to_supervisor{0}, started_on_writer{0};  ///< start_stats()
+  std::atomic<uint64_t> started_at_commit{0}, sent_to_supervisor{0};  ///< start_stats()
   std::mutex shutdown_mu;
   std::shared_mutex actors_mu;  ///< guards router and supervisors against shutdown() dropping them
   bool shut_down = false;
@@ -201,7 +201,6 @@ deployment_runtime::deployment_runtime(config::deployment cfg) : impl_(std::make
     env->resident_waits = i.cfg.resident_waits_per_task;
     env->queues = i.queues.get();
     env->adopted = &i.started_at_commit;
-    env->on_writer = &i.started_on_writer;
     env->queue = i.task_queue.at(id);
     for (const auto& m : i.cfg.middleware) env->middleware.push_back(&all_middleware->at(m.name));
     if (auto t = i.cfg.tasks.find(id); t != i.cfg.tasks.end())
@@ -225,8 +224,8 @@ deployment_runtime::deployment_runtime(config::deployment cfg) : impl_(std::make
   });
   i.queues->start_timer();
   i.router = actors::spawn_router(*i.system, i.supervisors);
-  i.writers = actors::spawn_store_writers(*i.system, i.store.get(), i.cfg.store.retention_days);
-  i.store->set_notify([w = i.writers] { actors::wake_store_writer(*w); });
+  i.writer = actors::spawn_store_writer(*i.system, i.store.get(), i.cfg.store.retention_days);
+  i.store->set_notify([w = i.writer] { caf::anon_send(w, actors::flush_atom::value); });
   recover();
   sync_schedules();
   log::info("deployment ready", {{"name", i.cfg.name}, {"tasks", i.report.tasks.size()},
@@ -495,8 +494,7 @@ run_list_page deployment_runtime::list_runs(const run_list_query& q) const { ret
 run_store::stats_t deployment_runtime::store_stats() const { return impl_->store->stats(); }
 
 deployment_runtime::start_stats_t deployment_runtime::start_stats() const {
-  return {impl_->started_at_commit.load(std::memory_order_relaxed), impl_->sent_to_supervisor.load(std::memory_order_relaxed),
-          impl_->started_on_writer.load(std::memory_order_relaxed)};
+  return {impl_->started_at_commit.load(std::memory_order_relaxed), impl_->sent_to_supervisor.load(std::memory_order_relaxed)};
 }
 
 void deployment_runtime::reschedule(const std::string& id, time_point delay_until, std::function<void(trigger_outcome)> done) {
@@ -1103,12 +1101,15 @@ bool deployment_runtime::shutdown() {
     for (auto& [id, sup] : i.supervisors)
       self->request(sup, std::chrono::seconds(5), actors::drain_atom::value).receive([] {}, [&](caf::error&) {});
     // Then the store: everything the supervisors recorded is committed before the process goes.
-    if (!actors::stop_store_writers(*i.system, *i.writers))
-      log::error("run store: the last commit failed; the next start recovers from the last good one");
+    self->request(i.writer, std::chrono::seconds(30), actors::flush_atom::value).receive([](bool) {}, [&](caf::error&) {});
+    self->send_exit(i.writer, caf::exit_reason::user_shutdown);
+    self->wait_for(i.writer);
     self->send_exit(i.router, caf::exit_reason::user_shutdown);
     for (auto& [id, sup] : i.supervisors) self->send_exit(sup, caf::exit_reason::user_shutdown);
   }
-  i.writers.reset();
+  i.store->set_notify({});
+  if (i.store->dirty() && !i.store->flush()) log::error("run store: the last commit failed; the next start recovers from the last good one");
+  i.writer = nullptr;
   {
     std::unique_lock lock(i.actors_mu);
     i.router = nullptr;

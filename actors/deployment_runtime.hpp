@@ -80,12 +80,10 @@ public:
   run_store::stats_t store_stats() const;
   /// How new runs were handed over once committed: started by the committing thread itself
   /// (`at_commit`: a small commit of a task with nothing before its code, see create_run), or
-  /// sent to their task's supervisor (`to_supervisor`). Of those started at their commit,
-  /// `on_writer` ran their code on the store's writer thread itself (the first of a commit's).
+  /// sent to their task's supervisor (`to_supervisor`).
   struct start_stats_t {
     uint64_t at_commit = 0;
     uint64_t to_supervisor = 0;
-    uint64_t on_writer = 0;
   };
   start_stats_t start_stats() const;
 

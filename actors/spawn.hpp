@@ -55,10 +55,6 @@ struct supervisor_env {
   /// Counts the new runs adopt_new_run took, before any of them can start (or null).
   /// OWNERSHIP: outlives every actor.
   std::atomic<uint64_t>* adopted = nullptr;
-  /// Counts those of them whose code adopt_new_run gave to the writer's own thread (or null).
-  std::atomic<uint64_t>* on_writer = nullptr;
-  /// A run of this task has suspended (waited): its new runs no longer run on the writer's thread.
-  std::shared_ptr<std::atomic<bool>> runs_wait = std::make_shared<std::atomic<bool>>(false);
 };
 
 /// One per task: drives each run of the task attempt by attempt, retrying per its policy.
@@ -66,8 +62,7 @@ caf::actor spawn_task_supervisor(caf::actor_system& sys, std::shared_ptr<supervi
 
 /// Starts a run that was just committed on the caller's thread, without a wake-up of its
 /// supervisor `sup` (which hears of it quietly, with the job's first event): it takes a slot of
-/// the run's queue, marks it DEQUEUED and posts its run stage (or, on the main store writer's
-/// thread, leaves it in after_commit_slot for that thread). Only for a task with nothing to
+/// the run's queue, marks it DEQUEUED and posts its run stage. Only for a task with nothing to
 /// run before its code (no middleware, no init / on_start / on_start_attempt hook, no max
 /// duration) and a run that is QUEUED, without TTL, delay or max duration; `payload_json` is its
 /// payload as committed. True: started, or queued for a slot (its grant goes to the supervisor),
@@ -75,31 +70,9 @@ caf::actor spawn_task_supervisor(caf::actor_system& sys, std::shared_ptr<supervi
 bool adopt_new_run(const std::shared_ptr<supervisor_env>& env, const caf::actor& sup, const std::string& run_id,
                    std::string payload_json);
 
-/// The run store's writers (store_writer.cpp): two detached actors, each its own thread, that
-/// commit the store in groups, one commit at a time. The main one also purges final runs older
-/// than `retention_days`, and may lend its thread to a run it has just committed
-/// (after_commit_slot); the standby one commits meanwhile. OWNERSHIP: the store outlives them.
-class store_writers;
-std::shared_ptr<store_writers> spawn_store_writers(caf::actor_system& sys, run_store* store, double retention_days);
-
-/// The store's notify: wakes the writer that is free to commit. Any thread.
-void wake_store_writer(store_writers& w);
-
-/// At shutdown, once the executor has stopped: a last commit, the writers stop, the store's
-/// notify is cleared, and what changed since is committed on the caller's thread. A main writer
-/// still running a run's code (an attempt abandoned after the grace period) is not waited for.
-/// False if the last commit failed.
-bool stop_store_writers(caf::actor_system& sys, store_writers& w);
-
-/// On the main writer's thread during a commit's callbacks: where the caller may put one job
-/// (the code of a run just committed, when the runtime is not busy), which that thread calls as
-/// soon as the commit's callbacks have returned: with true when it lends itself to the job (the
-/// standby writer committing meanwhile), with false when a writer was woken since the commit
-/// began, i.e. more waits to be committed (the job should go to the executor then). Null on
-/// every other thread, and once a job was put there in this commit: post it as usual. A change
-/// the caller makes meanwhile should not wake a writer (run_store::update_live_quietly), or the
-/// job never runs there.
-std::function<void(bool)>* after_commit_slot();
+/// The run store's writer (detached: its own thread): commits the store in groups and purges
+/// final runs older than `retention_days`. OWNERSHIP: the store outlives the actor.
+caf::actor spawn_store_writer(caf::actor_system& sys, run_store* store, double retention_days);
 
 /// Maps task ids to supervisors and forwards each new run to its task's supervisor.
 caf::actor spawn_router(caf::actor_system& sys, std::unordered_map<std::string, caf::actor> supervisors);

@@ -271,7 +271,6 @@ std::function<void()> run_stage_job(std::shared_ptr<supervisor_env> env, std::sh
     }
     step_outcome s = ex->step();
     if (s.kind == step_outcome::suspended) {
-      if (!env->runs_wait->load(std::memory_order_relaxed)) env->runs_wait->store(true, std::memory_order_relaxed);
       supervisor_event ev{supervisor_event::suspended, in.run_id, in.attempt};
       ev.body = s.wait_for.dump();
       tell(me, *env->inbox, std::move(ev));
@@ -303,33 +302,22 @@ bool adopt_new_run(const std::shared_ptr<supervisor_env>& env, const caf::actor&
                    std::string payload_json) {
   if (!starts_with_run(*env) || payload_json.empty()) return false;
   std::optional<queue_request> q;
-  bool child = false;
   env->store->read_live(run_id, [&](const run_record& r) {
     if (r.status == run_status::queued && r.attempts.empty() && !r.delay_until && !r.expires_at && !r.retry_at && r.max_duration_ms == 0)
       q = slot_request(*env, r, r.created_at);
-    child = !r.parent_id.empty();
   });
   if (!q) return false;
   if (env->adopted) env->adopted->fetch_add(1, std::memory_order_relaxed);  // counted before it can start
   if (!env->queues->enqueue(*q)) return true;  // QUEUED: its grant goes to the supervisor
-  // Its code may run on this thread, the writer's, once the commit's callbacks are done (no
-  // thread to wake), if nothing else waits to be committed then. Not for a run triggered by a
-  // run, nor for a task whose runs wait (measured: both hand work to other threads mid-run, and
-  // the parent/child round trip took 15-50 us longer when they ran there).
-  auto* here = child || env->runs_wait->load(std::memory_order_relaxed) ? nullptr : after_commit_slot();
   auto a = std::make_shared<adopted_run>();
   bool runnable = false;
-  auto dequeue = [&](run_record& r) {
+  env->store->update_live(run_id, [&](run_record& r) {
     if (r.status != run_status::queued || !r.attempts.empty()) return;
     r.status = run_status::dequeued;
     runnable = true;
     a->in.task_id = r.task_id;
     a->in.has_journal = has_epoch_entries(r.journal);
-  };
-  // On the writer, DEQUEUED wakes no writer: it rides with the run's next change (so that
-  // whether anything else waits to be committed can be told after the callbacks).
-  if (here) env->store->update_live_quietly(run_id, dequeue);
-  else env->store->update_live(run_id, dequeue);
+  });
   if (!runnable) {  // ended meanwhile (canceled)
     env->queues->release(run_id);
     return true;
@@ -345,25 +333,14 @@ bool adopt_new_run(const std::shared_ptr<supervisor_env>& env, const caf::actor&
   supervisor_event ev{supervisor_event::adopted, run_id, 1};
   ev.adoption = a;
   env->inbox->push_quietly(std::move(ev));
-  auto abandon = [env, a, run_id] {  // stopping: its code never starts; QUEUED again, for the next start
+  if (!env->exec->post(std::move(job))) {
+    // Stopping: its code never starts; QUEUED again, for the next start.
     a->abandoned = true;
     env->store->update_live(run_id, [&](run_record& r) {
       if (r.attempts.empty()) r.status = run_status::queued;
     });
     env->queues->release(run_id);
-  };
-  if (here) {
-    *here = [exec = env->exec, counter = env->on_writer, job = std::move(job), abandon](bool lent) {
-      if (lent) {
-        if (counter) counter->fetch_add(1, std::memory_order_relaxed);  // counted before it can start
-        if (exec->run_here(job)) return;
-        if (counter) counter->fetch_sub(1, std::memory_order_relaxed);  // no room: an executor thread
-      }
-      if (!exec->post(job)) abandon();
-    };
-    return true;
   }
-  if (!env->exec->post(std::move(job))) abandon();
   return true;
 }
 

@@ -86,8 +86,7 @@ struct executor::state {
   std::deque<job_entry> jobs;
   std::list<worker> workers;         // one per live worker thread
   std::vector<std::thread> exited;   // handles of threads that returned, to join
-  size_t running = 0;                // jobs in flight on the pool's threads
-  size_t guests = 0;                 // jobs in flight on other threads (run_here)
+  size_t running = 0;                // jobs in flight
   size_t idle = 0;                   // workers waiting for a job
   size_t searching = 0;              // of those, woken for a job and not yet back with the lock
   uint64_t started = 0;              // jobs ever taken: the monitor's "progress" signal
@@ -166,14 +165,11 @@ executor::~executor() { stop_impl(std::nullopt); }
 
 namespace {
 thread_local const void* worker_of = nullptr;     ///< the executor state whose worker this thread is
-thread_local const void* guest_of = nullptr;      ///< the executor state whose job run_here runs here
-thread_local const void* finishing_in = nullptr;  ///< set by executor::finishing on its worker or guest
-/// run_here's jobs to run after its job on this thread (posted from its executor::finishing).
-thread_local std::deque<std::pair<std::function<void()>, bool>>* guest_next = nullptr;
+thread_local const void* finishing_in = nullptr;  ///< set by executor::finishing on its worker
 }  // namespace
 
 executor::finishing::finishing(executor& e) : was_(finishing_in) {
-  if (worker_of == e.st_.get() || guest_of == e.st_.get()) finishing_in = e.st_.get();
+  if (worker_of == e.st_.get()) finishing_in = worker_of;
 }
 executor::finishing::~finishing() { finishing_in = was_; }
 
@@ -183,9 +179,8 @@ bool executor::post(std::function<void()> job, bool finish_on_stop) {
   {
     std::lock_guard lock(st_->mu);
     if (st_->stopping) return false;
-    if (finishing_in == st_.get()) {  // this thread takes it next (executor::finishing)
-      if (guest_of == st_.get()) guest_next->emplace_back(std::move(job), finish_on_stop);
-      else st_->jobs.push_front({std::move(job), finish_on_stop});
+    if (finishing_in == st_.get()) {  // this worker takes it next (executor::finishing)
+      st_->jobs.push_front({std::move(job), finish_on_stop});
       return true;
     }
     st_->jobs.push_back({std::move(job), finish_on_stop});
@@ -194,48 +189,6 @@ bool executor::post(std::function<void()> job, bool finish_on_stop) {
   }
   if (wake) st_->cv.notify_one();
   if (wake_monitor) st_->monitor_cv.notify_one();
-  return true;
-}
-
-namespace {
-void run_logged(const std::function<void()>& job) {
-  try {
-    job();
-  } catch (const std::exception& e) {
-    log::error("executor job threw", {{"error", e.what()}});
-  } catch (...) {
-    log::error("executor job threw a non-standard exception");
-  }
-}
-}  // namespace
-
-bool executor::run_here(const std::function<void()>& job) {
-  auto st = st_;  // a stop() that gave up may let the executor go while the job runs
-  {
-    std::lock_guard lock(st->mu);
-    if (st->stopping || st->workers.size() + st->guests >= st->max) return false;  // no room: post it
-    ++st->guests;
-  }
-  // What the job posts from its last steps (executor::finishing) runs next on this thread too, as
-  // it would on a pool thread; once stop() has begun, only finish_on_stop jobs.
-  std::deque<std::pair<std::function<void()>, bool>> next;
-  const void* const was_guest = std::exchange(guest_of, st.get());
-  auto* const was_next = std::exchange(guest_next, &next);
-  run_logged(job);
-  while (!next.empty()) {
-    auto [fn, finish_on_stop] = std::move(next.front());
-    next.pop_front();
-    {
-      std::lock_guard lock(st->mu);
-      if (st->stopping && !finish_on_stop) continue;
-    }
-    run_logged(fn);
-  }
-  guest_of = was_guest;
-  guest_next = was_next;
-  std::lock_guard lock(st->mu);
-  --st->guests;
-  st->idle_cv.notify_all();
   return true;
 }
 
@@ -270,7 +223,13 @@ void executor::state::work(worker_it self) {
     lock.unlock();
     if (wake_next) cv.notify_one();
     if (wake_monitor) monitor_cv.notify_one();
-    run_logged(job);
+    try {
+      job();
+    } catch (const std::exception& e) {
+      log::error("executor job threw", {{"error", e.what()}});
+    } catch (...) {
+      log::error("executor job threw a non-standard exception");
+    }
     job = nullptr;  // release what the job captured before reporting it done
     self->in_job.store(false, std::memory_order_relaxed);
     lock.lock();
@@ -326,7 +285,7 @@ void executor::state::monitor(const std::shared_ptr<state>& self) {
     seen = started;
     next = now + window;
     if (!suspect) continue;
-    bool at_max = workers.size() + guests >= max;  // jobs run_here runs count against the maximum
+    bool at_max = workers.size() >= max;
     if (at_max && last_warning && now - *last_warning < warning_interval) continue;
     if (!blocked_in_user_code()) continue;
     nlohmann::json attrs = {{"threads", workers.size()}, {"core_threads", core}, {"max_threads", max},
@@ -364,7 +323,7 @@ bool executor::stop_impl(std::optional<std::chrono::milliseconds> grace) {
   const bool bounded = grace.has_value();
   const auto deadline = clock_t_::now() + grace.value_or(std::chrono::milliseconds(0));
   std::unique_lock lock(st_->mu);
-  if (st_->stopped) return st_->running == 0 && st_->guests == 0;
+  if (st_->stopped) return st_->running == 0;
   st_->stopping = true;
   std::erase_if(st_->jobs, [](const state::job_entry& j) { return !j.finish_on_stop; });
   st_->cv.notify_all();
@@ -373,7 +332,7 @@ bool executor::stop_impl(std::optional<std::chrono::milliseconds> grace) {
   lock.unlock();
   if (monitor.joinable()) monitor.join();  // it never runs user code: a short wait
   lock.lock();
-  auto idle = [&] { return st_->running == 0 && st_->guests == 0 && st_->jobs.empty(); };
+  auto idle = [&] { return st_->running == 0 && st_->jobs.empty(); };
   bool done = true;
   if (bounded) done = st_->idle_cv.wait_until(lock, deadline, idle);
   else st_->idle_cv.wait(lock, idle);
@@ -391,7 +350,7 @@ bool executor::stop_impl(std::optional<std::chrono::milliseconds> grace) {
 
 size_t executor::in_flight() const {
   std::lock_guard lock(st_->mu);
-  return st_->running + st_->guests;
+  return st_->running;
 }
 
 size_t executor::queued() const {

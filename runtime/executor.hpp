@@ -53,19 +53,9 @@ public:
   /// ended) still runs when stop() begins before it started; others are dropped then.
   bool post(std::function<void()> job, bool finish_on_stop = false);
 
-  /// Runs `job` on the calling thread, counted as a job in flight: stop() waits for it as for the
-  /// pool's own (up to its grace period), and in_flight() includes it. For a thread that has just
-  /// made a job runnable and is free to run it at once, which saves waking a pool thread (the store's
-  /// writer with a run it has just committed). The calling thread counts as one of the pool's
-  /// while the job runs: the pool's threads and these together never exceed max_threads. Returns
-  /// false, without running it, when that would exceed max_threads (post it instead) and once
-  /// stop() has begun. What the job throws is logged, as on the pool's threads. What the job posts
-  /// from its last steps (executor::finishing) runs next on this thread too, before run_here returns.
-  bool run_here(const std::function<void()>& job);
-
-  /// Lives on one of this executor's threads (or in a job of run_here) while its job does its last
-  /// steps: a job posted from that thread meanwhile goes first in line and wakes no other thread,
-  /// as this one takes it as soon as its job returns (a wake-up saved, often of a halted CPU). Only where nothing after
+  /// Lives on one of this executor's threads while its job does its last steps: a job posted from
+  /// that thread meanwhile goes first in line and wakes no other thread, as this one takes it as
+  /// soon as its job returns (a wake-up saved, often of a halted CPU). Only where nothing after
   /// the scope can wait for the posted job.
   class finishing {
   public:
@@ -88,7 +78,7 @@ public:
   size_t queued() const;
   /// The core thread count.
   unsigned threads() const { return thread_count_; }
-  /// The most threads the pool grows to (counting those in run_here).
+  /// The most threads the pool grows to.
   unsigned max_threads() const { return max_thread_count_; }
   /// Worker threads alive now (core plus extra ones; detached ones until they return).
   size_t live_threads() const;

@@ -533,7 +533,7 @@ bool run_store::read(const std::string& id, const std::function<void(const run_r
   return true;
 }
 
-bool run_store::change(const std::string& id, const std::function<void(run_record&)>& f, reach how, bool quiet) {
+bool run_store::change(const std::string& id, const std::function<void(run_record&)>& f, reach how) {
   std::function<void()> notify;
   bool turned_final = false;
   {
@@ -559,7 +559,7 @@ bool run_store::change(const std::string& id, const std::function<void(run_recor
     turned_final = !was_final && is_final(it->second.r.status) && final_listener_;
     it->second.r.updated_at = clock_type::now();
     mark_dirty_locked(*it);
-    if (!quiet) notify = wake_locked();
+    notify = wake_locked();
   }
   if (notify) notify();
   if (turned_final) final_listener_(id);
@@ -635,10 +635,6 @@ bool run_store::update(const std::string& id, const std::function<void(run_recor
 
 bool run_store::update_live(const std::string& id, const std::function<void(run_record&)>& f) { return change(id, f, reach::live); }
 
-bool run_store::update_live_quietly(const std::string& id, const std::function<void(run_record&)>& f) {
-  return change(id, f, reach::live, true);
-}
-
 bool run_store::update_unfinished(const std::string& id, const std::function<void(run_record&)>& f) {
   return change(id, f, reach::unfinished);
 }
@@ -654,11 +650,6 @@ bool run_store::read_live(const std::string& id, const std::function<void(const 
 bool run_store::dirty() const {
   std::lock_guard lock(mu_);
   return !dirty_.empty() || !commit_waiters_.empty();
-}
-
-bool run_store::wake_pending() const {
-  std::lock_guard lock(mu_);
-  return notified_;
 }
 
 run_store::stats_t run_store::stats() const {

@@ -232,9 +232,6 @@ public:
   /// what the actors use on their hot path (a run that executes is always in memory).
   bool read_live(const std::string& id, const std::function<void(const run_record&)>& f) const;
   bool update_live(const std::string& id, const std::function<void(run_record&)>& f);
-  /// Like update_live(), but wakes no writer: for the writer's own thread during a commit's
-  /// callbacks, whose change rides with the next commit that anything else causes.
-  bool update_live_quietly(const std::string& id, const std::function<void(run_record&)>& f);
   /// The run is WAITING and nothing in memory drives it: it may leave memory once committed (and
   /// does again each time it is loaded back while still WAITING). No effect on other runs.
   void let_go(const std::string& id);
@@ -331,9 +328,6 @@ public:
   bool flush();
   /// True if there is something to flush.
   bool dirty() const;
-  /// True if a writer has been woken (set_notify's function called) since the last flush
-  /// gathered what was dirty: a flush is on its way.
-  bool wake_pending() const;
 
   /// Deletes final runs that finished before `cutoff`, with their tags and logs. Returns how many.
   size_t purge_finished_before(time_point cutoff);
@@ -363,7 +357,7 @@ private:
 
   enum class reach { live, unfinished, any };
   /// update() (any: a final or cold run is loaded back), update_unfinished() and update_live().
-  bool change(const std::string& id, const std::function<void(run_record&)>& f, reach how, bool quiet = false);
+  bool change(const std::string& id, const std::function<void(run_record&)>& f, reach how);
   using hot_map = std::unordered_map<std::string, hot_run, run_id_hash>;
   /// Queues a hot run for the next flush (once until it is serialized).
   void mark_dirty_locked(hot_map::value_type& run);

@@ -557,10 +557,6 @@ void latency_scenarios(const fs::path& tmp, int reps, std::optional<int32_t> cpu
     complete.push_back(percentile(d, .5));
     complete99.push_back(percentile(d, .99));
   }
-  const auto how = rt.start_stats();
-  std::printf("  runs started at their commit %llu (their code on the writer's thread %llu), by their supervisor %llu\n",
-              static_cast<unsigned long long>(how.at_commit), static_cast<unsigned long long>(how.on_writer),
-              static_cast<unsigned long long>(how.to_supervisor));
   report("baseline-http-noop-p50" + suffix, "us", summarize(noop));
   report("http-trigger-ack-p50" + suffix, "us", summarize(ack));
   report("run-start-after-receipt-p50" + suffix, "us", summarize(start));
@@ -832,10 +828,6 @@ int main(int argc, char** argv) {
       http_batches(rt, runs, 2);
       batches.push_back(runs / std::chrono::duration<double>(clk::now() - t0).count());
     }
-    const auto how = rt.start_stats();
-    std::printf("  runs started at their commit %llu (their code on the writer's thread %llu), by their supervisor %llu\n",
-                static_cast<unsigned long long>(how.at_commit), static_cast<unsigned long long>(how.on_writer),
-                static_cast<unsigned long long>(how.to_supervisor));
     report("http-single-50-inflight", "acked/s", summarize(single), {{"runs", std::min(runs, 50000)}});
     report("http-batches-1000", "runs/s", summarize(batches), {{"runs", runs}, {"connections", 2}});
     fs::remove_all(tmp);

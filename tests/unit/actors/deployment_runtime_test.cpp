@@ -221,88 +221,6 @@ TEST_F(DeploymentRuntimeTest, AnIdleRuntimesNewRunsAreStartedByTheThreadThatComm
   EXPECT_EQ(rt.start_stats().to_supervisor, 4u);
 }
 
-// A lone run into an idle runtime runs on the store writer's own thread, right after its commit
-// (no thread to wake). Its code may take any time: meanwhile the standby writer commits (here, 20
-// more triggers and their runs, while the first run's code waits for its cancel), and the writer
-// runs no other run's code until it is free again.
-TEST_F(DeploymentRuntimeTest, ARunsCodeOnTheWritersThreadLeavesCommitsToTheStandbyWriter) {
-  deployment_runtime rt(cfg_);
-  auto blocker = trigger(rt, "fixture-wait-cancel", {{"max_s", 60}});
-  ASSERT_EQ(blocker.status, 200) << blocker.error;
-  wait_status(rt, blocker.run_id, run_status::executing);
-  ASSERT_EQ(rt.start_stats().on_writer, 1u) << "a lone trigger into an idle runtime runs on the writer's thread";
-  for (int i = 0; i < 20; ++i) {
-    auto o = trigger(rt, "fixture-echo", {{"i", i}});
-    ASSERT_EQ(o.status, 200) << o.error;
-    auto r = wait_final(rt, o.run_id);
-    ASSERT_EQ(r.status, run_status::completed);
-    EXPECT_EQ((*r.output)["payload"]["i"], i);
-  }
-  EXPECT_EQ(rt.get_run(blocker.run_id)->status, run_status::executing) << "the first run's code still holds the writer";
-  EXPECT_EQ(rt.start_stats().at_commit, 21u) << "the others started at their commit too, on executor threads";
-  EXPECT_EQ(rt.start_stats().on_writer, 1u) << "the standby writer lends its thread to no run";
-  EXPECT_EQ(cancel(rt, blocker.run_id).status, 200);
-  auto b = wait_final(rt, blocker.run_id);
-  ASSERT_EQ(b.status, run_status::canceled);
-  bool fired = false;
-  for (const auto& l : b.logs)
-    if (l.message == "woke") fired = l.attributes["fired"] == true;
-  EXPECT_TRUE(fired) << "its code saw the cancel";
-  // Free again once the code has returned: a later lone run runs there again.
-  for (int i = 0; i < 200 && rt.start_stats().on_writer < 2; ++i)
-    ASSERT_EQ(wait_final(rt, trigger(rt, "fixture-echo", {{"i", i}}).run_id).status, run_status::completed);
-  EXPECT_EQ(rt.start_stats().on_writer, 2u);
-}
-
-// What does not run on the writer's thread: a run triggered by a run, and the runs of a task whose
-// runs have waited (both measured slower there: they hand work to other threads mid-run).
-TEST(DeploymentRuntimeWaits, RunsThatWaitAndTheirChildrenRunOnExecutorThreads) {
-  taskhost::test::temp_deployment dep{{taskhost::test::fixture_plugin("fixture_waits")}, 4};
-  deployment_runtime rt(dep.cfg);
-  auto run = [&](const std::string& task, taskhost::json payload) {
-    trigger_input in;
-    in.task_id = task;
-    in.payload = std::move(payload);
-    auto o = taskhost::test::trigger_run(rt, std::move(in));
-    EXPECT_EQ(o.status, 200) << o.error;
-    return taskhost::test::wait_final(rt, o.run_id, 20s);
-  };
-  auto first = run("w-parent", {{"child", {{"value", 2}}}});
-  ASSERT_EQ(first.status, run_status::completed);
-  EXPECT_EQ((*first.output)["child"]["doubled"], 4);
-  EXPECT_EQ(rt.start_stats().on_writer, 1u) << "the first parent ran there (nothing known of its task yet), its child did not";
-  auto second = run("w-parent", {{"child", {{"value", 3}}}});
-  ASSERT_EQ(second.status, run_status::completed);
-  EXPECT_EQ((*second.output)["child"]["doubled"], 6);
-  EXPECT_EQ(rt.start_stats().on_writer, 1u) << "w-parent's runs wait: the second parent ran on an executor thread";
-  auto alone = run("w-child", {{"value", 5}});
-  ASSERT_EQ(alone.status, run_status::completed);
-  EXPECT_EQ((*alone.output)["doubled"], 10);
-  EXPECT_EQ(rt.start_stats().on_writer, 2u) << "a lone run of a task that does not wait runs there";
-  EXPECT_EQ(rt.start_stats().at_commit, 5u);
-}
-
-// Triggers from several threads at once, each waiting for its run: commits alternate between the
-// two writers while runs' code borrows the main one (a test for ThreadSanitizer, too).
-TEST_F(DeploymentRuntimeTest, RunsTriggeredFromManyThreadsCompleteWhileTheWriterLendsItsThread) {
-  deployment_runtime rt(cfg_);
-  std::vector<std::thread> threads;
-  std::atomic<int> completed{0};
-  for (int t = 0; t < 4; ++t)
-    threads.emplace_back([&, t] {
-      for (int i = 0; i < 100; ++i) {
-        auto o = trigger(rt, "fixture-echo", {{"t", t}, {"i", i}});
-        if (o.status != 200) continue;
-        auto r = wait_final(rt, o.run_id);
-        if (r.status == run_status::completed && (*r.output)["payload"]["i"] == i) ++completed;
-      }
-    });
-  for (auto& th : threads) th.join();
-  EXPECT_EQ(completed.load(), 400);
-  EXPECT_GT(rt.start_stats().on_writer, 0u);
-  EXPECT_TRUE(rt.shutdown());
-}
-
 // A cancel that comes right after the trigger may reach the supervisor before it has heard that
 // the committing thread started the run, or while the run's code begins: the code then either
 // never runs or sees its signal — never runs on unaware of a cancel (with max_s 5, a missed
@@ -412,7 +330,6 @@ TEST_F(DeploymentRuntimeTest, ShutdownLetsRunningAttemptsFinishThenRefusesTrigge
   deployment_runtime rt(cfg_);
   auto id = trigger(rt, "fixture-sleep", {{"ms", 300}}).run_id;
   while (rt.get_run(id)->status != run_status::executing) std::this_thread::sleep_for(1ms);
-  EXPECT_EQ(rt.start_stats().on_writer, 1u) << "its code runs on the store writer's thread, which shutdown waits for";
   EXPECT_TRUE(rt.shutdown());
   auto r = rt.get_run(id);
   EXPECT_EQ(r->status, run_status::completed) << "finished within the grace period and recorded";
@@ -424,9 +341,6 @@ TEST_F(DeploymentRuntimeTest, ShutdownGivesUpAfterTheGracePeriod) {
   auto rt = std::make_unique<deployment_runtime>(cfg_);
   auto id = trigger(*rt, "fixture-sleep", {{"ms", 1500}}).run_id;
   while (rt->get_run(id)->status != run_status::executing) std::this_thread::sleep_for(1ms);
-  // A lone run into an idle runtime: its code holds the store writer's thread, which the shutdown
-  // does not wait for either.
-  EXPECT_EQ(rt->start_stats().on_writer, 1u);
   auto t0 = std::chrono::steady_clock::now();
   EXPECT_FALSE(rt->shutdown());
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 1400ms);
@@ -447,11 +361,6 @@ TEST_F(DeploymentRuntimeTest, MissingPluginsDirIsAStartError) {
 TEST_F(DeploymentRuntimeTest, CancelQueuedRunEndsItAtOnceAndItNeverRuns) {
   cfg_.executor_threads = 1;
   deployment_runtime rt(cfg_);
-  // The first lone run into an idle runtime runs on the store writer's thread; the second takes
-  // the executor's only thread.
-  auto on_writer = trigger(rt, "fixture-sleep", {{"ms", 300}}).run_id;
-  wait_status(rt, on_writer, run_status::executing);
-  ASSERT_EQ(rt.start_stats().on_writer, 1u);
   auto busy = trigger(rt, "fixture-sleep", {{"ms", 300}}).run_id;
   wait_status(rt, busy, run_status::executing);
   auto waiting = trigger(rt, "fixture-echo", 1).run_id;
@@ -462,7 +371,6 @@ TEST_F(DeploymentRuntimeTest, CancelQueuedRunEndsItAtOnceAndItNeverRuns) {
   EXPECT_EQ(r->status, run_status::canceled) << "recorded before cancel() answered";
   EXPECT_TRUE(r->finished_at);
   EXPECT_EQ(wait_final(rt, busy).status, run_status::completed);
-  EXPECT_EQ(wait_final(rt, on_writer).status, run_status::completed);
   rt.shutdown();  // every attempt that was going to run has run
   EXPECT_TRUE(rt.get_run(waiting)->attempts.empty()) << "the cancelled run's code never ran";
   EXPECT_FALSE(rt.get_run(waiting)->output);
