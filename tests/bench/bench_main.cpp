@@ -2,8 +2,8 @@
 // physical baselines measured in the same run. Prints a table and appends JSON lines to
 // bench/results/<date>.jsonl. Environment: TASKHOST_BENCH_ONLY=waits runs only the waits scenarios;
 // TASKHOST_BENCH_ONLY=http compares the HTTP scenarios with the access log on and off;
-// TASKHOST_BENCH_ONLY=latency only the latency scenarios (the p50 of each repetition), then
-// again with power.cpu_latency_us: 0; TASKHOST_BENCH_ONLY=cpu-latency only the second part;
+// TASKHOST_BENCH_ONLY=latency only the latency scenarios (the p50 of each repetition, and how
+// their runs were started: start_stats()), then again with power.cpu_latency_us: 0; TASKHOST_BENCH_ONLY=cpu-latency only the second part;
 // TASKHOST_BENCH_ONLY=queues only the queues (`--queue-backlog N REPS` one backlog, in this process);
 // TASKHOST_BENCH_ONLY=schedules only cron;
 // TASKHOST_BENCH_ONLY=embedded only the embedded throughput (disk and :memory:) and fail-twice;
@@ -557,6 +557,10 @@ void latency_scenarios(const fs::path& tmp, int reps, std::optional<int32_t> cpu
     complete.push_back(percentile(d, .5));
     complete99.push_back(percentile(d, .99));
   }
+  // How the runs were started (item 12 applies to a lone trigger into an idle runtime).
+  const auto how = rt.start_stats();
+  std::printf("  runs started at their commit %llu, by their supervisor %llu\n", static_cast<unsigned long long>(how.at_commit),
+              static_cast<unsigned long long>(how.to_supervisor));
   report("baseline-http-noop-p50" + suffix, "us", summarize(noop));
   report("http-trigger-ack-p50" + suffix, "us", summarize(ack));
   report("run-start-after-receipt-p50" + suffix, "us", summarize(start));
