@@ -3,7 +3,8 @@
 // bench/results/<date>.jsonl. Environment: TASKHOST_BENCH_ONLY=waits runs only the waits scenarios;
 // TASKHOST_BENCH_ONLY=http compares the HTTP scenarios with the access log on and off;
 // TASKHOST_BENCH_ONLY=latency only the latency scenarios (the p50 of each repetition, and how
-// their runs were started: start_stats()), then again with power.cpu_latency_us: 0; TASKHOST_BENCH_ONLY=cpu-latency only the second part;
+// their runs were started: start_stats()), then again with power.cpu_latency_us: 0;
+// TASKHOST_BENCH_ONLY=cpu-latency only the second part;
 // TASKHOST_BENCH_ONLY=queues only the queues (`--queue-backlog N REPS` one backlog, in this process);
 // TASKHOST_BENCH_ONLY=schedules only cron;
 // TASKHOST_BENCH_ONLY=embedded only the embedded throughput (disk and :memory:) and fail-twice;
