@@ -1006,12 +1006,14 @@ size_t run_store::purge_finished_before(time_point cutoff) {
   size_t n = 0;
   const int64_t us = to_us(cutoff);
   sqlite::transaction(w, [&] {
-    const std::string old = "(SELECT id FROM runs WHERE finished_at IS NOT NULL AND finished_at < " + std::to_string(us) + ")";
+    // A finished child whose parent has not finished stays: the parent may still need its
+    // result (a batch's results are only written into the parent's journal with its last item).
+    const std::string old = "(SELECT id FROM runs AS c WHERE c.finished_at IS NOT NULL AND c.finished_at < " + std::to_string(us) +
+                            " AND (c.parent_id IS NULL OR NOT EXISTS (SELECT 1 FROM runs AS p WHERE p.id = c.parent_id AND "
+                            "p.finished_at IS NULL)))";
     w.exec("DELETE FROM run_tags WHERE run_id IN " + old);
     w.exec("DELETE FROM run_logs WHERE run_id IN " + old);
-    auto st = w.prepare("DELETE FROM runs WHERE finished_at IS NOT NULL AND finished_at < ?");
-    st.bind(1, us);
-    st.step();
+    w.exec("DELETE FROM runs WHERE id IN " + old);
     n = static_cast<size_t>(w.changes());
   });
   return n;

@@ -212,14 +212,16 @@ json wait_coordinator::op(const std::string& run_id, const json& req) {
     for (const auto& id : ids) runs.push_back(id);
     json entry;
     if (kind == "batch") {
-      entry = {{"kind", kind}, {"batchId", batch}, {"runs", runs}, {"results", json::array()}, {"remaining", ids.size()},
-               {"done", ids.empty()}};
-      for (size_t i = 0; i < ids.size(); ++i) entry["results"].push_back(nullptr);
+      entry = {{"kind", kind}, {"batchId", batch}, {"runs", runs}, {"done", ids.empty()}};
       if (ids.empty()) entry["result"] = {{"id", batch}, {"runs", json::array()}};
     } else {
       entry = {{"kind", kind}, {"done", true}, {"result", {{"batchId", batch}, {"runs", runs}}}};
     }
     json out = record(std::move(entry));
+    if (kind == "batch" && !ids.empty()) {
+      std::lock_guard lock(mu_);
+      batches_[run_id + '\n' + key] = {std::vector<json>(ids.size()), ids.size()};
+    }
     for (size_t i = 0; i < inputs.size(); ++i)
       start_child(run_id, kind == "batch" ? key : std::string(), static_cast<int>(i), batch, ids[i], std::move(inputs[i]), parent);
     if (kind == "batch_trigger") wait_committed(run_id, key);
@@ -353,7 +355,53 @@ void wait_coordinator::run_finished(const std::string& id) {
   for (auto& w : ws) complete_op(w.run_id, w.key, w.index, res);
 }
 
+std::optional<json> wait_coordinator::batch_item_done(const std::string& run_id, const std::string& key, size_t index, json result) {
+  const std::string id = run_id + '\n' + key;
+  std::unique_lock lock(mu_);
+  auto it = batches_.find(id);
+  if (it == batches_.end()) {
+    // A batch recorded before this process started (restore() brings its items here): its
+    // progress is made again from the journal.
+    lock.unlock();
+    batch_progress p;
+    bool pending = false;
+    env_.store->read(run_id, [&](const run_record& r) {  // a waiting run may be cold
+      if (is_final(r.status)) return;
+      const json& ops = ops_of(r.journal);
+      auto e = ops.find(key);
+      if (e == ops.end() || e->value("done", false) || e->value("kind", "") != "batch" || !e->contains("runs")) return;
+      pending = true;
+      p.results.resize((*e)["runs"].size());
+      p.left = p.results.size();
+      // Journals written before the results were kept here held them in the entry.
+      if (auto old = e->find("results"); old != e->end() && old->is_array())
+        for (size_t i = 0; i < old->size() && i < p.results.size(); ++i)
+          if (!(*old)[i].is_null()) {
+            p.results[i] = (*old)[i];
+            --p.left;
+          }
+    });
+    if (!pending) return std::nullopt;
+    lock.lock();
+    it = batches_.try_emplace(id, std::move(p)).first;
+  }
+  batch_progress& p = it->second;
+  if (index >= p.results.size() || !p.results[index].is_null() || p.left == 0) return std::nullopt;
+  p.results[index] = std::move(result);
+  if (--p.left > 0) return std::nullopt;
+  json runs(std::move(p.results));
+  batches_.erase(it);
+  return runs;
+}
+
 void wait_coordinator::complete_op(const std::string& run_id, const std::string& key, int index, json result) {
+  if (index >= 0) {
+    // A batch's item: its result waits here until the batch's last one, and the parent's
+    // journal is written once then (not once per item, each time with all results so far).
+    auto all = batch_item_done(run_id, key, static_cast<size_t>(index), std::move(result));
+    if (!all) return;
+    result = std::move(*all);
+  }
   bool wake = false;
   std::string task;
   env_.store->update_unfinished(run_id, [&](run_record& r) {  // a waiting run may be cold
@@ -363,13 +411,10 @@ void wait_coordinator::complete_op(const std::string& run_id, const std::string&
     if (it == ops.end() || it->value("done", false)) return;
     json& e = *it;
     if (e.value("kind", "") == "batch") {
-      json& res = e["results"];
-      if (index < 0 || static_cast<size_t>(index) >= res.size() || !res[static_cast<size_t>(index)].is_null()) return;
-      res[static_cast<size_t>(index)] = std::move(result);
-      int64_t left = e.value("remaining", int64_t{1}) - 1;
-      e["remaining"] = left;
-      if (left > 0) return;
-      e["result"] = {{"id", e["batchId"]}, {"runs", res}};
+      if (index < 0) return;
+      e["result"] = {{"id", e["batchId"]}, {"runs", std::move(result)}};
+      e.erase("results");  // of journals written before the results were kept in memory
+      e.erase("remaining");
     } else {
       e["result"] = std::move(result);
     }
@@ -479,9 +524,13 @@ void wait_coordinator::restore(const std::string& run_id) {
       const std::string kind = e.value("kind", "");
       if (kind == "task") pending.emplace_back(key, kind, -1, e.value("runId", ""));
       else if (kind == "token") pending.emplace_back(key, kind, -1, e.value("tokenId", ""));
-      else if (kind == "batch")
+      else if (kind == "batch" && e.contains("runs")) {
+        // Items with a result in the entry: journals written before results were kept in memory.
+        const json& old = e.contains("results") ? e["results"] : empty_object;
         for (size_t i = 0; i < e["runs"].size(); ++i)
-          if (e["results"][i].is_null()) pending.emplace_back(key, kind, static_cast<int>(i), e["runs"][i].get<std::string>());
+          if (!old.is_array() || i >= old.size() || old[i].is_null())
+            pending.emplace_back(key, kind, static_cast<int>(i), e["runs"][i].get<std::string>());
+      }
     }
   });
   for (const auto& [key, kind, index, target] : pending) {

@@ -14,7 +14,11 @@
 // Entries: {"kind", "done", "result"?, ...}:
 //   duration  "until" (epoch µs)                     result {}
 //   task      "runId"                                result {"ok", "id", "output" | "error"}
-//   batch     "batchId", "runs", "results", "remaining"  result {"id", "runs": [task results]}
+//   batch     "batchId", "runs" (child ids)           result {"id", "runs": [task results]}
+//             (the items' results are held in memory until the last child ends, then written
+//             once: not the whole entry again at each child's end. After a restart, restore()
+//             reads them from the children, which the store keeps while their parent is
+//             unfinished. Journals written before that held "results" and "remaining" here.)
 //   token     "tokenId", "timeoutAt"?                result {"ok": true, "output"} | {"ok": false, "error"}
 //   step      "name"                                 result: the step's value
 //   trigger / batch_trigger / create_token / complete_token: done at once, result as returned
@@ -154,6 +158,9 @@ private:
   /// Who waits for a child run or a token (removed: each is told once).
   std::vector<waiter> take_waiters(const std::string& target);
   void complete_op(const std::string& run_id, const std::string& key, int index, json result);
+  /// Item `index` of the batch entry `key` of `run_id` ended with `result`: the results of all
+  /// items (in item order) once it was the last, else nothing.
+  std::optional<json> batch_item_done(const std::string& run_id, const std::string& key, size_t index, json result);
   json run_result(const std::string& id);
   void finish_token(const std::string& token_id, const json& result);
 
@@ -162,6 +169,12 @@ private:
   std::mutex mu_;
   std::unordered_map<std::string, std::vector<waiter>> waiters_;  ///< child run or token id → who waits
   std::unordered_map<std::string, std::shared_ptr<parked_run>> parked_;  ///< run id → its supervisor's offer
+  /// A batch entry's results so far, until its last child ends (see batch_item_done).
+  struct batch_progress {
+    std::vector<json> results;  ///< null: not ended yet
+    size_t left = 0;
+  };
+  std::unordered_map<std::string, batch_progress> batches_;  ///< run id + '\n' + entry key → progress
 };
 
 /// A token as a run's code gets it (ctx.create_token): its fields, `output` the raw data.

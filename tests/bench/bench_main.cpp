@@ -35,6 +35,9 @@
 //                             CPUs poll instead of halting); skipped unless /dev/cpu_dma_latency
 //                             is writable (root)
 //   waiting-10k               10,000 runs in wait_for(1h): RSS and threads added
+//   batch-wait-1000-B         a parent's batch_trigger_and_wait of 1,000 children whose outputs are
+//                             100 B and 10 KB: ms from the parent's clock, and KB written per child
+//                             (TASKHOST_BENCH_ONLY=batch-wait: these alone)
 //   queue-start-N             ns of queue bookkeeping per run start with N = 100 and 1,000,000
 //                             runs queued (the ratio is the O(log n) check)
 //   queue-backlog-N           end to end: runs/s from a queue (limit 16) kept at N = 100 and
@@ -613,6 +616,45 @@ void parent_child_scenario(const fs::path& tmp, std::optional<int32_t> cpu_laten
               percentile(rt_us, .99));
 }
 
+/// Bytes this process has passed to write(2) and friends so far (/proc/self/io's wchar): the store's
+/// WAL and database writes, and the log's.
+double written_bytes() {
+  std::ifstream in("/proc/self/io");
+  std::string key;
+  double v = 0;
+  while (in >> key >> v)
+    if (key == "wchar:") return v;
+  return -1;
+}
+
+/// batch-wait-1000-<size>: a parent's batch_trigger_and_wait of 1,000 children whose outputs are
+/// `size` bytes each; the wait's time from the parent's clock, and the bytes the process wrote
+/// meanwhile (per child), median of `reps`.
+void batch_wait_scenarios(const fs::path& tmp, int reps) {
+  for (size_t size : {size_t{100}, size_t{10000}}) {
+    const std::string name = "batch-wait-1000-" + std::string(size == 100 ? "100B" : "10KB");
+    auto cfg = bench_deployment(tmp / name, TASKHOST_BENCH_PLUGIN);
+    taskhost::deployment_runtime rt(cfg);
+    std::vector<double> ms, kb_per_child;
+    for (int r = 0; r < reps; ++r) {
+      const double w0 = written_bytes();
+      std::promise<std::string> id;
+      taskhost::trigger_input in;
+      in.task_id = "bench-batch-parent";
+      in.payload = {{"n", 1000}, {"size", size}};
+      rt.trigger(std::move(in), [&](taskhost::trigger_outcome o) { id.set_value(o.run_id); });
+      std::string run = id.get_future().get();
+      while (rt.store_stats().hot_runs > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      auto rec = rt.get_run(run);
+      if (!rec || !rec->output) throw std::runtime_error("bench-batch-parent did not complete");
+      ms.push_back((*rec->output)["rt_us"].get<double>() / 1000);
+      kb_per_child.push_back((written_bytes() - w0) / 1000 / 1000);
+    }
+    report(name, "ms", summarize(ms), {{"written_kb_per_child", summarize(kb_per_child).median}});
+    std::printf("  written per child %.1f KB (median)\n", summarize(kb_per_child).median);
+  }
+}
+
 /// The latency scenarios and the parent/child round trip again, in deployments that hold
 /// power.cpu_latency_us: 0 (idle CPUs poll instead of halting), where this user may make that
 /// request (/dev/cpu_dma_latency is root's by default); otherwise says why they are skipped.
@@ -768,6 +810,11 @@ int main(int argc, char** argv) {
   auto cfg = bench_deployment(tmp, TASKHOST_BENCH_PLUGIN);
   std::printf("taskhost benchmarks: %d runs x %d repetitions, %u cores\n", runs, reps, std::thread::hardware_concurrency());
   std::printf("%-46s %12s %12s %12s\n", "scenario", "median", "min", "max");
+  if (const char* only = std::getenv("TASKHOST_BENCH_ONLY"); only && std::string(only) == "batch-wait") {
+    batch_wait_scenarios(tmp, reps);
+    fs::remove_all(tmp);
+    return 0;
+  }
   // TASKHOST_BENCH_ONLY=waits runs only the waits scenarios (quick, while working on them).
   if (const char* only = std::getenv("TASKHOST_BENCH_ONLY"); only && std::string(only) == "waits") {
     waits_scenarios(tmp, reps);
@@ -974,6 +1021,7 @@ int main(int argc, char** argv) {
           bench_deployment(tmp / ("threads-" + std::to_string(threads)), TASKHOST_BENCH_PLUGIN, threads), scale_runs, nullptr, 0);
 
   waits_scenarios(tmp, reps);
+  batch_wait_scenarios(tmp, reps);
   cpu_latency_scenarios(tmp, std::min(reps, 3));
   queue_scenarios(reps);
   queue_backlog_scenario(reps);

@@ -1,6 +1,6 @@
 // Tasks the benchmarks run: a no-op, one that fails its first two attempts, a parent that waits
 // for a no-op child (and times the round trip itself), one that waits an hour, and a no-op
-// scheduled task.
+// scheduled task, and a parent that waits for a batch of children with outputs of a given size.
 #include <taskhost/sdk.hpp>
 
 #include <stdexcept>
@@ -31,6 +31,29 @@ th::task parent{{
     },
 }};
 
+// A parent that triggers payload.n children of bench-sized and waits for them all; each child
+// returns a string of payload.size bytes. Outputs the wait's time (µs, from its own clock).
+th::task sized{{.id = "bench-sized", .run = [](th::json p, th::run_context&) -> th::json {
+                  return std::string(p.value("size", size_t{0}), 'x');
+                }}};
+
+th::task batch_parent{{
+    .id = "bench-batch-parent",
+    .run = [](th::json p, th::run_context& ctx) -> th::async<th::json> {
+      const size_t n = p.value("n", size_t{1000});
+      th::json items = th::json::array();
+      for (size_t i = 0; i < n; ++i) items.push_back({{"size", p.value("size", size_t{0})}});
+      auto t0 = std::chrono::steady_clock::now();
+      auto b = co_await ctx.batch_trigger_and_wait("bench-sized", items);
+      auto us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+      size_t ok = 0;
+      for (const auto& r : b) ok += r.ok ? 1 : 0;
+      if (ok != n) throw std::runtime_error("a child failed");
+      th::json out = {{"rt_us", us}, {"ok", ok}};
+      co_return out;
+    },
+}};
+
 th::task wait_hour{{
     .id = "bench-wait-hour",
     .run = [](th::json, th::run_context& ctx) -> th::async<th::json> {
@@ -44,4 +67,4 @@ th::scheduled_task scheduled_noop{{
     .run = [](th::schedule_payload, th::run_context&) -> th::json { return nullptr; },
 }};
 
-TASKHOST_PLUGIN("bench", "1.0.0", noop, fail_twice, parent, wait_hour, scheduled_noop);
+TASKHOST_PLUGIN("bench", "1.0.0", noop, fail_twice, parent, sized, batch_parent, wait_hour, scheduled_noop);

@@ -372,6 +372,39 @@ TEST(WaitsTest, AChildEndingInAnyFinalStatusResumesItsParent) {
   EXPECT_NE(bad["error"]["message"].get<std::string>().find("ttl"), std::string::npos) << bad.dump();
 }
 
+/// SIGKILL while a batch is half done: the results of the children that ended before (held in
+/// memory, not yet in the parent's journal) are found again from the children after the restart.
+TEST(WaitsTest, ABatchHalfDoneAcrossAKillNineGetsEveryChildsResult) {
+  auto d = waits_dir();
+  std::string parent;
+  {
+    server s(d, "first.log");
+    json items = json::array({json{{"value", 1}}, json{{"value", 2}}, json{{"value", 3}, {"sleep_ms", 20000}}});
+    parent = s.trigger("w-batch", {{"items", items}});
+    auto p = wait_until(s, parent, [](const json& r) { return r["status"] == "WAITING"; });
+    ASSERT_EQ(p["status"], "WAITING") << p.dump() << s.log();
+    http_client c(s.url);
+    auto b = c.request("GET", "/api/v1/batches/" + p["waitingFor"][0]["batchId"].get<std::string>());
+    ASSERT_EQ(b.status, 200) << b.body;
+    auto runs = json::parse(b.body)["runs"];
+    ASSERT_EQ(runs.size(), 3u) << b.body;
+    for (int i = 0; i < 2; ++i) {
+      auto k = wait_until(s, runs[i].get<std::string>(), [](const json& r) { return r["status"] == "COMPLETED"; });
+      ASSERT_EQ(k["status"], "COMPLETED") << k.dump();
+    }
+    EXPECT_EQ(s.get_run(runs[2].get<std::string>())["status"], "EXECUTING");
+    std::this_thread::sleep_for(100ms);  // the children's ends are committed (group commit)
+    s.proc.signal(SIGKILL);
+    ASSERT_EQ(s.proc.wait_exit(10s), 128 + SIGKILL);
+  }
+  server s(d, "second.log");
+  auto r = s.wait_final(parent);
+  ASSERT_EQ(r["status"], "COMPLETED") << r.dump() << s.log();
+  EXPECT_EQ(r["output"]["count"], 3);
+  EXPECT_EQ(r["output"]["sum"], 6) << "the two children that ended before the kill: 2 + 4";
+  EXPECT_EQ(r["output"]["failed"], 1) << "the child killed mid-run (one attempt allowed) crashed";
+}
+
 TEST(WaitsTest, AnAttemptKilledMidRunReplaysItsJournalInItsNextAttempt) {
   auto d = waits_dir();
   auto marks = d.tmp / "marks";

@@ -407,15 +407,30 @@ TEST(RunStoreTest, PurgeDeletesOldFinalRunsWithTheirTagsAndLogsOnly) {
   s.update_live(old_id, [](run_record& r) { append_log(r, {clock_type::now(), 1, "info", "x", json::object()}); });
   finish(s, old_id, run_status::completed);
   auto running = create_committed(s, new_run()).run_id;
+  // Old finished children: of a finished parent (purged), of an unfinished one (kept: the parent
+  // may still need its result).
+  auto orphan = new_run();
+  orphan.parent_id = old_id;
+  auto orphan_id = create_committed(s, std::move(orphan)).run_id;
+  finish(s, orphan_id, run_status::completed);
+  auto awaited = new_run();
+  awaited.parent_id = running;
+  auto awaited_id = create_committed(s, std::move(awaited)).run_id;
+  finish(s, awaited_id, run_status::completed);
   std::this_thread::sleep_for(20ms);
   auto cutoff = clock_type::now();
   auto young = create_committed(s, new_run()).run_id;
   finish(s, young, run_status::completed);
 
-  EXPECT_EQ(s.purge_finished_before(cutoff), 1u);
+  EXPECT_EQ(s.purge_finished_before(cutoff), 2u);
   EXPECT_FALSE(s.get(old_id));
+  EXPECT_FALSE(s.get(orphan_id));
   EXPECT_TRUE(s.get(running)) << "unfinished runs are never purged";
+  EXPECT_TRUE(s.get(awaited_id)) << "a finished child of an unfinished parent is kept";
   EXPECT_TRUE(s.get(young));
+  finish(s, running, run_status::completed);
+  EXPECT_EQ(s.purge_finished_before(cutoff), 1u) << "once its parent finished, an old child goes";
+  EXPECT_FALSE(s.get(awaited_id));
   sqlite::db other((tmp / "runs.db").string(), false);
   auto st = other.prepare("SELECT (SELECT count(*) FROM run_tags) + (SELECT count(*) FROM run_logs)");
   ASSERT_TRUE(st.step());

@@ -19,9 +19,9 @@ struct fixture {
   std::vector<std::string> woken;
   std::vector<std::string> created;
   std::unique_ptr<wait_coordinator> waits;
+  wait_env env;
 
   fixture() {
-    wait_env env;
     env.store = &store;
     env.has_task = [](const std::string& t) { return t == "child"; };
     env.create_run = [this](run_record r, std::function<void(create_result)> done) {
@@ -30,7 +30,11 @@ struct fixture {
     };
     env.wake = [this](const std::string& run, const std::string&) { woken.push_back(run); };
     env.max_payload_bytes = 1000;
-    waits = std::make_unique<wait_coordinator>(std::move(env));
+    restart();
+  }
+  /// A coordinator as a new process makes it, on the same store (what it held in memory is gone).
+  void restart() {
+    waits = std::make_unique<wait_coordinator>(env);
     store.set_final_listener([this](const std::string& id) { waits->run_finished(id); });
   }
 
@@ -260,6 +264,94 @@ TEST(WaitCoordinatorTest, BatchResultsKeepItemOrderWhateverTheOrderOfCompletion)
   json many = json::array();
   for (int i = 0; i < 1001; ++i) many.push_back(json::object());
   EXPECT_THROW(f.op(p, {{"seq", 1}, {"kind", "batch"}, {"task", "child"}, {"items", many}}), call_error);
+}
+
+// The parent's journal is written once, with the batch's last item, not at every item's end with
+// all results so far (which made a batch of 1,000 write its parent's journal ~1,000 times).
+TEST(WaitCoordinatorTest, ABatchEntryIsWrittenOnceWithItsLastItem) {
+  fixture f;
+  auto p = f.parent();
+  auto r = f.op(p, {{"seq", 0}, {"kind", "batch"}, {"task", "child"}, {"items", json::array({1, 2, 3})}});
+  f.store.flush();
+  ASSERT_EQ(f.created.size(), 3u);
+  f.waits->suspend(p, json::array({r["key"]}));
+  const json before = f.store.get(p)->journal;
+  f.finish(f.created[0], true, 10);
+  f.finish(f.created[2], true, 30);
+  EXPECT_EQ(f.store.get(p)->journal, before) << "the parent was written before its batch's last item ended";
+  EXPECT_FALSE(before["ops"][r["key"].get<std::string>()].contains("results"));
+  EXPECT_TRUE(f.woken.empty());
+  f.finish(f.created[1], true, 20);
+  ASSERT_EQ(f.woken, std::vector<std::string>{p});
+  const json e = f.store.get(p)->journal["ops"][r["key"].get<std::string>()];
+  EXPECT_EQ(e["done"], true);
+  ASSERT_EQ(e["result"]["runs"].size(), 3u);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(e["result"]["runs"][i]["output"], 10 * (i + 1)) << i;
+  // A child's end told twice changes nothing.
+  f.waits->run_finished(f.created[1]);
+  EXPECT_EQ(f.woken.size(), 1u);
+}
+
+// After a restart the items' results are found again from the children: those that ended before
+// it (while it was down, or before, when they were only held in memory) and those that end after.
+TEST(WaitCoordinatorTest, ABatchHalfDoneAcrossARestartGetsEveryItemsResult) {
+  fixture f;
+  auto p = f.parent();
+  auto r = f.op(p, {{"seq", 0}, {"kind", "batch"}, {"task", "child"}, {"items", json::array({1, 2, 3})}});
+  f.store.flush();
+  ASSERT_EQ(f.created.size(), 3u);
+  f.waits->suspend(p, json::array({r["key"]}));
+  f.finish(f.created[0], true, 10);
+  f.store.set_final_listener([](const std::string&) {});  // "down": nobody hears the next end
+  f.finish(f.created[1], false, {{"message", "one failed"}});
+  f.restart();
+  f.waits->restore(p);
+  EXPECT_TRUE(f.woken.empty());
+  f.finish(f.created[2], true, 30);
+  ASSERT_EQ(f.woken, std::vector<std::string>{p});
+  auto done = f.op(p, {{"seq", 0}, {"kind", "batch"}});
+  ASSERT_EQ(done["done"], true);
+  const json& runs = done["result"]["runs"];
+  ASSERT_EQ(runs.size(), 3u);
+  EXPECT_EQ(runs[0]["output"], 10);
+  EXPECT_EQ(runs[1]["error"]["message"], "one failed");
+  EXPECT_EQ(runs[2]["output"], 30);
+}
+
+// A store written by a taskhost that kept a batch's results in its journal entry: those results
+// are kept (not looked up again), the others come from the children, and the entry ends in the
+// form it has now.
+TEST(WaitCoordinatorTest, ABatchEntryWithResultsInTheJournalFromAnOlderTaskhostCompletes) {
+  fixture f;
+  auto p = f.parent();
+  auto r = f.op(p, {{"seq", 0}, {"kind", "task"}, {"task", "child"}});  // a child run to wait for
+  f.store.flush();
+  ASSERT_EQ(f.created.size(), 1u);
+  const std::string child = f.created[0];
+  const std::string gone = new_run_id();  // ended and recorded in the journal; its run was purged
+  f.store.update(p, [&](run_record& rec) {
+    rec.journal["ops"].erase(r["key"].get<std::string>());
+    rec.journal["ops"]["e1#0"] = {{"kind", "batch"},
+                                  {"batchId", "batch_old"},
+                                  {"runs", {gone, child}},
+                                  {"results", {{{"ok", true}, {"id", gone}, {"output", 5}}, nullptr}},
+                                  {"remaining", 1},
+                                  {"done", false}};
+    rec.journal["waiting"] = json::array({"e1#0"});
+    rec.status = run_status::waiting;
+  });
+  f.restart();
+  f.waits->restore(p);
+  EXPECT_TRUE(f.woken.empty());
+  f.finish(child, true, 7);
+  ASSERT_EQ(f.woken, std::vector<std::string>{p});
+  const json e = f.store.get(p)->journal["ops"]["e1#0"];
+  EXPECT_EQ(e["done"], true);
+  EXPECT_EQ(e["result"]["id"], "batch_old");
+  EXPECT_EQ(e["result"]["runs"][0]["output"], 5);
+  EXPECT_EQ(e["result"]["runs"][1]["output"], 7);
+  EXPECT_FALSE(e.contains("results"));
+  EXPECT_FALSE(e.contains("remaining"));
 }
 
 TEST(WaitCoordinatorTest, ANewEpochForgetsPositionalEntriesButKeepsKeyedOnes) {
