@@ -59,7 +59,9 @@ public:
   /// `env`: "NAME=value" entries added to the server's environment.
   explicit server(const deployment_dir& d, const std::string& log_name = "server.log", const std::vector<std::string>& env = {})
       : err_file(d.tmp / log_name), proc({bin, "run", "--config", d.config().string()}, err_file, env), key(d.key) {
-    auto line = proc.read_line(20s);
+    // 60 s: a liveness bound, not a speed check. Under AddressSanitizer loading one plugin took
+    // ~3 s on an idle 2-core host, and with the host busy the ready line once took over 20 s.
+    auto line = proc.read_line(60s);
     if (!line) throw std::runtime_error("taskhost did not start:\n" + taskhost::test::read_text(err_file));
     std::smatch m;
     static const std::regex ready(R"(on (http://127\.0\.0\.1:\d+))");
