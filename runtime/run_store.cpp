@@ -1006,11 +1006,11 @@ size_t run_store::purge_finished_before(time_point cutoff) {
   size_t n = 0;
   const int64_t us = to_us(cutoff);
   sqlite::transaction(w, [&] {
-    // A finished child whose parent has not finished stays: the parent may still need its
-    // result (a batch's results are only written into the parent's journal with its last item).
+    // A finished run of a batch whose parent has not finished stays: the parent may still need
+    // its result (a batch's results go into the parent's journal only with its last item).
     const std::string old = "(SELECT id FROM runs AS c WHERE c.finished_at IS NOT NULL AND c.finished_at < " + std::to_string(us) +
-                            " AND (c.parent_id IS NULL OR NOT EXISTS (SELECT 1 FROM runs AS p WHERE p.id = c.parent_id AND "
-                            "p.finished_at IS NULL)))";
+                            " AND (c.parent_id IS NULL OR c.batch_id IS NULL OR NOT EXISTS (SELECT 1 FROM runs AS p WHERE "
+                            "p.id = c.parent_id AND p.finished_at IS NULL)))";
     w.exec("DELETE FROM run_tags WHERE run_id IN " + old);
     w.exec("DELETE FROM run_logs WHERE run_id IN " + old);
     w.exec("DELETE FROM runs WHERE id IN " + old);

@@ -17,7 +17,7 @@
 //   batch     "batchId", "runs" (child ids)           result {"id", "runs": [task results]}
 //             (the items' results are held in memory until the last child ends, then written
 //             once: not the whole entry again at each child's end. After a restart, restore()
-//             reads them from the children, which the store keeps while their parent is
+//             reads them from the children, which retention keeps while their parent is
 //             unfinished. Journals written before that held "results" and "remaining" here.)
 //   token     "tokenId", "timeoutAt"?                result {"ok": true, "output"} | {"ok": false, "error"}
 //   step      "name"                                 result: the step's value

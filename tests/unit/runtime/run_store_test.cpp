@@ -407,26 +407,34 @@ TEST(RunStoreTest, PurgeDeletesOldFinalRunsWithTheirTagsAndLogsOnly) {
   s.update_live(old_id, [](run_record& r) { append_log(r, {clock_type::now(), 1, "info", "x", json::object()}); });
   finish(s, old_id, run_status::completed);
   auto running = create_committed(s, new_run()).run_id;
-  // Old finished children: of a finished parent (purged), of an unfinished one (kept: the parent
-  // may still need its result).
+  // Old finished children in batches: of a finished parent (purged), of an unfinished one (kept:
+  // the parent may still need its result); and one not in a batch of the unfinished parent
+  // (purged: a lone child's result is in its parent's journal from its end).
   auto orphan = new_run();
   orphan.parent_id = old_id;
+  orphan.batch_id = "batch_a";
   auto orphan_id = create_committed(s, std::move(orphan)).run_id;
   finish(s, orphan_id, run_status::completed);
   auto awaited = new_run();
   awaited.parent_id = running;
+  awaited.batch_id = "batch_b";
   auto awaited_id = create_committed(s, std::move(awaited)).run_id;
   finish(s, awaited_id, run_status::completed);
+  auto lone = new_run();
+  lone.parent_id = running;
+  auto lone_id = create_committed(s, std::move(lone)).run_id;
+  finish(s, lone_id, run_status::completed);
   std::this_thread::sleep_for(20ms);
   auto cutoff = clock_type::now();
   auto young = create_committed(s, new_run()).run_id;
   finish(s, young, run_status::completed);
 
-  EXPECT_EQ(s.purge_finished_before(cutoff), 2u);
+  EXPECT_EQ(s.purge_finished_before(cutoff), 3u);
   EXPECT_FALSE(s.get(old_id));
   EXPECT_FALSE(s.get(orphan_id));
+  EXPECT_FALSE(s.get(lone_id));
   EXPECT_TRUE(s.get(running)) << "unfinished runs are never purged";
-  EXPECT_TRUE(s.get(awaited_id)) << "a finished child of an unfinished parent is kept";
+  EXPECT_TRUE(s.get(awaited_id)) << "a finished batch child of an unfinished parent is kept";
   EXPECT_TRUE(s.get(young));
   finish(s, running, run_status::completed);
   EXPECT_EQ(s.purge_finished_before(cutoff), 1u) << "once its parent finished, an old child goes";
