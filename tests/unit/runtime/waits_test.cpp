@@ -60,6 +60,16 @@ struct fixture {
     });
   }
   run_status status(const std::string& id) { return store.get(id)->status; }
+  /// Run `p` starts a batch of `n` children (in `created`) and suspends on it; returns its key.
+  std::string batch_wait(const std::string& p, int n) {
+    json items = json::array();
+    for (int i = 0; i < n; ++i) items.push_back(i + 1);
+    auto r = op(p, {{"seq", 0}, {"kind", "batch"}, {"task", "child"}, {"items", items}});
+    store.flush();
+    if (created.size() != static_cast<size_t>(n)) throw std::runtime_error("the batch made " + std::to_string(created.size()) + " runs");
+    waits->suspend(p, json::array({r["key"]}));
+    return r["key"];
+  }
 };
 
 TEST(WaitCoordinatorTest, PositionalAndKeyedEntriesReplayTheirResults) {
@@ -271,19 +281,16 @@ TEST(WaitCoordinatorTest, BatchResultsKeepItemOrderWhateverTheOrderOfCompletion)
 TEST(WaitCoordinatorTest, ABatchEntryIsWrittenOnceWithItsLastItem) {
   fixture f;
   auto p = f.parent();
-  auto r = f.op(p, {{"seq", 0}, {"kind", "batch"}, {"task", "child"}, {"items", json::array({1, 2, 3})}});
-  f.store.flush();
-  ASSERT_EQ(f.created.size(), 3u);
-  f.waits->suspend(p, json::array({r["key"]}));
+  const std::string key = f.batch_wait(p, 3);
   const json before = f.store.get(p)->journal;
   f.finish(f.created[0], true, 10);
   f.finish(f.created[2], true, 30);
   EXPECT_EQ(f.store.get(p)->journal, before) << "the parent was written before its batch's last item ended";
-  EXPECT_FALSE(before["ops"][r["key"].get<std::string>()].contains("results"));
+  EXPECT_FALSE(before["ops"][key].contains("results"));
   EXPECT_TRUE(f.woken.empty());
   f.finish(f.created[1], true, 20);
   ASSERT_EQ(f.woken, std::vector<std::string>{p});
-  const json e = f.store.get(p)->journal["ops"][r["key"].get<std::string>()];
+  const json e = f.store.get(p)->journal["ops"][key];
   EXPECT_EQ(e["done"], true);
   ASSERT_EQ(e["result"]["runs"].size(), 3u);
   for (int i = 0; i < 3; ++i) EXPECT_EQ(e["result"]["runs"][i]["output"], 10 * (i + 1)) << i;
@@ -297,10 +304,7 @@ TEST(WaitCoordinatorTest, ABatchEntryIsWrittenOnceWithItsLastItem) {
 TEST(WaitCoordinatorTest, ABatchHalfDoneAcrossARestartGetsEveryItemsResult) {
   fixture f;
   auto p = f.parent();
-  auto r = f.op(p, {{"seq", 0}, {"kind", "batch"}, {"task", "child"}, {"items", json::array({1, 2, 3})}});
-  f.store.flush();
-  ASSERT_EQ(f.created.size(), 3u);
-  f.waits->suspend(p, json::array({r["key"]}));
+  f.batch_wait(p, 3);
   f.finish(f.created[0], true, 10);
   f.store.set_final_listener([](const std::string&) {});  // "down": nobody hears the next end
   f.finish(f.created[1], false, {{"message", "one failed"}});
