@@ -10,6 +10,7 @@
 // TASKHOST_BENCH_ONLY=embedded only the embedded throughput (disk and :memory:) and fail-twice;
 // TASKHOST_BENCH_ONLY=http-throughput only single HTTP triggers (50 in flight) and HTTP batches;
 // TASKHOST_BENCH_ONLY=payload only the payload sizes (100 B, 10 KB, 1 MB; TASKHOST_BENCH_PAYLOAD=10KB one);
+// TASKHOST_BENCH_ONLY=batch-wait only the batch waits of 1,000 children;
 // TASKHOST_BENCH_PARENT_CHILD_ONLY=1 (with =waits) skips waiting-10k;
 // TASKHOST_BENCH_DEBUG=1 breaks the parent/child round trip down and prints the runs left in
 // memory; TASKHOST_BENCH_RESIDENT=N and TASKHOST_BENCH_DELAYED=1 vary the waiting scenario. Scenarios:
@@ -37,7 +38,6 @@
 //   waiting-10k               10,000 runs in wait_for(1h): RSS and threads added
 //   batch-wait-1000-B         a parent's batch_trigger_and_wait of 1,000 children whose outputs are
 //                             100 B and 10 KB: ms from the parent's clock, and KB written per child
-//                             (TASKHOST_BENCH_ONLY=batch-wait: these alone)
 //   queue-start-N             ns of queue bookkeeping per run start with N = 100 and 1,000,000
 //                             runs queued (the ratio is the O(log n) check)
 //   queue-backlog-N           end to end: runs/s from a queue (limit 16) kept at N = 100 and
