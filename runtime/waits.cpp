@@ -38,6 +38,14 @@ bool all_done(const json& journal) {
   return true;
 }
 
+/// Item i's result as a batch entry written before results were held in memory recorded it
+/// ("results" in the entry); null when there is none.
+const json& recorded_result(const json& entry, size_t i) {
+  static const json none;
+  auto it = entry.find("results");
+  return it != entry.end() && it->is_array() && i < it->size() ? (*it)[i] : none;
+}
+
 json error_result(const std::string& id, const std::string& name, const std::string& message) {
   return {{"ok", false}, {"id", id}, {"error", {{"name", name}, {"message", message}}}};
 }
@@ -373,13 +381,11 @@ std::optional<json> wait_coordinator::batch_item_done(const std::string& run_id,
       pending = true;
       p.results.resize((*e)["runs"].size());
       p.left = p.results.size();
-      // Journals written before the results were kept here held them in the entry.
-      if (auto old = e->find("results"); old != e->end() && old->is_array())
-        for (size_t i = 0; i < old->size() && i < p.results.size(); ++i)
-          if (!(*old)[i].is_null()) {
-            p.results[i] = (*old)[i];
-            --p.left;
-          }
+      for (size_t i = 0; i < p.results.size(); ++i)
+        if (const json& done = recorded_result(*e, i); !done.is_null()) {
+          p.results[i] = done;
+          --p.left;
+        }
     });
     if (!pending) return std::nullopt;
     lock.lock();
@@ -524,13 +530,9 @@ void wait_coordinator::restore(const std::string& run_id) {
       const std::string kind = e.value("kind", "");
       if (kind == "task") pending.emplace_back(key, kind, -1, e.value("runId", ""));
       else if (kind == "token") pending.emplace_back(key, kind, -1, e.value("tokenId", ""));
-      else if (kind == "batch" && e.contains("runs")) {
-        // Items with a result in the entry: journals written before results were kept in memory.
-        const json& old = e.contains("results") ? e["results"] : empty_object;
+      else if (kind == "batch" && e.contains("runs"))
         for (size_t i = 0; i < e["runs"].size(); ++i)
-          if (!old.is_array() || i >= old.size() || old[i].is_null())
-            pending.emplace_back(key, kind, static_cast<int>(i), e["runs"][i].get<std::string>());
-      }
+          if (recorded_result(e, i).is_null()) pending.emplace_back(key, kind, static_cast<int>(i), e["runs"][i].get<std::string>());
     }
   });
   for (const auto& [key, kind, index, target] : pending) {

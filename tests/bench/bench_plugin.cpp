@@ -31,8 +31,8 @@ th::task parent{{
     },
 }};
 
-// A parent that triggers payload.n children of bench-sized and waits for them all; each child
-// returns a string of payload.size bytes. Outputs the wait's time (µs, from its own clock).
+// bench-sized returns a string of payload.size bytes; bench-batch-parent triggers payload.n of
+// them with batch_trigger_and_wait and outputs the wait's time (µs, from its own clock).
 th::task sized{{.id = "bench-sized", .run = [](th::json p, th::run_context&) -> th::json {
                   return std::string(p.value("size", size_t{0}), 'x');
                 }}};
