@@ -357,10 +357,24 @@ void wait_coordinator::unpark(const std::string& run_id) {
 }
 
 void wait_coordinator::run_finished(const std::string& id) {
+  {
+    // A parent that ended (failed, canceled, or done without awaiting its batch) never reads
+    // the results of its batches still under way: their children's ends find no progress and no
+    // unfinished parent to read it from, and change nothing.
+    std::lock_guard lock(mu_);
+    const std::string prefix = id + '\n';
+    auto it = batches_.lower_bound(prefix);
+    while (it != batches_.end() && it->first.compare(0, prefix.size(), prefix) == 0) it = batches_.erase(it);
+  }
   std::vector<waiter> ws = take_waiters(id);
   if (ws.empty()) return;
   json res = run_result(id);
   for (auto& w : ws) complete_op(w.run_id, w.key, w.index, res);
+}
+
+size_t wait_coordinator::batches_under_way() {
+  std::lock_guard lock(mu_);
+  return batches_.size();
 }
 
 std::optional<json> wait_coordinator::batch_item_done(const std::string& run_id, const std::string& key, size_t index, json result) {

@@ -31,6 +31,7 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -101,8 +102,12 @@ public:
   /// Withdraws the offer (the run resumed or ended otherwise). No effect if none.
   void unpark(const std::string& run_id);
 
-  /// The store saw `id` turn final: whoever waits for it gets its result.
+  /// The store saw `id` turn final: whoever waits for it gets its result, and the results its
+  /// own batches under way held in memory are dropped (it will never read them).
   void run_finished(const std::string& id);
+  /// Batch entries whose results so far are held in memory (until their last child ends, or
+  /// their parent does).
+  size_t batches_under_way();
 
   /// The deployment is going: from now on calls from runs' code are refused and nothing is
   /// created or woken (attempts abandoned at shutdown may still call in).
@@ -174,7 +179,8 @@ private:
     std::vector<json> results;  ///< null: not ended yet
     size_t left = 0;
   };
-  std::unordered_map<std::string, batch_progress> batches_;  ///< run id + '\n' + entry key → progress
+  /// run id + '\n' + entry key → progress; ordered, so that a parent's entries are found together.
+  std::map<std::string, batch_progress> batches_;
 };
 
 /// A token as a run's code gets it (ctx.create_token): its fields, `output` the raw data.

@@ -955,7 +955,8 @@ int main(int argc, char** argv) {
       report("run-start-after-receipt", "us", {percentile(start_us, 0), percentile(start_us, .5), percentile(start_us, 1)}, pct(start_us));
       report("run-complete-after-receipt", "us", {percentile(complete_us, 0), percentile(complete_us, .5), percentile(complete_us, 1)},
              pct(complete_us));
-      std::printf("  start - receipt p99 %.1f us; complete - receipt p99 %.1f us\n", percentile(start_us, .99), percentile(complete_us, .99));
+      std::printf("  start - receipt p90 %.1f us, p99 %.1f us; complete - receipt p90 %.1f us, p99 %.1f us\n", percentile(start_us, .9),
+                  percentile(start_us, .99), percentile(complete_us, .9), percentile(complete_us, .99));
     }
 
     // Single HTTP triggers, 50 in flight, from a separate client process.

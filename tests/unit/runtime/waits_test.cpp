@@ -64,9 +64,10 @@ struct fixture {
   std::string batch_wait(const std::string& p, int n) {
     json items = json::array();
     for (int i = 0; i < n; ++i) items.push_back(i + 1);
+    const size_t before = created.size();
     auto r = op(p, {{"seq", 0}, {"kind", "batch"}, {"task", "child"}, {"items", items}});
     store.flush();
-    if (created.size() != static_cast<size_t>(n)) throw std::runtime_error("the batch made " + std::to_string(created.size()) + " runs");
+    if (created.size() != before + static_cast<size_t>(n)) throw std::runtime_error("the batch made " + std::to_string(created.size() - before) + " runs");
     waits->suspend(p, json::array({r["key"]}));
     return r["key"];
   }
@@ -297,6 +298,32 @@ TEST(WaitCoordinatorTest, ABatchEntryIsWrittenOnceWithItsLastItem) {
   // A child's end told twice changes nothing.
   f.waits->run_finished(f.created[1]);
   EXPECT_EQ(f.woken.size(), 1u);
+}
+
+// A parent that ends while its batch is under way (failed, canceled) never reads the batch's
+// results: what was held of them is let go, and the children that end later change nothing.
+TEST(WaitCoordinatorTest, AParentThatEndsLetsGoOfItsBatchesResultsSoFar) {
+  fixture f;
+  auto p = f.parent();
+  const std::string key = f.batch_wait(p, 3);
+  auto other = f.parent();
+  f.batch_wait(other, 2);  // children created[3], created[4]
+  f.finish(f.created[0], true, 10);
+  EXPECT_EQ(f.waits->batches_under_way(), 2u);
+  f.finish(p, false, {{"message", "the parent failed"}});
+  EXPECT_EQ(f.waits->batches_under_way(), 1u) << "the ended parent's batch is still held";
+  const json journal = f.store.get(p)->journal;
+  f.finish(f.created[1], true, 20);
+  f.finish(f.created[2], true, 30);
+  EXPECT_EQ(f.waits->batches_under_way(), 1u);
+  EXPECT_EQ(f.store.get(p)->journal, journal) << "an ended parent's journal was written";
+  EXPECT_FALSE(journal["ops"][key].value("done", false));
+  EXPECT_TRUE(f.woken.empty());
+  // The other parent's batch was not touched by it.
+  f.finish(f.created[3], true, 1);
+  f.finish(f.created[4], true, 2);
+  EXPECT_EQ(f.waits->batches_under_way(), 0u);
+  EXPECT_EQ(f.woken, std::vector<std::string>{other});
 }
 
 // After a restart the items' results are found again from the children: those that ended before
