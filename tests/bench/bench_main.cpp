@@ -18,6 +18,9 @@
 //   baseline-caf-request      µs per request/response, non-actor thread → actor, and actor → actor
 //   baseline-store-memory     the throughput scenario on a :memory: store
 //   embedded-throughput       N no-op runs triggered and completed through the embedding API
+//   embedded-cpu-per-run      CPU time per run of the throughput scenario, all threads together
+//   embedded-busiest-thread-per-run   the same on the busiest thread (the store's writer): its
+//                             inverse is the most runs/s that thread allows
 //   embedded-fail-twice       1,000 runs that fail twice, then succeed, zero backoff
 //   http-single-50-inflight   single HTTP triggers from a separate client process, 50 connections
 //   http-batches-1000         N runs in batches of 1,000 (POST /api/v3/batches + NDJSON items) from a
@@ -135,6 +138,35 @@ long peak_rss_kb_during(F&& fn) {
   return before < 0 || peak < 0 ? -1 : peak;
 }
 
+/// CPU time each thread of this process has had so far (/proc/self/task/*/schedstat, ns on a CPU).
+std::map<int, double> thread_cpu_ns() {
+  std::map<int, double> out;
+  for (const auto& t : fs::directory_iterator("/proc/self/task")) {
+    std::ifstream in(t.path() / "schedstat");
+    double ns = 0;
+    if (in >> ns) out[std::stoi(t.path().filename().string())] = ns;
+  }
+  return out;
+}
+
+/// What `fn` cost in CPU time: all threads together and the busiest one (ns).
+struct cpu_cost {
+  double total_ns = 0, busiest_ns = 0;
+};
+template <class F>
+cpu_cost cpu_cost_of(F&& fn) {
+  const auto before = thread_cpu_ns();
+  fn();
+  cpu_cost c;
+  for (const auto& [tid, ns] : thread_cpu_ns()) {
+    auto it = before.find(tid);
+    const double d = ns - (it == before.end() ? 0 : it->second);
+    c.total_ns += d;
+    c.busiest_ns = std::max(c.busiest_ns, d);
+  }
+  return c;
+}
+
 std::ofstream results;
 void report(const std::string& name, const std::string& unit, const stats& s, json extra = json::object()) {
   std::printf("%-46s %12.1f %12.1f %12.1f  %s\n", name.c_str(), s.median, s.min, s.max, unit.c_str());
@@ -173,6 +205,15 @@ double seconds_of_run_many(taskhost::deployment_runtime& rt, const std::string& 
 
 /// The client process of http-single-50-inflight: `conns` keep-alive connections, each sending
 /// its share of `n` single triggers one after the other. Prints acknowledged/s.
+/// embedded-cpu-per-run and embedded-busiest-thread-per-run (µs per run, one value per repetition).
+void report_cpu_per_run(const std::vector<double>& cpu_us, const std::vector<double>& busiest_us, int runs) {
+  report("embedded-cpu-per-run", "us", summarize(cpu_us), {{"runs", runs}, {"threads", "all"}});
+  report("embedded-busiest-thread-per-run", "us", summarize(busiest_us), {{"runs", runs}});
+  const unsigned cores = std::thread::hardware_concurrency();
+  std::printf("  the busiest thread (the store's writer) allows at most %.0f runs/s; all threads, %.0f on %u cores\n",
+              1e6 / summarize(busiest_us).median, 1e6 * cores / summarize(cpu_us).median, cores);
+}
+
 int http_client_main(const std::string& url, int n, int conns) {
   std::atomic<int> left{n}, failed{0};
   std::vector<std::thread> ts;
@@ -847,7 +888,7 @@ int main(int argc, char** argv) {
     auto mem_cfg = cfg;
     mem_cfg.state_dir = tmp / "state-mem";
     mem_cfg.store.path = ":memory:";
-    std::vector<double> tput, tput_mem, fail_ms;
+    std::vector<double> tput, tput_mem, fail_ms, cpu_us, busiest_us;
     {
       taskhost::deployment_runtime rt(cfg);
       const long idle = rss_kb();
@@ -855,7 +896,10 @@ int main(int argc, char** argv) {
       std::printf("  rss idle %.1f MB, peak during %d runs %.1f MB\n", idle / 1024.0, runs, peak / 1024.0);
       taskhost::deployment_runtime mem(mem_cfg);
       for (int r = 0; r < reps; ++r) {
-        tput.push_back(runs / seconds_of_run_many(rt, "bench-noop", runs));
+        // The CPU a run costs, in all and on the busiest thread (the store's writer: the bound).
+        const cpu_cost c = cpu_cost_of([&] { tput.push_back(runs / seconds_of_run_many(rt, "bench-noop", runs)); });
+        cpu_us.push_back(c.total_ns / 1000 / runs);
+        busiest_us.push_back(c.busiest_ns / 1000 / runs);
         tput_mem.push_back(runs / seconds_of_run_many(mem, "bench-noop", runs));
         fail_ms.push_back(1000 * seconds_of_run_many(rt, "bench-fail-twice", 1000));
       }
@@ -864,6 +908,7 @@ int main(int argc, char** argv) {
     }
     report("baseline-store-memory", "runs/s", summarize(tput_mem), {{"runs", runs}, {"store", ":memory:"}});
     report("embedded-throughput", "runs/s", summarize(tput), {{"runs", runs}, {"store", "sqlite-wal-normal"}});
+    report_cpu_per_run(cpu_us, busiest_us, runs);
     report("embedded-fail-twice", "ms for 1000", summarize(fail_ms));
     fs::remove_all(tmp);
     return 0;
@@ -913,11 +958,13 @@ int main(int argc, char** argv) {
     // warms the store up for the measured repetitions.
     const long rss_peak = peak_rss_kb_during([&] { run_many(rt, "bench-noop", runs); });
 
-    std::vector<double> tput, tput_mem;
+    std::vector<double> tput, tput_mem, cpu_us, busiest_us;
     {
       taskhost::deployment_runtime mem(mem_cfg);
       for (int r = 0; r < reps; ++r) {
-        tput.push_back(runs / seconds_of_run_many(rt, "bench-noop", runs));
+        const cpu_cost c = cpu_cost_of([&] { tput.push_back(runs / seconds_of_run_many(rt, "bench-noop", runs)); });
+        cpu_us.push_back(c.total_ns / 1000 / runs);
+        busiest_us.push_back(c.busiest_ns / 1000 / runs);
         tput_mem.push_back(runs / seconds_of_run_many(mem, "bench-noop", runs));
       }
     }
@@ -925,6 +972,7 @@ int main(int argc, char** argv) {
     report("baseline-store-memory", "runs/s", memory, {{"runs", runs}, {"store", ":memory:"}});
     report("embedded-throughput", "runs/s", disk,
            {{"runs", runs}, {"store", "sqlite-wal-normal"}, {"ratio_to_memory_store", memory.median / disk.median}});
+    report_cpu_per_run(cpu_us, busiest_us, runs);
     std::printf("  durable store costs %.2fx the :memory: store (target <= 1.5x)\n", memory.median / disk.median);
     auto st = rt.store_stats();
     std::printf("  store: %llu commits for %llu row writes (%.0f rows per commit)\n",
