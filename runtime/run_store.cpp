@@ -202,7 +202,24 @@ constexpr std::string_view run_columns =
     "payload_type, error, metadata, tags, attempts, log_bytes, logs_truncated, parent_id, root_id, depth, batch_id, "
     "journal, queue, concurrency_key, priority_ms, schedule_id";  // then payload, output
 
-std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string dump(const json& j) {
+  // The values no-op runs carry, without nlohmann's serializer (an allocation and a locale query
+  // each time, on the writer's thread); the same text as it writes.
+  switch (j.type()) {
+    case json::value_t::null: return "null";
+    case json::value_t::boolean: return j.get<bool>() ? "true" : "false";
+    case json::value_t::number_integer: return std::to_string(j.get<int64_t>());
+    case json::value_t::number_unsigned: return std::to_string(j.get<uint64_t>());
+    case json::value_t::object:
+      if (j.empty()) return "{}";
+      break;
+    case json::value_t::array:
+      if (j.empty()) return "[]";
+      break;
+    default: break;
+  }
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
 
 std::optional<int64_t> opt_us(const std::optional<time_point>& t) {
   if (!t) return std::nullopt;
@@ -302,7 +319,9 @@ struct run_store::hot_run {
   bool dirty = false;      ///< changed since it was last taken into a transaction
   bool writing = false;    ///< taken into a transaction that has not ended yet
   bool cold_ok = false;    ///< WAITING and let go: may leave memory once committed
-  size_t logs_persisted = 0;
+  uint32_t logs_persisted = 0;  ///< (32 bits: beside the flags, the node stays in its size class)
+  /// Its row's rowid, once this process inserted it (0: unknown, the row is found by id).
+  int64_t rowid = 0;
   std::vector<std::function<void(create_result)>> created;  ///< answered when its insert commits
 };
 
@@ -396,7 +415,7 @@ run_store::run_store(store_options opts) : opts_(std::move(opts)), db_(std::make
       if (is_final(h.r.status)) continue;
       h.committed = true;
       h.r.logs = load_logs(w, h.r.id);
-      h.logs_persisted = h.r.logs.size();
+      h.logs_persisted = static_cast<uint32_t>(h.r.logs.size());
       unfinished_.push_back(h.r.id);
       if (!h.r.idempotency_key.empty()) idem_[h.r.task_id + '\n' + h.r.idempotency_key] = h.r.id;
       hot_.emplace(h.r.id, std::move(h));
@@ -548,7 +567,7 @@ bool run_store::change(const std::string& id, const std::function<void(run_recor
       h.r = std::move(*r);
       h.committed = true;
       h.cold_ok = h.r.status == run_status::waiting;  // it was let go before it left
-      h.logs_persisted = h.r.logs.size();
+      h.logs_persisted = static_cast<uint32_t>(h.r.logs.size());
       it = hot_.emplace(id, std::move(h)).first;
     } else if (how != reach::any && is_final(it->second.r.status)) {
       return false;
@@ -689,6 +708,7 @@ struct row_op {
   size_t logs_from = 0;
   std::vector<log_line> new_logs;
   std::vector<std::function<void(create_result)>> created_waiters;
+  int64_t rowid = 0;  ///< the row's rowid: known for an update of a row this process inserted, set by an insert
 };
 
 }  // namespace
@@ -735,9 +755,10 @@ bool run_store::commit_slice(hot_map::value_type* const* runs, size_t count, std
       row_op& op = ops.emplace_back();
       op.id = id;
       op.insert = !h.committed;
-      op.task_id = r.task_id;
+      op.rowid = h.rowid;
       op.status = to_string(r.status);
       if (op.insert) {
+        op.task_id = r.task_id;
         op.payload_value = r.payload;
         op.payload_type = r.payload_type;
         op.tags = r.tags.empty() ? std::string("[]") : dump(json(r.tags));
@@ -805,10 +826,16 @@ bool run_store::commit_slice(hot_map::value_type* const* runs, size_t count, std
             "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
         auto fired = w.prepare(
             "UPDATE schedules SET last_occurrence = ?1 WHERE id = ?2 AND (last_occurrence IS NULL OR last_occurrence < ?1)");
-        auto upd = w.prepare(
-            "UPDATE runs SET status=?, updated_at=?, started_at=?, finished_at=?, delay_until=?, expires_at=?, "
-            "retry_at=?, idempotency_key=?, idempotency_key_user=?, idempotency_expires_at=?, error=?, metadata=?, "
-            "attempts=?, log_bytes=?, logs_truncated=?, output=?, journal=? WHERE id=?");
+        static const std::string update_run =
+            "UPDATE runs SET status=?1, updated_at=?2, started_at=?3, finished_at=?4, delay_until=?5, expires_at=?6, "
+            "retry_at=?7, idempotency_key=?8, idempotency_key_user=?9, idempotency_expires_at=?10, error=?11, metadata=?12, "
+            "attempts=?13, log_bytes=?14, logs_truncated=?15, output=?16, journal=?17 ";
+        static const std::string update_by_id = update_run + "WHERE id=?18";
+        // A row this process inserted is found by its rowid: one b-tree search fewer than through
+        // the id's index (the id is still compared, so a rowid that changed cannot hit another run).
+        static const std::string update_by_rowid = update_run + "WHERE rowid=?19 AND id=?18";
+        auto upd = w.prepare(update_by_id);
+        auto upd_rowid = w.prepare(update_by_rowid);
         auto tag = w.prepare("INSERT OR IGNORE INTO run_tags (tag, run_id) VALUES (?, ?)");
         auto item = w.prepare("INSERT OR IGNORE INTO batch_items (batch_id, idx, run_id) VALUES (?, ?, ?)");
         auto request = w.prepare(
@@ -816,7 +843,7 @@ bool run_store::commit_slice(hot_map::value_type* const* runs, size_t count, std
         auto logq = w.prepare(
             "INSERT OR REPLACE INTO run_logs (run_id, seq, time, attempt, level, message, attributes) VALUES (?,?,?,?,?,?,?)");
         // Texts are bound without a copy: they live in `ops`, which outlives these statements.
-        for (const auto& op : ops) {
+        for (auto& op : ops) {
           if (op.insert) {
             ins.bind_text_static(1, op.id).bind_text_static(2, op.task_id).bind_text_static(3, op.status);
             ins.bind(4, op.created).bind(5, op.updated);
@@ -833,6 +860,7 @@ bool run_store::commit_slice(hot_map::value_type* const* runs, size_t count, std
             ins.bind_text_static_or_null(35, op.schedule_id);
             ins.step();
             ins.reset();
+            op.rowid = w.last_insert_rowid();
             if (op.schedule_occurrence) {
               fired.bind(1, *op.schedule_occurrence).bind(2, op.schedule_id);
               fired.step();
@@ -855,15 +883,23 @@ bool run_store::commit_slice(hot_map::value_type* const* runs, size_t count, std
               request.reset();
             }
           } else {
-            upd.bind_text_static(1, op.status).bind(2, op.updated).bind(3, op.started).bind(4, op.finished).bind(5, op.delay_until);
-            upd.bind(6, op.expires_at).bind(7, op.retry_at).bind_text_static_or_null(8, op.idem_key);
-            upd.bind_text_static_or_null(9, op.idem_user);
-            upd.bind(10, op.idem_expires).bind_text_static_or_null(11, op.error).bind_text_static_or_null(12, op.metadata);
-            upd.bind_text_static(13, op.attempts).bind(14, op.log_bytes).bind(15, op.logs_truncated);
-            upd.bind_text_static_or_null(16, op.output);
-            upd.bind_text_static_or_null(17, op.journal).bind_text_static(18, op.id);
-            upd.step();
-            upd.reset();
+            auto update = [&](sqlite::stmt& u) {
+              u.bind_text_static(1, op.status).bind(2, op.updated).bind(3, op.started).bind(4, op.finished).bind(5, op.delay_until);
+              u.bind(6, op.expires_at).bind(7, op.retry_at).bind_text_static_or_null(8, op.idem_key);
+              u.bind_text_static_or_null(9, op.idem_user);
+              u.bind(10, op.idem_expires).bind_text_static_or_null(11, op.error).bind_text_static_or_null(12, op.metadata);
+              u.bind_text_static(13, op.attempts).bind(14, op.log_bytes).bind(15, op.logs_truncated);
+              u.bind_text_static_or_null(16, op.output);
+              u.bind_text_static_or_null(17, op.journal).bind_text_static(18, op.id);
+              if (&u == &upd_rowid) u.bind(19, op.rowid);
+              u.step();
+              u.reset();
+              return w.changes() > 0;
+            };
+            if (op.rowid == 0 || !update(upd_rowid)) {
+              op.rowid = 0;
+              update(upd);
+            }
           }
           for (size_t i = 0; i < op.new_logs.size(); ++i) {
             const auto& l = op.new_logs[i];
@@ -892,14 +928,17 @@ bool run_store::commit_slice(hot_map::value_type* const* runs, size_t count, std
     } else {
       ++stats_.failed_commits;
     }
-    for (auto& op : ops) {
-      auto it = hot_.find(op.id);
-      if (it == hot_.end()) continue;
-      hot_run& h = it->second;
+    for (size_t i = 0; i < ops.size(); ++i) {
+      // Still in hot_: a run taken into a transaction leaves it only here (let_go() waits for
+      // `writing` to clear), and the map's rehashes keep its nodes where they are.
+      row_op& op = ops[i];
+      hot_map::value_type* const run = runs[i];
+      hot_run& h = run->second;
       h.writing = false;
       if (ok) {
         h.committed = true;
-        h.logs_persisted = std::max(h.logs_persisted, op.logs_from + op.new_logs.size());
+        h.rowid = op.rowid;
+        h.logs_persisted = static_cast<uint32_t>(std::max<size_t>(h.logs_persisted, op.logs_from + op.new_logs.size()));
         for (auto& c : op.created_waiters) {
           answers.emplace_back(std::move(c), create_result{200, op.id, false, {}});
           if (&c == &op.created_waiters.front()) answers.back().second.payload_json = std::move(op.payload);  // written
@@ -912,7 +951,7 @@ bool run_store::commit_slice(hot_map::value_type* const* runs, size_t count, std
         // months): whatever completes its wait loads it back (update_unfinished).
         if (!h.dirty && (is_final(h.r.status) || (h.cold_ok && h.r.status == run_status::waiting)) && h.created.empty()) {
           forget_key_locked(h.r);
-          hot_.erase(it);
+          hot_.erase(op.id);
           ++stats_.evictions;
         }
       } else if (op.insert) {
@@ -920,10 +959,10 @@ bool run_store::commit_slice(hot_map::value_type* const* runs, size_t count, std
         for (auto& c : op.created_waiters) answers.emplace_back(std::move(c), create_result{503, {}, false, error});
         for (auto& c : h.created) answers.emplace_back(std::move(c), create_result{503, {}, false, error});
         forget_key_locked(h.r);
-        if (h.dirty) std::erase(dirty_, &*it);
-        hot_.erase(it);
+        if (h.dirty) std::erase(dirty_, run);
+        hot_.erase(op.id);
       } else {
-        mark_dirty_locked(*it);  // try again at the next flush
+        mark_dirty_locked(*run);  // try again at the next flush
       }
     }
   }

@@ -170,6 +170,7 @@ db::~db() {
 }
 
 int64_t db::changes() { return sqlite3_changes64(handle_); }
+int64_t db::last_insert_rowid() { return sqlite3_last_insert_rowid(handle_); }
 
 void db::exec(std::string_view sql) {
   char* err = nullptr;

@@ -88,6 +88,8 @@ public:
   void exec(std::string_view sql);
   /// Rows changed by the last INSERT, UPDATE or DELETE.
   int64_t changes();
+  /// The rowid of the last row inserted on this connection.
+  int64_t last_insert_rowid();
   /// A statement of `sql`, prepared once per connection and kept for the next call (parsing a
   /// wide INSERT costs more than running it): back in the connection's pool, reset and its
   /// bindings cleared, when the returned stmt is destroyed.

@@ -159,6 +159,78 @@ TEST(RunStoreTest, ReopenedStoreHasEveryCommittedRunAndListsTheUnfinished) {
   EXPECT_FALSE(s.get("run_nope"));
 }
 
+// A run this store inserted is updated through its rowid, the id compared too: a row whose rowid
+// changed under the store (another connection; VACUUM may renumber) is still found by its id, and
+// a run now holding the old rowid is left alone.
+TEST(RunStoreTest, AnUpdateFindsItsRowByIdWhenItsRowidChangedAndNeverTouchesAnotherRun) {
+  temp_dir tmp;
+  const std::string path = (tmp / "runs.db").string();
+  run_store s({path});
+  const std::string a = create_committed(s, new_run()).run_id;
+  const std::string b = create_committed(s, new_run()).run_id;
+  ASSERT_TRUE(s.update_live(a, [](run_record& r) { r.status = run_status::dequeued; }));
+  ASSERT_TRUE(s.flush());  // by rowid, as inserted
+
+  sqlite::db other(path, false);
+  auto rowid_of = [&](const std::string& id) {
+    auto st = other.prepare("SELECT rowid FROM runs WHERE id = ?");
+    st.bind(1, id);
+    return st.step() ? st.int64(0) : int64_t{-1};
+  };
+  auto status_of = [&](const std::string& id) {
+    auto st = other.prepare("SELECT status FROM runs WHERE id = ?");
+    st.bind(1, id);
+    return st.step() ? st.text(0) : std::string("(none)");
+  };
+  const int64_t a_was = rowid_of(a), b_was = rowid_of(b);
+  other.exec("UPDATE runs SET rowid = " + std::to_string(b_was + 100) + " WHERE id = '" + a + "'");
+  other.exec("UPDATE runs SET rowid = " + std::to_string(a_was) + " WHERE id = '" + b + "'");
+  ASSERT_EQ(rowid_of(b), a_was);
+
+  ASSERT_TRUE(s.update_live(a, [](run_record& r) { r.status = run_status::executing; }));
+  ASSERT_TRUE(s.flush());
+  EXPECT_EQ(status_of(a), "EXECUTING");
+  EXPECT_EQ(status_of(b), "QUEUED") << "the run now at a's old rowid was written";
+  ASSERT_TRUE(s.update_live(b, [](run_record& r) { r.status = run_status::dequeued; }));  // nothing at b's old rowid
+  ASSERT_TRUE(s.flush());
+  EXPECT_EQ(status_of(b), "DEQUEUED");
+  EXPECT_EQ(status_of(a), "EXECUTING");
+  finish(s, a, run_status::completed);
+  EXPECT_EQ(status_of(a), "COMPLETED");
+}
+
+// Payloads and outputs are stored as the JSON text nlohmann writes (small values take a shorter
+// path to it) and read back as the same values.
+TEST(RunStoreTest, SmallPayloadsAndOutputsAreStoredAsTheirJsonText) {
+  temp_dir tmp;
+  const std::string path = (tmp / "runs.db").string();
+  run_store s({path});
+  const std::vector<json> values = {nullptr, true, false, 0, -5, int64_t{-9223372036854775807LL - 1}, uint64_t{18446744073709551615ULL},
+                                    json::object(), json::array(), 1.5, "text", json{{"a", 1}}, json::array({1, "x"})};
+  std::vector<std::string> ids;
+  for (const auto& v : values) {
+    auto r = new_run();
+    r.payload = v;
+    ids.push_back(create_committed(s, std::move(r)).run_id);
+    finish(s, ids.back(), run_status::completed);
+    ASSERT_TRUE(s.update(ids.back(), [&](run_record& r) { r.output = v; }));
+  }
+  ASSERT_TRUE(s.flush());
+  sqlite::db other(path, false);
+  for (size_t i = 0; i < values.size(); ++i) {
+    auto st = other.prepare("SELECT payload, output FROM runs WHERE id = ?");
+    st.bind(1, ids[i]);
+    ASSERT_TRUE(st.step()) << i;
+    EXPECT_EQ(st.text(0), values[i].dump()) << i;
+    EXPECT_EQ(st.text(1), values[i].dump()) << i;
+    auto back = s.get(ids[i]);
+    ASSERT_TRUE(back) << i;
+    EXPECT_EQ(back->payload, values[i]) << i;
+    ASSERT_TRUE(back->output) << i;
+    EXPECT_EQ(*back->output, values[i]) << i;
+  }
+}
+
 TEST(RunStoreTest, FinalRunsLeaveMemoryOnceCommittedButStayReadable) {
   temp_dir tmp;
   run_store s({(tmp / "runs.db").string()});
