@@ -203,8 +203,6 @@ double seconds_of_run_many(taskhost::deployment_runtime& rt, const std::string& 
   return std::chrono::duration<double>(clk::now() - t0).count();
 }
 
-/// The client process of http-single-50-inflight: `conns` keep-alive connections, each sending
-/// its share of `n` single triggers one after the other. Prints acknowledged/s.
 /// embedded-cpu-per-run and embedded-busiest-thread-per-run (µs per run, one value per repetition).
 void report_cpu_per_run(const std::vector<double>& cpu_us, const std::vector<double>& busiest_us, int runs) {
   report("embedded-cpu-per-run", "us", summarize(cpu_us), {{"runs", runs}, {"threads", "all"}});
@@ -214,6 +212,17 @@ void report_cpu_per_run(const std::vector<double>& cpu_us, const std::vector<dou
               1e6 / summarize(busiest_us).median, 1e6 * cores / summarize(cpu_us).median, cores);
 }
 
+/// One repetition of embedded-throughput: runs/s into `tput`, and the CPU a run cost, in all and
+/// on the busiest thread (the store's writer: the bound), into `cpu_us` and `busiest_us`.
+void embedded_repetition(taskhost::deployment_runtime& rt, int runs, std::vector<double>& tput, std::vector<double>& cpu_us,
+                         std::vector<double>& busiest_us) {
+  const cpu_cost c = cpu_cost_of([&] { tput.push_back(runs / seconds_of_run_many(rt, "bench-noop", runs)); });
+  cpu_us.push_back(c.total_ns / 1000 / runs);
+  busiest_us.push_back(c.busiest_ns / 1000 / runs);
+}
+
+/// The client process of http-single-50-inflight: `conns` keep-alive connections, each sending
+/// its share of `n` single triggers one after the other. Prints acknowledged/s.
 int http_client_main(const std::string& url, int n, int conns) {
   std::atomic<int> left{n}, failed{0};
   std::vector<std::thread> ts;
@@ -896,10 +905,7 @@ int main(int argc, char** argv) {
       std::printf("  rss idle %.1f MB, peak during %d runs %.1f MB\n", idle / 1024.0, runs, peak / 1024.0);
       taskhost::deployment_runtime mem(mem_cfg);
       for (int r = 0; r < reps; ++r) {
-        // The CPU a run costs, in all and on the busiest thread (the store's writer: the bound).
-        const cpu_cost c = cpu_cost_of([&] { tput.push_back(runs / seconds_of_run_many(rt, "bench-noop", runs)); });
-        cpu_us.push_back(c.total_ns / 1000 / runs);
-        busiest_us.push_back(c.busiest_ns / 1000 / runs);
+        embedded_repetition(rt, runs, tput, cpu_us, busiest_us);
         tput_mem.push_back(runs / seconds_of_run_many(mem, "bench-noop", runs));
         fail_ms.push_back(1000 * seconds_of_run_many(rt, "bench-fail-twice", 1000));
       }
@@ -962,9 +968,7 @@ int main(int argc, char** argv) {
     {
       taskhost::deployment_runtime mem(mem_cfg);
       for (int r = 0; r < reps; ++r) {
-        const cpu_cost c = cpu_cost_of([&] { tput.push_back(runs / seconds_of_run_many(rt, "bench-noop", runs)); });
-        cpu_us.push_back(c.total_ns / 1000 / runs);
-        busiest_us.push_back(c.busiest_ns / 1000 / runs);
+        embedded_repetition(rt, runs, tput, cpu_us, busiest_us);
         tput_mem.push_back(runs / seconds_of_run_many(mem, "bench-noop", runs));
       }
     }
