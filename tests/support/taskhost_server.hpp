@@ -104,8 +104,10 @@ public:
     authorize(c);
     return json::parse(c.request("GET", "/api/v3/runs/" + id).body);
   }
-  json wait_final(const std::string& id) {
-    auto deadline = std::chrono::steady_clock::now() + 20s;
+  /// The run once it ended, or as it is after `timeout` (60 s: under ThreadSanitizer one attempt
+  /// that builds a 3 MB payload took 14 s, and a run may retry).
+  json wait_final(const std::string& id, std::chrono::seconds timeout = 60s) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {
       auto r = get_run(id);
       if (r.value("isCompleted", false) || std::chrono::steady_clock::now() > deadline) return r;
