@@ -891,13 +891,13 @@ bool run_store::commit_slice(hot_map::value_type* const* runs, size_t count, std
               u.bind_text_static(13, op.attempts).bind(14, op.log_bytes).bind(15, op.logs_truncated);
               u.bind_text_static_or_null(16, op.output);
               u.bind_text_static_or_null(17, op.journal).bind_text_static(18, op.id);
-              if (&u == &upd_rowid) u.bind(19, op.rowid);
               u.step();
               u.reset();
               return w.changes() > 0;
             };
+            if (op.rowid != 0) upd_rowid.bind(19, op.rowid);
             if (op.rowid == 0 || !update(upd_rowid)) {
-              op.rowid = 0;
+              op.rowid = 0;  // by id from now on
               update(upd);
             }
           }
